@@ -1,0 +1,115 @@
+"""The public functions: generate, register, list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from . import _runtime as rt
+from ._engine import run_chain
+from ._plugins import HOST, PluginInfo, ProviderInfo
+from .field_mappers import FieldMapper
+from .models import (
+    ImageGenerationConfig,
+    ImageGenerationRequest,
+    ImageGenerationResponse,
+    ImageProgressCallback,
+    ProgressCallback,
+    VideoGenerationConfig,
+    VideoGenerationRequest,
+    VideoGenerationResponse,
+)
+
+
+def generate_video(
+    config: VideoGenerationConfig,
+    request: VideoGenerationRequest,
+    on_progress: ProgressCallback | None = None,
+) -> VideoGenerationResponse:
+    """Generate a video, walking ``config.fallback_configs`` on retryable failures.
+
+    ``on_progress`` may be a plain function or a coroutine function. Raises a
+    :class:`~tarash.tarash_gateway.exceptions.TarashException` subclass carrying
+    ``execution_metadata`` (every attempt) when no attempt succeeds; an exception raised by
+    ``on_progress`` propagates unchanged (after the remote job is cancelled).
+    """
+    result: VideoGenerationResponse = rt.drive_sync(run_chain(config, request, "video", on_progress))
+    return result
+
+
+async def generate_video_async(
+    config: VideoGenerationConfig,
+    request: VideoGenerationRequest,
+    on_progress: ProgressCallback | None = None,
+) -> VideoGenerationResponse:
+    """Async :func:`generate_video`; cancelling the task cancels the remote job."""
+    result: VideoGenerationResponse = await rt.drive_async(
+        run_chain(config, request, "video", on_progress)
+    )
+    return result
+
+
+def generate_image(
+    config: ImageGenerationConfig,
+    request: ImageGenerationRequest,
+    on_progress: ImageProgressCallback | None = None,
+) -> ImageGenerationResponse:
+    """Generate images (see :func:`generate_video`)."""
+    result: ImageGenerationResponse = rt.drive_sync(run_chain(config, request, "image", on_progress))
+    return result
+
+
+async def generate_image_async(
+    config: ImageGenerationConfig,
+    request: ImageGenerationRequest,
+    on_progress: ImageProgressCallback | None = None,
+) -> ImageGenerationResponse:
+    """Async :func:`generate_image`."""
+    result: ImageGenerationResponse = await rt.drive_async(
+        run_chain(config, request, "image", on_progress)
+    )
+    return result
+
+
+def register_provider(provider: str, handler: Any) -> None:
+    """Register ``handler`` (an object with the four ``generate_*`` methods) as ``provider``.
+
+    Global; overrides a built-in or installed provider of the same name. Prefer a plugin
+    package with lifecycle hooks for anything you ship: core can then cancel, retry and resume.
+    """
+    HOST.register_handler(provider, handler)
+
+
+def unregister_provider(provider: str) -> None:
+    """Remove a provider registered with :func:`register_provider` (installed ones come back)."""
+    HOST.unregister_handler(provider)
+
+
+def register_provider_field_mapping(
+    provider: str, model_mappings: Mapping[str, Mapping[str, FieldMapper]],
+) -> None:
+    """Add or replace field mappings (model prefix -> {api field: FieldMapper}) for a provider.
+
+    Merged over the mappings the provider's plugin declares; installed providers read them.
+    """
+    HOST.register_field_mapping(provider, model_mappings)
+
+
+def get_provider_field_mapping(provider: str) -> dict[str, Mapping[str, FieldMapper]] | None:
+    """The provider's field mappings (plugin-declared merged with registered), or None."""
+    return HOST.field_mapping(provider)
+
+
+def list_providers() -> list[ProviderInfo]:
+    """Every usable provider (built-in, installed, registered at runtime)."""
+    return HOST.providers()
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every plugin with its status: loaded, failed (with the reason), disabled, conflict."""
+    return HOST.plugins()
+
+
+def get_provider(name: str) -> ProviderInfo:
+    """One provider's description; raises ProviderNotFoundError listing the installed ones."""
+    return HOST.get(name)

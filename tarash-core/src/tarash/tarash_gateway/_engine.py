@@ -1,0 +1,593 @@
+"""Core orchestration: fallback chains, per-phase retries, deadlines that cancel, progress.
+
+Written once as effect-yielding generators (see ``_runtime``) and shared by the sync and async
+APIs and by job handles. The rules, per attempt:
+
+* **submit** is retried only when the request provably never reached the provider
+  (``HTTPConnectionError(request_sent=False)``), or when the provider honours idempotency keys.
+  A submit whose answer was lost raises ``UnknownSubmissionError`` and is never resubmitted.
+* **status** and **result** calls are retried on 429/5xx/connection errors with exponential
+  backoff and full jitter, honouring ``Retry-After``; they resume the same job.
+* **deadline**: ``config.timeout`` bounds the attempt (submit + wait + result). On expiry the
+  remote job is cancelled (when the provider can), the cancel is recorded and ``TimeoutError``
+  raised. A job abandoned for a fallback is cancelled first, too.
+* **progress**: updates go to the caller's callback (sync or async) and to observer hooks. If the
+  caller's callback raises, the remote job is cancelled and that exception propagates unchanged:
+  it is never a provider failure and never triggers a fallback.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import attrs
+
+from . import _runtime as rt
+from ._errors import normalize
+from ._plugins import HOST
+from ._redact import get_logger, redact
+from .exceptions import (
+    GenerationFailedError,
+    HTTPConnectionError,
+    HTTPError,
+    JobCancelledError,
+    TarashException,
+    TimeoutError,
+    UnknownSubmissionError,
+    UnsupportedModalityError,
+    ValidationError,
+)
+from .models import (
+    AttemptMetadata,
+    ExecutionMetadata,
+    ImageGenerationConfig,
+    ImageGenerationRequest,
+    ImageGenerationResponse,
+    ImageGenerationUpdate,
+    VideoGenerationConfig,
+    VideoGenerationRequest,
+    VideoGenerationResponse,
+    VideoGenerationUpdate,
+    iter_fallback_chain,
+)
+from .plugin import CallContext, JobRef, JobStatus, Modality, SubmittedJob
+
+log = get_logger("tarash.engine")
+
+MAX_SUBMIT_TRIES = 3
+MAX_CONSECUTIVE_POLL_ERRORS = 10
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+CANCEL_GRACE_SECONDS = 10.0
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+class Ledger(Protocol):
+    """Where core records a job's life (see ``tarash.tarash_gateway.jobs``)."""
+
+    def intent(self, key: str, *, provider: str, model: str, modality: str, config: Any,
+               request: Any) -> None: ...
+    def submitted(self, key: str, job: JobRef) -> None: ...
+    def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
+    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None: ...
+
+
+def backoff(failures: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter; ``Retry-After`` wins when the provider gives one."""
+    if retry_after is not None:
+        return retry_after
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(failures - 1, 0)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def modality_of(config: Any) -> Modality:
+    if isinstance(config, VideoGenerationConfig):
+        return "video"
+    if isinstance(config, ImageGenerationConfig):
+        return "image"
+    raise ValidationError(
+        f"config must be a VideoGenerationConfig or ImageGenerationConfig, got {type(config).__name__}",
+        field="config", value=type(config).__name__,
+    )
+
+
+def check_pair(config: Any, request: Any, modality: Modality) -> None:
+    expected = {
+        "video": (VideoGenerationConfig, VideoGenerationRequest),
+        "image": (ImageGenerationConfig, ImageGenerationRequest),
+    }[modality]
+    if not isinstance(config, expected[0]):
+        raise ValidationError(
+            f"{modality} generation needs a {expected[0].__name__}, got {type(config).__name__}",
+            field="config", value=type(config).__name__,
+        )
+    if not isinstance(request, expected[1]):
+        raise ValidationError(
+            f"{modality} generation needs a {expected[1].__name__}, got {type(request).__name__}",
+            field="request", value=type(request).__name__,
+        )
+
+
+@attrs.define
+class Attempt:
+    """Mutable state of one attempt, turned into AttemptMetadata when it ends."""
+
+    config: Any
+    request: Any
+    modality: Modality
+    number: int
+    provider: str
+    on_progress: Callable[[Any], Any] | None
+    ledger: Ledger | None = None
+    ledger_key: str = attrs.field(factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = attrs.field(factory=now_utc)
+    started_mono: float = attrs.field(factory=time.monotonic)
+    deadline: float = 0.0
+    job: JobRef | None = None
+    phase: str = "validate"
+    cancel_status: str | None = None
+    cancel_error: str | None = None
+    seen_logs: list[str] = attrs.field(factory=list)
+    last_signature: tuple[Any, ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.deadline:
+            self.deadline = self.started_mono + float(self.config.timeout)
+
+    @property
+    def model(self) -> str:
+        return str(self.config.model)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_mono
+
+    def context(self, idempotency_key: str = "") -> CallContext:
+        return CallContext(provider=self.provider, modality=self.modality,
+                           timeout=max(self.remaining(), 0.001), attempt=self.number,
+                           idempotency_key=idempotency_key)
+
+    def timeout_error(self, detail: str) -> TimeoutError:
+        return TimeoutError(
+            f"Generation did not finish within {self.config.timeout:g}s ({detail})",
+            timeout_seconds=float(self.config.timeout), provider=self.provider, model=self.model,
+            request_id=self.job.job_id if self.job else None, phase=self.phase,
+        )
+
+    def metadata(self, status: str, error: BaseException | None) -> AttemptMetadata:
+        return AttemptMetadata(
+            provider=self.provider, model=self.model, attempt_number=self.number,
+            started_at=self.started_at, ended_at=now_utc(), status=status,  # type: ignore[arg-type]
+            error_type=type(error).__name__ if error else None,
+            error_message=str(error) if error else None,
+            is_retryable=(error.retryable if isinstance(error, TarashException) else False)
+            if error else None,
+            request_id=self.job.job_id if self.job else None,
+            phase=self.phase, cancel_status=self.cancel_status,  # type: ignore[arg-type]
+            cancel_error=self.cancel_error,
+        )
+
+
+class CallerError(Exception):
+    """Internal: the caller's callback raised; carries the original exception."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers that yield effects
+# ----------------------------------------------------------------------------------------------
+
+
+def _impl(attempt: Attempt, hook: str, *, prefer_async: bool) -> Callable[..., Any] | None:
+    _spec, plugin = HOST.entry_plugin(attempt.provider)
+    return HOST.impl(plugin, hook, prefer_async=prefer_async)
+
+
+def make_update(attempt: Attempt, status: str, **fields: Any) -> Any:
+    cls = VideoGenerationUpdate if attempt.modality == "video" else ImageGenerationUpdate
+    return cls(
+        request_id=attempt.job.job_id if attempt.job else attempt.ledger_key,
+        status=status, attempt=attempt.number, provider=attempt.provider, model=attempt.model,
+        elapsed_seconds=round(attempt.elapsed(), 3), **fields,
+    )
+
+
+def emit(attempt: Attempt, update: Any) -> rt.Flow[None]:
+    """Deliver ``update`` to observers and to the caller's callback."""
+    HOST.notify("progress_reported", update=update)
+    if attempt.on_progress is None:
+        return
+    try:
+        yield rt.Emit(attempt.on_progress, update)
+    except rt.CallerCallbackError as exc:
+        raise CallerError(exc.original) from None
+
+
+def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
+    logs = list(status.logs)
+    if logs[: len(attempt.seen_logs)] == attempt.seen_logs and attempt.seen_logs:
+        new_logs = logs[len(attempt.seen_logs):]
+        attempt.seen_logs = logs
+    else:
+        new_logs = logs
+        attempt.seen_logs = attempt.seen_logs + logs
+    state = {"queued": "queued", "processing": "processing", "completed": "completed"}.get(
+        status.state, "failed"
+    )
+    signature = (state, status.queue_position, status.progress_percent)
+    if signature == attempt.last_signature and not new_logs:
+        return
+    attempt.last_signature = signature
+    percent = status.progress_percent
+    if percent is not None:
+        percent = min(max(float(percent), 0.0), 100.0)
+    yield from emit(attempt, make_update(
+        attempt, state, progress_percent=percent, queue_position=status.queue_position,
+        logs=tuple(new_logs), update=redact(dict(status.raw)),
+    ))
+
+
+def call_hook(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any) -> rt.Flow[Any]:
+    """Call a hook, mapping any exception to a typed TarashException (deadline -> TimeoutError)."""
+    attempt.phase = phase
+    try:
+        return (yield rt.Call(fn, kwargs, timeout=attempt.remaining()))
+    except rt.DeadlineExceeded:
+        raise attempt.timeout_error(f"no answer to {phase} before the deadline") from None
+    except CallerError:
+        raise
+    except Exception as exc:
+        raise normalize(exc, phase=phase, provider=attempt.provider, model=attempt.model,
+                        request_id=attempt.job.job_id if attempt.job else None) from exc
+
+
+def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
+    """Best-effort remote cancel of the attempt's job; records the outcome on the attempt."""
+    if attempt.job is None or attempt.cancel_status is not None:
+        return
+    spec, _ = HOST.entry_plugin(attempt.provider)
+    fn = _impl(attempt, "cancel", prefer_async=True)
+    if not spec.capabilities.cancel or fn is None:
+        attempt.cancel_status = "unsupported"
+        log.warning("Job %s on %s abandoned (%s) and cannot be cancelled; it may still be billed",
+                    attempt.job.job_id, attempt.provider, reason)
+        return
+    context = attrs.evolve(attempt.context(), timeout=CANCEL_GRACE_SECONDS)
+    try:
+        yield rt.Call(fn, {"config": attempt.config, "job": attempt.job, "context": context},
+                      timeout=CANCEL_GRACE_SECONDS)
+    except Exception as exc:
+        attempt.cancel_status = "failed"
+        attempt.cancel_error = f"{type(exc).__name__}: {exc}"
+        log.warning("Cancel of job %s on %s failed: %s", attempt.job.job_id, attempt.provider,
+                    attempt.cancel_error)
+    else:
+        attempt.cancel_status = "cancelled"
+        log.info("Cancelled job %s on %s (%s)", attempt.job.job_id, attempt.provider, reason)
+    if attempt.ledger is not None:
+        attempt.ledger.status(attempt.ledger_key, "cancel", {"reason": reason,
+                                                             "outcome": attempt.cancel_status})
+
+
+# ----------------------------------------------------------------------------------------------
+# Phases
+# ----------------------------------------------------------------------------------------------
+
+
+def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
+    """Submit once (retrying only what provably never arrived); returns the JobRef."""
+    spec, _ = HOST.entry_plugin(attempt.provider)
+    fn = _impl(attempt, "submit", prefer_async=True)
+    if fn is None:
+        raise UnsupportedModalityError(attempt.provider, attempt.modality, "no submit hook")
+    key = attempt.ledger_key
+    if attempt.ledger is not None:
+        attempt.ledger.intent(key, provider=attempt.provider, model=attempt.model,
+                              modality=attempt.modality, config=attempt.config,
+                              request=attempt.request)
+    failures = 0
+    while True:
+        if attempt.remaining() <= 0:
+            raise attempt.timeout_error("deadline passed before submit")
+        try:
+            submitted = yield from call_hook(
+                attempt, fn, "submit", config=attempt.config, request=attempt.request,
+                context=attempt.context(idempotency_key=key),
+            )
+            break
+        except HTTPConnectionError as exc:
+            failures += 1
+            resend_safe = not exc.request_sent or spec.capabilities.idempotency_key
+            if not resend_safe:
+                raise UnknownSubmissionError(
+                    f"The submit to {attempt.provider} may have reached it but its answer was lost "
+                    f"({exc.message}). It was NOT resubmitted: the job may exist and may be billed. "
+                    f"Submission key: {key}.",
+                    provider=attempt.provider, model=attempt.model, raw_response=exc.raw_response,
+                ) from exc
+            if failures >= MAX_SUBMIT_TRIES:
+                raise
+            yield rt.Sleep(min(backoff(failures), max(attempt.remaining(), 0)))
+        except HTTPError as exc:
+            failures += 1
+            if not (spec.capabilities.idempotency_key and exc.retryable) or failures >= MAX_SUBMIT_TRIES:
+                raise
+            yield rt.Sleep(min(backoff(failures, exc.retry_after), max(attempt.remaining(), 0)))
+    if not isinstance(submitted, SubmittedJob):
+        raise GenerationFailedError(
+            f"{attempt.provider} submit returned {type(submitted).__name__}, expected SubmittedJob",
+            provider=attempt.provider, model=attempt.model, phase="submit", retryable=False,
+        )
+    attempt.job = JobRef(provider=attempt.provider, model=attempt.model, modality=attempt.modality,
+                         job_id=str(submitted.job_id), data=dict(submitted.data))
+    if attempt.ledger is not None:
+        attempt.ledger.submitted(key, attempt.job)
+    return attempt.job
+
+
+def retrying(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any) -> rt.Flow[Any]:
+    """A status/result call, retried on 429/5xx/connection errors until the deadline."""
+    failures = 0
+    while True:
+        try:
+            return (yield from call_hook(attempt, fn, phase, **kwargs))
+        except (HTTPError, HTTPConnectionError) as exc:
+            if not exc.retryable:
+                raise
+            failures += 1
+            retry_after = exc.retry_after if isinstance(exc, HTTPError) else None
+            delay = backoff(failures, retry_after)
+            if failures >= MAX_CONSECUTIVE_POLL_ERRORS or delay >= attempt.remaining():
+                raise
+            log.info("%s of job %s on %s failed (%s); retrying in %.2fs", phase,
+                     attempt.job.job_id if attempt.job else "?", attempt.provider, exc.message, delay)
+            yield rt.Sleep(delay)
+
+
+def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[Any]:
+    """Poll the attempt's job to a terminal state and fetch its result."""
+    assert attempt.job is not None
+    status_fn = _impl(attempt, "status", prefer_async=True)
+    result_fn = _impl(attempt, "result", prefer_async=True)
+    if status_fn is None or result_fn is None:
+        raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status/result hooks")
+    polls = 0
+    wait = sleep_first
+    while True:
+        if wait:
+            remaining = attempt.remaining()
+            if remaining <= 0:
+                raise attempt.timeout_error(f"job still running after {polls} status checks")
+            yield rt.Sleep(min(wait, remaining))
+        if attempt.remaining() <= 0:
+            raise attempt.timeout_error(f"job still running after {polls} status checks")
+        if polls >= attempt.config.max_poll_attempts:
+            raise attempt.timeout_error(f"max_poll_attempts={attempt.config.max_poll_attempts} reached")
+        status = yield from retrying(attempt, status_fn, "poll", config=attempt.config,
+                                     job=attempt.job, context=attempt.context())
+        polls += 1
+        if not isinstance(status, JobStatus):
+            raise GenerationFailedError(
+                f"{attempt.provider} status returned {type(status).__name__}, expected JobStatus",
+                provider=attempt.provider, model=attempt.model, phase="poll", retryable=False,
+                request_id=attempt.job.job_id,
+            )
+        if attempt.ledger is not None:
+            attempt.ledger.status(attempt.ledger_key, status.state,
+                                  {"queue_position": status.queue_position,
+                                   "progress_percent": status.progress_percent})
+        if status.state != "completed":
+            yield from emit_status(attempt, status)
+        if status.state == "failed":
+            error = status.error or GenerationFailedError(
+                f"{attempt.provider} reported the job failed", raw_response=dict(status.raw),
+            )
+            raise normalize(error, phase="poll", provider=attempt.provider, model=attempt.model,
+                            request_id=attempt.job.job_id)
+        if status.state == "cancelled":
+            attempt.cancel_status = attempt.cancel_status or "cancelled"
+            raise JobCancelledError(f"Job {attempt.job.job_id} was cancelled at {attempt.provider}",
+                                    provider=attempt.provider, model=attempt.model,
+                                    request_id=attempt.job.job_id, phase="poll")
+        if status.state == "completed":
+            break
+        wait = status.poll_after if status.poll_after is not None else attempt.config.poll_interval
+    response = yield from retrying(attempt, result_fn, "result", config=attempt.config,
+                                   job=attempt.job, context=attempt.context())
+    response = check_response(attempt, response)
+    yield from emit(attempt, make_update(attempt, "completed", progress_percent=100.0,
+                                         result=response))
+    return response
+
+
+def check_response(attempt: Attempt, response: Any) -> Any:
+    expected = VideoGenerationResponse if attempt.modality == "video" else ImageGenerationResponse
+    if not isinstance(response, expected):
+        raise GenerationFailedError(
+            f"{attempt.provider} returned {type(response).__name__}, expected {expected.__name__}",
+            provider=attempt.provider, model=attempt.model, phase="result", retryable=False,
+            request_id=attempt.job.job_id if attempt.job else None,
+        )
+    return response
+
+
+def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
+    """Run a provider that only has blocking generate_* hooks (e.g. register_provider handlers)."""
+    hook = "generate_video" if attempt.modality == "video" else "generate_image"
+    fn = _impl(attempt, hook, prefer_async=True)
+    if fn is None:
+        raise UnsupportedModalityError(attempt.provider, attempt.modality)
+    relay = _ProgressRelay(attempt)
+    attempt.phase = "submit"
+    try:
+        response = yield rt.Call(fn, {"provider": attempt.provider, "config": attempt.config,
+                                      "request": attempt.request,
+                                      "on_progress": relay if attempt.on_progress else None},
+                                 timeout=attempt.remaining())
+    except rt.DeadlineExceeded:
+        if relay.raised is not None:
+            raise CallerError(relay.raised) from None
+        raise attempt.timeout_error("the provider did not answer") from None
+    except Exception as exc:
+        if relay.raised is not None:
+            raise CallerError(relay.raised) from None
+        raise normalize(exc, phase="submit", provider=attempt.provider, model=attempt.model) from exc
+    if relay.raised is not None:
+        raise CallerError(relay.raised)
+    return check_response(attempt, response)
+
+
+class _ProgressRelay:
+    """The on_progress handed to blocking hooks: annotates updates and tracks caller errors."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+        self.raised: BaseException | None = None
+
+    def __call__(self, update: Any) -> Any:
+        attempt = self.attempt
+        try:
+            update = attrs.evolve(update, attempt=attempt.number, provider=attempt.provider,
+                                  model=attempt.model)
+        except (TypeError, AttributeError):
+            pass
+        HOST.notify("progress_reported", update=update)
+        callback = attempt.on_progress
+        assert callback is not None
+        if rt._is_async_fn(callback):
+            return self._guard_async(callback(update))
+        try:
+            callback(update)
+        except BaseException as exc:
+            self.raised = exc
+            raise
+        return _Done()
+
+    async def _guard_async(self, awaitable: Any) -> None:
+        try:
+            await awaitable
+        except BaseException as exc:
+            self.raised = exc
+            raise
+
+
+class _Done:
+    """An already-finished awaitable, so handlers may ``await on_progress(u)`` or not."""
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+# ----------------------------------------------------------------------------------------------
+# Attempts and chains
+# ----------------------------------------------------------------------------------------------
+
+
+def provider_for(config: Any) -> str:
+    mock = getattr(config, "mock", None)
+    return "mock" if mock is not None and mock.enabled else str(config.provider)
+
+
+def lifecycle_available(provider: str) -> bool:
+    _spec, plugin = HOST.entry_plugin(provider)
+    return HOST.impl(plugin, "submit", prefer_async=False) is not None
+
+
+def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
+    """One attempt: validate provider/modality, then lifecycle or blocking path."""
+    spec, _ = HOST.entry_plugin(attempt.provider)
+    if attempt.modality not in spec.modalities:
+        raise UnsupportedModalityError(attempt.provider, attempt.modality)
+    if not lifecycle_available(attempt.provider):
+        return (yield from blocking_phase(attempt))
+    try:
+        yield from submit_phase(attempt)
+        yield from emit(attempt, make_update(attempt, "queued"))
+        return (yield from wait_phase(attempt))
+    except CallerError:
+        yield from cancel_job(attempt, "the progress callback raised")
+        raise
+    except TarashException as exc:
+        if attempt.job is not None and not isinstance(exc, JobCancelledError) and exc.phase != "result":
+            yield from cancel_job(attempt, f"{type(exc).__name__} in {exc.phase}")
+        raise
+    except GeneratorExit:
+        raise
+    except BaseException:
+        # KeyboardInterrupt or task cancellation: stop the paid job before leaving.
+        yield from cancel_job(attempt, "interrupted")
+        raise
+
+
+def run_chain(config: Any, request: Any, modality: Modality,
+              on_progress: Callable[[Any], Any] | None, ledger: Ledger | None = None) -> rt.Flow[Any]:
+    """Depth-first fallback chain with ExecutionMetadata on the response or the final error."""
+    check_pair(config, request, modality)
+    chain = list(iter_fallback_chain(config))
+    records: list[AttemptMetadata] = []
+
+    def finish(successful: int | None) -> ExecutionMetadata:
+        return ExecutionMetadata(
+            total_attempts=len(records), successful_attempt=successful, attempts=tuple(records),
+            fallback_triggered=len(records) > 1, configs_in_chain=len(chain),
+        )
+
+    for number, cfg in enumerate(chain, start=1):
+        attempt = Attempt(config=cfg, request=request, modality=modality, number=number,
+                          provider=provider_for(cfg), on_progress=on_progress, ledger=ledger)
+        HOST.notify("attempt_started", provider=attempt.provider, model=attempt.model,
+                    modality=modality, attempt=number)
+        try:
+            response = yield from run_attempt(attempt)
+        except CallerError as exc:
+            meta = attempt.metadata("failed", exc.original)
+            records.append(meta)
+            HOST.notify("attempt_finished", metadata=meta, error=exc.original)
+            _ledger_finish(attempt, "failed", error=exc.original)
+            raise exc.original from None
+        except UnsupportedModalityError as exc:
+            meta = attempt.metadata("skipped", exc)
+            records.append(meta)
+            HOST.notify("attempt_finished", metadata=meta, error=exc)
+            if number == len(chain):
+                exc.execution_metadata = finish(None)
+                raise
+            continue
+        except TarashException as exc:
+            meta = attempt.metadata("failed", exc)
+            records.append(meta)
+            HOST.notify("attempt_finished", metadata=meta, error=exc)
+            _ledger_finish(attempt, "failed", error=exc)
+            log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
+            if not exc.retryable or number == len(chain):
+                exc.execution_metadata = finish(None)
+                raise
+            continue
+        meta = attempt.metadata("success", None)
+        records.append(meta)
+        HOST.notify("attempt_finished", metadata=meta, error=None)
+        _ledger_finish(attempt, "completed", result=response)
+        return attrs.evolve(
+            response, execution_metadata=finish(number),
+            provider=response.provider or attempt.provider, model=response.model or attempt.model,
+        )
+    raise AssertionError("unreachable: the chain has at least one config")
+
+
+def _ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> None:
+    if attempt.ledger is not None and attempt.job is not None:
+        attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)

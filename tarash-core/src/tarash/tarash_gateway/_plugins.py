@@ -1,0 +1,391 @@
+"""The plugin host: lazy entry-point discovery, isolation of broken plugins, provider lookup.
+
+Discovery happens on first use (never at ``import tarash.tarash_gateway``). Each entry point in
+the ``tarash`` group is loaded and registered on its own: a plugin that raises on import, while
+registering, or returns the wrong records is recorded as broken (logged once) and the others keep
+working. Environment switches:
+
+* ``TARASH_STRICT_PLUGINS=1``: a broken plugin raises :class:`PluginLoadError` instead.
+* ``TARASH_PLUGINS=a,b``: load only these entry points (empty: none).
+* ``TARASH_DISABLE_PLUGINS=1`` (or ``a,b``): load no entry points (or not these).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from ._redact import get_logger
+from .exceptions import (
+    PluginLoadError,
+    ProviderConflictError,
+    ProviderNotFoundError,
+    UnsupportedModalityError,
+)
+from .field_mappers import FieldMapper, match_model_prefix
+from .plugin import Capabilities, ProviderSpec, hookimpl
+
+log = get_logger("tarash.plugins")
+
+ENTRY_POINT_GROUP = "tarash"
+BUILTIN_PLUGINS = ("tarash.tarash_gateway.mock",)
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """An installed (or built-in, or runtime-registered) plugin and how loading it went."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    status: str  # "loaded", "failed", "disabled", "conflict"
+    providers: tuple[str, ...] = ()
+    error: str | None = None
+    source: str = "entry-point"  # or "builtin", "runtime"
+
+
+@attrs.frozen(kw_only=True)
+class ProviderInfo:
+    """A provider that can be used, with where it comes from."""
+
+    name: str
+    spec: ProviderSpec
+    plugin: str
+    distribution: str | None
+    version: str | None
+    source: str
+    lifecycle: bool
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return self.spec.modalities
+
+
+@attrs.define
+class _Entry:
+    spec: ProviderSpec
+    plugin: object
+    info: PluginInfo
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _strict() -> bool:
+    return os.environ.get("TARASH_STRICT_PLUGINS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class PluginHost:
+    """Owns the pluggy manager, the provider table and runtime registrations."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("tarash")
+        self.pm.add_hookspecs(hookspecs)
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._plugins: list[PluginInfo] = []
+        self._providers: dict[str, _Entry] = {}
+        self._conflicts: dict[str, list[str]] = {}
+        self._runtime: dict[str, _Entry] = {}
+        self._field_mappings: dict[str, dict[str, Mapping[str, FieldMapper]]] = {}
+        self._impl_cache: dict[tuple[int, str], Callable[..., Any] | None] = {}
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            for module_name in BUILTIN_PLUGINS:
+                self._load_builtin(module_name)
+            self._load_entry_points()
+            self._loaded = True
+
+    def _load_builtin(self, module_name: str) -> None:
+        import importlib
+
+        module = importlib.import_module(module_name)
+        self._register_plugin(module, name=module_name, dist=None, version=None, source="builtin")
+
+    def _load_entry_points(self) -> None:
+        from importlib.metadata import entry_points
+
+        disabled = _env_list("TARASH_DISABLE_PLUGINS")
+        allowed = _env_list("TARASH_PLUGINS")
+        if disabled and disabled[0].lower() in ("1", "*", "all", "true", "yes"):
+            return
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            version = dist.version if dist is not None else None
+            skip = (allowed is not None and ep.name not in allowed and dist_name not in allowed) or (
+                disabled is not None and (ep.name in disabled or dist_name in disabled)
+            )
+            if skip:
+                self._plugins.append(PluginInfo(
+                    name=ep.name, distribution=dist_name, version=version, status="disabled",
+                ))
+                continue
+            try:
+                module = ep.load()
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    raise
+                self._record_failure(ep.name, dist_name, version, "import", exc)
+                continue
+            self._register_plugin(module, name=ep.name, dist=dist_name, version=version,
+                                  source="entry-point")
+
+    def _record_failure(
+        self, name: str, dist: str | None, version: str | None, stage: str, exc: BaseException,
+    ) -> None:
+        message = f"{stage} failed: {type(exc).__name__}: {exc}"
+        info = PluginInfo(name=name, distribution=dist, version=version, status="failed",
+                          error=message)
+        self._plugins.append(info)
+        log.warning("Tarash plugin %r (%s %s) is broken and was skipped: %s",
+                    name, dist or "?", version or "?", message)
+        log.debug("Traceback of plugin %r:\n%s", name, "".join(traceback.format_exception(exc)))
+        if _strict():
+            raise PluginLoadError(f"Tarash plugin {name!r} failed to load: {message}",
+                                  plugin=name, distribution=dist, version=version) from exc
+
+    def _register_plugin(
+        self, module: object, *, name: str, dist: str | None, version: str | None, source: str,
+    ) -> None:
+        try:
+            self.pm.register(module, name=f"{source}:{name}")
+            impls = [i for i in self.pm.hook.register_providers.get_hookimpls() if i.plugin is module]
+            specs: list[ProviderSpec] = []
+            for impl in impls:
+                returned = impl.function()
+                if not isinstance(returned, (list, tuple)) or not all(
+                    isinstance(s, ProviderSpec) for s in returned
+                ):
+                    raise TypeError(
+                        "register_providers must return a list of ProviderSpec, got "
+                        f"{type(returned).__name__}"
+                    )
+                specs.extend(returned)
+        except Exception as exc:
+            if self.pm.is_registered(module):
+                self.pm.unregister(module)
+            self._record_failure(name, dist, version, "registration", exc)
+            return
+        info = PluginInfo(name=name, distribution=dist, version=version, status="loaded",
+                          providers=tuple(s.name for s in specs), source=source)
+        self._plugins.append(info)
+        for spec in specs:
+            existing = self._providers.get(spec.name)
+            if existing is not None and existing.info.source != "builtin":
+                claimants = self._conflicts.setdefault(spec.name, [_label(existing.info)])
+                claimants.append(_label(info))
+                log.warning("Provider %r is claimed by %s", spec.name, ", ".join(claimants))
+                if _strict():
+                    raise ProviderConflictError(spec.name, claimants)
+                continue
+            self._providers[spec.name] = _Entry(spec=spec, plugin=module, info=info)
+
+    # -- runtime registration ----------------------------------------------------------------
+
+    def register_handler(self, name: str, handler: object) -> None:
+        """Register a seed-style handler object (four methods, no pluggy markers)."""
+        if not isinstance(name, str) or not name.strip():
+            from .exceptions import ValidationError
+
+            raise ValidationError("register_provider: name must be a non-empty string",
+                                  field="provider", value=name)
+        adapter = _handler_adapter(name, handler)
+        with self._lock:
+            old = self._runtime.pop(name, None)
+            if old is not None and self.pm.is_registered(old.plugin):
+                self.pm.unregister(old.plugin)
+            self.pm.register(adapter, name=f"runtime:{name}:{id(adapter)}")
+            modalities = {"video", "image"}
+            spec = ProviderSpec(name=name, modalities=modalities, capabilities=Capabilities(resume=False),
+                                description=f"runtime handler {type(handler).__name__}")
+            info = PluginInfo(name=name, distribution=None, version=None, status="loaded",
+                              providers=(name,), source="runtime")
+            self._runtime[name] = _Entry(spec=spec, plugin=adapter, info=info)
+            self._impl_cache.clear()
+
+    def unregister_handler(self, name: str) -> None:
+        with self._lock:
+            old = self._runtime.pop(name, None)
+            if old is not None and self.pm.is_registered(old.plugin):
+                self.pm.unregister(old.plugin)
+            self._impl_cache.clear()
+
+    # -- lookup ------------------------------------------------------------------------------
+
+    def _entry(self, name: str) -> _Entry:
+        if name in self._runtime:
+            return self._runtime[name]
+        self.ensure_loaded()
+        if name in self._conflicts:
+            raise ProviderConflictError(name, self._conflicts[name])
+        entry = self._providers.get(name)
+        if entry is None:
+            raise ProviderNotFoundError(name, self.provider_names())
+        return entry
+
+    def provider_names(self) -> list[str]:
+        self.ensure_loaded()
+        return sorted(set(self._providers) | set(self._runtime))
+
+    def get(self, name: str) -> ProviderInfo:
+        entry = self._entry(name)
+        return ProviderInfo(
+            name=name, spec=entry.spec, plugin=entry.info.name, distribution=entry.info.distribution,
+            version=entry.info.version, source=entry.info.source,
+            lifecycle=self.impl(entry.plugin, "submit", prefer_async=False) is not None,
+        )
+
+    def providers(self) -> list[ProviderInfo]:
+        return [self.get(name) for name in self.provider_names() if name not in self._conflicts]
+
+    def plugins(self) -> list[PluginInfo]:
+        self.ensure_loaded()
+        conflicted = {c for claimants in self._conflicts.values() for c in claimants}
+        listed = [
+            attrs.evolve(p, status="conflict", error="provider name claimed by another plugin")
+            if _label(p) in conflicted and p.status == "loaded" else p
+            for p in self._plugins
+        ]
+        return listed + [e.info for e in self._runtime.values()]
+
+    def impl(self, plugin: object, hook: str, *, prefer_async: bool) -> Callable[..., Any] | None:
+        """The plugin's implementation of ``hook`` (or its async/sync twin), or None."""
+        names = (f"{hook}_async", hook) if prefer_async else (hook, f"{hook}_async")
+        for hook_name in names:
+            key = (id(plugin), hook_name)
+            if key not in self._impl_cache:
+                caller = getattr(self.pm.hook, hook_name, None)
+                found = None
+                if caller is not None:
+                    for impl in caller.get_hookimpls():
+                        if impl.plugin is plugin:
+                            found = _bind(impl.function, impl.argnames)
+                            break
+                self._impl_cache[key] = found
+            fn = self._impl_cache[key]
+            if fn is not None:
+                return fn
+        return None
+
+    def entry_plugin(self, name: str) -> tuple[ProviderSpec, object]:
+        entry = self._entry(name)
+        return entry.spec, entry.plugin
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin; failures are logged, never raised."""
+        if not self._loaded and not self._runtime:
+            return
+        caller = getattr(self.pm.hook, hook)
+        for impl in caller.get_hookimpls():
+            try:
+                impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception:
+                log.exception("Observer hook %s of plugin %s raised; ignored", hook, impl.plugin_name)
+
+    # -- field mappings ----------------------------------------------------------------------
+
+    def register_field_mapping(self, provider: str, mappings: Mapping[str, Mapping[str, FieldMapper]]) -> None:
+        with self._lock:
+            self._field_mappings.setdefault(provider, {}).update(
+                {prefix: dict(m) for prefix, m in mappings.items()}
+            )
+
+    def field_mapping(self, provider: str) -> dict[str, Mapping[str, FieldMapper]] | None:
+        merged: dict[str, Mapping[str, FieldMapper]] = {}
+        try:
+            spec = self._entry(provider).spec
+            merged.update(spec.field_mappings)
+        except ProviderNotFoundError:
+            if provider not in self._field_mappings:
+                return None
+        merged.update(self._field_mappings.get(provider, {}))
+        return merged
+
+    def resolve_field_mappers(self, provider: str, model: str) -> tuple[str | None, Mapping[str, FieldMapper] | None]:
+        table = self.field_mapping(provider) or {}
+        prefix = match_model_prefix(model, table)
+        return prefix, (table[prefix] if prefix is not None else None)
+
+    def reset(self) -> None:
+        """Forget everything (tests only)."""
+        self.__init__()  # type: ignore[misc]
+
+
+def _label(info: PluginInfo) -> str:
+    return f"{info.distribution or info.name} {info.version or ''}".strip()
+
+
+def _bind(function: Callable[..., Any], argnames: Sequence[str]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(function):
+        async def call_async(**kwargs: Any) -> Any:
+            return await function(*[kwargs[a] for a in argnames])
+
+        call_async.is_async = True  # type: ignore[attr-defined]
+        return call_async
+
+    def call(**kwargs: Any) -> Any:
+        return function(*[kwargs[a] for a in argnames])
+
+    call.is_async = False  # type: ignore[attr-defined]
+    return call
+
+
+def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace:
+    """Wrap a seed-style handler in hookimpls; NotImplementedError becomes UnsupportedModalityError."""
+
+    def guard(modality: str, method: str) -> Callable[..., Any]:
+        target = getattr(handler, method, None)
+        if target is None:
+            def missing(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
+                raise UnsupportedModalityError(name, modality, f"handler has no {method}()")
+            return missing
+        if inspect.iscoroutinefunction(target):
+            async def call_async(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
+                try:
+                    return await target(config, request, on_progress)
+                except UnsupportedModalityError:
+                    raise
+                except NotImplementedError as exc:
+                    raise UnsupportedModalityError(name, modality, str(exc)) from exc
+            return call_async
+
+        def call(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
+            try:
+                return target(config, request, on_progress)
+            except UnsupportedModalityError:
+                raise
+            except NotImplementedError as exc:
+                raise UnsupportedModalityError(name, modality, str(exc)) from exc
+        return call
+
+    namespace = SimpleNamespace()
+    for modality, base in (("video", "generate_video"), ("image", "generate_image")):
+        for method in (base, f"{base}_async"):
+            fn = guard(modality, method)
+            fn.__name__ = method
+            setattr(namespace, method, hookimpl(fn))
+    return namespace
+
+
+HOST = PluginHost()

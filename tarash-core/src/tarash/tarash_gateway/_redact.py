@@ -1,0 +1,139 @@
+"""Secret redaction at any depth, for logs, errors, raw responses and serialised state.
+
+Two mechanisms work together:
+
+* key-based: values under keys that name credentials (``api_key``, ``Authorization``,
+  ``x-api-key``, ``token``…) are replaced at any depth, and credential-like query parameters
+  (``key=``, ``token=``, ``signature=``…) in URLs are masked;
+* value-based: every API key that passes through a config is remembered (in memory, only as long
+  as the process lives) and scrubbed from any text, so a key echoed by a provider inside an error
+  message is caught too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "***REDACTED***"
+MAX_RAW_TEXT = 4096
+MAX_RAW_ITEMS = 200
+MAX_DEPTH = 12
+
+_SECRET_KEYS = frozenset(
+    {
+        "api_key", "apikey", "api-key", "x-api-key", "key", "fal_key", "authorization",
+        "proxy-authorization", "auth", "token", "access_token", "refresh_token", "id_token",
+        "secret", "client_secret", "password", "passwd", "credentials", "cookie", "set-cookie",
+        "bearer", "private_key", "signature", "x-fal-key", "x-goog-api-key",
+    }
+)
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:key|api_key|apikey|token|access_token|sig|signature|x-amz-signature|"
+    r"x-goog-signature|x-amz-credential|x-amz-security-token|auth)=)[^&#\s\"']+"
+)
+_AUTH_HEADER_TEXT = re.compile(r"(?i)\b(Bearer|Key|Basic|Token)\s+[A-Za-z0-9._~+/=:-]{8,}")
+
+_lock = threading.Lock()
+_known_secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so it is scrubbed from any text Tarash emits."""
+    global _secret_pattern
+    if not value or len(value) < 6 or value in _known_secrets:
+        return
+    with _lock:
+        _known_secrets.add(value)
+        ordered = sorted(_known_secrets, key=len, reverse=True)
+        _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def is_secret_key(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    norm = key.strip().lower()
+    return norm in _SECRET_KEYS or norm.endswith(("_api_key", "-api-key", "_secret", "_token"))
+
+
+def redact_text(text: str) -> str:
+    """Scrub known secrets, credential query parameters and auth header values from text."""
+    pattern = _secret_pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    text = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+    return _AUTH_HEADER_TEXT.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+
+
+def redact(value: Any, *, _depth: int = 0) -> Any:
+    """Return a redacted deep copy of ``value`` (dicts, lists, tuples, strings, bytes)."""
+    if _depth > MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, _depth=_depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(v, _depth=_depth + 1) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact_text(repr(value))
+
+
+def cap_raw_response(value: Any) -> Any:
+    """Redact and cap a provider answer so exceptions stay small and safe to log."""
+    if value is None:
+        return None
+    return _cap(redact(value))
+
+
+def _cap(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_RAW_TEXT:
+        return value[:MAX_RAW_TEXT] + f"... [{len(value) - MAX_RAW_TEXT} more characters]"
+    if isinstance(value, dict):
+        items = list(value.items())
+        capped = {k: _cap(v) for k, v in items[:MAX_RAW_ITEMS]}
+        if len(items) > MAX_RAW_ITEMS:
+            capped["..."] = f"{len(items) - MAX_RAW_ITEMS} more keys"
+        return capped
+    if isinstance(value, list):
+        capped_list = [_cap(v) for v in value[:MAX_RAW_ITEMS]]
+        if len(value) > MAX_RAW_ITEMS:
+            capped_list.append(f"... {len(value) - MAX_RAW_ITEMS} more items")
+        return capped_list
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs secrets from a record's message and arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            args = record.args
+            if isinstance(args, Mapping):
+                record.args = redact(dict(args))
+            else:
+                record.args = tuple(redact(a) for a in args)
+        if isinstance(record.msg, str):
+            record.msg = redact_text(record.msg)
+        for name in ("context",):
+            if hasattr(record, name):
+                setattr(record, name, redact(getattr(record, name)))
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger under ``tarash`` whose records are redacted before any handler sees them."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger

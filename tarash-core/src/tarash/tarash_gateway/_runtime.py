@@ -1,0 +1,185 @@
+"""One orchestration, two drivers.
+
+Orchestration logic is written once as generators that *yield effects* (call a hook, sleep, report
+progress) and receive their results. :func:`drive_sync` and :func:`drive_async` execute those
+effects with blocking or asyncio primitives. So the sync and async APIs cannot drift apart, and the
+sync API never calls ``asyncio.run``: async callbacks or async-only hooks reached from sync code run
+on one private background event loop, which works inside Jupyter or a running loop's thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, TypeVar
+
+import attrs
+
+from ._redact import get_logger
+
+log = get_logger("tarash.runtime")
+
+T = TypeVar("T")
+
+
+@attrs.define
+class Call:
+    """Call a provider hook implementation with keyword arguments.
+
+    ``timeout`` bounds the async driver's wait (the deadline); sync hooks get it as
+    ``context.timeout`` and apply it to their HTTP calls.
+    """
+
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any]
+    timeout: float | None = None
+
+
+@attrs.define
+class Sleep:
+    seconds: float
+
+
+@attrs.define
+class Emit:
+    """Deliver a progress update to the caller's callback (sync or async)."""
+
+    callback: Callable[[Any], Any]
+    update: Any
+
+
+class DeadlineExceeded(Exception):
+    """Thrown into the orchestration when the async driver's wait for a call ran out."""
+
+
+class CallerCallbackError(Exception):
+    """Thrown into the orchestration when the caller's progress callback raised."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+Effect = Call | Sleep | Emit
+Flow = Generator[Effect, Any, T]
+
+
+class _BackgroundLoop:
+    """A daemon thread running an event loop, for coroutines reached from sync code."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="tarash-loop", daemon=True)
+                thread.start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise DeadlineExceeded() from None
+
+
+BACKGROUND = _BackgroundLoop()
+
+
+def run_coroutine_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run a coroutine to completion from sync code, whether or not a loop runs in this thread."""
+    return BACKGROUND.run(coro, timeout)
+
+
+def _is_async_fn(fn: Callable[..., Any]) -> bool:
+    flag = getattr(fn, "is_async", None)
+    if flag is not None:
+        return bool(flag)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+
+
+def drive_sync(flow: Flow[T]) -> T:
+    """Run an orchestration generator with blocking I/O."""
+    send: Any = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            effect = flow.throw(throw) if throw is not None else flow.send(send)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        send, throw = None, None
+        if isinstance(effect, Sleep):
+            if effect.seconds > 0:
+                time.sleep(effect.seconds)
+            continue
+        if isinstance(effect, Emit):
+            try:
+                outcome = effect.callback(effect.update)
+                if inspect.isawaitable(outcome):
+                    run_coroutine_sync(_await(outcome))
+            except Exception as exc:
+                throw = CallerCallbackError(exc)
+            continue
+        try:
+            if _is_async_fn(effect.fn):
+                send = run_coroutine_sync(effect.fn(**effect.kwargs), effect.timeout)
+            else:
+                send = effect.fn(**effect.kwargs)
+        except (Exception, KeyboardInterrupt) as exc:
+            # KeyboardInterrupt is thrown in too, so the orchestration can cancel the remote job.
+            throw = exc
+
+
+async def drive_async(flow: Flow[T]) -> T:
+    """Run an orchestration generator on the running event loop."""
+    send: Any = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            effect = flow.throw(throw) if throw is not None else flow.send(send)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        send, throw = None, None
+        if isinstance(effect, Sleep):
+            if effect.seconds > 0:
+                await asyncio.sleep(effect.seconds)
+            continue
+        if isinstance(effect, Emit):
+            try:
+                if _is_async_fn(effect.callback):
+                    await effect.callback(effect.update)
+                else:
+                    outcome = await asyncio.to_thread(effect.callback, effect.update)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+            except Exception as exc:
+                throw = CallerCallbackError(exc)
+            continue
+        try:
+            if _is_async_fn(effect.fn):
+                awaitable: Awaitable[Any] = effect.fn(**effect.kwargs)
+            else:
+                awaitable = asyncio.to_thread(effect.fn, **effect.kwargs)
+            if effect.timeout is None:
+                send = await awaitable
+            else:
+                send = await asyncio.wait_for(awaitable, max(effect.timeout, 0.001))
+        except asyncio.TimeoutError:
+            throw = DeadlineExceeded()
+        except (Exception, asyncio.CancelledError) as exc:
+            # A cancelled task is thrown in too, so the orchestration can cancel the remote job.
+            throw = exc
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable

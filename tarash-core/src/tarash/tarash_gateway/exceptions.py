@@ -1,0 +1,283 @@
+"""Exceptions raised by Tarash.
+
+The hierarchy::
+
+    Exception
+    └── TarashException                 provider, model, request_id, raw_response, phase
+        ├── ValidationError             the request can never succeed as written (not retryable)
+        │   └── ProviderNotFoundError   no provider of that name is installed
+        ├── ContentModerationError      the provider refused the content (not retryable)
+        ├── HTTPError                   status_code; retryable for 408/409/429/5xx
+        ├── HTTPConnectionError         the connection failed (retryable)
+        ├── TimeoutError                timeout_seconds; the deadline passed (retryable)
+        ├── GenerationFailedError       the provider ran the job and it failed (retryable)
+        ├── JobCancelledError           the job was cancelled
+        ├── UnknownSubmissionError      the submit may have reached the provider; nothing was resubmitted
+        ├── UnsupportedModalityError    also a NotImplementedError, so seed-style code still catches it
+        ├── ProviderConflictError       two distributions claim one provider name
+        └── PluginLoadError             a plugin failed to import or to register
+
+Every exception carries the phase it happened in (``"validate"``, ``"submit"``, ``"poll"``,
+``"result"``, ``"cancel"``) so retryability can be decided per phase, and its ``raw_response`` is
+redacted and size-capped when the exception is built.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._redact import cap_raw_response, redact_text
+
+if TYPE_CHECKING:
+    from .models import AttemptMetadata, ExecutionMetadata
+
+__all__ = [
+    "ContentModerationError",
+    "GenerationFailedError",
+    "HTTPConnectionError",
+    "HTTPError",
+    "JobCancelledError",
+    "PluginLoadError",
+    "ProviderConflictError",
+    "ProviderNotFoundError",
+    "TarashException",
+    "TimeoutError",
+    "UnknownSubmissionError",
+    "UnsupportedModalityError",
+    "ValidationError",
+    "is_retryable_error",
+]
+
+RETRYABLE_STATUS_CODES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+class TarashException(Exception):
+    """Base class of every error Tarash raises.
+
+    Attributes:
+        message: human readable description (secrets scrubbed).
+        provider, model: the provider and model of the attempt that failed, when known.
+        request_id: the provider's job id, when one exists.
+        raw_response: the provider's answer, redacted and capped in size.
+        phase: where it happened: validate, submit, poll, result or cancel.
+        execution_metadata: set by core on the error that ends a generation: every attempt made.
+    """
+
+    retryable_default = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        request_id: str | None = None,
+        raw_response: Any = None,
+        phase: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.message = redact_text(str(message))
+        self.provider = provider
+        self.model = model
+        self.request_id = request_id
+        self.raw_response = cap_raw_response(raw_response)
+        self.phase = phase
+        self._retryable = retryable
+        self.execution_metadata: ExecutionMetadata | None = None
+        super().__init__(self.message)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another attempt (the next fallback) may succeed where this one failed."""
+        return self.retryable_default if self._retryable is None else self._retryable
+
+    @property
+    def attempts(self) -> Sequence[AttemptMetadata]:
+        """Every attempt of the generation this error ended (empty when none was recorded)."""
+        return () if self.execution_metadata is None else tuple(self.execution_metadata.attempts)
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            f"{k}={v}"
+            for k, v in (("provider", self.provider), ("model", self.model))
+            if v is not None
+        )
+        return f"{self.message} ({where})" if where else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, model={self.model!r})"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[TarashException], state: dict[str, Any]) -> TarashException:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, state.get("message", ""))
+    exc.__dict__.update(state)
+    return exc
+
+
+class ValidationError(TarashException):
+    """The request or config is invalid; no attempt with the same input can succeed.
+
+    ``field`` names the offending field (dotted path), ``value`` the value given and
+    ``allowed`` the allowed values, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        allowed: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = tuple(allowed) if allowed is not None else None
+        kwargs.setdefault("phase", "validate")
+        super().__init__(message, **kwargs)
+
+
+class ProviderNotFoundError(ValidationError):
+    """No provider of the requested name is registered or installed."""
+
+    def __init__(self, provider: str, installed: Sequence[str]) -> None:
+        listed = ", ".join(sorted(installed)) or "none"
+        super().__init__(
+            f"Unknown provider {provider!r}. Installed providers: {listed}. "
+            f"Install a plugin (e.g. `pip install tarash-{provider}`) or call register_provider().",
+            field="provider",
+            value=provider,
+            allowed=sorted(installed),
+            provider=provider,
+        )
+        self.installed = tuple(sorted(installed))
+
+
+class ContentModerationError(TarashException):
+    """The provider refused the prompt or inputs under its content policy."""
+
+
+class HTTPError(TarashException):
+    """The provider answered with an HTTP error status."""
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+    @property
+    def retryable(self) -> bool:
+        if self._retryable is not None:
+            return self._retryable
+        return self.status_code in RETRYABLE_STATUS_CODES
+
+
+class HTTPConnectionError(TarashException):
+    """The provider could not be reached, or the connection broke.
+
+    ``request_sent`` is False only when the request provably never reached the provider
+    (connection refused, DNS failure, connect timeout): only then may a submit be retried.
+    """
+
+    retryable_default = True
+
+    def __init__(self, message: str, *, request_sent: bool = True, **kwargs: Any) -> None:
+        self.request_sent = request_sent
+        super().__init__(message, **kwargs)
+
+
+class TimeoutError(TarashException):  # noqa: A001 - the original public name
+    """The generation did not finish before its deadline (``config.timeout``)."""
+
+    retryable_default = True
+
+    def __init__(self, message: str, *, timeout_seconds: float | None = None, **kwargs: Any) -> None:
+        self.timeout_seconds = timeout_seconds
+        super().__init__(message, **kwargs)
+
+
+class GenerationFailedError(TarashException):
+    """The provider accepted the job but it failed, or returned no usable output."""
+
+    retryable_default = True
+
+
+class JobCancelledError(TarashException):
+    """The job was cancelled (by the caller, by a deadline, or at the provider)."""
+
+
+class UnknownSubmissionError(TarashException):
+    """A submit may have reached the provider but its answer was lost.
+
+    Core never resubmits in this case: the job may exist and may be billed. The ledger records
+    it as ``unknown``; see the durable-jobs guide for what to do per provider.
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("phase", "submit")
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)
+
+
+class UnsupportedModalityError(TarashException, NotImplementedError):
+    """The provider does not generate this modality (video or image)."""
+
+    def __init__(self, provider: str, modality: str, detail: str | None = None) -> None:
+        text = f"Provider {provider!r} does not support {modality} generation"
+        if detail and detail != text:
+            text = f"{text}: {detail}"
+        super().__init__(text, provider=provider, phase="validate")
+        self.modality = modality
+
+
+class ProviderConflictError(TarashException):
+    """Two installed distributions claim the same provider name."""
+
+    def __init__(self, provider: str, claimants: Sequence[str]) -> None:
+        super().__init__(
+            f"Provider name {provider!r} is claimed by several plugins: {', '.join(claimants)}. "
+            "Uninstall one, or choose with TARASH_PLUGINS / TARASH_DISABLE_PLUGINS.",
+            provider=provider,
+        )
+        self.claimants = tuple(claimants)
+
+
+class PluginLoadError(TarashException):
+    """A plugin failed to import or to register its providers."""
+
+    def __init__(
+        self, message: str, *, plugin: str, distribution: str | None, version: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.distribution = distribution
+        self.version = version
+
+
+def is_retryable_error(error: BaseException) -> bool:
+    """Whether ``error`` lets the next fallback be tried."""
+    if isinstance(error, TarashException):
+        return error.retryable
+    return isinstance(error, (builtins.TimeoutError, ConnectionError))
+
+
+def error_summary(error: BaseException) -> Mapping[str, Any]:
+    """A JSON-friendly summary of an error, for ledgers and CLI output."""
+    data: dict[str, Any] = {"type": type(error).__name__, "message": redact_text(str(error))}
+    if isinstance(error, TarashException):
+        data.update(provider=error.provider, model=error.model, request_id=error.request_id,
+                     phase=error.phase, retryable=error.retryable)
+        if isinstance(error, HTTPError):
+            data["status_code"] = error.status_code
+        if isinstance(error, ValidationError) and error.field:
+            data["field"] = error.field
+    return data

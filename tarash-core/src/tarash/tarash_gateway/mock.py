@@ -1,0 +1,312 @@
+"""The offline mock provider (built in, provider name ``mock``).
+
+Enable it per config with ``mock=MockConfig(...)`` (the configured provider is then never called)
+or use ``provider="mock"`` directly. It goes through the same lifecycle as real providers (submit,
+status polls, result, cancel), so deadlines, fallbacks, progress and job handles behave as they
+will in production. It needs no network: videos are small bundled MP4 test-pattern clips picked by
+aspect ratio and duration, images are PNGs drawn on the fly; both come back as ``file://`` URLs or
+as bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import tempfile
+import threading
+import zlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ValidationError
+from .models import (
+    ImageGenerationResponse,
+    MediaContent,
+    MockConfig,
+    MockPollingConfig,
+    MockResponse,
+    VideoGenerationResponse,
+)
+from .plugin import (
+    CallContext,
+    Capabilities,
+    JobRef,
+    JobStatus,
+    ModelFamily,
+    ProviderSpec,
+    SubmittedJob,
+    hookimpl,
+)
+from .utils import generate_unique_id
+
+__all__ = [
+    "DEMO_POLLING",
+    "MockConfig",
+    "MockPollingConfig",
+    "MockResponse",
+    "find_best_clip",
+    "render_png",
+]
+
+MEDIA_DIR = Path(__file__).with_name("_media")
+
+#: The polling simulation used when ``provider="mock"`` is chosen without a MockConfig.
+DEMO_POLLING = MockPollingConfig(
+    status_sequence=("queued", "queued", "processing", "processing", "processing", "processing",
+                     "completed"),
+    progress_percentages=(0, 0, 15, 40, 65, 90, 100),
+    queue_positions=(1, 0),
+    delay_between_updates=0.3,
+)
+
+_jobs: dict[str, int] = {}
+_jobs_lock = threading.Lock()
+
+
+@hookimpl
+def register_providers() -> list[ProviderSpec]:
+    return [
+        ProviderSpec(
+            name="mock",
+            modalities={"video", "image"},
+            capabilities=Capabilities(cancel=True, queue_position=True, progress_percent=True,
+                                      logs=True, idempotency_key=True),
+            models=(
+                ModelFamily(prefix="mock", modality="video", name="Mock video",
+                            allowed={"aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "21:9")},
+                            description="bundled test-pattern MP4 clips, offline"),
+                ModelFamily(prefix="mock-image", modality="image", name="Mock image",
+                            description="PNG test patterns drawn on the fly, offline"),
+            ),
+            description="Offline mock provider: real local MP4/PNG files, simulated queue.",
+        )
+    ]
+
+
+def _mock_config(config: Any) -> MockConfig:
+    mock = getattr(config, "mock", None)
+    if mock is not None:
+        return mock  # type: ignore[no-any-return]
+    delay = config.provider_config.get("delay")
+    polling = DEMO_POLLING
+    if delay is not None:
+        import attrs
+
+        polling = attrs.evolve(DEMO_POLLING, delay_between_updates=float(delay))
+    return MockConfig(polling=polling)
+
+
+def _pick(mock: MockConfig, request: Any) -> int:
+    seed = mock.seed if mock.seed is not None else getattr(request, "seed", None)
+    rng = random.Random(seed) if seed is not None else random.Random()
+    weights = [r.weight for r in mock.responses]
+    return rng.choices(range(len(mock.responses)), weights=weights, k=1)[0]
+
+
+@hookimpl
+def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
+    mock = _mock_config(config)
+    index = _pick(mock, request)
+    outcome = mock.responses[index]
+    polling = mock.polling
+    if outcome.error is not None and (polling is None or not polling.enabled):
+        raise outcome.error
+    job_id = f"mock_{generate_unique_id()}"
+    with _jobs_lock:
+        _jobs[job_id] = 0
+    delay = polling.delay_between_updates if polling and polling.enabled else 0.0
+    data: dict[str, Any] = {"outcome": index}
+    if context.modality == "video":
+        data.update(aspect_ratio=request.aspect_ratio, duration=request.duration_seconds)
+    else:
+        width, height = _image_size(request)
+        data.update(width=width, height=height, n=request.n)
+    return SubmittedJob(job_id=job_id, data=data, poll_after=delay)
+
+
+@hookimpl
+def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
+    mock = _mock_config(config)
+    polling = mock.polling
+    outcome = mock.responses[int(job.data.get("outcome", 0))]
+    if polling is None or not polling.enabled:
+        return JobStatus(state="completed", progress_percent=100.0)
+    last_step = len(polling.status_sequence) - 1
+    with _jobs_lock:
+        counter = _jobs.get(job.job_id)
+        if counter == -1:
+            return JobStatus(state="cancelled")
+        step = last_step if counter is None else min(counter, last_step)
+        if counter is not None:
+            _jobs[job.job_id] = step + 1
+    last = step == last_step
+    state = polling.status_sequence[step]
+    if last and outcome.error is not None:
+        return JobStatus(state="failed", error=outcome.error, raw={"step": step})
+    percents = polling.progress_percentages
+    percent = percents[step] if percents is not None else _default_percent(state)
+    positions = polling.queue_positions or ()
+    position = positions[step] if state == "queued" and step < len(positions) else None
+    custom = polling.custom_updates[step] if polling.custom_updates is not None else {}
+    logs = (f"mock step {step + 1}/{len(polling.status_sequence)}: {state}",)
+    return JobStatus(state=state, progress_percent=percent, queue_position=position,  # type: ignore[arg-type]
+                     logs=logs, poll_after=polling.delay_between_updates,
+                     raw={"step": step, **custom})
+
+
+def _default_percent(state: str) -> float | None:
+    return {"queued": 0.0, "processing": 50.0, "completed": 100.0}.get(state)
+
+
+@hookimpl
+def result(config: Any, job: JobRef, context: CallContext) -> Any:
+    mock = _mock_config(config)
+    outcome = mock.responses[int(job.data.get("outcome", 0))]
+    with _jobs_lock:
+        _jobs.pop(job.job_id, None)
+    if outcome.mock_response is not None:
+        import attrs
+
+        return attrs.evolve(outcome.mock_response, request_id=job.job_id, is_mock=True)
+    if job.modality == "video":
+        return _video_response(config, job, outcome)
+    return _image_response(config, job, outcome)
+
+
+@hookimpl
+def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
+    with _jobs_lock:
+        if job.job_id in _jobs:
+            _jobs[job.job_id] = -1
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Media
+# ----------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _clips() -> tuple[dict[str, Any], ...]:
+    return tuple(json.loads((MEDIA_DIR / "clips.json").read_text()))
+
+
+def _ratio(text: str | None) -> float:
+    if not text or ":" not in text:
+        return 16 / 9
+    width, height = text.split(":", 1)
+    try:
+        return float(width) / float(height)
+    except (ValueError, ZeroDivisionError):
+        return 16 / 9
+
+
+def find_best_clip(aspect_ratio: str | None, duration_seconds: float | None) -> dict[str, Any]:
+    """The bundled clip closest to the wanted aspect ratio, then to the wanted duration."""
+    want_ratio = _ratio(aspect_ratio)
+    want_duration = float(duration_seconds or 4)
+
+    def score(clip: dict[str, Any]) -> tuple[float, float]:
+        ratio = clip["width"] / clip["height"]
+        return (abs(ratio - want_ratio), abs(clip["duration_seconds"] - want_duration))
+
+    return min(_clips(), key=score)
+
+
+def _video_response(config: Any, job: JobRef, outcome: MockResponse) -> VideoGenerationResponse:
+    request_video = outcome.output_video
+    if request_video is not None:
+        video: Any = request_video
+        clip: dict[str, Any] = {}
+    else:
+        clip = find_best_clip(job.data.get("aspect_ratio"), job.data.get("duration"))
+        path = MEDIA_DIR / clip["file"]
+        if outcome.output_video_type == "content":
+            video = MediaContent(content=path.read_bytes(), content_type="video/mp4")
+        else:
+            video = path.resolve().as_uri()
+    if outcome.output_video_type == "content" and isinstance(video, str):
+        video = _load(video)
+    return VideoGenerationResponse(
+        request_id=job.job_id, video=video, content_type="video/mp4",
+        duration=clip.get("duration_seconds"),
+        resolution=f"{clip['width']}x{clip['height']}" if clip else None,
+        aspect_ratio=clip.get("aspect_ratio"), is_mock=True,
+        raw_response={"mock": True, "clip": clip.get("file")},
+    )
+
+
+def _load(url: str) -> MediaContent:
+    if url.startswith("data:"):
+        from .utils import parse_data_uri
+
+        return parse_data_uri(url)
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return MediaContent(content=Path(unquote(urlparse(url).path)).read_bytes(),
+                            content_type="video/mp4")
+    raise ValidationError("MockResponse.output_video_type='content' needs a file or data URL",
+                          field="output_video", value=url)
+
+
+def _image_size(request: Any) -> tuple[int, int]:
+    size = getattr(request, "size", None)
+    if isinstance(size, str) and "x" in size:
+        try:
+            width, height = (int(p) for p in size.lower().split("x", 1))
+            if 0 < width <= 2048 and 0 < height <= 2048:
+                return width, height
+        except ValueError:
+            pass
+    ratio = _ratio(getattr(request, "aspect_ratio", None))
+    return (256, max(1, round(256 / ratio))) if ratio >= 1 else (max(1, round(256 * ratio)), 256)
+
+
+def _image_response(config: Any, job: JobRef, outcome: MockResponse) -> ImageGenerationResponse:
+    if outcome.output_images:
+        return ImageGenerationResponse(request_id=job.job_id, images=list(outcome.output_images),
+                                       is_mock=True, raw_response={"mock": True})
+    width, height = int(job.data.get("width", 256)), int(job.data.get("height", 256))
+    count = int(job.data.get("n", 1))
+    images = []
+    for index in range(count):
+        png = render_png(width, height, seed=hash((job.job_id, index)) & 0xFFFF)
+        if outcome.output_video_type == "content":
+            images.append(MediaContent(content=png, content_type="image/png").to_data_uri())
+        else:
+            images.append(_write_temp(f"{job.job_id}_{index}.png", png))
+    return ImageGenerationResponse(request_id=job.job_id, images=images, content_type="image/png",
+                                   is_mock=True, raw_response={"mock": True, "width": width,
+                                                               "height": height})
+
+
+def _write_temp(name: str, data: bytes) -> str:
+    folder = Path(tempfile.gettempdir()) / "tarash-mock"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return path.resolve().as_uri()
+
+
+def render_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A valid RGB PNG test pattern (colour bars tinted by ``seed``), drawn without dependencies."""
+    rng = random.Random(seed)
+    tint = [rng.randrange(0, 96) for _ in range(3)]
+    bars = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192),
+            (192, 0, 0), (0, 0, 192)]
+    row = bytearray()
+    for x in range(width):
+        r, g, b = bars[x * len(bars) // width]
+        row += bytes(((r + tint[0]) % 256, (g + tint[1]) % 256, (b + tint[2]) % 256))
+    raw = b"".join(b"\x00" + bytes(row) for _ in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
+            + chunk(b"IEND", b""))

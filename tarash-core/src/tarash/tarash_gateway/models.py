@@ -1,0 +1,647 @@
+"""Request, config, response and progress models (attrs classes).
+
+Configs and responses are frozen; requests are mutable. Every field is checked when the object is
+built, and a bad value raises :class:`~tarash.tarash_gateway.exceptions.ValidationError` naming the
+field. ``api_key`` never appears in ``repr`` and is never serialised.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
+
+import attrs
+
+from . import _validators as v
+from ._redact import register_secret
+from .exceptions import ValidationError
+
+__all__ = [
+    "AnyDict",
+    "AspectRatio",
+    "AsyncImageProgressCallback",
+    "AsyncProgressCallback",
+    "AttemptMetadata",
+    "ExecutionMetadata",
+    "ImageGenerationConfig",
+    "ImageGenerationRequest",
+    "ImageGenerationResponse",
+    "ImageGenerationUpdate",
+    "ImageProgressCallback",
+    "ImageRole",
+    "ImageType",
+    "MediaContent",
+    "MediaType",
+    "MockConfig",
+    "MockPollingConfig",
+    "MockResponse",
+    "ProgressCallback",
+    "ProviderHandler",
+    "Resolution",
+    "StatusType",
+    "SyncImageProgressCallback",
+    "SyncProgressCallback",
+    "VideoGenerationConfig",
+    "VideoGenerationRequest",
+    "VideoGenerationResponse",
+    "VideoGenerationUpdate",
+]
+
+AnyDict = dict[str, Any]
+#: An aspect ratio such as ``"16:9"``, ``"9:16"``, ``"1:1"``, ``"4:3"``, ``"21:9"`` or ``"auto"``.
+AspectRatio = str
+#: A resolution such as ``"480p"``, ``"720p"``, ``"1080p"`` or ``"4k"``.
+Resolution = str
+StatusType = Literal["queued", "processing", "completed", "failed"]
+ImageRole = Literal["reference", "first_frame", "last_frame", "asset", "style"]
+
+
+@attrs.frozen(repr=False)
+class MediaContent:
+    """Raw media bytes with their MIME type (also accepted as ``{"content": b, "content_type": t}``)."""
+
+    content: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
+    content_type: str = attrs.field(validator=v.string(nonempty=True, max_len=200))
+
+    def __repr__(self) -> str:
+        return f"MediaContent(<{len(self.content)} bytes>, content_type={self.content_type!r})"
+
+    def __getitem__(self, key: str) -> Any:
+        """Dict-style access, as with the original TypedDict (``media["content"]``)."""
+        if key in ("content", "content_type"):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def to_data_uri(self) -> str:
+        """``data:<type>;base64,<content>``."""
+        return f"data:{self.content_type};base64,{base64.b64encode(self.content).decode()}"
+
+
+#: A URL (https, data URI, file) or raw bytes with their MIME type.
+MediaType = Union[str, MediaContent]
+
+
+def _to_media(value: Any) -> Any:
+    if isinstance(value, Mapping) and set(value) == {"content", "content_type"}:
+        try:
+            return MediaContent(content=value["content"], content_type=value["content_type"])
+        except ValidationError as exc:
+            raise ValidationError(f"media: {exc.message}", field="media", value="<media>") from None
+    return value
+
+
+def _to_optional_media(value: Any) -> Any:
+    return None if value is None else _to_media(value)
+
+
+def _media_validator(optional: bool) -> v.Validator:
+    def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        if isinstance(value, MediaContent):
+            return
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise v.fail(inst, attr, value, "a URL, a data URI or MediaContent")
+
+    return check
+
+
+@attrs.frozen(repr=False)
+class ImageType:
+    """An input image and its role (also accepted as ``{"image": ..., "type": ...}``)."""
+
+    image: MediaType = attrs.field(converter=_to_media, validator=_media_validator(False))
+    type: ImageRole = attrs.field(validator=v.one_of(v.IMAGE_ROLES, optional=False))
+
+    def __getitem__(self, key: str) -> Any:
+        if key in ("image", "type"):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __repr__(self) -> str:
+        image = self.image if isinstance(self.image, MediaContent) else _short(self.image)
+        return f"ImageType(image={image!r}, type={self.type!r})"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}...<{len(text)} chars>"
+
+
+def _to_image_list(value: Any) -> Any:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        items = []
+        for index, item in enumerate(value):
+            if isinstance(item, ImageType):
+                items.append(item)
+            elif isinstance(item, Mapping) and set(item) <= {"image", "type"}:
+                try:
+                    items.append(ImageType(image=item.get("image"), type=item.get("type")))
+                except ValidationError as exc:
+                    raise ValidationError(
+                        f"image_list[{index}]: {exc.message}",
+                        field=f"image_list[{index}].{exc.field}", value=exc.value,
+                        allowed=exc.allowed,
+                    ) from None
+            else:
+                raise ValidationError(
+                    f"image_list[{index}]: expected {{'image': ..., 'type': role}}, got {type(item).__name__}",
+                    field=f"image_list[{index}]", value=item,
+                )
+        return items
+    return value
+
+
+def _image_list_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, list):
+        raise v.fail(inst, attr, value, "a list of images")
+
+
+def _to_dict(value: Any) -> Any:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Mock configuration (the provider itself lives in tarash.tarash_gateway.mock)
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class MockPollingConfig:
+    """How the mock simulates a provider's queue: one update per status, ``delay`` apart."""
+
+    enabled: bool = attrs.field(default=True, validator=v.boolean(optional=False))
+    status_sequence: tuple[str, ...] = attrs.field(
+        default=("queued", "processing", "completed"), converter=tuple,
+    )
+    delay_between_updates: float = attrs.field(default=0.5, validator=v.number(minimum=0))
+    progress_percentages: tuple[int, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple),
+    )
+    custom_updates: tuple[AnyDict, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple),
+    )
+    queue_positions: tuple[int, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        for status in self.status_sequence:
+            if status not in v.STATUSES:
+                raise ValidationError(
+                    f"MockPollingConfig.status_sequence: unknown status {status!r}",
+                    field="status_sequence", value=status, allowed=v.STATUSES,
+                )
+        for name in ("progress_percentages", "custom_updates"):
+            seq = getattr(self, name)
+            if seq is not None and len(seq) != len(self.status_sequence):
+                raise ValidationError(
+                    f"MockPollingConfig.{name} must have one entry per status "
+                    f"({len(self.status_sequence)}), got {len(seq)}",
+                    field=name, value=seq,
+                )
+
+
+def _to_mock_responses(value: Any) -> Any:
+    if value is None:
+        return (MockResponse(),)
+    if isinstance(value, (list, tuple)):
+        return tuple(MockResponse(**r) if isinstance(r, Mapping) else r for r in value)
+    return value
+
+
+def _to_polling(value: Any) -> Any:
+    return MockPollingConfig(**value) if isinstance(value, Mapping) else value
+
+
+@attrs.frozen(kw_only=True)
+class MockResponse:
+    """One possible mock outcome, picked with probability proportional to ``weight``.
+
+    Exactly one of: ``error`` (raised), ``mock_response`` (returned as is), ``output_video`` /
+    ``output_images`` (returned as the media); with none of them the mock picks a bundled clip or
+    image matching the request.
+    """
+
+    weight: float = attrs.field(default=1.0, validator=v.number(positive=True))
+    mock_response: Any = None
+    output_video: MediaType | None = attrs.field(default=None, converter=_to_optional_media)
+    output_video_type: Literal["url", "content"] = attrs.field(
+        default="url", validator=v.one_of(("url", "content"), optional=False),
+    )
+    output_images: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple),
+    )
+    error: BaseException | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.error is not None and not isinstance(self.error, BaseException):
+            raise ValidationError("MockResponse.error must be an exception instance",
+                                  field="error", value=self.error)
+        if self.error is not None and (self.mock_response or self.output_video or self.output_images):
+            raise ValidationError("MockResponse: error excludes success fields", field="error",
+                                  value=self.error)
+
+
+@attrs.frozen(kw_only=True)
+class MockConfig:
+    """Switch a config to the offline mock provider (``mock=MockConfig(enabled=True)``)."""
+
+    enabled: bool = attrs.field(default=True, validator=v.boolean(optional=False))
+    responses: tuple[MockResponse, ...] = attrs.field(default=None, converter=_to_mock_responses)
+    polling: MockPollingConfig | None = attrs.field(default=None, converter=_to_polling)
+    seed: int | None = attrs.field(default=None, validator=v.number(optional=True, integer=True))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.responses:
+            raise ValidationError("MockConfig.responses must not be empty", field="responses",
+                                  value=self.responses)
+
+
+# --------------------------------------------------------------------------------------------
+# Configs
+# --------------------------------------------------------------------------------------------
+
+
+def _register_key(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise v.fail(inst, attr, "<api_key>", "a string")
+    register_secret(value)
+
+
+def _to_fallbacks(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return value
+
+
+def _fallbacks_validator(kind: str) -> v.Validator:
+    def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, tuple) or not all(type(c) is type(inst) for c in value):
+            raise v.fail(inst, attr, value, f"a list of {kind}")
+
+    return check
+
+
+def _mock_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, MockConfig):
+        raise v.fail(inst, attr, value, "a MockConfig")
+
+
+def _config_fields(timeout: float, max_poll_attempts: int, poll_interval: float) -> dict[str, Any]:
+    return {
+        "timeout": attrs.field(default=timeout, validator=v.number(positive=True, maximum=7 * 86400)),
+        "max_poll_attempts": attrs.field(
+            default=max_poll_attempts, validator=v.number(integer=True, minimum=1, maximum=10**7),
+        ),
+        "poll_interval": attrs.field(default=poll_interval, validator=v.number(positive=True, maximum=3600)),
+    }
+
+
+_VIDEO_DEFAULTS = _config_fields(600, 120, 5)
+_IMAGE_DEFAULTS = _config_fields(120, 60, 2)
+
+
+@attrs.frozen(kw_only=True)
+class VideoGenerationConfig:
+    """Where and how to generate a video.
+
+    ``timeout`` is one wall-clock deadline (seconds) for the whole generation: submit, waiting and
+    fetching the result. On expiry core cancels the remote job and raises ``TimeoutError``.
+    ``fallback_configs`` are tried depth-first when an attempt fails with a retryable error.
+    """
+
+    model: str = attrs.field(validator=v.string(nonempty=True, max_len=500))
+    provider: str = attrs.field(validator=v.string(nonempty=True, max_len=100))
+    api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
+    base_url: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=2000))
+    api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
+    timeout: float = _VIDEO_DEFAULTS["timeout"]
+    max_poll_attempts: int = _VIDEO_DEFAULTS["max_poll_attempts"]
+    poll_interval: float = _VIDEO_DEFAULTS["poll_interval"]
+    mock: MockConfig | None = attrs.field(default=None, validator=_mock_validator)
+    fallback_configs: tuple[VideoGenerationConfig, ...] | None = attrs.field(
+        default=None, converter=_to_fallbacks, validator=_fallbacks_validator("VideoGenerationConfig"),
+    )
+    provider_config: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenerationConfig:
+    """Where and how to generate images (see :class:`VideoGenerationConfig`)."""
+
+    model: str = attrs.field(validator=v.string(nonempty=True, max_len=500))
+    provider: str = attrs.field(validator=v.string(nonempty=True, max_len=100))
+    api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
+    base_url: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=2000))
+    api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
+    timeout: float = _IMAGE_DEFAULTS["timeout"]
+    max_poll_attempts: int = _IMAGE_DEFAULTS["max_poll_attempts"]
+    poll_interval: float = _IMAGE_DEFAULTS["poll_interval"]
+    mock: MockConfig | None = attrs.field(default=None, validator=_mock_validator)
+    fallback_configs: tuple[ImageGenerationConfig, ...] | None = attrs.field(
+        default=None, converter=_to_fallbacks, validator=_fallbacks_validator("ImageGenerationConfig"),
+    )
+    provider_config: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------
+
+R = TypeVar("R")
+
+
+def _split_extras(cls: type[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = {a.name for a in attrs.fields(cls)}
+    known = {k: val for k, val in kwargs.items() if k in names}
+    extras = {k: val for k, val in kwargs.items() if k not in names}
+    given = known.get("extra_params")
+    if given is not None and not isinstance(given, Mapping):
+        raise ValidationError(
+            f"{cls.__name__}.extra_params: expected a mapping, got {type(given).__name__}",
+            field="extra_params", value=given,
+        )
+    known["extra_params"] = {**(dict(given) if given else {}), **extras}
+    return known
+
+
+@attrs.define(init=False)
+class VideoGenerationRequest:
+    """What to generate. Unknown keyword arguments are collected into ``extra_params``.
+
+    ``VideoGenerationRequest(prompt="a cat", cfg_scale=0.5)`` gives
+    ``extra_params == {"cfg_scale": 0.5}``; the caller's dicts are never mutated.
+    """
+
+    prompt: str = attrs.field(validator=v.string(max_len=100_000))
+    duration_seconds: int | None = attrs.field(
+        default=None, converter=v.to_int_or_none,
+        validator=v.number(optional=True, integer=True, minimum=1, maximum=3600),
+    )
+    resolution: Resolution | None = attrs.field(default=None, validator=v.resolution)
+    aspect_ratio: AspectRatio | None = attrs.field(default=None, validator=v.aspect_ratio)
+    generate_audio: bool | None = attrs.field(default=None, validator=v.boolean())
+    image_list: list[ImageType] = attrs.field(
+        factory=list, converter=_to_image_list, validator=_image_list_validator,
+    )
+    video: MediaType | None = attrs.field(
+        default=None, converter=_to_optional_media, validator=_media_validator(True),
+    )
+    seed: int | None = attrs.field(
+        default=None, converter=v.to_int_or_none,
+        validator=v.number(optional=True, integer=True, minimum=-(2**63), maximum=2**64),
+    )
+    number_of_videos: int = attrs.field(
+        default=1, converter=v.to_int_or_none, validator=v.number(integer=True, minimum=1, maximum=16),
+    )
+    negative_prompt: str | None = attrs.field(default=None, validator=v.string(optional=True))
+    enhance_prompt: bool | None = attrs.field(default=None, validator=v.boolean())
+    extra_params: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+
+    def __init__(self, prompt: str, **kwargs: Any) -> None:
+        self.__attrs_init__(prompt=prompt, **_split_extras(type(self), kwargs))
+
+
+@attrs.define(init=False)
+class ImageGenerationRequest:
+    """What image to generate. Unknown keyword arguments are collected into ``extra_params``."""
+
+    prompt: str = attrs.field(validator=v.string(max_len=100_000))
+    negative_prompt: str | None = attrs.field(default=None, validator=v.string(optional=True))
+    size: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
+    quality: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
+    style: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=200))
+    n: int = attrs.field(
+        default=1, converter=v.to_int_or_none, validator=v.number(integer=True, minimum=1, maximum=100),
+    )
+    image_list: list[ImageType] = attrs.field(
+        factory=list, converter=_to_image_list, validator=_image_list_validator,
+    )
+    mask_image: MediaType | None = attrs.field(
+        default=None, converter=_to_optional_media, validator=_media_validator(True),
+    )
+    seed: int | None = attrs.field(
+        default=None, converter=v.to_int_or_none,
+        validator=v.number(optional=True, integer=True, minimum=-(2**63), maximum=2**64),
+    )
+    aspect_ratio: AspectRatio | None = attrs.field(default=None, validator=v.aspect_ratio)
+    extra_params: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+
+    def __init__(self, prompt: str, **kwargs: Any) -> None:
+        self.__attrs_init__(prompt=prompt, **_split_extras(type(self), kwargs))
+
+
+# --------------------------------------------------------------------------------------------
+# Execution metadata
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AttemptMetadata:
+    """One attempt in a fallback chain (timestamps are timezone-aware UTC)."""
+
+    provider: str
+    model: str
+    attempt_number: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: Literal["success", "failed", "skipped"] = "failed"
+    error_type: str | None = None
+    error_message: str | None = None
+    is_retryable: bool | None = None
+    request_id: str | None = None
+    phase: str | None = None
+    cancel_status: Literal["cancelled", "failed", "unsupported"] | None = None
+    cancel_error: str | None = None
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionMetadata:
+    """Every attempt of one generation, in order."""
+
+    total_attempts: int
+    successful_attempt: int | None
+    attempts: tuple[AttemptMetadata, ...]
+    fallback_triggered: bool
+    configs_in_chain: int
+
+    @property
+    def total_elapsed_seconds(self) -> float | None:
+        ends = [a.ended_at for a in self.attempts if a.ended_at is not None]
+        if not self.attempts or not ends:
+            return None
+        return (max(ends) - self.attempts[0].started_at).total_seconds()
+
+
+# --------------------------------------------------------------------------------------------
+# Responses and updates
+# --------------------------------------------------------------------------------------------
+
+
+def _status_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value not in v.STATUSES:
+        raise v.fail(inst, attr, value, "a status", v.STATUSES)
+
+
+@attrs.frozen(kw_only=True)
+class VideoGenerationResponse:
+    """A finished video. ``video`` is a URL (https or file) or :class:`MediaContent`."""
+
+    request_id: str = attrs.field(validator=v.string(max_len=2000))
+    video: MediaType = attrs.field(converter=_to_media, validator=_media_validator(False))
+    content_type: str | None = None
+    audio_url: str | None = None
+    duration: float | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    status: Literal["completed", "failed"] = attrs.field(
+        default="completed", validator=v.one_of(("completed", "failed"), optional=False),
+    )
+    is_mock: bool = False
+    raw_response: AnyDict = attrs.field(factory=dict, converter=_to_dict, repr=False)
+    execution_metadata: ExecutionMetadata | None = None
+    provider: str | None = None
+    model: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenerationResponse:
+    """Finished images: URLs (https, file) or data URIs."""
+
+    request_id: str = attrs.field(validator=v.string(max_len=2000))
+    images: list[str] = attrs.field(converter=list)
+    content_type: str = "image/png"
+    status: Literal["completed", "failed"] = attrs.field(
+        default="completed", validator=v.one_of(("completed", "failed"), optional=False),
+    )
+    is_mock: bool = False
+    revised_prompt: str | None = None
+    raw_response: AnyDict = attrs.field(factory=dict, converter=_to_dict, repr=False)
+    execution_metadata: ExecutionMetadata | None = None
+    provider: str | None = None
+    model: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.images or not all(isinstance(i, str) and i for i in self.images):
+            raise ValidationError(
+                "ImageGenerationResponse.images must be a non-empty list of URLs",
+                field="images", value=self.images, phase="result",
+            )
+
+
+def _percent(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise v.fail(inst, attr, value, "a percentage between 0 and 100")
+
+
+@attrs.frozen(kw_only=True)
+class VideoGenerationUpdate:
+    """A progress update passed to ``on_progress``.
+
+    ``status`` is queued/processing/completed/failed; ``queue_position`` (0 = next) and
+    ``progress_percent`` are set when the provider reports them; ``attempt`` is the 1-based attempt
+    number in the fallback chain; ``update`` is the provider's raw status payload (redacted).
+    """
+
+    request_id: str
+    status: StatusType = attrs.field(validator=_status_validator)
+    progress_percent: float | None = attrs.field(default=None, validator=_percent)
+    update: AnyDict = attrs.field(factory=dict, converter=_to_dict)
+    result: VideoGenerationResponse | None = None
+    error: str | None = None
+    queue_position: int | None = None
+    logs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    attempt: int = 1
+    provider: str | None = None
+    model: str | None = None
+    elapsed_seconds: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenerationUpdate:
+    """A progress update for image generation (same fields as :class:`VideoGenerationUpdate`)."""
+
+    request_id: str
+    status: StatusType = attrs.field(validator=_status_validator)
+    progress_percent: float | None = attrs.field(default=None, validator=_percent)
+    update: AnyDict = attrs.field(factory=dict, converter=_to_dict)
+    result: ImageGenerationResponse | None = None
+    error: str | None = None
+    queue_position: int | None = None
+    logs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    attempt: int = 1
+    provider: str | None = None
+    model: str | None = None
+    elapsed_seconds: float | None = None
+
+
+SyncProgressCallback = Callable[[VideoGenerationUpdate], None]
+AsyncProgressCallback = Callable[[VideoGenerationUpdate], Awaitable[None]]
+ProgressCallback = Union[SyncProgressCallback, AsyncProgressCallback]
+SyncImageProgressCallback = Callable[[ImageGenerationUpdate], None]
+AsyncImageProgressCallback = Callable[[ImageGenerationUpdate], Awaitable[None]]
+ImageProgressCallback = Union[SyncImageProgressCallback, AsyncImageProgressCallback]
+
+
+@runtime_checkable
+class ProviderHandler(Protocol):
+    """The runtime-registration contract (``register_provider(name, handler)``).
+
+    Four methods; raise ``NotImplementedError`` for a modality the provider does not support.
+    Installed plugins use the hooks in :mod:`tarash.tarash_gateway.hookspecs` instead.
+    """
+
+    def generate_video(
+        self, config: VideoGenerationConfig, request: VideoGenerationRequest,
+        on_progress: ProgressCallback | None = None,
+    ) -> VideoGenerationResponse: ...
+
+    async def generate_video_async(
+        self, config: VideoGenerationConfig, request: VideoGenerationRequest,
+        on_progress: ProgressCallback | None = None,
+    ) -> VideoGenerationResponse: ...
+
+    def generate_image(
+        self, config: ImageGenerationConfig, request: ImageGenerationRequest,
+        on_progress: ImageProgressCallback | None = None,
+    ) -> ImageGenerationResponse: ...
+
+    async def generate_image_async(
+        self, config: ImageGenerationConfig, request: ImageGenerationRequest,
+        on_progress: ImageProgressCallback | None = None,
+    ) -> ImageGenerationResponse: ...
+
+
+def iter_fallback_chain(config: R) -> Iterator[R]:
+    """The config followed by its fallbacks, depth-first pre-order (as the original)."""
+    yield config
+    for child in getattr(config, "fallback_configs", None) or ():
+        yield from iter_fallback_chain(child)
+
+
+AnyConfig = Union[VideoGenerationConfig, ImageGenerationConfig]
+AnyRequest = Union[VideoGenerationRequest, ImageGenerationRequest]
+AnyResponse = Union[VideoGenerationResponse, ImageGenerationResponse]
+AnyUpdate = Union[VideoGenerationUpdate, ImageGenerationUpdate]

@@ -1,0 +1,200 @@
+"""Everything a provider plugin imports: the ``hookimpl`` marker and the records hooks return.
+
+A plugin is a module with functions decorated by :data:`hookimpl`, named after the hookspecs in
+:mod:`tarash.tarash_gateway.hookspecs`, and an entry point in the ``tarash`` group::
+
+    [project.entry-points.tarash]
+    example = "tarash_example_provider._plugin"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+import attrs
+import pluggy
+
+from .exceptions import ValidationError
+from .field_mappers import FieldMapper
+
+if TYPE_CHECKING:
+    from .exceptions import TarashException
+
+__all__ = [
+    "Capabilities",
+    "CallContext",
+    "JobRef",
+    "JobStatus",
+    "ModelFamily",
+    "Modality",
+    "ProviderSpec",
+    "SubmittedJob",
+    "hookimpl",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Marker for hook implementations: ``@hookimpl def register_providers(): ...``.
+hookimpl: Callable[[F], F] = cast("Callable[[F], F]", pluggy.HookimplMarker("tarash"))
+
+Modality = Literal["video", "image"]
+JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
+MODALITIES: tuple[Modality, ...] = ("video", "image")
+
+
+@attrs.frozen(kw_only=True)
+class Capabilities:
+    """What a provider can do; core and the conformance kit read these flags.
+
+    Attributes:
+        cancel: the provider can cancel a submitted job (core cancels on deadline and fallback).
+        queue_position: status updates carry a queue position.
+        progress_percent: status updates carry a percentage.
+        logs: status updates carry log lines.
+        webhooks: submit accepts a webhook URL (``provider_config["webhook_url"]``).
+        idempotency_key: submit honours ``CallContext.idempotency_key``, so core may retry a submit
+            whose answer was lost without risking a second bill.
+        resume: a job can be polled again from its :class:`JobRef` in another process.
+    """
+
+    cancel: bool = False
+    queue_position: bool = False
+    progress_percent: bool = False
+    logs: bool = False
+    webhooks: bool = False
+    idempotency_key: bool = False
+    resume: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class ModelFamily:
+    """A family of models a provider knows, with the values it accepts.
+
+    Attributes:
+        prefix: model-id prefix matched on path segments (``"fal-ai/veo3.1"`` matches
+            ``"fal-ai/veo3.1/fast"`` but not ``"fal-ai/veo3.10"``).
+        modality: ``"video"`` or ``"image"``.
+        name: display name.
+        allowed: unified field name -> allowed values (e.g. ``{"duration_seconds": (4, 6, 8)}``).
+        description: one line for ``tarash models``.
+    """
+
+    prefix: str
+    modality: Modality
+    name: str = ""
+    allowed: Mapping[str, tuple[Any, ...]] = attrs.field(factory=dict)
+    description: str = ""
+
+
+def _frozenset(value: Any) -> frozenset[str]:
+    return frozenset(value)
+
+
+@attrs.frozen(kw_only=True)
+class ProviderSpec:
+    """A provider a plugin registers (returned by the ``register_providers`` hook).
+
+    Attributes:
+        name: the provider id users pass as ``config.provider`` (lower case, no spaces).
+        modalities: ``{"video"}``, ``{"image"}`` or both.
+        capabilities: see :class:`Capabilities`.
+        models: known model families (for ``tarash models`` and docs).
+        field_mappings: model prefix -> {api field: FieldMapper}; read with
+            ``get_provider_field_mapping`` and extended by ``register_provider_field_mapping``.
+        api_key_env: the environment variable holding the key (e.g. ``"FAL_KEY"``).
+        description: one line for ``tarash providers``.
+    """
+
+    name: str
+    modalities: frozenset[str] = attrs.field(converter=_frozenset)
+    capabilities: Capabilities = attrs.field(factory=Capabilities)
+    models: tuple[ModelFamily, ...] = attrs.field(default=(), converter=tuple)
+    field_mappings: Mapping[str, Mapping[str, FieldMapper]] = attrs.field(factory=dict)
+    api_key_env: str | None = None
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or self.name != self.name.strip().lower():
+            raise ValidationError(
+                f"ProviderSpec.name must be a lower-case identifier, got {self.name!r}",
+                field="name", value=self.name,
+            )
+        unknown = set(self.modalities) - set(MODALITIES)
+        if not self.modalities or unknown:
+            raise ValidationError(
+                f"ProviderSpec.modalities must be a non-empty subset of {MODALITIES}, "
+                f"got {sorted(self.modalities)}",
+                field="modalities", value=sorted(self.modalities), allowed=MODALITIES,
+            )
+
+
+@attrs.frozen(kw_only=True)
+class CallContext:
+    """Passed to every lifecycle hook call.
+
+    Attributes:
+        provider: the provider name being called (a plugin may register several).
+        modality: ``"video"`` or ``"image"``.
+        timeout: seconds left before the generation's deadline; use it as the HTTP timeout.
+        attempt: 1-based attempt number in the fallback chain.
+        idempotency_key: stable for one logical submit; send it if the provider supports it.
+    """
+
+    provider: str
+    modality: Modality
+    timeout: float
+    attempt: int = 1
+    idempotency_key: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class SubmittedJob:
+    """What ``submit`` returns: the provider's job id plus any JSON-safe state needed to poll it.
+
+    Attributes:
+        job_id: the provider's id for the job.
+        data: JSON-serialisable provider state (e.g. status/result URLs). Never put secrets here:
+            it is stored in job handles and the ledger.
+        poll_after: seconds the provider suggests waiting before the first status call.
+    """
+
+    job_id: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    poll_after: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JobRef:
+    """A submitted job as core tracks it; passed to ``status``, ``result`` and ``cancel``."""
+
+    provider: str
+    model: str
+    modality: Modality
+    job_id: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    submitted_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
+
+
+@attrs.frozen(kw_only=True)
+class JobStatus:
+    """What ``status`` returns: one observation of a job.
+
+    Attributes:
+        state: queued, processing, completed, failed or cancelled.
+        queue_position: 0 means next in line.
+        progress_percent: 0-100 when the provider reports it.
+        logs: new log lines since the last status (or all of them; core de-duplicates).
+        poll_after: seconds the provider suggests waiting before the next status call.
+        error: for ``failed``: the typed error to raise (defaults to GenerationFailedError).
+        raw: the provider's status payload (redacted by core before it reaches callbacks).
+    """
+
+    state: JobState
+    queue_position: int | None = None
+    progress_percent: float | None = None
+    logs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    poll_after: float | None = None
+    error: TarashException | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict)
