@@ -1,0 +1,96 @@
+"""Task runner for the Tarash monorepo: `nox` runs every default session.
+
+Each test session installs the distributions it needs from this checkout into a fresh virtualenv,
+so entry-point discovery is exercised exactly as users get it.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = [
+    "tests_core",
+    "tests_fal",
+    "tests_example",
+    "tests_cross",
+    "lint",
+    "typecheck",
+    "docs",
+    "build",
+]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+CORE = "./tarash-core"
+FAL = "./tarash-fal"
+EXAMPLE = "./tarash-example-provider"
+
+
+def _group(name: str) -> list[str]:
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *session.posargs,
+                env={"TARASH_STRICT_PLUGINS": "1"})
+
+
+@nox.session
+def tests_core(session: nox.Session) -> None:
+    """tarash-core's own tests (no provider plugin installed)."""
+    session.install(f"{CORE}[testing]", *_group("test"))
+    _pytest(session, "tarash-core/tests")
+
+
+@nox.session
+def tests_fal(session: nox.Session) -> None:
+    """tarash-fal against its fake fal queue server, through the real fal-client."""
+    session.install(f"{CORE}[testing]", FAL, *_group("test"))
+    _pytest(session, "tarash-fal/tests")
+
+
+@nox.session
+def tests_example(session: nox.Session) -> None:
+    """tarash-example-provider's tests and the conformance kit, against its reference server."""
+    session.install(f"{CORE}[testing]", EXAMPLE, *_group("test"))
+    _pytest(session, "tarash-example-provider/tests")
+
+
+@nox.session
+def tests_cross(session: nox.Session) -> None:
+    """Cross-distribution tests: built wheels installed into fresh venvs, discovery, isolation."""
+    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("test"), *_group("build"))
+    _pytest(session, "tests")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install(*_group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy: strict on tarash-core, checked on the plugins."""
+    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("typecheck"))
+    session.run("mypy", "tarash-core/src/tarash")
+    session.run("mypy", "--check-untyped-defs", "tarash-fal/src/tarash_fal",
+                "tarash-example-provider/src/tarash_example_provider")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs site strictly and execute the code blocks of the guides."""
+    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("docs"), *_group("test"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+    _pytest(session, "docs/test_docs.py")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build wheel + sdist of each distribution, check metadata, install each wheel alone."""
+    session.install(*_group("build"))
+    session.run("python", "scripts/check_dists.py", "--out", "dist")
