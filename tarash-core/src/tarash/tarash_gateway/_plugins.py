@@ -224,6 +224,28 @@ class PluginHost:
             self._runtime[name] = _Entry(spec=spec, plugin=adapter, info=info)
             self._impl_cache.clear()
 
+    def register_plugin_object(self, plugin: object, name: str) -> None:
+        """Register an already-imported plugin object (module or namespace of hookimpls).
+
+        Used for plugins that are not installed as distributions (tests, applications embedding a
+        provider); it is recorded like an entry-point plugin with source ``"object"``.
+        """
+        with self._lock:
+            self.ensure_loaded()
+            self._register_plugin(plugin, name=name, dist=None, version=None, source="object")
+            self._impl_cache.clear()
+
+    def unregister_plugin_object(self, plugin: object) -> None:
+        """Undo :meth:`register_plugin_object`."""
+        with self._lock:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            owned = [e for e in self._providers.values() if e.plugin is plugin]
+            infos = {id(e.info) for e in owned}
+            self._providers = {k: e for k, e in self._providers.items() if e.plugin is not plugin}
+            self._plugins = [p for p in self._plugins if id(p) not in infos]
+            self._impl_cache.clear()
+
     def unregister_handler(self, name: str) -> None:
         with self._lock:
             old = self._runtime.pop(name, None)

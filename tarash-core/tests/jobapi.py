@@ -1,0 +1,281 @@
+"""A counting job-style HTTP server on 127.0.0.1 and an in-test lifecycle plugin that talks to it.
+
+The server speaks a small queue API (POST /jobs, GET /jobs/{id}, GET /jobs/{id}/result,
+POST /jobs/{id}/cancel) plus the seed page's POST /v1/generate, counts every request by kind and
+can inject faults: status codes with Retry-After, and a dropped connection after the request was
+received and processed (the lost-answer case that must never lead to a second job).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+from tarash.tarash_gateway._errors import parse_retry_after
+from tarash.tarash_gateway._plugins import HOST
+from tarash.tarash_gateway.exceptions import (
+    GenerationFailedError,
+    HTTPConnectionError,
+    HTTPError,
+    ValidationError,
+)
+from tarash.tarash_gateway.models import ImageGenerationResponse, VideoGenerationResponse
+from tarash.tarash_gateway.plugin import (
+    Capabilities,
+    JobStatus,
+    ProviderSpec,
+    SubmittedJob,
+    hookimpl,
+)
+
+
+class JobServer:
+    """Threaded HTTP server with per-kind counters and programmable faults."""
+
+    def __init__(self, *, queue_polls: int = 2, processing_polls: int = 2) -> None:
+        self.queue_polls = queue_polls
+        self.processing_polls = processing_polls
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.faults: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self.cancelled: list[str] = []
+        self.submissions: list[dict[str, Any]] = []
+        self.auth_headers: list[str | None] = []
+        self.events: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> JobServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def inject(self, kind: str, *, status: int = 500, times: int = 1, retry_after: str | None = None,
+               drop: bool = False, body: Any = None, delay: float = 0.0) -> None:
+        """Make the next ``times`` requests of ``kind`` fail (processed first when ``drop``)."""
+        with self.lock:
+            for _ in range(times):
+                self.faults[kind].append({"status": status, "retry_after": retry_after,
+                                          "drop": drop, "body": body, "delay": delay})
+
+    def _take_fault(self, kind: str) -> dict[str, Any] | None:
+        with self.lock:
+            queue = self.faults.get(kind)
+            return queue.pop(0) if queue else None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _send(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _body(self) -> Any:
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length) or b"{}")
+
+            def _dispatch(self, method: str) -> None:
+                parts = [p for p in self.path.split("?")[0].split("/") if p]
+                kind = _kind(method, parts)
+                with server.lock:
+                    server.counts[kind] += 1
+                    server.events.append((kind, self.path))
+                    server.auth_headers.append(self.headers.get("Authorization"))
+                body = self._body() if method == "POST" else None
+                fault = server._take_fault(kind)
+                if fault and fault["delay"]:
+                    time.sleep(fault["delay"])
+                if fault and not fault["drop"]:
+                    headers = {"Retry-After": fault["retry_after"]} if fault["retry_after"] else {}
+                    self._send(fault["status"], fault["body"] or {"error": "injected"}, headers)
+                    return
+                code, payload = server._answer(kind, parts, body)
+                if fault and fault["drop"]:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self._send(code, payload)
+
+            def do_GET(self) -> None:
+                self._dispatch("GET")
+
+            def do_POST(self) -> None:
+                self._dispatch("POST")
+
+        return Handler
+
+    def _answer(self, kind: str, parts: list[str], body: Any) -> tuple[int, Any]:
+        with self.lock:
+            if kind == "generate":
+                return 200, {"video_url": f"{self.url}/media/seed.mp4", "prompt": body.get("prompt")}
+            if kind == "submit":
+                job_id = f"job-{len(self.jobs) + 1}"
+                self.jobs[job_id] = {"polls": 0, "state": "queued", "payload": body}
+                self.submissions.append(body)
+                return 201, {"id": job_id}
+            job = self.jobs.get(parts[1]) if len(parts) > 1 else None
+            if job is None:
+                return 404, {"error": "no such job"}
+            if kind == "cancel":
+                self.cancelled.append(parts[1])
+                done = job["state"] == "completed"
+                job["state"] = job["state"] if done else "cancelled"
+                return 200, {"cancelled": not done}
+            if kind == "status":
+                if job["state"] in ("cancelled", "completed"):
+                    return 200, {"state": job["state"]}
+                job["polls"] += 1
+                polls = job["polls"]
+                if polls <= self.queue_polls:
+                    return 200, {"state": "queued", "position": self.queue_polls - polls}
+                if polls <= self.queue_polls + self.processing_polls:
+                    done = polls - self.queue_polls
+                    return 200, {"state": "processing",
+                                 "progress": round(100 * done / (self.processing_polls + 1)),
+                                 "logs": [f"step {i}" for i in range(1, done + 1)]}
+                job["state"] = "completed"
+                return 200, {"state": "completed"}
+            if kind == "result":
+                if job["state"] != "completed":
+                    return 409, {"error": "not completed"}
+                return 200, {"url": f"{self.url}/media/{parts[1]}.mp4"}
+        return 404, {"error": "unknown route"}
+
+
+def _kind(method: str, parts: list[str]) -> str:
+    if method == "POST" and parts == ["v1", "generate"]:
+        return "generate"
+    if method == "POST" and parts == ["jobs"]:
+        return "submit"
+    if method == "POST" and len(parts) == 3 and parts[2] == "cancel":
+        return "cancel"
+    if method == "GET" and len(parts) == 3 and parts[2] == "result":
+        return "result"
+    if method == "GET" and len(parts) == 2:
+        return "status"
+    return "other"
+
+
+@contextmanager
+def running(**kwargs: Any) -> Iterator[JobServer]:
+    server = JobServer(**kwargs).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _raise_for(response: httpx.Response, phase: str) -> None:
+    if response.status_code < 400:
+        return
+    if response.status_code == 422:
+        raise ValidationError("rejected by jobapi", field="prompt", raw_response=response.json())
+    raise HTTPError(f"jobapi answered {response.status_code}", status_code=response.status_code,
+                    retry_after=parse_retry_after(response.headers.get("retry-after")),
+                    raw_response=response.json(), phase=phase)
+
+
+def _request(method: str, url: str, phase: str, key: str | None, timeout: float, **kw: Any) -> Any:
+    try:
+        response = httpx.request(method, url, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {key}"}, **kw)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise HTTPConnectionError(str(exc), request_sent=False, phase=phase) from exc
+    except httpx.TransportError as exc:
+        raise HTTPConnectionError(str(exc), request_sent=True, phase=phase) from exc
+    _raise_for(response, phase)
+    return response.json()
+
+
+def make_plugin(name: str, *, cancel: bool = True, idempotency: bool = False,
+                modalities: tuple[str, ...] = ("video", "image")) -> SimpleNamespace:
+    """A lifecycle plugin for provider ``name`` talking to ``config.base_url``."""
+
+    @hookimpl
+    def register_providers() -> list[ProviderSpec]:
+        return [ProviderSpec(name=name, modalities=set(modalities),
+                             capabilities=Capabilities(cancel=cancel, queue_position=True,
+                                                       progress_percent=True, logs=True,
+                                                       idempotency_key=idempotency))]
+
+    @hookimpl
+    def submit(config: Any, request: Any, context: Any) -> SubmittedJob:
+        if context.provider != name:
+            raise AssertionError("called for another provider")
+        data = _request("POST", f"{config.base_url}/jobs", "submit", config.api_key,
+                        context.timeout, json={"prompt": request.prompt, "modality": context.modality,
+                                               "key": context.idempotency_key})
+        return SubmittedJob(job_id=data["id"], data={"base": config.base_url})
+
+    @hookimpl
+    def status(config: Any, job: Any, context: Any) -> JobStatus:
+        data = _request("GET", f"{job.data['base']}/jobs/{job.job_id}", "poll", config.api_key,
+                        context.timeout)
+        if data["state"] == "failed":
+            return JobStatus(state="failed", error=GenerationFailedError("job failed"), raw=data)
+        return JobStatus(state=data["state"], queue_position=data.get("position"),
+                         progress_percent=data.get("progress"), logs=data.get("logs", ()), raw=data)
+
+    @hookimpl
+    def result(config: Any, job: Any, context: Any) -> Any:
+        data = _request("GET", f"{job.data['base']}/jobs/{job.job_id}/result", "result",
+                        config.api_key, context.timeout)
+        if job.modality == "image":
+            return ImageGenerationResponse(request_id=job.job_id, images=[data["url"]], raw_response=data)
+        return VideoGenerationResponse(request_id=job.job_id, video=data["url"], raw_response=data)
+
+    hooks = {"register_providers": register_providers, "submit": submit, "status": status,
+             "result": result}
+    if cancel:
+        @hookimpl
+        def cancel_hook(config: Any, job: Any, context: Any) -> bool:
+            data = _request("POST", f"{job.data['base']}/jobs/{job.job_id}/cancel", "cancel",
+                            config.api_key, context.timeout)
+            return bool(data["cancelled"])
+
+        hooks["cancel"] = cancel_hook
+    plugin = SimpleNamespace()
+    for hook_name, fn in hooks.items():
+        fn.__name__ = hook_name
+        setattr(plugin, hook_name, fn)
+    return plugin
+
+
+@contextmanager
+def installed(plugin: SimpleNamespace, name: str) -> Iterator[SimpleNamespace]:
+    HOST.register_plugin_object(plugin, name)
+    try:
+        yield plugin
+    finally:
+        HOST.unregister_plugin_object(plugin)
