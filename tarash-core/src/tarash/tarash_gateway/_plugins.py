@@ -376,12 +376,7 @@ def _bind(function: Callable[..., Any], argnames: Sequence[str]) -> Callable[...
 def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace:
     """Wrap a seed-style handler in hookimpls; NotImplementedError becomes UnsupportedModalityError."""
 
-    def guard(modality: str, method: str) -> Callable[..., Any]:
-        target = getattr(handler, method, None)
-        if target is None:
-            def missing(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
-                raise UnsupportedModalityError(name, modality, f"handler has no {method}()")
-            return missing
+    def guard(modality: str, target: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(target):
             async def call_async(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
                 try:
@@ -404,9 +399,9 @@ def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace
     namespace = SimpleNamespace()
     for modality, base in (("video", "generate_video"), ("image", "generate_image")):
         for method in (base, f"{base}_async"):
-            fn = guard(modality, method)
-            fn.__name__ = method
-            setattr(namespace, method, hookimpl(fn))
+            target = getattr(handler, method, None)
+            if callable(target):
+                setattr(namespace, method, hookimpl(guard(modality, target)))
     return namespace
 
 
