@@ -129,9 +129,13 @@ class PluginHost:
         allowed = _env_list("TARASH_PLUGINS")
         if disabled and disabled[0].lower() in ("1", "*", "all", "true", "yes"):
             return
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = []
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else None
+            found.append((ep.name, dist_name or "", ep, dist))
+        for _, dist_name, ep, dist in sorted(found, key=lambda item: item[:2]):
+            dist_name = dist_name or None
             version = dist.version if dist is not None else None
             skip = (allowed is not None and ep.name not in allowed and dist_name not in allowed) or (
                 disabled is not None and (ep.name in disabled or dist_name in disabled)
@@ -169,7 +173,7 @@ class PluginHost:
         self, module: object, *, name: str, dist: str | None, version: str | None, source: str,
     ) -> None:
         try:
-            self.pm.register(module, name=f"{source}:{name}")
+            self.pm.register(module, name=f"{source}:{dist or '-'}:{name}")
             impls = [i for i in self.pm.hook.register_providers.get_hookimpls() if i.plugin is module]
             specs: list[ProviderSpec] = []
             for impl in impls:
