@@ -66,7 +66,7 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeD
             created.append(module)
 
     monkeypatch.syspath_prepend(str(tmp_path))
-    HOST.reset()
+    HOST.reset(search_path=[str(tmp_path)])
     yield make
     HOST.reset()
     for module in created:

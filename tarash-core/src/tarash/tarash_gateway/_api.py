@@ -5,20 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import _runtime as rt
-from ._engine import run_chain
+from typing import TYPE_CHECKING
+
 from ._plugins import HOST, PluginInfo, ProviderInfo
-from .field_mappers import FieldMapper
-from .models import (
-    ImageGenerationConfig,
-    ImageGenerationRequest,
-    ImageGenerationResponse,
-    ImageProgressCallback,
-    ProgressCallback,
-    VideoGenerationConfig,
-    VideoGenerationRequest,
-    VideoGenerationResponse,
-)
+
+if TYPE_CHECKING:
+    from .field_mappers import FieldMapper
+    from .models import (
+        ImageGenerationConfig,
+        ImageGenerationRequest,
+        ImageGenerationResponse,
+        ImageProgressCallback,
+        ProgressCallback,
+        VideoGenerationConfig,
+        VideoGenerationRequest,
+        VideoGenerationResponse,
+    )
+
+
+def _engine() -> tuple[Any, Any]:
+    """The orchestration modules, imported on first generation (they pull in asyncio)."""
+    from . import _runtime
+    from ._engine import run_chain
+
+    return _runtime, run_chain
 
 
 def generate_video(
@@ -33,6 +43,7 @@ def generate_video(
     ``execution_metadata`` (every attempt) when no attempt succeeds; an exception raised by
     ``on_progress`` propagates unchanged (after the remote job is cancelled).
     """
+    rt, run_chain = _engine()
     result: VideoGenerationResponse = rt.drive_sync(run_chain(config, request, "video", on_progress))
     return result
 
@@ -43,6 +54,7 @@ async def generate_video_async(
     on_progress: ProgressCallback | None = None,
 ) -> VideoGenerationResponse:
     """Async :func:`generate_video`; cancelling the task cancels the remote job."""
+    rt, run_chain = _engine()
     result: VideoGenerationResponse = await rt.drive_async(
         run_chain(config, request, "video", on_progress)
     )
@@ -55,6 +67,7 @@ def generate_image(
     on_progress: ImageProgressCallback | None = None,
 ) -> ImageGenerationResponse:
     """Generate images (see :func:`generate_video`)."""
+    rt, run_chain = _engine()
     result: ImageGenerationResponse = rt.drive_sync(run_chain(config, request, "image", on_progress))
     return result
 
@@ -65,6 +78,7 @@ async def generate_image_async(
     on_progress: ImageProgressCallback | None = None,
 ) -> ImageGenerationResponse:
     """Async :func:`generate_image`."""
+    rt, run_chain = _engine()
     result: ImageGenerationResponse = await rt.drive_async(
         run_chain(config, request, "image", on_progress)
     )

@@ -102,6 +102,8 @@ class PluginHost:
         self._runtime: dict[str, _Entry] = {}
         self._field_mappings: dict[str, dict[str, Mapping[str, FieldMapper]]] = {}
         self._impl_cache: dict[tuple[int, str], Callable[..., Any] | None] = {}
+        #: Where entry points are looked for; None means ``sys.path`` (tests narrow it).
+        self.search_path: list[str] | None = None
 
     # -- discovery ---------------------------------------------------------------------------
 
@@ -123,26 +125,20 @@ class PluginHost:
         self._register_plugin(module, name=module_name, dist=None, version=None, source="builtin")
 
     def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
+        from ._entry_points import entry_points
 
         disabled = _env_list("TARASH_DISABLE_PLUGINS")
         allowed = _env_list("TARASH_PLUGINS")
         if disabled and disabled[0].lower() in ("1", "*", "all", "true", "yes"):
             return
-        found = []
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
-            found.append((ep.name, dist_name or "", ep, dist))
-        for _, dist_name, ep, dist in sorted(found, key=lambda item: item[:2]):
-            dist_name = dist_name or None
-            version = dist.version if dist is not None else None
-            skip = (allowed is not None and ep.name not in allowed and dist_name not in allowed) or (
-                disabled is not None and (ep.name in disabled or dist_name in disabled)
+        found = sorted(entry_points(ENTRY_POINT_GROUP, self.search_path), key=lambda ep: (ep.name, ep.distribution or ""))
+        for ep in found:
+            skip = (allowed is not None and ep.name not in allowed and ep.distribution not in allowed) or (
+                disabled is not None and (ep.name in disabled or ep.distribution in disabled)
             )
             if skip:
                 self._plugins.append(PluginInfo(
-                    name=ep.name, distribution=dist_name, version=version, status="disabled",
+                    name=ep.name, distribution=ep.distribution, version=ep.version, status="disabled",
                 ))
                 continue
             try:
@@ -150,9 +146,9 @@ class PluginHost:
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     raise
-                self._record_failure(ep.name, dist_name, version, "import", exc)
+                self._record_failure(ep.name, ep.distribution, ep.version, "import", exc)
                 continue
-            self._register_plugin(module, name=ep.name, dist=dist_name, version=version,
+            self._register_plugin(module, name=ep.name, dist=ep.distribution, version=ep.version,
                                   source="entry-point")
 
     def _record_failure(
@@ -353,9 +349,10 @@ class PluginHost:
         prefix = match_model_prefix(model, table)
         return prefix, (table[prefix] if prefix is not None else None)
 
-    def reset(self) -> None:
-        """Forget everything (tests only)."""
+    def reset(self, search_path: list[str] | None = None) -> None:
+        """Forget everything and discover again from ``search_path`` (tests only)."""
         self.__init__()  # type: ignore[misc]
+        self.search_path = search_path
 
 
 def _label(info: PluginInfo) -> str:

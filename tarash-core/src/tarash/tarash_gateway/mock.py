@@ -10,12 +10,8 @@ as bytes.
 
 from __future__ import annotations
 
-import json
 import random
-import struct
-import tempfile
 import threading
-import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -191,6 +187,8 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
 
 @lru_cache(maxsize=1)
 def _clips() -> tuple[dict[str, Any], ...]:
+    import json
+
     return tuple(json.loads((MEDIA_DIR / "clips.json").read_text()))
 
 
@@ -285,6 +283,8 @@ def _image_response(config: Any, job: JobRef, outcome: MockResponse) -> ImageGen
 
 
 def _write_temp(name: str, data: bytes) -> str:
+    import tempfile
+
     folder = Path(tempfile.gettempdir()) / "tarash-mock"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -294,6 +294,9 @@ def _write_temp(name: str, data: bytes) -> str:
 
 def render_png(width: int, height: int, seed: int = 0) -> bytes:
     """A valid RGB PNG test pattern (colour bars tinted by ``seed``), drawn without dependencies."""
+    import struct
+    import zlib
+
     rng = random.Random(seed)
     tint = [rng.randrange(0, 96) for _ in range(3)]
     bars = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192),
