@@ -1,0 +1,159 @@
+"""Core orchestration under load: N concurrent async generations with faults on status polls.
+
+A small asyncio HTTP/1.1 job server on 127.0.0.1 answers 10% of status polls with 429 (with
+Retry-After) or 500, at random. A lifecycle plugin registered in-process talks to it through one
+pooled httpx.AsyncClient. Prints wall time, polls, injected faults, submits counted by the server
+(must equal N: a fault never causes a resubmission) and peak RSS.
+
+    python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import random
+import resource
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+from tarash.tarash_gateway import generate_video_async
+from tarash.tarash_gateway._plugins import HOST
+from tarash.tarash_gateway.exceptions import HTTPError
+from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest, VideoGenerationResponse
+from tarash.tarash_gateway.plugin import Capabilities, JobStatus, ProviderSpec, SubmittedJob, hookimpl
+
+
+class Server:
+    def __init__(self, fault_rate: float, polls_to_finish: int) -> None:
+        self.fault_rate = fault_rate
+        self.polls_to_finish = polls_to_finish
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.jobs: dict[str, int] = {}
+        self.connections = 0
+        self.rng = random.Random(7)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                request_line = await reader.readline()
+                if not request_line:
+                    return
+                method, path, _ = request_line.decode().split(" ", 2)
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                if length:
+                    await reader.readexactly(length)
+                status, body, extra = self.answer(method, path)
+                payload = json.dumps(body).encode()
+                head = (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(payload)}\r\n{extra}\r\n")
+                writer.write(head.encode() + payload)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    def answer(self, method: str, path: str) -> tuple[int, Any, str]:
+        parts = [p for p in path.split("/") if p]
+        if method == "POST" and parts == ["jobs"]:
+            self.counts["submit"] += 1
+            job_id = f"j{len(self.jobs)}"
+            self.jobs[job_id] = 0
+            return 201, {"id": job_id}, ""
+        if method == "GET" and len(parts) == 2:
+            self.counts["status"] += 1
+            if self.rng.random() < self.fault_rate:
+                if self.rng.random() < 0.5:
+                    self.counts["fault_429"] += 1
+                    return 429, {"error": "slow down"}, "Retry-After: 0.05\r\n"
+                self.counts["fault_500"] += 1
+                return 500, {"error": "oops"}, ""
+            self.jobs[parts[1]] += 1
+            done = self.jobs[parts[1]] >= self.polls_to_finish
+            return 200, {"state": "completed" if done else "processing"}, ""
+        if method == "GET" and len(parts) == 3:
+            self.counts["result"] += 1
+            return 200, {"url": f"https://cdn.test/{parts[1]}.mp4"}, ""
+        return 404, {}, ""
+
+
+def make_plugin(base_url: str, client: httpx.AsyncClient, in_flight: int) -> SimpleNamespace:
+    gate = asyncio.Semaphore(in_flight)
+
+    async def call(method: str, path: str, phase: str) -> Any:
+        async with gate:
+            response = await client.request(method, f"{base_url}{path}",
+                                            json={} if method == "POST" else None)
+        if response.status_code >= 400:
+            retry = response.headers.get("retry-after")
+            raise HTTPError(f"HTTP {response.status_code}", status_code=response.status_code,
+                            retry_after=float(retry) if retry else None, phase=phase)
+        return response.json()
+
+    @hookimpl
+    def register_providers() -> list[ProviderSpec]:
+        return [ProviderSpec(name="loadtest", modalities={"video"}, capabilities=Capabilities(cancel=False))]
+
+    @hookimpl
+    async def submit_async(config: Any, request: Any, context: Any) -> SubmittedJob:
+        return SubmittedJob(job_id=(await call("POST", "/jobs", "submit"))["id"])
+
+    @hookimpl
+    async def status_async(config: Any, job: Any, context: Any) -> JobStatus:
+        return JobStatus(state=(await call("GET", f"/jobs/{job.job_id}", "poll"))["state"])
+
+    @hookimpl
+    async def result_async(config: Any, job: Any, context: Any) -> VideoGenerationResponse:
+        data = await call("GET", f"/jobs/{job.job_id}/result", "result")
+        return VideoGenerationResponse(request_id=job.job_id, video=data["url"])
+
+    return SimpleNamespace(register_providers=register_providers, submit_async=submit_async,
+                           status_async=status_async, result_async=result_async)
+
+
+async def main(jobs: int, fault_rate: float) -> None:
+    server = Server(fault_rate, polls_to_finish=3)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=2048)
+    port = listener.sockets[0].getsockname()[1]
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        plugin = make_plugin(f"http://127.0.0.1:{port}", client, in_flight=100)
+        HOST.register_plugin_object(plugin, "loadtest")
+        config = VideoGenerationConfig(provider="loadtest", model="m", poll_interval=0.05, timeout=120)
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
+            return_exceptions=True,
+        )
+        wall = time.perf_counter() - started
+    await asyncio.sleep(0.1)
+    listener.close()
+    await listener.wait_closed()
+    failures = [r for r in results if isinstance(r, BaseException)]
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"concurrent generations: {jobs}, fault rate on polls: {fault_rate:.0%}")
+    print(f"completed: {jobs - len(failures)}, failed: {len(failures)}"
+          + (f" (first: {failures[0]!r})" if failures else ""))
+    print(f"server counts: {dict(server.counts)}")
+    print(f"submits counted by the server == jobs: {server.counts['submit'] == jobs}")
+    print(f"TCP connections opened: {server.connections}")
+    print(f"wall time: {wall:.2f} s, peak RSS (client + server process): {peak_mib:.1f} MiB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--fault-rate", type=float, default=0.1)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.jobs, arguments.fault_rate))
