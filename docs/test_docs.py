@@ -1,0 +1,316 @@
+"""The documentation's code cannot rot: this module executes it.
+
+* Every ```python block of the guide pages (``docs/index.md``, ``docs/guides/*.md``,
+  ``docs/concepts/*.md``) runs, offline, against the mock provider. The blocks of one page share
+  a fresh namespace and run in order, so a later block may use what an earlier one defined. Each
+  page runs in its own temporary directory with Tarash's provider registry reset.
+* A block preceded by ``<!-- docs-test: skip -->`` (for example one that needs a real provider
+  key) is not run, but still has to compile.
+* A block preceded by ``<!-- docs-test: requires MODULE [MODULE...] -->`` runs only when every
+  ``MODULE`` can be imported (for examples that need an optional distribution such as
+  ``tarash_fal``).
+* A shell block (```bash) preceded by ``<!-- docs-test: run -->`` has its ``tarash ...`` command
+  lines run, in order, with the installed ``tarash`` command; they must exit with status 0.
+  Other lines of the block (``pip install``, ``export``) are shown to the reader only.
+* Every other page's ```python blocks must at least compile.
+* Every ``--8<--`` snippet include must name a file that exists.
+
+Run with ``pytest docs/test_docs.py`` (``nox -s docs`` does, after building the site).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+EXECUTED_PAGES = sorted(
+    [
+        DOCS / "index.md",
+        DOCS / "installation.md",
+        *(DOCS / "guides").glob("*.md"),
+        *(DOCS / "concepts").glob("*.md"),
+    ]
+)
+PYTHON_LANGUAGES = ("python", "py", "python3")
+SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
+ALL_PAGES = sorted(DOCS.rglob("*.md"))
+#: Unset while the guides run, so no example can reach a real provider by accident.
+PROVIDER_KEY_VARIABLES = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "EXAMPLE_API_KEY")
+
+_FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
+_MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<what>[^>]*?)\s*-->\s*$")
+_SNIPPET_LINE = re.compile(r"^\s*(?:;)?--8<--\s+(?P<quote>[\"'])(?P<path>[^\"']+)(?P=quote)\s*$")
+_SNIPPET_BLOCK = re.compile(r"^\s*--8<--\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of a page."""
+
+    page: Path
+    line: int  # 1-based line of the first code line in the page
+    language: str
+    code: str
+    marker: str | None  # the docs-test directive right before the fence, if any
+
+    @property
+    def where(self) -> str:
+        return self.at(0)
+
+    def at(self, offset: int) -> str:
+        """``page:line`` of the block's code line ``offset`` (0-based)."""
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line + offset}"
+
+
+def iter_blocks(page: Path) -> Iterator[Block]:
+    """The fenced code blocks of ``page``, with the docs-test marker that precedes each."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        opening = _FENCE_OPEN.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        language = (opening["info"].split() or [""])[0].lower().lstrip(".")
+        marker = _preceding_marker(lines, index)
+        start = index + 1
+        end = start
+        while end < len(lines) and not _closes(lines[end], indent, fence):
+            end += 1
+        body = [
+            line[len(indent) :] if line.startswith(indent) else line.lstrip()
+            for line in lines[start:end]
+        ]
+        yield Block(
+            page=page,
+            line=start + 1,
+            language=language,
+            code=textwrap.dedent("\n".join(body)) + "\n",
+            marker=marker,
+        )
+        index = end + 1
+
+
+def _closes(line: str, indent: str, fence: str) -> bool:
+    stripped = line.strip()
+    return (
+        stripped.startswith(fence[0] * len(fence))
+        and set(stripped) == {fence[0]}
+        and len(line) - len(line.lstrip()) <= len(indent) + 3
+    )
+
+
+def _preceding_marker(lines: list[str], fence_index: int) -> str | None:
+    index = fence_index - 1
+    while index >= 0 and not lines[index].strip():
+        index -= 1
+    if index < 0:
+        return None
+    match = _MARKER.match(lines[index])
+    return match["what"] if match else None
+
+
+def python_blocks(page: Path) -> list[Block]:
+    return [b for b in iter_blocks(page) if b.language in PYTHON_LANGUAGES]
+
+
+def _compile(block: Block) -> object:
+    # Pad with newlines so tracebacks point at the right line of the Markdown page.
+    source = "\n" * (block.line - 1) + block.code
+    return compile(source, str(block.page), "exec")
+
+
+def _page_id(page: Path) -> str:
+    return str(page.relative_to(DOCS))
+
+
+# ------------------------------------------------------------------------------------------------
+# Executing the guides
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def isolated_tarash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temporary working directory and job ledger, no provider keys, a registry reset after."""
+    from tarash.tarash_gateway._plugins import HOST
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TARASH_HOME", str(tmp_path / "tarash-home"))
+    monkeypatch.delenv("TARASH_LEDGER", raising=False)
+    for name in PROVIDER_KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield tmp_path
+    HOST.reset()
+    if "tarash_fal" in sys.modules:  # examples that used the fake fal server
+        sys.modules["tarash_fal"].close_clients()
+
+
+def _missing_modules(marker: str) -> list[str]:
+    """The modules a ``requires`` directive names that cannot be imported."""
+    missing = []
+    for module in marker.split()[1:]:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            missing.append(module)
+    return missing
+
+
+def _tarash_command() -> str:
+    beside = Path(sys.executable).with_name("tarash.exe" if os.name == "nt" else "tarash")
+    found = str(beside) if beside.exists() else shutil.which("tarash")
+    assert found, "the tarash command is not installed (pip install tarash-core)"
+    return found
+
+
+def run_shell_block(block: Block, cwd: Path) -> None:
+    """Run the ``tarash ...`` lines of a shell block; each must succeed."""
+    env = {**os.environ, "TARASH_MOCK_DELAY": "0.01"}
+    for offset, line in enumerate(block.code.splitlines()):
+        command = line.split(" #", 1)[0].strip().removeprefix("$ ")
+        if not command.startswith("tarash "):
+            continue
+        argv = [_tarash_command(), *shlex.split(command)[1:]]
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, (
+            f"`{command}` (at {block.at(offset)}) exited with "
+            f"{done.returncode}:\n{done.stdout}{done.stderr}"
+        )
+
+
+@pytest.mark.parametrize("page", EXECUTED_PAGES, ids=_page_id)
+def test_guide_code_runs(page: Path, isolated_tarash: Path) -> None:
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
+    not_run: list[str] = []
+    for block in iter_blocks(page):
+        marker = block.marker or ""
+        if block.language in SHELL_LANGUAGES:
+            if marker == "run":
+                run_shell_block(block, isolated_tarash)
+            continue
+        if block.language not in PYTHON_LANGUAGES:
+            continue
+        code = _compile(block)
+        if marker == "skip":
+            continue
+        if marker.startswith("requires "):
+            missing = _missing_modules(marker)
+            if missing:
+                not_run.append(f"{block.where} needs {', '.join(missing)}")
+                continue
+        elif marker:
+            pytest.fail(f"{block.where}: unknown docs-test directive {marker!r}")
+        try:
+            exec(code, namespace)
+        except BaseException as exc:
+            raise AssertionError(f"code block at {block.where} failed: {exc!r}") from exc
+    if not_run:
+        pytest.skip("not run: " + "; ".join(not_run))
+
+
+# ------------------------------------------------------------------------------------------------
+# Static checks over every page
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=_page_id)
+def test_python_blocks_compile(page: Path) -> None:
+    for block in python_blocks(page):
+        try:
+            _compile(block)
+        except SyntaxError as exc:
+            raise AssertionError(f"code block at {block.where} does not compile: {exc}") from exc
+
+
+def snippet_paths(page: Path) -> Iterator[tuple[int, str]]:
+    """(line, path) of each ``--8<--`` include (single-line and block forms)."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    in_block = False
+    for number, line in enumerate(lines, start=1):
+        if _SNIPPET_BLOCK.match(line):
+            in_block = not in_block
+            continue
+        if in_block:
+            entry = line.strip()
+            if entry and not entry.startswith(";"):
+                yield number, entry
+            continue
+        match = _SNIPPET_LINE.match(line)
+        if match:
+            yield number, match["path"]
+
+
+def _strip_selector(path: str) -> str:
+    """``file.py:10:20`` and ``file.py:section`` name ``file.py``."""
+    head, _, tail = path.partition(":")
+    return head if tail else path
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=_page_id)
+def test_snippet_includes_exist(page: Path) -> None:
+    missing = [
+        f"{page.relative_to(ROOT)}:{line}: {path}"
+        for line, path in snippet_paths(page)
+        if not (ROOT / _strip_selector(path)).is_file()
+    ]
+    assert not missing, "snippet includes name missing files:\n" + "\n".join(missing)
+
+
+def test_executed_pages_are_in_the_nav() -> None:
+    """Every page whose code this module executes is reachable on the site."""
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for page in EXECUTED_PAGES:
+        assert str(page.relative_to(DOCS)) in nav, f"{page} is not in mkdocs.yml's nav"
+
+
+def test_the_block_parser_sees_markers_and_indented_fences(tmp_path: Path) -> None:
+    page = tmp_path / "sample.md"
+    page.write_text(
+        textwrap.dedent("""\
+        Intro.
+
+        <!-- docs-test: skip -->
+        ```python
+        raise SystemExit("never run")
+        ```
+
+        !!! example
+
+            ```python title="nested.py"
+            x = 1
+            ```
+
+        ````markdown
+        ```python
+        not a block of its own
+        ```
+        ````
+        """),
+        encoding="utf-8",
+    )
+    blocks = list(iter_blocks(page))
+    assert [(b.language, b.marker, b.line) for b in blocks] == [
+        ("python", "skip", 5),
+        ("python", None, 11),
+        ("markdown", None, 15),
+    ]
+    assert blocks[1].code == "x = 1\n"
