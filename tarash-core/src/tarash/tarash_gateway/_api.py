@@ -31,6 +31,13 @@ def _engine() -> tuple[Any, Any]:
     return _runtime, run_chain
 
 
+def _ledger() -> Any:
+    """The job ledger in effect, or None when it is off (see ``tarash.tarash_gateway.jobs``)."""
+    from ._ledger import active_ledger
+
+    return active_ledger()
+
+
 def generate_video(
     config: VideoGenerationConfig,
     request: VideoGenerationRequest,
@@ -38,13 +45,16 @@ def generate_video(
 ) -> VideoGenerationResponse:
     """Generate a video, walking ``config.fallback_configs`` on retryable failures.
 
-    ``on_progress`` may be a plain function or a coroutine function. Raises a
+    ``on_progress`` may be a plain function or a coroutine function. The submission is recorded in
+    the job ledger (``tarash.tarash_gateway.jobs``), so a crashed process can resume it. Raises a
     :class:`~tarash.tarash_gateway.exceptions.TarashException` subclass carrying
     ``execution_metadata`` (every attempt) when no attempt succeeds; an exception raised by
     ``on_progress`` propagates unchanged (after the remote job is cancelled).
     """
     rt, run_chain = _engine()
-    result: VideoGenerationResponse = rt.drive_sync(run_chain(config, request, "video", on_progress))
+    result: VideoGenerationResponse = rt.drive_sync(
+        run_chain(config, request, "video", on_progress, _ledger())
+    )
     return result
 
 
@@ -56,7 +66,7 @@ async def generate_video_async(
     """Async :func:`generate_video`; cancelling the task cancels the remote job."""
     rt, run_chain = _engine()
     result: VideoGenerationResponse = await rt.drive_async(
-        run_chain(config, request, "video", on_progress)
+        run_chain(config, request, "video", on_progress, _ledger())
     )
     return result
 
@@ -68,7 +78,9 @@ def generate_image(
 ) -> ImageGenerationResponse:
     """Generate images (see :func:`generate_video`)."""
     rt, run_chain = _engine()
-    result: ImageGenerationResponse = rt.drive_sync(run_chain(config, request, "image", on_progress))
+    result: ImageGenerationResponse = rt.drive_sync(
+        run_chain(config, request, "image", on_progress, _ledger())
+    )
     return result
 
 
@@ -80,7 +92,7 @@ async def generate_image_async(
     """Async :func:`generate_image`."""
     rt, run_chain = _engine()
     result: ImageGenerationResponse = await rt.drive_async(
-        run_chain(config, request, "image", on_progress)
+        run_chain(config, request, "image", on_progress, _ledger())
     )
     return result
 

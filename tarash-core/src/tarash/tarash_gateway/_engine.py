@@ -136,6 +136,8 @@ class Attempt:
     phase: str = "validate"
     cancel_status: str | None = None
     cancel_error: str | None = None
+    intent_recorded: bool = False
+    state: str | None = None
     seen_logs: list[str] = attrs.field(factory=list)
     last_signature: tuple[Any, ...] | None = None
 
@@ -193,8 +195,14 @@ class CallerError(Exception):
 
 
 def _impl(attempt: Attempt, hook: str, *, prefer_async: bool) -> Callable[..., Any] | None:
+    """The plugin's implementation of ``hook``; an async one carries its sync twin, if any, as
+    ``sync_twin`` so the sync driver calls the plugin's sync hook (hookspecs promise that)."""
     _spec, plugin = HOST.entry_plugin(attempt.provider)
-    return HOST.impl(plugin, hook, prefer_async=prefer_async)
+    fn = HOST.impl(plugin, hook, prefer_async=prefer_async)
+    if fn is not None and rt._is_async_fn(fn):
+        twin = HOST.impl(plugin, hook, prefer_async=False)
+        fn.sync_twin = None if twin is None or rt._is_async_fn(twin) else twin  # type: ignore[attr-defined]
+    return fn
 
 
 def make_update(attempt: Attempt, status: str, **fields: Any) -> Any:
@@ -251,8 +259,10 @@ def call_hook(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: An
     except CallerError:
         raise
     except Exception as exc:
+        # No "from exc": normalize() links a wrapped error to its cause, and re-raising a plugin's
+        # own TarashException must keep the cause the plugin gave it (not become its own cause).
         raise normalize(exc, phase=phase, provider=attempt.provider, model=attempt.model,
-                        request_id=attempt.job.job_id if attempt.job else None) from exc
+                        request_id=attempt.job.job_id if attempt.job else None)
 
 
 def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
@@ -265,19 +275,19 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
         attempt.cancel_status = "unsupported"
         log.warning("Job %s on %s abandoned (%s) and cannot be cancelled; it may still be billed",
                     attempt.job.job_id, attempt.provider, reason)
-        return
-    context = attrs.evolve(attempt.context(), timeout=CANCEL_GRACE_SECONDS)
-    try:
-        yield rt.Call(fn, {"config": attempt.config, "job": attempt.job, "context": context},
-                      timeout=CANCEL_GRACE_SECONDS)
-    except Exception as exc:
-        attempt.cancel_status = "failed"
-        attempt.cancel_error = f"{type(exc).__name__}: {exc}"
-        log.warning("Cancel of job %s on %s failed: %s", attempt.job.job_id, attempt.provider,
-                    attempt.cancel_error)
     else:
-        attempt.cancel_status = "cancelled"
-        log.info("Cancelled job %s on %s (%s)", attempt.job.job_id, attempt.provider, reason)
+        context = attrs.evolve(attempt.context(), timeout=CANCEL_GRACE_SECONDS)
+        try:
+            yield rt.Call(fn, {"config": attempt.config, "job": attempt.job, "context": context},
+                          timeout=CANCEL_GRACE_SECONDS)
+        except Exception as exc:
+            attempt.cancel_status = "failed"
+            attempt.cancel_error = f"{type(exc).__name__}: {exc}"
+            log.warning("Cancel of job %s on %s failed: %s", attempt.job.job_id, attempt.provider,
+                        attempt.cancel_error)
+        else:
+            attempt.cancel_status = "cancelled"
+            log.info("Cancelled job %s on %s (%s)", attempt.job.job_id, attempt.provider, reason)
     if attempt.ledger is not None:
         attempt.ledger.status(attempt.ledger_key, "cancel", {"reason": reason,
                                                              "outcome": attempt.cancel_status})
@@ -299,6 +309,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
         attempt.ledger.intent(key, provider=attempt.provider, model=attempt.model,
                               modality=attempt.modality, config=attempt.config,
                               request=attempt.request)
+        attempt.intent_recorded = True
     failures = 0
     while True:
         if attempt.remaining() <= 0:
@@ -358,12 +369,61 @@ def retrying(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any
             yield rt.Sleep(delay)
 
 
+def poll_status(attempt: Attempt) -> rt.Flow[JobStatus]:
+    """One status call for the attempt's job (retried on transient errors), recorded in the ledger.
+    """
+    assert attempt.job is not None
+    status_fn = _impl(attempt, "status", prefer_async=True)
+    if status_fn is None:
+        raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status hook")
+    status = yield from retrying(attempt, status_fn, "poll", config=attempt.config,
+                                 job=attempt.job, context=attempt.context())
+    if not isinstance(status, JobStatus):
+        raise GenerationFailedError(
+            f"{attempt.provider} status returned {type(status).__name__}, expected JobStatus",
+            provider=attempt.provider, model=attempt.model, phase="poll", retryable=False,
+            request_id=attempt.job.job_id,
+        )
+    attempt.state = status.state
+    if attempt.ledger is not None:
+        attempt.ledger.status(attempt.ledger_key, status.state,
+                              {"queue_position": status.queue_position,
+                               "progress_percent": status.progress_percent})
+    return status
+
+
+def raise_for_state(attempt: Attempt, status: JobStatus) -> None:
+    """Raise the typed error for a failed or cancelled job; return for any other state."""
+    assert attempt.job is not None
+    if status.state == "failed":
+        error = status.error or GenerationFailedError(
+            f"{attempt.provider} reported the job failed", raw_response=dict(status.raw),
+        )
+        raise normalize(error, phase="poll", provider=attempt.provider, model=attempt.model,
+                        request_id=attempt.job.job_id)
+    if status.state == "cancelled":
+        attempt.cancel_status = attempt.cancel_status or "cancelled"
+        raise JobCancelledError(f"Job {attempt.job.job_id} was cancelled at {attempt.provider}",
+                                provider=attempt.provider, model=attempt.model,
+                                request_id=attempt.job.job_id, phase="poll")
+
+
+def fetch_result(attempt: Attempt) -> rt.Flow[Any]:
+    """Fetch a completed job's response (retried on transient errors) and check its type."""
+    result_fn = _impl(attempt, "result", prefer_async=True)
+    if result_fn is None:
+        raise UnsupportedModalityError(attempt.provider, attempt.modality, "no result hook")
+    response = yield from retrying(attempt, result_fn, "result", config=attempt.config,
+                                   job=attempt.job, context=attempt.context())
+    return check_response(attempt, response)
+
+
 def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[Any]:
     """Poll the attempt's job to a terminal state and fetch its result."""
     assert attempt.job is not None
-    status_fn = _impl(attempt, "status", prefer_async=True)
-    result_fn = _impl(attempt, "result", prefer_async=True)
-    if status_fn is None or result_fn is None:
+    if _impl(attempt, "status", prefer_async=True) is None or _impl(
+        attempt, "result", prefer_async=True
+    ) is None:
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status/result hooks")
     polls = 0
     wait = sleep_first
@@ -377,38 +437,15 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
             raise attempt.timeout_error(f"job still running after {polls} status checks")
         if polls >= attempt.config.max_poll_attempts:
             raise attempt.timeout_error(f"max_poll_attempts={attempt.config.max_poll_attempts} reached")
-        status = yield from retrying(attempt, status_fn, "poll", config=attempt.config,
-                                     job=attempt.job, context=attempt.context())
+        status = yield from poll_status(attempt)
         polls += 1
-        if not isinstance(status, JobStatus):
-            raise GenerationFailedError(
-                f"{attempt.provider} status returned {type(status).__name__}, expected JobStatus",
-                provider=attempt.provider, model=attempt.model, phase="poll", retryable=False,
-                request_id=attempt.job.job_id,
-            )
-        if attempt.ledger is not None:
-            attempt.ledger.status(attempt.ledger_key, status.state,
-                                  {"queue_position": status.queue_position,
-                                   "progress_percent": status.progress_percent})
         if status.state != "completed":
             yield from emit_status(attempt, status)
-        if status.state == "failed":
-            error = status.error or GenerationFailedError(
-                f"{attempt.provider} reported the job failed", raw_response=dict(status.raw),
-            )
-            raise normalize(error, phase="poll", provider=attempt.provider, model=attempt.model,
-                            request_id=attempt.job.job_id)
-        if status.state == "cancelled":
-            attempt.cancel_status = attempt.cancel_status or "cancelled"
-            raise JobCancelledError(f"Job {attempt.job.job_id} was cancelled at {attempt.provider}",
-                                    provider=attempt.provider, model=attempt.model,
-                                    request_id=attempt.job.job_id, phase="poll")
+        raise_for_state(attempt, status)
         if status.state == "completed":
             break
         wait = status.poll_after if status.poll_after is not None else attempt.config.poll_interval
-    response = yield from retrying(attempt, result_fn, "result", config=attempt.config,
-                                   job=attempt.job, context=attempt.context())
-    response = check_response(attempt, response)
+    response = yield from fetch_result(attempt)
     yield from emit(attempt, make_update(attempt, "completed", progress_percent=100.0,
                                          result=response))
     return response
@@ -445,7 +482,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
     except Exception as exc:
         if relay.raised is not None:
             raise CallerError(relay.raised) from None
-        raise normalize(exc, phase="submit", provider=attempt.provider, model=attempt.model) from exc
+        raise normalize(exc, phase="submit", provider=attempt.provider, model=attempt.model)
     if relay.raised is not None:
         raise CallerError(relay.raised)
     return check_response(attempt, response)
@@ -533,6 +570,41 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         raise
 
 
+def submit_job(config: Any, request: Any, modality: Modality,
+               ledger: Ledger | None = None) -> rt.Flow[Attempt]:
+    """Submit only, walking the fallback chain until a submit is accepted; the attempt holds the job.
+
+    The same submit rules as :func:`run_chain` (a submit whose answer was lost is never resent); a
+    retryable submit failure moves on to the next config. Providers without lifecycle hooks cannot
+    hand out a job and are skipped.
+    """
+    check_pair(config, request, modality)
+    chain = list(iter_fallback_chain(config))
+    for number, cfg in enumerate(chain, start=1):
+        attempt = Attempt(config=cfg, request=request, modality=modality, number=number,
+                          provider=provider_for(cfg), on_progress=None, ledger=ledger)
+        try:
+            spec, _ = HOST.entry_plugin(attempt.provider)
+            if modality not in spec.modalities:
+                raise UnsupportedModalityError(attempt.provider, modality)
+            if not lifecycle_available(attempt.provider):
+                raise UnsupportedModalityError(attempt.provider, modality,
+                                               "no submit hook: it cannot hand out a job")
+            yield from submit_phase(attempt)
+        except UnsupportedModalityError:
+            if number == len(chain):
+                raise
+            continue
+        except TarashException as exc:
+            ledger_finish(attempt, "failed", error=exc)
+            if not exc.retryable or number == len(chain):
+                raise
+            log.info("Submit %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
+            continue
+        return attempt
+    raise AssertionError("unreachable: the chain has at least one config")
+
+
 def run_chain(config: Any, request: Any, modality: Modality,
               on_progress: Callable[[Any], Any] | None, ledger: Ledger | None = None) -> rt.Flow[Any]:
     """Depth-first fallback chain with ExecutionMetadata on the response or the final error."""
@@ -557,7 +629,7 @@ def run_chain(config: Any, request: Any, modality: Modality,
             meta = attempt.metadata("failed", exc.original)
             records.append(meta)
             HOST.notify("attempt_finished", metadata=meta, error=exc.original)
-            _ledger_finish(attempt, "failed", error=exc.original)
+            ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
         except UnsupportedModalityError as exc:
             meta = attempt.metadata("skipped", exc)
@@ -571,7 +643,7 @@ def run_chain(config: Any, request: Any, modality: Modality,
             meta = attempt.metadata("failed", exc)
             records.append(meta)
             HOST.notify("attempt_finished", metadata=meta, error=exc)
-            _ledger_finish(attempt, "failed", error=exc)
+            ledger_finish(attempt, "failed", error=exc)
             log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
             if not exc.retryable or number == len(chain):
                 exc.execution_metadata = finish(None)
@@ -580,7 +652,7 @@ def run_chain(config: Any, request: Any, modality: Modality,
         meta = attempt.metadata("success", None)
         records.append(meta)
         HOST.notify("attempt_finished", metadata=meta, error=None)
-        _ledger_finish(attempt, "completed", result=response)
+        ledger_finish(attempt, "completed", result=response)
         return attrs.evolve(
             response, execution_metadata=finish(number),
             provider=response.provider or attempt.provider, model=response.model or attempt.model,
@@ -588,6 +660,23 @@ def run_chain(config: Any, request: Any, modality: Modality,
     raise AssertionError("unreachable: the chain has at least one config")
 
 
-def _ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> None:
-    if attempt.ledger is not None and attempt.job is not None:
-        attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)
+def submission_unknown(error: BaseException | None) -> bool:
+    """Whether a submit that raised ``error`` may still have created (and billed) a job."""
+    if isinstance(error, UnknownSubmissionError):
+        return True
+    if isinstance(error, HTTPConnectionError):
+        return error.request_sent
+    return isinstance(error, TimeoutError) and error.phase == "submit"
+
+
+def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> None:
+    """Record the end of an attempt whose submit intent is in the ledger.
+
+    An attempt that never learnt its job id ends ``unknown`` when the submit may have reached the
+    provider (it may have been billed), ``failed`` when it provably did not.
+    """
+    if attempt.ledger is None or not attempt.intent_recorded:
+        return
+    if attempt.job is None and submission_unknown(error):
+        state = "unknown"
+    attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from ._redact import redact_text
 from .exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
@@ -73,7 +74,12 @@ def _body(response: Any) -> Any:
 
 def normalize(exc: BaseException, *, phase: str, provider: str, model: str,
               request_id: str | None = None) -> TarashException:
-    """A typed TarashException for ``exc`` with phase/provider/model filled in."""
+    """A typed TarashException for ``exc`` with phase/provider/model filled in.
+
+    Known secrets are scrubbed from the arguments of ``exc`` and of the exceptions chained to it,
+    since they stay reachable (and printed in tracebacks) as the typed error's ``__cause__``.
+    """
+    scrub_chain(exc)
     if isinstance(exc, TarashException):
         exc.phase = exc.phase or phase
         exc.provider = exc.provider or provider
@@ -100,3 +106,16 @@ def normalize(exc: BaseException, *, phase: str, provider: str, model: str,
         )
     err.__cause__ = exc
     return err
+
+
+def scrub_chain(exc: BaseException) -> None:
+    """Scrub secrets from the string arguments of ``exc`` and its ``__cause__``/``__context__``."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.args = tuple(redact_text(a) if isinstance(a, str) else a for a in current.args)
+        pending.extend((current.__cause__, current.__context__))

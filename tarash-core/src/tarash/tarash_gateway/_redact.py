@@ -35,7 +35,12 @@ _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:key|api_key|apikey|token|access_token|sig|signature|x-amz-signature|"
     r"x-goog-signature|x-amz-credential|x-amz-security-token|auth)=)[^&#\s\"']+"
 )
-_AUTH_HEADER_TEXT = re.compile(r"(?i)\b(Bearer|Key|Basic|Token)\s+[A-Za-z0-9._~+/=:-]{8,}")
+# An auth scheme followed by a credential-looking value: 8+ token characters including a digit,
+# or 24+ of them, so ordinary prose ("the key difference", "Basic authentication") is left alone.
+_AUTH_HEADER_TEXT = re.compile(
+    r"(?i)\b(Bearer|Key|Basic|Token)\s+"
+    r"(?=[A-Za-z0-9._~+/=:-]*[0-9]|[A-Za-z0-9._~+/=:-]{24})[A-Za-z0-9._~+/=:-]{8,}"
+)
 
 _lock = threading.Lock()
 _known_secrets: set[str] = set()
@@ -45,7 +50,7 @@ _secret_pattern: re.Pattern[str] | None = None
 def register_secret(value: str | None) -> None:
     """Remember a secret so it is scrubbed from any text Tarash emits."""
     global _secret_pattern
-    if not value or len(value) < 6 or value in _known_secrets:
+    if not isinstance(value, str) or len(value.strip()) < 6 or value in _known_secrets:
         return
     with _lock:
         _known_secrets.add(value)
@@ -70,7 +75,12 @@ def redact_text(text: str) -> str:
 
 
 def redact(value: Any, *, _depth: int = 0) -> Any:
-    """Return a redacted deep copy of ``value`` (dicts, lists, tuples, strings, bytes)."""
+    """Return a redacted deep copy of ``value`` (dicts, lists, tuples, strings, bytes).
+
+    Text (dict keys included) is scrubbed with :func:`redact_text`. Bytes become their size,
+    other objects their (scrubbed) repr, and anything nested deeper than ``MAX_DEPTH`` is
+    replaced by a marker.
+    """
     if _depth > MAX_DEPTH:
         return "<nested too deep>"
     if isinstance(value, str):
@@ -79,14 +89,26 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
         return f"<{len(value)} bytes>"
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, _depth=_depth + 1))
+            (redact_text(k) if isinstance(k, str) else k): (
+                REDACTED if is_secret_key(k) and v not in (None, "")
+                else redact(v, _depth=_depth + 1)
+            )
             for k, v in value.items()
         }
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, tuple):
+        return tuple(redact(v, _depth=_depth + 1) for v in value)
+    if isinstance(value, (list, set, frozenset)):
         return [redact(v, _depth=_depth + 1) for v in value]
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    return redact_text(repr(value))
+    return redact_text(_safe_repr(value))
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def cap_raw_response(value: Any) -> Any:
@@ -114,7 +136,11 @@ def _cap(value: Any) -> Any:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that scrubs secrets from a record's message and arguments."""
+    """A logging filter that scrubs secrets from a record's message, arguments and traceback.
+
+    The message is formatted with its (redacted) arguments and the result scrubbed as a whole, so
+    a secret split between the format string and an argument (``"Bearer %s"``) is caught too.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
@@ -122,13 +148,41 @@ class RedactingFilter(logging.Filter):
             if isinstance(args, Mapping):
                 record.args = redact(dict(args))
             else:
-                record.args = tuple(redact(a) for a in args)
-        if isinstance(record.msg, str):
-            record.msg = redact_text(record.msg)
+                record.args = tuple(_redact_arg(a) for a in args)
+            try:
+                record.msg, record.args = redact_text(record.getMessage()), ()
+            except Exception:  # a malformed format string: logging reports it when formatting
+                record.msg = _redact_arg(record.msg)
+        else:
+            record.msg = _redact_arg(record.msg)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
         for name in ("context",):
             if hasattr(record, name):
                 setattr(record, name, redact(getattr(record, name)))
         return True
+
+
+def _redact_arg(value: Any) -> Any:
+    """A log message or argument, redacted; other objects are kept unless they show a secret.
+
+    Keeping clean objects as they are preserves ``%s``/``%r`` formatting of exceptions and the
+    like; an object whose ``str`` or ``repr`` shows a secret becomes scrubbed text.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, bytes, bytearray, memoryview,
+                                           Mapping, list, tuple, set, frozenset)):
+        return redact(value)
+    try:
+        text, shown = str(value), repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    if redact_text(text) == text and redact_text(shown) == shown:
+        return value
+    return redact_text(text)
 
 
 def get_logger(name: str) -> logging.Logger:

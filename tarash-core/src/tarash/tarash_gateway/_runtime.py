@@ -130,11 +130,12 @@ def drive_sync(flow: Flow[T]) -> T:
             except Exception as exc:
                 throw = CallerCallbackError(exc)
             continue
+        fn = getattr(effect.fn, "sync_twin", None) or effect.fn
         try:
-            if _is_async_fn(effect.fn):
-                send = run_coroutine_sync(effect.fn(**effect.kwargs), effect.timeout)
+            if _is_async_fn(fn):
+                send = run_coroutine_sync(fn(**effect.kwargs), effect.timeout)
             else:
-                send = effect.fn(**effect.kwargs)
+                send = fn(**effect.kwargs)
         except (Exception, KeyboardInterrupt) as exc:
             # KeyboardInterrupt is thrown in too, so the orchestration can cancel the remote job.
             throw = exc

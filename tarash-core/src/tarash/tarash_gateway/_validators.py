@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from ._redact import redact
 from .exceptions import ValidationError
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
-_ASPECT = re.compile(r"^(auto|\d{1,2}:\d{1,2})$")
-_RESOLUTION = re.compile(r"^(\d{3,4}p|[1-8]k)$")
+_ASPECT = re.compile(r"auto|[0-9]{1,2}:[0-9]{1,2}")
+_RESOLUTION = re.compile(r"[0-9]{3,4}p|[1-8]k")
 IMAGE_ROLES = ("reference", "first_frame", "last_frame", "asset", "style")
 STATUSES = ("queued", "processing", "completed", "failed")
 
@@ -23,11 +24,22 @@ def _owner(inst: Any) -> str:
     return type(inst).__name__
 
 
+def describe(value: Any, limit: int = 80) -> str:
+    """A short repr of ``value`` for messages, with secret-named keys redacted; never raises.
+
+    Hostile values (ints too long for ``repr``, deeply nested lists, objects whose ``__repr__``
+    raises) are shown by type name only.
+    """
+    try:
+        shown = repr(redact(value) if isinstance(value, (Mapping, list, tuple)) else value)
+    except Exception:
+        shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def fail(inst: Any, attr: attrs.Attribute[Any], value: Any, expected: str,
-         allowed: Collection[Any] | None = None) -> ValidationError:
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
+         allowed: Sequence[Any] | None = None) -> ValidationError:
+    shown = describe(value)
     text = f"{_owner(inst)}.{attr.name}: expected {expected}, got {shown}"
     if allowed is not None:
         text += f" (allowed: {', '.join(map(str, allowed))})"
@@ -82,7 +94,7 @@ def boolean(*, optional: bool = True) -> Validator:
     return check
 
 
-def one_of(allowed: Collection[Any], *, optional: bool = True) -> Validator:
+def one_of(allowed: Sequence[Any], *, optional: bool = True) -> Validator:
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return
@@ -96,7 +108,7 @@ def pattern(regex: re.Pattern[str], description: str) -> Validator:
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
-        if not isinstance(value, str) or not regex.match(value):
+        if not isinstance(value, str) or not regex.fullmatch(value):
             raise fail(inst, attr, value, description)
 
     return check
@@ -106,17 +118,30 @@ aspect_ratio = pattern(_ASPECT, "an aspect ratio like '16:9' or 'auto'")
 resolution = pattern(_RESOLUTION, "a resolution like '720p', '1080p' or '4k'")
 
 
+def binary(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    """Only ``bytes`` (attrs' ``instance_of`` would raise TypeError, not ValidationError)."""
+    if not isinstance(value, bytes):
+        raise fail(inst, attr, value, "bytes")
+
+
 def mapping(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise fail(inst, attr, value, "a mapping with string keys")
 
 
 def to_int_or_none(value: Any) -> Any:
-    """Accept ``5``, ``5.0`` and ``"5"`` for integer fields; leave anything else for the validator."""
+    """Accept ``5``, ``5.0`` and ``"5"`` for integer fields; leave anything else for the validator.
+
+    Only ASCII digit strings convert (``"²"`` and ``"١٢"`` are left for the validator to reject),
+    and a digit string too long for ``int()`` is left as is too.
+    """
     if isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        try:
+            return int(value.strip())
+        except ValueError:
+            return value
     return value

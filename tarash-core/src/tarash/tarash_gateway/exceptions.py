@@ -28,7 +28,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._redact import cap_raw_response, redact_text
+from ._redact import cap_raw_response, redact, redact_text
 
 if TYPE_CHECKING:
     from .models import AttemptMetadata, ExecutionMetadata
@@ -123,8 +123,8 @@ def _rebuild(cls: type[TarashException], state: dict[str, Any]) -> TarashExcepti
 class ValidationError(TarashException):
     """The request or config is invalid; no attempt with the same input can succeed.
 
-    ``field`` names the offending field (dotted path), ``value`` the value given and
-    ``allowed`` the allowed values, when known.
+    ``field`` names the offending field (dotted path), ``value`` the value given (strings and
+    containers redacted, like the message) and ``allowed`` the allowed values, when known.
     """
 
     def __init__(
@@ -137,7 +137,7 @@ class ValidationError(TarashException):
         **kwargs: Any,
     ) -> None:
         self.field = field
-        self.value = value
+        self.value = redact(value) if isinstance(value, (str, Mapping, list, tuple)) else value
         self.allowed = tuple(allowed) if allowed is not None else None
         kwargs.setdefault("phase", "validate")
         super().__init__(message, **kwargs)

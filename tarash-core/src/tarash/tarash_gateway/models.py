@@ -2,12 +2,14 @@
 
 Configs and responses are frozen; requests are mutable. Every field is checked when the object is
 built, and a bad value raises :class:`~tarash.tarash_gateway.exceptions.ValidationError` naming the
-field. ``api_key`` never appears in ``repr`` and is never serialised.
+field. ``api_key`` never appears in ``repr`` and is never serialised; reprs, progress updates,
+attempt metadata and ``raw_response`` payloads are redacted (see :mod:`._redact`).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
@@ -15,7 +17,7 @@ from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 import attrs
 
 from . import _validators as v
-from ._redact import register_secret
+from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
 
 __all__ = [
@@ -62,7 +64,7 @@ ImageRole = Literal["reference", "first_frame", "last_frame", "asset", "style"]
 class MediaContent:
     """Raw media bytes with their MIME type (also accepted as ``{"content": b, "content_type": t}``)."""
 
-    content: bytes = attrs.field(validator=attrs.validators.instance_of(bytes))
+    content: bytes = attrs.field(validator=v.binary)
     content_type: str = attrs.field(validator=v.string(nonempty=True, max_len=200))
 
     def __repr__(self) -> str:
@@ -84,11 +86,13 @@ MediaType = Union[str, MediaContent]
 
 
 def _to_media(value: Any) -> Any:
+    """``{"content": b, "content_type": t}`` becomes MediaContent; an invalid one is left as is
+    for the field's validator, which names the field."""
     if isinstance(value, Mapping) and set(value) == {"content", "content_type"}:
         try:
             return MediaContent(content=value["content"], content_type=value["content_type"])
-        except ValidationError as exc:
-            raise ValidationError(f"media: {exc.message}", field="media", value="<media>") from None
+        except ValidationError:
+            return value
     return value
 
 
@@ -103,7 +107,8 @@ def _media_validator(optional: bool) -> v.Validator:
         if isinstance(value, MediaContent):
             return
         if not isinstance(value, str) or not value.strip() or "\x00" in value:
-            raise v.fail(inst, attr, value, "a URL, a data URI or MediaContent")
+            raise v.fail(inst, attr, value, "a URL, a data URI or MediaContent "
+                                            "(bytes content, non-empty content_type)")
 
     return check
 
@@ -139,7 +144,8 @@ def _to_image_list(value: Any) -> Any:
                 items.append(item)
             elif isinstance(item, Mapping) and set(item) <= {"image", "type"}:
                 try:
-                    items.append(ImageType(image=item.get("image"), type=item.get("type")))
+                    role: Any = item.get("type")
+                    items.append(ImageType(image=item.get("image"), type=role))
                 except ValidationError as exc:
                     raise ValidationError(
                         f"image_list[{index}]: {exc.message}",
@@ -160,6 +166,10 @@ def _image_list_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> 
         raise v.fail(inst, attr, value, "a list of images")
 
 
+def _to_list(value: Any) -> list[Any]:
+    return list(value)
+
+
 def _to_dict(value: Any) -> Any:
     if value is None:
         return {}
@@ -173,32 +183,101 @@ def _to_dict(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _to_tuple(value: Any) -> Any:
+    """Lists and tuples become tuples; anything else is left for the validator to reject."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _sequence_of(expected: str, item_ok: Callable[[Any], bool], *, optional: bool = True,
+                 nonempty: bool = False) -> v.Validator:
+    """A tuple whose items pass ``item_ok``; a bad item is named as ``field[index]``."""
+
+    def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, tuple) or (nonempty and not value):
+            kind = "a non-empty list" if nonempty else "a list"
+            raise v.fail(inst, attr, value, f"{kind} of {expected}")
+        for index, item in enumerate(value):
+            if not item_ok(item):
+                raise ValidationError(
+                    f"{type(inst).__name__}.{attr.name}[{index}]: expected {expected}, "
+                    f"got {v.describe(item)}",
+                    field=f"{attr.name}[{index}]", value=item,
+                )
+
+    return check
+
+
+def _is_status(item: Any) -> bool:
+    return isinstance(item, str) and item in v.STATUSES
+
+
+def _is_percent(item: Any) -> bool:
+    return item is None or (
+        isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        and 0 <= item <= 100
+    )
+
+
+def _is_str_mapping(item: Any) -> bool:
+    return isinstance(item, Mapping) and all(isinstance(k, str) for k in item)
+
+
+def _is_position(item: Any) -> bool:
+    return item is None or (isinstance(item, int) and not isinstance(item, bool) and item >= 0)
+
+
+def _is_url(item: Any) -> bool:
+    return isinstance(item, str) and bool(item.strip()) and "\x00" not in item
+
+
+def _build(cls: type[Any], prefix: str, value: Mapping[Any, Any]) -> Any:
+    """``cls(**value)`` whose errors name the nested field (``"polling.delay_between_updates"``)."""
+    names = sorted(a.name for a in attrs.fields(cls))
+    unknown = [k for k in value if k not in names]
+    if unknown:
+        raise ValidationError(
+            f"{prefix}: unknown {cls.__name__} field(s) "
+            f"{', '.join(v.describe(k, 40) for k in unknown)}",
+            field=prefix, value=dict(value), allowed=names,
+        )
+    try:
+        return cls(**value)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{prefix}: {exc.message}", field=f"{prefix}.{exc.field}" if exc.field else prefix,
+            value=exc.value, allowed=exc.allowed,
+        ) from None
+
+
 @attrs.frozen(kw_only=True)
 class MockPollingConfig:
     """How the mock simulates a provider's queue: one update per status, ``delay`` apart."""
 
     enabled: bool = attrs.field(default=True, validator=v.boolean(optional=False))
     status_sequence: tuple[str, ...] = attrs.field(
-        default=("queued", "processing", "completed"), converter=tuple,
+        default=("queued", "processing", "completed"), converter=_to_tuple,
+        validator=_sequence_of("statuses (queued, processing, completed, failed)", _is_status,
+                               optional=False, nonempty=True),
     )
-    delay_between_updates: float = attrs.field(default=0.5, validator=v.number(minimum=0))
-    progress_percentages: tuple[int, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple),
+    delay_between_updates: float = attrs.field(
+        default=0.5, validator=v.number(minimum=0, maximum=3600),
+    )
+    progress_percentages: tuple[float | None, ...] | None = attrs.field(
+        default=None, converter=_to_tuple,
+        validator=_sequence_of("percentages between 0 and 100 (or None)", _is_percent),
     )
     custom_updates: tuple[AnyDict, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple),
+        default=None, converter=_to_tuple,
+        validator=_sequence_of("mappings with string keys", _is_str_mapping),
     )
-    queue_positions: tuple[int, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple),
+    queue_positions: tuple[int | None, ...] | None = attrs.field(
+        default=None, converter=_to_tuple,
+        validator=_sequence_of("queue positions (integers >= 0, or None)", _is_position),
     )
 
     def __attrs_post_init__(self) -> None:
-        for status in self.status_sequence:
-            if status not in v.STATUSES:
-                raise ValidationError(
-                    f"MockPollingConfig.status_sequence: unknown status {status!r}",
-                    field="status_sequence", value=status, allowed=v.STATUSES,
-                )
         for name in ("progress_percentages", "custom_updates"):
             seq = getattr(self, name)
             if seq is not None and len(seq) != len(self.status_sequence):
@@ -213,12 +292,29 @@ def _to_mock_responses(value: Any) -> Any:
     if value is None:
         return (MockResponse(),)
     if isinstance(value, (list, tuple)):
-        return tuple(MockResponse(**r) if isinstance(r, Mapping) else r for r in value)
+        return tuple(
+            _build(MockResponse, f"responses[{index}]", r) if isinstance(r, Mapping) else r
+            for index, r in enumerate(value)
+        )
     return value
 
 
 def _to_polling(value: Any) -> Any:
-    return MockPollingConfig(**value) if isinstance(value, Mapping) else value
+    return _build(MockPollingConfig, "polling", value) if isinstance(value, Mapping) else value
+
+
+def _instance_of(expected: str, *types: type[Any]) -> v.Validator:
+    def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not isinstance(value, types):
+            raise v.fail(inst, attr, value, expected)
+
+    return check
+
+
+def _response_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    responses = (VideoGenerationResponse, ImageGenerationResponse)
+    if value is not None and not isinstance(value, responses):
+        raise v.fail(inst, attr, value, "a VideoGenerationResponse or ImageGenerationResponse")
 
 
 @attrs.frozen(kw_only=True)
@@ -230,24 +326,39 @@ class MockResponse:
     image matching the request.
     """
 
-    weight: float = attrs.field(default=1.0, validator=v.number(positive=True))
-    mock_response: Any = None
-    output_video: MediaType | None = attrs.field(default=None, converter=_to_optional_media)
+    weight: float = attrs.field(default=1.0, validator=v.number(positive=True, maximum=1e12))
+    mock_response: VideoGenerationResponse | ImageGenerationResponse | None = attrs.field(
+        default=None, validator=_response_validator,
+    )
+    output_video: MediaType | None = attrs.field(
+        default=None, converter=_to_optional_media, validator=_media_validator(True),
+    )
     output_video_type: Literal["url", "content"] = attrs.field(
         default="url", validator=v.one_of(("url", "content"), optional=False),
     )
     output_images: tuple[str, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple),
+        default=None, converter=_to_tuple, validator=_sequence_of("image URLs", _is_url),
     )
-    error: BaseException | None = None
+    error: BaseException | None = attrs.field(
+        default=None, validator=_instance_of("an exception instance", BaseException),
+    )
 
     def __attrs_post_init__(self) -> None:
-        if self.error is not None and not isinstance(self.error, BaseException):
-            raise ValidationError("MockResponse.error must be an exception instance",
-                                  field="error", value=self.error)
         if self.error is not None and (self.mock_response or self.output_video or self.output_images):
             raise ValidationError("MockResponse: error excludes success fields", field="error",
                                   value=self.error)
+
+
+def _responses_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple) or not value:
+        raise v.fail(inst, attr, value, "a non-empty list of MockResponse (or mappings)")
+    for index, item in enumerate(value):
+        if not isinstance(item, MockResponse):
+            raise ValidationError(
+                f"MockConfig.responses[{index}]: expected a MockResponse or a mapping, "
+                f"got {v.describe(item)}",
+                field=f"responses[{index}]", value=item,
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -255,14 +366,14 @@ class MockConfig:
     """Switch a config to the offline mock provider (``mock=MockConfig(enabled=True)``)."""
 
     enabled: bool = attrs.field(default=True, validator=v.boolean(optional=False))
-    responses: tuple[MockResponse, ...] = attrs.field(default=None, converter=_to_mock_responses)
-    polling: MockPollingConfig | None = attrs.field(default=None, converter=_to_polling)
+    responses: tuple[MockResponse, ...] = attrs.field(
+        default=None, converter=_to_mock_responses, validator=_responses_validator,
+    )
+    polling: MockPollingConfig | None = attrs.field(
+        default=None, converter=_to_polling,
+        validator=_instance_of("a MockPollingConfig (or a mapping)", MockPollingConfig),
+    )
     seed: int | None = attrs.field(default=None, validator=v.number(optional=True, integer=True))
-
-    def __attrs_post_init__(self) -> None:
-        if not self.responses:
-            raise ValidationError("MockConfig.responses must not be empty", field="responses",
-                                  value=self.responses)
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,14 +397,27 @@ def _to_fallbacks(value: Any) -> Any:
     return value
 
 
+#: The most configs one fallback chain may hold (the config itself and all nested fallbacks).
+MAX_CHAIN_LENGTH = 64
+
+
 def _fallbacks_validator(kind: str) -> v.Validator:
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if value is None:
             return
         if not isinstance(value, tuple) or not all(type(c) is type(inst) for c in value):
             raise v.fail(inst, attr, value, f"a list of {kind}")
+        length = 1 + sum(len(list(iter_fallback_chain(c))) for c in value)
+        if length > MAX_CHAIN_LENGTH:
+            raise v.fail(inst, attr, f"<{length} configs>",
+                         f"at most {MAX_CHAIN_LENGTH} configs in the fallback chain")
 
     return check
+
+
+def _safe_repr(value: Any) -> str:
+    """``repr`` with secrets scrubbed: credential-named keys, known keys, URL tokens."""
+    return redact_text(repr(redact(value) if isinstance(value, Mapping) else value))
 
 
 def _mock_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -327,16 +451,20 @@ class VideoGenerationConfig:
     model: str = attrs.field(validator=v.string(nonempty=True, max_len=500))
     provider: str = attrs.field(validator=v.string(nonempty=True, max_len=100))
     api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
-    base_url: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=2000))
+    base_url: str | None = attrs.field(
+        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000),
+    )
     api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     timeout: float = _VIDEO_DEFAULTS["timeout"]
     max_poll_attempts: int = _VIDEO_DEFAULTS["max_poll_attempts"]
     poll_interval: float = _VIDEO_DEFAULTS["poll_interval"]
-    mock: MockConfig | None = attrs.field(default=None, validator=_mock_validator)
+    mock: MockConfig | None = attrs.field(default=None, repr=_safe_repr, validator=_mock_validator)
     fallback_configs: tuple[VideoGenerationConfig, ...] | None = attrs.field(
         default=None, converter=_to_fallbacks, validator=_fallbacks_validator("VideoGenerationConfig"),
     )
-    provider_config: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+    provider_config: AnyDict = attrs.field(
+        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -346,16 +474,20 @@ class ImageGenerationConfig:
     model: str = attrs.field(validator=v.string(nonempty=True, max_len=500))
     provider: str = attrs.field(validator=v.string(nonempty=True, max_len=100))
     api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
-    base_url: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=2000))
+    base_url: str | None = attrs.field(
+        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000),
+    )
     api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     timeout: float = _IMAGE_DEFAULTS["timeout"]
     max_poll_attempts: int = _IMAGE_DEFAULTS["max_poll_attempts"]
     poll_interval: float = _IMAGE_DEFAULTS["poll_interval"]
-    mock: MockConfig | None = attrs.field(default=None, validator=_mock_validator)
+    mock: MockConfig | None = attrs.field(default=None, repr=_safe_repr, validator=_mock_validator)
     fallback_configs: tuple[ImageGenerationConfig, ...] | None = attrs.field(
         default=None, converter=_to_fallbacks, validator=_fallbacks_validator("ImageGenerationConfig"),
     )
-    provider_config: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+    provider_config: AnyDict = attrs.field(
+        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +542,9 @@ class VideoGenerationRequest:
     )
     negative_prompt: str | None = attrs.field(default=None, validator=v.string(optional=True))
     enhance_prompt: bool | None = attrs.field(default=None, validator=v.boolean())
-    extra_params: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+    extra_params: AnyDict = attrs.field(
+        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+    )
 
     def __init__(self, prompt: str, **kwargs: Any) -> None:
         self.__attrs_init__(prompt=prompt, **_split_extras(type(self), kwargs))
@@ -439,7 +573,9 @@ class ImageGenerationRequest:
         validator=v.number(optional=True, integer=True, minimum=-(2**63), maximum=2**64),
     )
     aspect_ratio: AspectRatio | None = attrs.field(default=None, validator=v.aspect_ratio)
-    extra_params: AnyDict = attrs.field(factory=dict, converter=_to_dict, validator=v.mapping)
+    extra_params: AnyDict = attrs.field(
+        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+    )
 
     def __init__(self, prompt: str, **kwargs: Any) -> None:
         self.__attrs_init__(prompt=prompt, **_split_extras(type(self), kwargs))
@@ -448,6 +584,20 @@ class ImageGenerationRequest:
 # --------------------------------------------------------------------------------------------
 # Execution metadata
 # --------------------------------------------------------------------------------------------
+
+
+def _scrubbed(value: Any) -> Any:
+    """Known secrets and credential-looking tokens removed from text; other values unchanged."""
+    return redact_text(value) if isinstance(value, str) else value
+
+
+def _scrubbed_lines(value: Any) -> tuple[Any, ...]:
+    return tuple(_scrubbed(line) for line in value)
+
+
+def _redacted_dict(value: Any) -> Any:
+    """A provider payload as a redacted dict (credential keys, known secrets, URL tokens)."""
+    return redact(dict(value)) if isinstance(value, Mapping) else _to_dict(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -461,12 +611,12 @@ class AttemptMetadata:
     ended_at: datetime | None = None
     status: Literal["success", "failed", "skipped"] = "failed"
     error_type: str | None = None
-    error_message: str | None = None
+    error_message: str | None = attrs.field(default=None, converter=_scrubbed)
     is_retryable: bool | None = None
     request_id: str | None = None
     phase: str | None = None
     cancel_status: Literal["cancelled", "failed", "unsupported"] | None = None
-    cancel_error: str | None = None
+    cancel_error: str | None = attrs.field(default=None, converter=_scrubbed)
 
     @property
     def elapsed_seconds(self) -> float | None:
@@ -505,7 +655,10 @@ def _status_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None
 
 @attrs.frozen(kw_only=True)
 class VideoGenerationResponse:
-    """A finished video. ``video`` is a URL (https or file) or :class:`MediaContent`."""
+    """A finished video. ``video`` is a URL (https or file) or :class:`MediaContent`.
+
+    ``raw_response`` is the provider's answer with credentials redacted.
+    """
 
     request_id: str = attrs.field(validator=v.string(max_len=2000))
     video: MediaType = attrs.field(converter=_to_media, validator=_media_validator(False))
@@ -518,7 +671,7 @@ class VideoGenerationResponse:
         default="completed", validator=v.one_of(("completed", "failed"), optional=False),
     )
     is_mock: bool = False
-    raw_response: AnyDict = attrs.field(factory=dict, converter=_to_dict, repr=False)
+    raw_response: AnyDict = attrs.field(factory=dict, converter=_redacted_dict, repr=False)
     execution_metadata: ExecutionMetadata | None = None
     provider: str | None = None
     model: str | None = None
@@ -529,14 +682,14 @@ class ImageGenerationResponse:
     """Finished images: URLs (https, file) or data URIs."""
 
     request_id: str = attrs.field(validator=v.string(max_len=2000))
-    images: list[str] = attrs.field(converter=list)
+    images: list[str] = attrs.field(converter=_to_list)
     content_type: str = "image/png"
     status: Literal["completed", "failed"] = attrs.field(
         default="completed", validator=v.one_of(("completed", "failed"), optional=False),
     )
     is_mock: bool = False
     revised_prompt: str | None = None
-    raw_response: AnyDict = attrs.field(factory=dict, converter=_to_dict, repr=False)
+    raw_response: AnyDict = attrs.field(factory=dict, converter=_redacted_dict, repr=False)
     execution_metadata: ExecutionMetadata | None = None
     provider: str | None = None
     model: str | None = None
@@ -562,17 +715,18 @@ class VideoGenerationUpdate:
 
     ``status`` is queued/processing/completed/failed; ``queue_position`` (0 = next) and
     ``progress_percent`` are set when the provider reports them; ``attempt`` is the 1-based attempt
-    number in the fallback chain; ``update`` is the provider's raw status payload (redacted).
+    number in the fallback chain; ``update`` is the provider's raw status payload (redacted), and
+    ``logs`` and ``error`` are scrubbed of secrets too.
     """
 
     request_id: str
     status: StatusType = attrs.field(validator=_status_validator)
     progress_percent: float | None = attrs.field(default=None, validator=_percent)
-    update: AnyDict = attrs.field(factory=dict, converter=_to_dict)
+    update: AnyDict = attrs.field(factory=dict, converter=_redacted_dict)
     result: VideoGenerationResponse | None = None
-    error: str | None = None
+    error: str | None = attrs.field(default=None, converter=_scrubbed)
     queue_position: int | None = None
-    logs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    logs: tuple[str, ...] = attrs.field(default=(), converter=_scrubbed_lines)
     attempt: int = 1
     provider: str | None = None
     model: str | None = None
@@ -586,11 +740,11 @@ class ImageGenerationUpdate:
     request_id: str
     status: StatusType = attrs.field(validator=_status_validator)
     progress_percent: float | None = attrs.field(default=None, validator=_percent)
-    update: AnyDict = attrs.field(factory=dict, converter=_to_dict)
+    update: AnyDict = attrs.field(factory=dict, converter=_redacted_dict)
     result: ImageGenerationResponse | None = None
-    error: str | None = None
+    error: str | None = attrs.field(default=None, converter=_scrubbed)
     queue_position: int | None = None
-    logs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    logs: tuple[str, ...] = attrs.field(default=(), converter=_scrubbed_lines)
     attempt: int = 1
     provider: str | None = None
     model: str | None = None

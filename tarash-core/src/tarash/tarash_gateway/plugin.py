@@ -92,6 +92,10 @@ def _frozenset(value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class ProviderSpec:
     """A provider a plugin registers (returned by the ``register_providers`` hook).
@@ -110,7 +114,7 @@ class ProviderSpec:
     name: str
     modalities: frozenset[str] = attrs.field(converter=_frozenset)
     capabilities: Capabilities = attrs.field(factory=Capabilities)
-    models: tuple[ModelFamily, ...] = attrs.field(default=(), converter=tuple)
+    models: tuple[ModelFamily, ...] = attrs.field(default=(), converter=_tuple)
     field_mappings: Mapping[str, Mapping[str, FieldMapper]] = attrs.field(factory=dict)
     api_key_env: str | None = None
     description: str = ""
@@ -194,7 +198,7 @@ class JobStatus:
     state: JobState
     queue_position: int | None = None
     progress_percent: float | None = None
-    logs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    logs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     poll_after: float | None = None
     error: TarashException | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict)

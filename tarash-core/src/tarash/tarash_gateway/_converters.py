@@ -1,0 +1,503 @@
+"""The one cattrs converter that turns Tarash records into plain JSON data and back.
+
+Built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
+
+* bytes (``MediaContent.content``) are base64 strings;
+* structuring is strict: a JSON string is never accepted where a number or a boolean is
+  expected, nor a string where a list is;
+* ``api_key`` is never written, and never read back: configs come back with ``api_key=None``;
+* requests are built through their ``__init__``, so unknown keys land in ``extra_params``;
+* exceptions (``MockResponse.error``, ``JobStatus.error``) are written with their qualified type
+  and restored only when they are Tarash or built-in exceptions (loading data never imports code);
+* every failure becomes one :class:`~tarash.tarash_gateway.exceptions.ValidationError` whose
+  message lists each problem with its path (``invalid value for type, expected int @ $.seed``).
+
+``cattrs`` is imported only by this module, which nothing imports at package import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import builtins
+import json
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
+
+import attrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.preconf.json import JsonConverter, make_converter
+from cattrs.v import format_exception, transform_error
+
+from . import _redact
+from . import exceptions as tarash_exceptions
+from .exceptions import TarashException, ValidationError, _rebuild
+from .jobs import JobHandle
+from .models import (
+    ImageGenerationConfig,
+    ImageGenerationRequest,
+    MediaContent,
+    VideoGenerationConfig,
+    VideoGenerationRequest,
+)
+
+T = TypeVar("T")
+
+__all__ = ["CONVERTER", "parse_json", "structure", "to_json_text", "unstructure"]
+
+_API_KEY_REFUSED = (
+    "api_key is never read from serialised data; pass api_key= when loading, set it on the "
+    "config, or set the provider's environment variable"
+)
+_EXCEPTION_MODULES = {"builtins": builtins, tarash_exceptions.__name__: tarash_exceptions}
+
+
+class _Invalid(ValueError):
+    """A structuring failure whose message is shown as is."""
+
+
+@attrs.frozen
+class _Spec:
+    """How one attrs class is structured."""
+
+    extras: bool = False
+    refused: Mapping[str, str] = attrs.field(factory=dict)
+    field_hooks: Mapping[str, Callable[[Any, Mapping[str, Any]], Any]] = attrs.field(factory=dict)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__
+
+
+def _note(exc: BaseException, note: str) -> BaseException:
+    exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
+    return exc
+
+
+# ----------------------------------------------------------------------------------------------
+# Strict leaf hooks
+# ----------------------------------------------------------------------------------------------
+
+
+def _structure_str(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_json_kind(value)}")
+    return value
+
+
+def _structure_int(value: Any, _type: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {_json_kind(value)}")
+    return value
+
+
+def _structure_float(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {_json_kind(value)}")
+    return value
+
+
+def _structure_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_json_kind(value)}")
+    return value
+
+
+def _unstructure_bytes(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _structure_bytes(value: Any, _type: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"expected base64 text, got {_json_kind(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Invalid("invalid base64 content") from None
+
+
+def _is_literal(type_: Any) -> bool:
+    return get_origin(type_) is Literal
+
+
+def _literal_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    allowed = get_args(type_)
+
+    def structure(value: Any, _type: Any) -> Any:
+        if isinstance(value, bool) or value not in allowed:
+            raise ValueError(f"{value!r} is not one of {allowed!r}")
+        return value
+
+    return structure
+
+
+def _is_union(type_: Any) -> bool:
+    return get_origin(type_) in (Union, types.UnionType)
+
+
+def _is_media_union(type_: Any) -> bool:
+    return _is_union(type_) and MediaContent in get_args(type_)
+
+
+def _media_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    nullable = type(None) in get_args(type_)
+
+    def structure(value: Any, _type: Any) -> Any:
+        if value is None and nullable:
+            return None
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping):
+            return CONVERTER.structure(value, MediaContent)
+        raise ValueError(f"expected a URL or media object, got {_json_kind(value)}")
+
+    return structure
+
+
+def _is_sequence(type_: Any) -> bool:
+    origin = get_origin(type_)
+    if origin is list:
+        return True
+    args = get_args(type_)
+    return origin is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _sequence_hook(type_: Any) -> Callable[[Any, Any], Any]:
+    origin = get_origin(type_)
+    item = get_args(type_)[0]
+
+    def structure(value: Any, _type: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list, got {_json_kind(value)}")
+        items: list[Any] = []
+        errors: list[Exception] = []
+        for index, element in enumerate(value):
+            try:
+                items.append(CONVERTER.structure(element, item))
+            except Exception as exc:
+                note = IterableValidationNote(f"Structuring {type_!r} @ index {index}", index, item)
+                errors.append(cast("Exception", _note(exc, note)))
+        if errors:
+            raise IterableValidationError(f"While structuring {type_!r}", errors, type_)
+        return origin(items)
+
+    return structure
+
+
+# ----------------------------------------------------------------------------------------------
+# Exceptions
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_exception(type_: Any) -> bool:
+    return isinstance(type_, type) and issubclass(type_, BaseException)
+
+
+def _unstructure_exception(exc: BaseException) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": _redact.redact_text(
+            exc.message if isinstance(exc, TarashException) else str(exc)
+        ),
+    }
+    if isinstance(exc, TarashException):
+        data["attributes"] = {
+            name: _redact.redact(value)
+            for name, value in vars(exc).items()
+            if name not in ("message", "execution_metadata") and not name.startswith("__")
+        }
+    return data
+
+
+def _structure_exception(value: Any, _type: Any) -> BaseException:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected an exception object, got {_json_kind(value)}")
+    qualified = value.get("type")
+    message = value.get("message", "")
+    if not isinstance(qualified, str) or not isinstance(message, str):
+        raise _Invalid("an exception needs a string 'type' and 'message'")
+    module_name, _, name = qualified.rpartition(".")
+    module = _EXCEPTION_MODULES.get(module_name)
+    cls: Any = getattr(module, name, None) if module is not None else None
+    if not _is_exception(cls):
+        raise _Invalid(
+            f"unsupported exception type {qualified!r}: only Tarash and built-in "
+            "exceptions can be restored"
+        )
+    if issubclass(cls, TarashException):
+        attributes = value.get("attributes") or {}
+        if not isinstance(attributes, Mapping):
+            raise _Invalid("exception 'attributes' must be an object")
+        state = {
+            key: item
+            for key, item in attributes.items()
+            if isinstance(key, str) and not key.startswith("__")
+        }
+        return _rebuild(cls, {"execution_metadata": None, **state, "message": message})
+    return cast("BaseException", cls(message))
+
+
+# ----------------------------------------------------------------------------------------------
+# attrs classes
+# ----------------------------------------------------------------------------------------------
+
+
+def _structure_handle_config(value: Any, data: Mapping[str, Any]) -> Any:
+    job = data.get("job")
+    modality = job.get("modality") if isinstance(job, Mapping) else None
+    cls = ImageGenerationConfig if modality == "image" else VideoGenerationConfig
+    return CONVERTER.structure(value, cls)
+
+
+_CONFIG_SPEC = _Spec(refused={"api_key": _API_KEY_REFUSED})
+SPECS: dict[type[Any], _Spec] = {
+    VideoGenerationConfig: _CONFIG_SPEC,
+    ImageGenerationConfig: _CONFIG_SPEC,
+    VideoGenerationRequest: _Spec(extras=True),
+    ImageGenerationRequest: _Spec(extras=True),
+    JobHandle: _Spec(field_hooks={"config": _structure_handle_config}),
+}
+_LOCALNS = {"TarashException": TarashException}
+
+
+def structure_fields(
+    cls: type[Any], data: Any, field_types: Mapping[str, Any], required: set[str], spec: _Spec
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Structure ``data``'s known keys by ``field_types``; returns (fields, extra keys).
+
+    Raises ClassValidationError carrying every problem, each with its attribute note.
+    """
+    if not isinstance(data, Mapping):
+        raise _Invalid(f"expected an object, got {_json_kind(data)}")
+    kwargs: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    errors: list[Exception] = []
+    for key, value in data.items():
+        if key in spec.refused:
+            errors.append(
+                cast(
+                    "Exception",
+                    _note(
+                        _Invalid(spec.refused[key]),
+                        AttributeValidationNote(f"Structuring {cls.__name__} @ {key}", key, None),
+                    ),
+                )
+            )
+        elif key in field_types:
+            hook = spec.field_hooks.get(key)
+            try:
+                kwargs[key] = (
+                    hook(value, data) if hook else CONVERTER.structure(value, field_types[key])
+                )
+            except Exception as exc:
+                note = AttributeValidationNote(
+                    f"Structuring {cls.__name__} @ {key}", key, field_types[key]
+                )
+                errors.append(cast("Exception", _note(exc, note)))
+        else:
+            extras[key] = value
+    for name in sorted(required - set(data)):
+        note = AttributeValidationNote(
+            f"Structuring {cls.__name__} @ {name}", name, field_types[name]
+        )
+        errors.append(cast("Exception", _note(KeyError(name), note)))
+    if extras and not spec.extras:
+        errors.append(ForbiddenExtraKeysError(None, cls, set(extras)))
+    if errors:
+        raise ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
+    return kwargs, extras
+
+
+def build(cls: type[T], kwargs: Mapping[str, Any]) -> T:
+    """``cls(**kwargs)``, turning the model's own ValidationError into an error with a path."""
+    try:
+        return cls(**kwargs)
+    except ValidationError as exc:
+        if exc.field:
+            note = AttributeValidationNote(
+                f"Structuring {cls.__name__} @ {exc.field}", exc.field, None
+            )
+            raise ClassValidationError(
+                f"While structuring {cls.__name__}", [cast("Exception", _note(exc, note))], cls
+            ) from None
+        raise
+
+
+def _attrs_structure_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    fields = attrs.fields(attrs.resolve_types(cls, localns=_LOCALNS))
+    field_types = {f.alias: f.type for f in fields}
+    required = {f.alias for f in fields if f.default is attrs.NOTHING}
+    spec = SPECS.get(cls, _Spec())
+
+    def structure(data: Any, _type: Any) -> Any:
+        kwargs, extras = structure_fields(cls, data, field_types, required, spec)
+        return build(cls, {**kwargs, **extras})
+
+    return structure
+
+
+def _attrs_unstructure_hook(cls: type[Any]) -> Callable[[Any], Any]:
+    attrs.resolve_types(cls, localns=_LOCALNS)
+    overrides: dict[str, Any] = {}
+    if cls in (VideoGenerationConfig, ImageGenerationConfig):
+        overrides["api_key"] = override(omit=True)
+    return cast("Callable[[Any], Any]", make_dict_unstructure_fn(cls, CONVERTER, **overrides))
+
+
+def _make() -> JsonConverter:
+    converter = make_converter()
+    converter.register_unstructure_hook(bytes, _unstructure_bytes)
+    converter.register_structure_hook(bytes, _structure_bytes)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook(bool, _structure_bool)
+    converter.register_structure_hook_factory(_is_literal, _literal_hook)
+    converter.register_structure_hook_factory(_is_media_union, _media_hook)
+    converter.register_structure_hook_factory(_is_sequence, _sequence_hook)
+    converter.register_unstructure_hook_factory(_is_exception, lambda _t: _unstructure_exception)
+    converter.register_structure_hook_factory(_is_exception, lambda _t: _structure_exception)
+    converter.register_unstructure_hook_factory(attrs.has, _attrs_unstructure_hook)
+    converter.register_structure_hook_factory(attrs.has, _attrs_structure_hook)
+    return converter
+
+
+CONVERTER = _make()
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def _type_name(type_: Any) -> str:
+    if type_ is None:
+        return "value"
+    if _is_literal(type_):
+        return "one of " + ", ".join(repr(a) for a in get_args(type_))
+    if _is_union(type_):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in get_args(type_))
+    if _is_sequence(type_):
+        return f"list of {_type_name(get_args(type_)[0])}"
+    if get_origin(type_) in (dict, Mapping):
+        return "object"
+    if type_ is Any:
+        return "any JSON value"
+    return getattr(type_, "__name__", repr(type_))
+
+
+def _format(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, ValidationError):
+        message = exc.message
+        head, sep, rest = message.partition(": ")
+        return rest if sep and exc.field and head.endswith(f".{exc.field}") else message
+    if isinstance(exc, _Invalid):
+        return str(exc)
+    if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, KeyError):
+        return f"invalid value for type, expected {_type_name(type_)}"
+    return format_exception(exc, type_)
+
+
+def _first_path(message: str) -> str | None:
+    path = message.rpartition(" @ ")[2]
+    if path == "$":
+        return None
+    return path[2:] if path.startswith("$.") else path[1:]
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build ``cls`` from plain data; any problem raises ValidationError listing every path."""
+    try:
+        return CONVERTER.structure(data, cls)
+    except (
+        ClassValidationError,
+        IterableValidationError,
+        ValidationError,
+        ValueError,
+        TypeError,
+        KeyError,
+    ) as exc:
+        messages = transform_error(exc, "$", _format)
+        raise ValidationError(
+            f"Invalid {getattr(cls, '__name__', cls)}: " + "; ".join(messages),
+            field=_first_path(messages[0]),
+            value=None,
+        ) from None
+
+
+def _check_plain(value: Any, path: str) -> None:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(
+                    f"Not serialisable: non-string key {key!r} @ {path}", field=path, value=None
+                )
+            _check_plain(item, f"{path}.{key}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{path}[{index}]")
+        return
+    raise ValidationError(
+        f"Not serialisable: {type(value).__name__} @ {path}", field=path, value=None
+    )
+
+
+def _scrub(value: Any) -> Any:
+    pattern = _redact._secret_pattern
+    if pattern is None:
+        return value
+    if isinstance(value, str):
+        return pattern.sub(_redact.REDACTED, value)
+    if isinstance(value, dict):
+        return {key: _scrub(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
+def unstructure(obj: Any) -> Any:
+    """Plain JSON data for ``obj`` (API keys omitted, known secrets scrubbed)."""
+    data = CONVERTER.unstructure(obj)
+    _check_plain(data, "$")
+    return _scrub(data)
+
+
+def to_json_text(data: Any) -> str:
+    """Compact JSON text for plain data."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON text, raising ValidationError with the position of a syntax error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", value=None
+        ) from None
+    except (TypeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"Invalid JSON: {exc}", value=None) from None
