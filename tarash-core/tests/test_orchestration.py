@@ -380,3 +380,38 @@ def test_observer_hooks_see_attempts_and_progress(job_server: JobServer, jobs_pr
 def test_http_connection_error_is_retryable_by_default() -> None:
     assert HTTPConnectionError("x").retryable
     assert not UnknownSubmissionError("x").retryable
+
+
+def test_keyboard_interrupt_while_waiting_cancels_the_remote_job(jobs_provider: Any) -> None:
+    import _thread
+    import threading
+
+    with running(queue_polls=10_000) as server:
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                generate_video(video_config(server, poll_interval=0.2), VideoGenerationRequest(prompt="x"))
+        finally:
+            timer.cancel()
+        assert server.cancelled == ["job-1"]
+        assert server.counts["submit"] == 1
+
+
+async def test_cancelling_the_task_cancels_the_remote_job(jobs_provider: Any) -> None:
+    with running(queue_polls=10_000) as server:
+        task = asyncio.ensure_future(
+            generate_video_async(video_config(server, poll_interval=0.2), VideoGenerationRequest(prompt="x"))
+        )
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert server.cancelled == ["job-1"]
+
+
+def test_on_progress_must_be_callable() -> None:
+    with pytest.raises(ValidationError) as raised:
+        generate_video(VideoGenerationConfig(provider="mock", model="m"), VideoGenerationRequest(prompt="x"),
+                       on_progress=5)  # type: ignore[arg-type]
+    assert raised.value.field == "on_progress"

@@ -240,13 +240,21 @@ def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
     if signature == attempt.last_signature and not new_logs:
         return
     attempt.last_signature = signature
-    percent = status.progress_percent
-    if percent is not None:
-        percent = min(max(float(percent), 0.0), 100.0)
+    percent = _percent(status.progress_percent)
+    position = status.queue_position
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        position = None
     yield from emit(attempt, make_update(
-        attempt, state, progress_percent=percent, queue_position=status.queue_position,
+        attempt, state, progress_percent=percent, queue_position=position,
         logs=tuple(new_logs), update=redact(dict(status.raw)),
     ))
+
+
+def _percent(value: Any) -> float | None:
+    """A provider's percentage clamped to 0-100; anything that is not a finite number is dropped."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return min(max(float(value), 0.0), 100.0)
 
 
 def call_hook(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any) -> rt.Flow[Any]:
@@ -609,6 +617,11 @@ def run_chain(config: Any, request: Any, modality: Modality,
               on_progress: Callable[[Any], Any] | None, ledger: Ledger | None = None) -> rt.Flow[Any]:
     """Depth-first fallback chain with ExecutionMetadata on the response or the final error."""
     check_pair(config, request, modality)
+    if on_progress is not None and not callable(on_progress):
+        raise ValidationError(
+            f"on_progress must be a function or coroutine function, got {type(on_progress).__name__}",
+            field="on_progress", value=type(on_progress).__name__,
+        )
     chain = list(iter_fallback_chain(config))
     records: list[AttemptMetadata] = []
 

@@ -24,7 +24,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from ._redact import get_logger
+from ._redact import get_logger, register_secret
 from .exceptions import (
     PluginLoadError,
     ProviderConflictError,
@@ -187,6 +187,9 @@ class PluginHost:
                 self.pm.unregister(module)
             self._record_failure(name, dist, version, "registration", exc)
             return
+        for spec in specs:
+            if spec.api_key_env:
+                register_secret(os.environ.get(spec.api_key_env))
         info = PluginInfo(name=name, distribution=dist, version=version, status="loaded",
                           providers=tuple(s.name for s in specs), source=source)
         self._plugins.append(info)

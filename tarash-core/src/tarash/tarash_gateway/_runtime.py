@@ -108,8 +108,61 @@ def _is_async_fn(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
 
 
+def _step_sync(effect: Effect) -> Any:
+    """Execute one effect with blocking primitives."""
+    if isinstance(effect, Sleep):
+        if effect.seconds > 0:
+            time.sleep(effect.seconds)
+        return None
+    if isinstance(effect, Emit):
+        try:
+            outcome = effect.callback(effect.update)
+            if inspect.isawaitable(outcome):
+                run_coroutine_sync(_await(outcome))
+        except Exception as exc:
+            raise CallerCallbackError(exc) from exc
+        return None
+    fn = getattr(effect.fn, "sync_twin", None) or effect.fn
+    if _is_async_fn(fn):
+        return run_coroutine_sync(fn(**effect.kwargs), effect.timeout)
+    return fn(**effect.kwargs)
+
+
+async def _step_async(effect: Effect) -> Any:
+    """Execute one effect on the running event loop."""
+    if isinstance(effect, Sleep):
+        if effect.seconds > 0:
+            await asyncio.sleep(effect.seconds)
+        return None
+    if isinstance(effect, Emit):
+        try:
+            if _is_async_fn(effect.callback):
+                await effect.callback(effect.update)
+            else:
+                outcome = await asyncio.to_thread(effect.callback, effect.update)
+                if inspect.isawaitable(outcome):
+                    await outcome
+        except Exception as exc:
+            raise CallerCallbackError(exc) from exc
+        return None
+    if _is_async_fn(effect.fn):
+        awaitable: Awaitable[Any] = effect.fn(**effect.kwargs)
+    else:
+        awaitable = asyncio.to_thread(effect.fn, **effect.kwargs)
+    if effect.timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, max(effect.timeout, 0.001))
+    except asyncio.TimeoutError:
+        raise DeadlineExceeded() from None
+
+
 def drive_sync(flow: Flow[T]) -> T:
-    """Run an orchestration generator with blocking I/O."""
+    """Run an orchestration generator with blocking I/O.
+
+    Whatever an effect raises is thrown back into the orchestration, KeyboardInterrupt included
+    (during a call, a sleep or a callback), so it can cancel the remote job before leaving.
+    """
     send: Any = None
     throw: BaseException | None = None
     while True:
@@ -118,31 +171,18 @@ def drive_sync(flow: Flow[T]) -> T:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         send, throw = None, None
-        if isinstance(effect, Sleep):
-            if effect.seconds > 0:
-                time.sleep(effect.seconds)
-            continue
-        if isinstance(effect, Emit):
-            try:
-                outcome = effect.callback(effect.update)
-                if inspect.isawaitable(outcome):
-                    run_coroutine_sync(_await(outcome))
-            except Exception as exc:
-                throw = CallerCallbackError(exc)
-            continue
-        fn = getattr(effect.fn, "sync_twin", None) or effect.fn
         try:
-            if _is_async_fn(fn):
-                send = run_coroutine_sync(fn(**effect.kwargs), effect.timeout)
-            else:
-                send = fn(**effect.kwargs)
+            send = _step_sync(effect)
         except (Exception, KeyboardInterrupt) as exc:
-            # KeyboardInterrupt is thrown in too, so the orchestration can cancel the remote job.
             throw = exc
 
 
 async def drive_async(flow: Flow[T]) -> T:
-    """Run an orchestration generator on the running event loop."""
+    """Run an orchestration generator on the running event loop.
+
+    Whatever an effect raises is thrown back into the orchestration, task cancellation included
+    (during a call, a sleep or a callback), so it can cancel the remote job before leaving.
+    """
     send: Any = None
     throw: BaseException | None = None
     while True:
@@ -151,34 +191,9 @@ async def drive_async(flow: Flow[T]) -> T:
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         send, throw = None, None
-        if isinstance(effect, Sleep):
-            if effect.seconds > 0:
-                await asyncio.sleep(effect.seconds)
-            continue
-        if isinstance(effect, Emit):
-            try:
-                if _is_async_fn(effect.callback):
-                    await effect.callback(effect.update)
-                else:
-                    outcome = await asyncio.to_thread(effect.callback, effect.update)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-            except Exception as exc:
-                throw = CallerCallbackError(exc)
-            continue
         try:
-            if _is_async_fn(effect.fn):
-                awaitable: Awaitable[Any] = effect.fn(**effect.kwargs)
-            else:
-                awaitable = asyncio.to_thread(effect.fn, **effect.kwargs)
-            if effect.timeout is None:
-                send = await awaitable
-            else:
-                send = await asyncio.wait_for(awaitable, max(effect.timeout, 0.001))
-        except asyncio.TimeoutError:
-            throw = DeadlineExceeded()
+            send = await _step_async(effect)
         except (Exception, asyncio.CancelledError) as exc:
-            # A cancelled task is thrown in too, so the orchestration can cancel the remote job.
             throw = exc
 
 
