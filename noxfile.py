@@ -32,8 +32,10 @@ def _group(name: str) -> list[str]:
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
+    """Run pytest strictly: broken plugins raise, state files go to a session temp dir."""
+    env = {"TARASH_STRICT_PLUGINS": "1", "TARASH_HOME": session.create_tmp()}
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *session.posargs,
-                env={"TARASH_STRICT_PLUGINS": "1"})
+                env=env)
 
 
 @nox.session
@@ -76,9 +78,9 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on tarash-core, checked on the plugins."""
     session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("typecheck"))
-    session.run("mypy", "tarash-core/src/tarash")
-    session.run("mypy", "--check-untyped-defs", "tarash-fal/src/tarash_fal",
-                "tarash-example-provider/src/tarash_example_provider")
+    session.run("mypy", "-p", "tarash.tarash_gateway", env={"MYPYPATH": "tarash-core/src"})
+    session.run("mypy", "--check-untyped-defs", "-p", "tarash_fal", "-p", "tarash_example_provider",
+                env={"MYPYPATH": "tarash-fal/src:tarash-example-provider/src"})
 
 
 @nox.session

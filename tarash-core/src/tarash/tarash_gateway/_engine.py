@@ -52,6 +52,7 @@ from .models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
     VideoGenerationResponse,
+    StatusType,
     VideoGenerationUpdate,
     iter_fallback_chain,
 )
@@ -205,7 +206,7 @@ def _impl(attempt: Attempt, hook: str, *, prefer_async: bool) -> Callable[..., A
     return fn
 
 
-def make_update(attempt: Attempt, status: str, **fields: Any) -> Any:
+def make_update(attempt: Attempt, status: StatusType, **fields: Any) -> Any:
     cls = VideoGenerationUpdate if attempt.modality == "video" else ImageGenerationUpdate
     return cls(
         request_id=attempt.job.job_id if attempt.job else attempt.ledger_key,
@@ -233,9 +234,9 @@ def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
     else:
         new_logs = logs
         attempt.seen_logs = attempt.seen_logs + logs
-    state = {"queued": "queued", "processing": "processing", "completed": "completed"}.get(
-        status.state, "failed"
-    )
+    states: dict[str, StatusType] = {"queued": "queued", "processing": "processing",
+                                      "completed": "completed"}
+    state = states.get(status.state, "failed")
     signature = (state, status.queue_position, status.progress_percent)
     if signature == attempt.last_signature and not new_logs:
         return

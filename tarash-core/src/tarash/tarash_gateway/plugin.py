@@ -200,5 +200,5 @@ class JobStatus:
     progress_percent: float | None = None
     logs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     poll_after: float | None = None
-    error: TarashException | None = None
+    error: BaseException | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict)
