@@ -1,0 +1,305 @@
+"""tarash-fal against raw fal-client, on the same fake fal queue server.
+
+Prints, for each client:
+
+* sequential sync generations, raw and Tarash alternating (so both see the same machine load):
+  median and mean time per generation, their ratio, and requests per generation;
+* ``--concurrent`` async generations at once: wall time, peak RSS of the client process, TCP
+  connections the server accepted, and requests per generation.
+
+The fake server (``tarash_fal.testing.FakeFalServer``) runs in its own process, and each scenario
+in a fresh client process, so RSS and connection counts belong to that client alone. Raw
+fal-client is pointed at the server with ``FAL_QUEUE_RUN_HOST`` and ``SSL_CERT_FILE`` (read when
+it is imported) and uses one shared ``SyncClient`` / ``AsyncClient``; its ``subscribe`` without a
+progress callback makes the same requests as a Tarash generation (1 submit, the status polls,
+1 result).
+
+Run: ``python benchmarks/fal_bench.py`` (two to three minutes). Targets: time ratio <= 1.10,
+equal requests per generation, peak RSS <= 80 MiB and <= 100 connections for 1000 concurrent
+generations. Core's job ledger (on by default) adds SQLite writes to every Tarash generation;
+``TARASH_LEDGER=off`` measures the provider without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+MODEL = "fal-ai/veo3"
+KINDS = ("submit", "status", "result", "cancel")
+
+
+# ----------------------------------------------------------------------------------------------
+# Server process
+# ----------------------------------------------------------------------------------------------
+
+
+def _serve(conn: Connection, queue_polls: int, processing_polls: int) -> None:
+    from tarash_fal.testing import FakeFalServer
+
+    with FakeFalServer(queue_polls=queue_polls, processing_polls=processing_polls) as server:
+        conn.send((server.base_url, server.ca_path, server.api_key))
+        while conn.recv() == "stats":
+            conn.send((server.counts, server.connections))
+
+
+class Server:
+    """The fake server in a child process, asked for its counters over a pipe."""
+
+    def __init__(self, queue_polls: int, processing_polls: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, queue_polls, processing_polls), daemon=True
+        )
+        self._process.start()
+        self.base_url, self.ca_path, self.api_key = self._conn.recv()
+
+    def stats(self) -> tuple[dict[str, int], int]:
+        self._conn.send("stats")
+        counts, connections = self._conn.recv()
+        return counts, connections
+
+    def stop(self) -> None:
+        self._conn.send("stop")
+        self._process.join(10)
+
+
+# ----------------------------------------------------------------------------------------------
+# Client processes (one per scenario)
+# ----------------------------------------------------------------------------------------------
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _tarash_config(args: argparse.Namespace) -> Any:
+    from tarash.tarash_gateway import VideoGenerationConfig
+
+    return VideoGenerationConfig(
+        model=MODEL,
+        provider="fal",
+        api_key=args.key,
+        base_url=args.base_url,
+        provider_config={"ca_bundle": args.ca},
+        poll_interval=args.interval,
+        timeout=300,
+    )
+
+
+def client_tarash_sequential(args: argparse.Namespace) -> dict[str, Any]:
+    from tarash.tarash_gateway import VideoGenerationRequest, generate_video
+
+    config = _tarash_config(args)
+    request = VideoGenerationRequest(prompt="a cat")
+    for _ in range(args.n):
+        generate_video(config, request)
+    return {}
+
+
+def client_raw_sequential(args: argparse.Namespace) -> dict[str, Any]:
+    import fal_client
+
+    client = fal_client.SyncClient(key=args.key)
+    for _ in range(args.n):
+        client.subscribe(MODEL, {"prompt": "a cat"}, interval=args.interval)
+    return {}
+
+
+def client_paired(args: argparse.Namespace) -> dict[str, Any]:
+    """Alternate one raw and one Tarash generation, so both see the same machine load."""
+    import fal_client
+
+    from tarash.tarash_gateway import VideoGenerationRequest, generate_video
+
+    config = _tarash_config(args)
+    request = VideoGenerationRequest(prompt="a cat")
+    client = fal_client.SyncClient(key=args.key)
+    runs = {
+        "raw": lambda: client.subscribe(MODEL, {"prompt": "a cat"}, interval=args.interval),
+        "tarash": lambda: generate_video(config, request),
+    }
+    times: dict[str, list[float]] = {"raw": [], "tarash": []}
+    for index in range(args.warmup + args.n):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            if index >= args.warmup:
+                times[name].append(time.perf_counter() - started)
+    return times
+
+
+def client_tarash_concurrent(args: argparse.Namespace) -> dict[str, Any]:
+    from tarash.tarash_gateway import VideoGenerationRequest, generate_video_async
+
+    config = _tarash_config(args)
+
+    async def main() -> float:
+        request = VideoGenerationRequest(prompt="a cat")
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(generate_video_async(config, request) for _ in range(args.n))
+        )
+        assert len({r.request_id for r in results}) == args.n
+        return time.perf_counter() - started
+
+    before = _rss_mib()
+    return {"wall": asyncio.run(main()), "rss_before": before, "rss_peak": _rss_mib()}
+
+
+def client_raw_concurrent(args: argparse.Namespace) -> dict[str, Any]:
+    import fal_client
+
+    async def main() -> float:
+        client = fal_client.AsyncClient(key=args.key)
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *(
+                client.subscribe(MODEL, {"prompt": "a cat"}, interval=args.interval)
+                for _ in range(args.n)
+            )
+        )
+        assert len(results) == args.n
+        return time.perf_counter() - started
+
+    before = _rss_mib()
+    return {"wall": asyncio.run(main()), "rss_before": before, "rss_peak": _rss_mib()}
+
+
+CLIENTS = {
+    "paired": client_paired,
+    "tarash-sequential": client_tarash_sequential,
+    "raw-sequential": client_raw_sequential,
+    "tarash-concurrent": client_tarash_concurrent,
+    "raw-concurrent": client_raw_concurrent,
+}
+
+
+def run_client(
+    server: Server, name: str, n: int, interval: float, warmup: int = 0
+) -> dict[str, Any]:
+    """Run one scenario in a fresh process; add the server's request and connection deltas."""
+    counts_before, connections_before = server.stats()
+    env = dict(os.environ)
+    if name.startswith("raw") or name == "paired":
+        env["FAL_QUEUE_RUN_HOST"] = server.base_url.removeprefix("https://")
+        env["SSL_CERT_FILE"] = server.ca_path
+    command = [
+        sys.executable,
+        __file__,
+        "--client",
+        name,
+        "--base-url",
+        server.base_url,
+        "--ca",
+        server.ca_path,
+        "--key",
+        server.api_key,
+        "-n",
+        str(n),
+        "--interval",
+        str(interval),
+        "--warmup",
+        str(warmup),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{out.stderr}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    counts_after, connections_after = server.stats()
+    generations = (n + warmup) * (2 if name == "paired" else 1)
+    result["requests"] = {k: (counts_after[k] - counts_before[k]) / generations for k in KINDS}
+    result["connections"] = connections_after - connections_before
+    return result
+
+
+def _per_generation(requests: dict[str, float]) -> str:
+    total = sum(requests.values())
+    parts = ", ".join(f"{k} {v:g}" for k, v in requests.items() if v)
+    return f"{total:g} ({parts})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sequential", type=int, default=60, help="sequential generations per client (alternating)"
+    )
+    parser.add_argument("--concurrent", type=int, default=1000, help="concurrent generations")
+    parser.add_argument(
+        "--raw-concurrent",
+        type=int,
+        default=200,
+        help="concurrent generations for raw fal-client (slow: a new connection per request; "
+        "0 skips it)",
+    )
+    parser.add_argument("--interval", type=float, default=0.01, help="poll interval, sequential")
+    parser.add_argument(
+        "--concurrent-interval",
+        type=float,
+        default=0.1,
+        help="poll interval, concurrent (fal-client's default)",
+    )
+    parser.add_argument("--client", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--ca", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    parser.add_argument("-n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(CLIENTS[args.client](args)))
+        return
+
+    server = Server(queue_polls=2, processing_polls=2)
+    try:
+        print(
+            f"fake fal server: {server.base_url} (separate process); each job: 2 queued, "
+            "2 in-progress, then completed status answers"
+        )
+        print(f"\n== sequential sync generations (poll interval {args.interval}s)")
+        for name in ("raw", "tarash"):
+            result = run_client(server, f"{name}-sequential", 10, args.interval)
+            print(
+                f"{name:>7}: requests/generation {_per_generation(result['requests'])}; "
+                f"TCP connections opened for 10 generations: {result['connections']}"
+            )
+        paired = run_client(server, "paired", args.sequential, args.interval, warmup=3)
+        for name in ("raw", "tarash"):
+            times = paired[name]
+            print(
+                f"{name:>7}: median {statistics.median(times) * 1000:7.2f} ms, mean "
+                f"{statistics.mean(times) * 1000:7.2f} ms per generation "
+                f"({len(times)} generations, alternating raw/tarash)"
+            )
+        ratio = statistics.median(paired["tarash"]) / statistics.median(paired["raw"])
+        print(f"  time ratio tarash/raw (medians): {ratio:.3f} (target <= 1.10)")
+
+        print(f"\n== concurrent async generations (poll interval {args.concurrent_interval}s)")
+        for name, count in (("tarash", args.concurrent), ("raw", args.raw_concurrent)):
+            if not count:
+                continue
+            result = run_client(server, f"{name}-concurrent", count, args.concurrent_interval)
+            print(
+                f"{name:>7}: {count} generations in {result['wall']:6.2f} s; peak RSS "
+                f"{result['rss_peak']:6.1f} MiB (at start {result['rss_before']:5.1f} MiB); TCP "
+                f"connections opened {result['connections']}; requests/generation "
+                f"{_per_generation(result['requests'])}"
+            )
+        print("  targets for tarash: peak RSS <= 80 MiB, connections <= 100")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
