@@ -34,8 +34,7 @@ def _group(name: str) -> list[str]:
 def _pytest(session: nox.Session, *paths: str) -> None:
     """Run pytest strictly: broken plugins raise, state files go to a session temp dir."""
     env = {"TARASH_STRICT_PLUGINS": "1", "TARASH_HOME": session.create_tmp()}
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *session.posargs,
-                env=env)
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *paths, *session.posargs, env=env)
 
 
 @nox.session
@@ -79,8 +78,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy: strict on tarash-core, checked on the plugins."""
     session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("typecheck"))
     session.run("mypy", "-p", "tarash.tarash_gateway", env={"MYPYPATH": "tarash-core/src"})
-    session.run("mypy", "--check-untyped-defs", "-p", "tarash_fal", "-p", "tarash_example_provider",
-                env={"MYPYPATH": "tarash-fal/src:tarash-example-provider/src"})
+    session.run(
+        "mypy",
+        "--check-untyped-defs",
+        "-p",
+        "tarash_fal",
+        "-p",
+        "tarash_example_provider",
+        env={"MYPYPATH": "tarash-fal/src:tarash-example-provider/src"},
+    )
 
 
 @nox.session

@@ -25,7 +25,11 @@ import httpx
 from tarash.tarash_gateway import generate_video_async
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.exceptions import HTTPError
-from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest, VideoGenerationResponse
+from tarash.tarash_gateway.models import (
+    VideoGenerationConfig,
+    VideoGenerationRequest,
+    VideoGenerationResponse,
+)
 from tarash.tarash_gateway.plugin import Capabilities, JobStatus, ProviderSpec, SubmittedJob, hookimpl
 
 
@@ -55,8 +59,10 @@ class Server:
                     await reader.readexactly(length)
                 status, body, extra = self.answer(method, path)
                 payload = json.dumps(body).encode()
-                head = (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {len(payload)}\r\n{extra}\r\n")
+                head = (
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n{extra}\r\n"
+                )
                 writer.write(head.encode() + payload)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -93,12 +99,17 @@ def make_plugin(base_url: str, client: httpx.AsyncClient, in_flight: int) -> Sim
 
     async def call(method: str, path: str, phase: str) -> Any:
         async with gate:
-            response = await client.request(method, f"{base_url}{path}",
-                                            json={} if method == "POST" else None)
+            response = await client.request(
+                method, f"{base_url}{path}", json={} if method == "POST" else None
+            )
         if response.status_code >= 400:
             retry = response.headers.get("retry-after")
-            raise HTTPError(f"HTTP {response.status_code}", status_code=response.status_code,
-                            retry_after=float(retry) if retry else None, phase=phase)
+            raise HTTPError(
+                f"HTTP {response.status_code}",
+                status_code=response.status_code,
+                retry_after=float(retry) if retry else None,
+                phase=phase,
+            )
         return response.json()
 
     @hookimpl
@@ -118,8 +129,12 @@ def make_plugin(base_url: str, client: httpx.AsyncClient, in_flight: int) -> Sim
         data = await call("GET", f"/jobs/{job.job_id}/result", "result")
         return VideoGenerationResponse(request_id=job.job_id, video=data["url"])
 
-    return SimpleNamespace(register_providers=register_providers, submit_async=submit_async,
-                           status_async=status_async, result_async=result_async)
+    return SimpleNamespace(
+        register_providers=register_providers,
+        submit_async=submit_async,
+        status_async=status_async,
+        result_async=result_async,
+    )
 
 
 async def main(jobs: int, fault_rate: float) -> None:
@@ -143,8 +158,10 @@ async def main(jobs: int, fault_rate: float) -> None:
     failures = [r for r in results if isinstance(r, BaseException)]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"concurrent generations: {jobs}, fault rate on polls: {fault_rate:.0%}")
-    print(f"completed: {jobs - len(failures)}, failed: {len(failures)}"
-          + (f" (first: {failures[0]!r})" if failures else ""))
+    print(
+        f"completed: {jobs - len(failures)}, failed: {len(failures)}"
+        + (f" (first: {failures[0]!r})" if failures else "")
+    )
     print(f"server counts: {dict(server.counts)}")
     print(f"submits counted by the server == jobs: {server.counts['submit'] == jobs}")
     print(f"TCP connections opened: {server.connections}")

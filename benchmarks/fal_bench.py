@@ -148,9 +148,7 @@ def client_tarash_concurrent(args: argparse.Namespace) -> dict[str, Any]:
     async def main() -> float:
         request = VideoGenerationRequest(prompt="a cat")
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(generate_video_async(config, request) for _ in range(args.n))
-        )
+        results = await asyncio.gather(*(generate_video_async(config, request) for _ in range(args.n)))
         assert len({r.request_id for r in results}) == args.n
         return time.perf_counter() - started
 
@@ -165,10 +163,7 @@ def client_raw_concurrent(args: argparse.Namespace) -> dict[str, Any]:
         client = fal_client.AsyncClient(key=args.key)
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(
-                client.subscribe(MODEL, {"prompt": "a cat"}, interval=args.interval)
-                for _ in range(args.n)
-            )
+            *(client.subscribe(MODEL, {"prompt": "a cat"}, interval=args.interval) for _ in range(args.n))
         )
         assert len(results) == args.n
         return time.perf_counter() - started
@@ -186,9 +181,7 @@ CLIENTS = {
 }
 
 
-def run_client(
-    server: Server, name: str, n: int, interval: float, warmup: int = 0
-) -> dict[str, Any]:
+def run_client(server: Server, name: str, n: int, interval: float, warmup: int = 0) -> dict[str, Any]:
     """Run one scenario in a fresh process; add the server's request and connection deltas."""
     counts_before, connections_before = server.stats()
     env = dict(os.environ)
@@ -240,8 +233,7 @@ def main() -> None:
         "--raw-concurrent",
         type=int,
         default=200,
-        help="concurrent generations for raw fal-client (slow: a new connection per request; "
-        "0 skips it)",
+        help="concurrent generations for raw fal-client (slow: a new connection per request; 0 skips it)",
     )
     parser.add_argument("--interval", type=float, default=0.01, help="poll interval, sequential")
     parser.add_argument(

@@ -53,17 +53,20 @@ def main() -> None:
         f"print(json.dumps({{'providers': [p.name for p in ps], "
         f"'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))"
     )
-    found = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                                      check=True).stdout)
+    found = json.loads(
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    )
     print(f"runs per figure: {args.runs} (median wall time of a fresh interpreter)")
     for name, value in results.items():
         print(f"  {name:<32} {value:7.1f} ms   (+{value - floor:5.1f} ms over the floor)")
     import_cost = results["import + models"] - floor
     discovery_cost = results["import + models + discovery"] - results["import + models"]
-    print(f"import (package + models, what every script needs) over floor: {import_cost:.1f} ms "
-          "(target <= 60)")
-    print(f"discovery over import: {discovery_cost:.1f} ms with providers {found['providers']} "
-          f"(target <= 20)")
+    print(
+        f"import (package + models, what every script needs) over floor: {import_cost:.1f} ms (target <= 60)"
+    )
+    print(
+        f"discovery over import: {discovery_cost:.1f} ms with providers {found['providers']} (target <= 20)"
+    )
     print(f"heavy modules imported by discovery: {found['heavy'] or 'none'}")
 
 

@@ -94,9 +94,7 @@ def _split_shared_entries(text: str) -> str:
         if match is None:
             out.append(line)
             continue
-        out.extend(
-            f"{match['indent']}{name}: {match['text']}" for name in match["names"].split(", ")
-        )
+        out.extend(f"{match['indent']}{name}: {match['text']}" for name in match["names"].split(", "))
     return "\n".join(out)
 
 
@@ -267,9 +265,7 @@ def _set_init(cls: Class, runtime: type) -> None:
             for p in existing.parameters
             if p.kind in (ParameterKind.positional_only, ParameterKind.positional_or_keyword)
         ]
-        var_keyword = next(
-            (p for p in existing.parameters if p.kind is ParameterKind.var_keyword), None
-        )
+        var_keyword = next((p for p in existing.parameters if p.kind is ParameterKind.var_keyword), None)
     taken = {p.name for p in leading}
     fields: list[Parameter] = []
     for field in attrs.fields(runtime):
@@ -282,9 +278,7 @@ def _set_init(cls: Class, runtime: type) -> None:
             Parameter(
                 getattr(field, "alias", None) or field.name.lstrip("_"),
                 annotation=annotation,
-                kind=ParameterKind.keyword_only
-                if keyword_only
-                else ParameterKind.positional_or_keyword,
+                kind=ParameterKind.keyword_only if keyword_only else ParameterKind.positional_or_keyword,
                 default=_default(field),
             )
         )

@@ -93,8 +93,7 @@ def iter_blocks(page: Path) -> Iterator[Block]:
         while end < len(lines) and not _closes(lines[end], indent, fence):
             end += 1
         body = [
-            line[len(indent) :] if line.startswith(indent) else line.lstrip()
-            for line in lines[start:end]
+            line[len(indent) :] if line.startswith(indent) else line.lstrip() for line in lines[start:end]
         ]
         yield Block(
             page=page,
@@ -192,8 +191,7 @@ def run_shell_block(block: Block, cwd: Path) -> None:
             argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert done.returncode == 0, (
-            f"`{command}` (at {block.at(offset)}) exited with "
-            f"{done.returncode}:\n{done.stdout}{done.stderr}"
+            f"`{command}` (at {block.at(offset)}) exited with {done.returncode}:\n{done.stdout}{done.stderr}"
         )
 
 

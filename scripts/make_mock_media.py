@@ -129,9 +129,7 @@ def render(ffmpeg: str, clip: Clip, target: Path) -> None:
     os.replace(partial, target)
 
 
-def iter_boxes(
-    data: bytes, start: int = 0, end: int | None = None
-) -> Iterator[tuple[str, int, int]]:
+def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[str, int, int]]:
     """Yield ``(type, payload_start, box_end)`` for each ISO-BMFF box in ``data[start:end]``."""
     end = len(data) if end is None else end
     while start + 8 <= end:

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,20 +29,35 @@ class Env:
         self.bin = path / "bin"
 
     def pip(self, *args: str) -> None:
-        subprocess.run([self.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        *args], check=True)
+        subprocess.run(
+            [self.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args], check=True
+        )
 
     def run(self, code: str, **env: str) -> subprocess.CompletedProcess[str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("TARASH_")}
         environ.update(env)
-        return subprocess.run([self.python, "-c", code], capture_output=True, text=True, env=environ,
-                              timeout=120)
+        return subprocess.run(
+            [self.python, "-c", code], capture_output=True, text=True, env=environ, timeout=120
+        )
 
 
 def build_wheel(project: Path, out: Path) -> Path:
     before = set(out.glob("*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--disable-pip-version-check", "-w", str(out), str(project)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(project),
+        ],
+        check=True,
+    )
     (wheel,) = set(out.glob("*.whl")) - before
     return wheel
 
@@ -59,10 +73,10 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Env:
     environment = Env(tmp_path_factory.mktemp("venv"))
     environment.pip(str(wheels["core"]))
-    yield environment
+    return environment
 
 
 GENERATE_MOCK = """
@@ -95,7 +109,8 @@ USE_PLUGIN = """
 import json
 from tarash.tarash_gateway import generate_video, list_plugins
 from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
-r = generate_video(VideoGenerationConfig(provider="testplugin", model="m"), VideoGenerationRequest(prompt="cat"))
+r = generate_video(VideoGenerationConfig(provider="testplugin", model="m"),
+                   VideoGenerationRequest(prompt="cat"))
 plugins = {p.name: [p.status, p.distribution, p.version, p.error] for p in list_plugins()
            if p.source == "entry-point"}
 print(json.dumps({"video": r.video, "plugins": plugins}))
@@ -119,8 +134,12 @@ def test_broken_plugin_is_listed_and_others_keep_working(env: Env, wheels: dict[
     assert json.loads(result.stdout) == {
         "video": "https://cdn.test/cat.mp4",
         "plugins": {
-            "broken": ["failed", "tarash-brokenplugin", "0.0.2",
-                       "import failed: ImportError: tarash-brokenplugin needs a module that is not installed"],
+            "broken": [
+                "failed",
+                "tarash-brokenplugin",
+                "0.0.2",
+                "import failed: ImportError: tarash-brokenplugin needs a module that is not installed",
+            ],
             "testplugin": ["loaded", "tarash-testplugin", "0.0.1", None],
         },
     }
@@ -128,8 +147,10 @@ def test_broken_plugin_is_listed_and_others_keep_working(env: Env, wheels: dict[
 
     strict = env.run(USE_PLUGIN, TARASH_STRICT_PLUGINS="1")
     assert strict.returncode == 1
-    assert ("tarash.tarash_gateway.exceptions.PluginLoadError: Tarash plugin 'broken' failed to load: "
-            "import failed: ImportError") in strict.stderr
+    assert (
+        "tarash.tarash_gateway.exceptions.PluginLoadError: Tarash plugin 'broken' failed to load: "
+        "import failed: ImportError"
+    ) in strict.stderr
 
     allowed = env.run(USE_PLUGIN, TARASH_PLUGINS="testplugin")
     assert json.loads(allowed.stdout)["plugins"]["broken"][0] == "disabled"

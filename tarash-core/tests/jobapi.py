@@ -69,13 +69,23 @@ class JobServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def inject(self, kind: str, *, status: int = 500, times: int = 1, retry_after: str | None = None,
-               drop: bool = False, body: Any = None, delay: float = 0.0) -> None:
+    def inject(
+        self,
+        kind: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        retry_after: str | None = None,
+        drop: bool = False,
+        body: Any = None,
+        delay: float = 0.0,
+    ) -> None:
         """Make the next ``times`` requests of ``kind`` fail (processed first when ``drop``)."""
         with self.lock:
             for _ in range(times):
-                self.faults[kind].append({"status": status, "retry_after": retry_after,
-                                          "drop": drop, "body": body, "delay": delay})
+                self.faults[kind].append(
+                    {"status": status, "retry_after": retry_after, "drop": drop, "body": body, "delay": delay}
+                )
 
     def _take_fault(self, kind: str) -> dict[str, Any] | None:
         with self.lock:
@@ -161,9 +171,11 @@ class JobServer:
                     return 200, {"state": "queued", "position": self.queue_polls - polls}
                 if polls <= self.queue_polls + self.processing_polls:
                     done = polls - self.queue_polls
-                    return 200, {"state": "processing",
-                                 "progress": round(100 * done / (self.processing_polls + 1)),
-                                 "logs": [f"step {i}" for i in range(1, done + 1)]}
+                    return 200, {
+                        "state": "processing",
+                        "progress": round(100 * done / (self.processing_polls + 1)),
+                        "logs": [f"step {i}" for i in range(1, done + 1)],
+                    }
                 job["state"] = "completed"
                 return 200, {"state": "completed"}
             if kind == "result":
@@ -201,15 +213,20 @@ def _raise_for(response: httpx.Response, phase: str) -> None:
         return
     if response.status_code == 422:
         raise ValidationError("rejected by jobapi", field="prompt", raw_response=response.json())
-    raise HTTPError(f"jobapi answered {response.status_code}", status_code=response.status_code,
-                    retry_after=parse_retry_after(response.headers.get("retry-after")),
-                    raw_response=response.json(), phase=phase)
+    raise HTTPError(
+        f"jobapi answered {response.status_code}",
+        status_code=response.status_code,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+        raw_response=response.json(),
+        phase=phase,
+    )
 
 
 def _request(method: str, url: str, phase: str, key: str | None, timeout: float, **kw: Any) -> Any:
     try:
-        response = httpx.request(method, url, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {key}"}, **kw)
+        response = httpx.request(
+            method, url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}, **kw
+        )
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise HTTPConnectionError(str(exc), request_sent=False, phase=phase) from exc
     except httpx.TransportError as exc:
@@ -218,50 +235,81 @@ def _request(method: str, url: str, phase: str, key: str | None, timeout: float,
     return response.json()
 
 
-def make_plugin(name: str, *, cancel: bool = True, idempotency: bool = False,
-                modalities: tuple[str, ...] = ("video", "image")) -> SimpleNamespace:
+def make_plugin(
+    name: str,
+    *,
+    cancel: bool = True,
+    idempotency: bool = False,
+    modalities: tuple[str, ...] = ("video", "image"),
+) -> SimpleNamespace:
     """A lifecycle plugin for provider ``name`` talking to ``config.base_url``."""
 
     @hookimpl
     def register_providers() -> list[ProviderSpec]:
-        return [ProviderSpec(name=name, modalities=set(modalities),
-                             capabilities=Capabilities(cancel=cancel, queue_position=True,
-                                                       progress_percent=True, logs=True,
-                                                       idempotency_key=idempotency))]
+        return [
+            ProviderSpec(
+                name=name,
+                modalities=set(modalities),
+                capabilities=Capabilities(
+                    cancel=cancel,
+                    queue_position=True,
+                    progress_percent=True,
+                    logs=True,
+                    idempotency_key=idempotency,
+                ),
+            )
+        ]
 
     @hookimpl
     def submit(config: Any, request: Any, context: Any) -> SubmittedJob:
         if context.provider != name:
             raise AssertionError("called for another provider")
-        data = _request("POST", f"{config.base_url}/jobs", "submit", config.api_key,
-                        context.timeout, json={"prompt": request.prompt, "modality": context.modality,
-                                               "key": context.idempotency_key})
+        data = _request(
+            "POST",
+            f"{config.base_url}/jobs",
+            "submit",
+            config.api_key,
+            context.timeout,
+            json={"prompt": request.prompt, "modality": context.modality, "key": context.idempotency_key},
+        )
         return SubmittedJob(job_id=data["id"], data={"base": config.base_url})
 
     @hookimpl
     def status(config: Any, job: Any, context: Any) -> JobStatus:
-        data = _request("GET", f"{job.data['base']}/jobs/{job.job_id}", "poll", config.api_key,
-                        context.timeout)
+        data = _request(
+            "GET", f"{job.data['base']}/jobs/{job.job_id}", "poll", config.api_key, context.timeout
+        )
         if data["state"] == "failed":
             return JobStatus(state="failed", error=GenerationFailedError("job failed"), raw=data)
-        return JobStatus(state=data["state"], queue_position=data.get("position"),
-                         progress_percent=data.get("progress"), logs=data.get("logs", ()), raw=data)
+        return JobStatus(
+            state=data["state"],
+            queue_position=data.get("position"),
+            progress_percent=data.get("progress"),
+            logs=data.get("logs", ()),
+            raw=data,
+        )
 
     @hookimpl
     def result(config: Any, job: Any, context: Any) -> Any:
-        data = _request("GET", f"{job.data['base']}/jobs/{job.job_id}/result", "result",
-                        config.api_key, context.timeout)
+        data = _request(
+            "GET", f"{job.data['base']}/jobs/{job.job_id}/result", "result", config.api_key, context.timeout
+        )
         if job.modality == "image":
             return ImageGenerationResponse(request_id=job.job_id, images=[data["url"]], raw_response=data)
         return VideoGenerationResponse(request_id=job.job_id, video=data["url"], raw_response=data)
 
-    hooks = {"register_providers": register_providers, "submit": submit, "status": status,
-             "result": result}
+    hooks = {"register_providers": register_providers, "submit": submit, "status": status, "result": result}
     if cancel:
+
         @hookimpl
         def cancel_hook(config: Any, job: Any, context: Any) -> bool:
-            data = _request("POST", f"{job.data['base']}/jobs/{job.job_id}/cancel", "cancel",
-                            config.api_key, context.timeout)
+            data = _request(
+                "POST",
+                f"{job.data['base']}/jobs/{job.job_id}/cancel",
+                "cancel",
+                config.api_key,
+                context.timeout,
+            )
             return bool(data["cancelled"])
 
         hooks["cancel"] = cancel_hook

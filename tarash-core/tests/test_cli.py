@@ -81,7 +81,8 @@ Run = tuple[int, str, str]
 
 @pytest.fixture(autouse=True)
 def fresh_host(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Path]:
     """A plugin host that sees only the built-in mock (plus what a test puts in the folder)."""
     folder = tmp_path_factory.mktemp("plugins")
@@ -153,11 +154,14 @@ def runtime_provider() -> Iterator[Any]:
 
 
 def test_generate_video_saves_the_bundled_clip_with_plain_progress(
-    run: Any, fast_mock: None, tmp_path: Path,
+    run: Any,
+    fast_mock: None,
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "lighthouse.mp4"
-    code, stdout, stderr = run("generate", "video", "a lighthouse at dawn", "--provider", "mock",
-                               "--out", str(out))
+    code, stdout, stderr = run(
+        "generate", "video", "a lighthouse at dawn", "--provider", "mock", "--out", str(out)
+    )
     assert (code, stdout, stderr) == (0, f"{out}\n", MOCK_STDERR)
     assert out.read_bytes()[4:8] == b"ftyp"
     assert out.read_bytes() == CLIP.read_bytes()
@@ -166,11 +170,25 @@ def test_generate_video_saves_the_bundled_clip_with_plain_progress(
 
 @pytest.mark.parametrize(("ratio", "duration"), [("9:16", "4"), ("16:9", "8"), ("1:1", "4")])
 def test_aspect_ratio_and_duration_choose_the_clip(
-    run: Any, fast_mock: None, tmp_path: Path, ratio: str, duration: str,
+    run: Any,
+    fast_mock: None,
+    tmp_path: Path,
+    ratio: str,
+    duration: str,
 ) -> None:
     out = tmp_path / "clip.mp4"
-    code, _, _ = run("generate", "video", "x", "--aspect-ratio", ratio, "--duration", duration,
-                     "--out", str(out), "--quiet")
+    code, _, _ = run(
+        "generate",
+        "video",
+        "x",
+        "--aspect-ratio",
+        ratio,
+        "--duration",
+        duration,
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 0
     expected = MEDIA_DIR / find_best_clip(ratio, int(duration))["file"]
     assert expected.name.startswith(ratio.replace(":", "x") + "_")
@@ -178,7 +196,10 @@ def test_aspect_ratio_and_duration_choose_the_clip(
 
 
 def test_json_output_is_one_object_and_the_default_name_is_the_request_id(
-    run: Any, fast_mock: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    fast_mock: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     code, stdout, stderr = run("generate", "video", "a lighthouse", "--json")
@@ -191,8 +212,14 @@ def test_json_output_is_one_object_and_the_default_name_is_the_request_id(
     assert re.fullmatch(r"mock_[0-9a-f]{32}", request_id)
     saved = tmp_path / f"{request_id}.mp4"
     assert result == {
-        "request_id": request_id, "provider": "mock", "model": "mock", "output": str(saved),
-        "outputs": [str(saved)], "url": CLIP.resolve().as_uri(), "attempts": 1, "is_mock": True,
+        "request_id": request_id,
+        "provider": "mock",
+        "model": "mock",
+        "output": str(saved),
+        "outputs": [str(saved)],
+        "url": CLIP.resolve().as_uri(),
+        "attempts": 1,
+        "is_mock": True,
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == [saved.name]
     assert saved.read_bytes()[4:8] == b"ftyp"
@@ -200,8 +227,9 @@ def test_json_output_is_one_object_and_the_default_name_is_the_request_id(
 
 def test_generate_several_images(run: Any, fast_mock: None, tmp_path: Path) -> None:
     out = tmp_path / "fox.png"
-    code, stdout, stderr = run("generate", "image", "a red fox", "--n", "2", "--size", "64x32",
-                               "--out", str(out))
+    code, stdout, stderr = run(
+        "generate", "image", "a red fox", "--n", "2", "--size", "64x32", "--out", str(out)
+    )
     first, second = tmp_path / "fox_1.png", tmp_path / "fox_2.png"
     assert (code, stdout, stderr) == (0, f"{first}\n{second}\n", MOCK_STDERR)
     assert png_size(first) == png_size(second) == (64, 32)
@@ -209,15 +237,17 @@ def test_generate_several_images(run: Any, fast_mock: None, tmp_path: Path) -> N
 
 
 def test_generate_one_image_into_a_directory_as_json(
-    run: Any, fast_mock: None, tmp_path: Path,
+    run: Any,
+    fast_mock: None,
+    tmp_path: Path,
 ) -> None:
-    code, stdout, _ = run("generate", "image", "a fox", "--aspect-ratio", "1:1", "--out",
-                          str(tmp_path), "--json", "--quiet")
+    code, stdout, _ = run(
+        "generate", "image", "a fox", "--aspect-ratio", "1:1", "--out", str(tmp_path), "--json", "--quiet"
+    )
     result = json.loads(stdout)
     saved = tmp_path / f"{result['request_id']}.png"
     assert code == 0
-    assert (result["model"], result["output"], result["outputs"]) == (
-        "mock-image", str(saved), [str(saved)])
+    assert (result["model"], result["output"], result["outputs"]) == ("mock-image", str(saved), [str(saved)])
     assert result["url"].startswith("file://")
     assert result["url"].endswith("_0.png")
     assert png_size(saved) == (256, 256)
@@ -234,34 +264,75 @@ def test_quiet_prints_no_progress(run: Any, fast_mock: None, tmp_path: Path) -> 
 
 
 def test_options_become_the_request_and_params_land_in_extra_params(
-    run: Any, runtime_provider: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    runtime_provider: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     frame = tmp_path / "frame.png"
     frame.write_bytes(PNG_SIGNATURE + b"frame")
     answer = VideoGenerationResponse(
-        request_id="../../escape", video=MediaContent(content=CLIP.read_bytes(),
-                                                      content_type="video/mp4"))
+        request_id="../../escape", video=MediaContent(content=CLIP.read_bytes(), content_type="video/mp4")
+    )
     recorder = runtime_provider("recorder", Recorder(answer))
     code, stdout, stderr = run(
-        "generate", "video", "a cat", "--provider", "recorder", "--model", "m-1",
-        "--aspect-ratio", "1:1", "--duration", "4", "--resolution", "720p", "--seed", "7",
-        "--negative-prompt", "blur", "--image", str(frame),
-        "--image", "https://cdn.test/a.png:last_frame", "--param", "cfg=0.5",
-        "--param", 'tags=["a", "b"]', "--param", "name=plain text", "--param", "flag=true",
-        "--api-key", "flag-key-0123456789", "--timeout", "30", "--json",
+        "generate",
+        "video",
+        "a cat",
+        "--provider",
+        "recorder",
+        "--model",
+        "m-1",
+        "--aspect-ratio",
+        "1:1",
+        "--duration",
+        "4",
+        "--resolution",
+        "720p",
+        "--seed",
+        "7",
+        "--negative-prompt",
+        "blur",
+        "--image",
+        str(frame),
+        "--image",
+        "https://cdn.test/a.png:last_frame",
+        "--param",
+        "cfg=0.5",
+        "--param",
+        'tags=["a", "b"]',
+        "--param",
+        "name=plain text",
+        "--param",
+        "flag=true",
+        "--api-key",
+        "flag-key-0123456789",
+        "--timeout",
+        "30",
+        "--json",
     )
     assert (code, stderr) == (0, "")
     [(config, request)] = recorder.calls
     assert (config.provider, config.model, config.api_key, config.timeout) == (
-        "recorder", "m-1", "flag-key-0123456789", 30.0)
-    assert (request.prompt, request.aspect_ratio, request.duration_seconds, request.resolution,
-            request.seed, request.negative_prompt) == ("a cat", "1:1", 4, "720p", 7, "blur")
-    assert request.extra_params == {"cfg": 0.5, "tags": ["a", "b"], "name": "plain text",
-                                    "flag": True}
+        "recorder",
+        "m-1",
+        "flag-key-0123456789",
+        30.0,
+    )
+    assert (
+        request.prompt,
+        request.aspect_ratio,
+        request.duration_seconds,
+        request.resolution,
+        request.seed,
+        request.negative_prompt,
+    ) == ("a cat", "1:1", 4, "720p", 7, "blur")
+    assert request.extra_params == {"cfg": 0.5, "tags": ["a", "b"], "name": "plain text", "flag": True}
     assert request.image_list == [
-        ImageType(image=MediaContent(content=PNG_SIGNATURE + b"frame", content_type="image/png"),
-                  type="first_frame"),
+        ImageType(
+            image=MediaContent(content=PNG_SIGNATURE + b"frame", content_type="image/png"), type="first_frame"
+        ),
         ImageType(image="https://cdn.test/a.png", type="last_frame"),
     ]
     result = json.loads(stdout)
@@ -273,20 +344,42 @@ def test_options_become_the_request_and_params_land_in_extra_params(
 
 
 def test_image_options_and_the_reference_role_default(
-    run: Any, runtime_provider: Any, tmp_path: Path,
+    run: Any,
+    runtime_provider: Any,
+    tmp_path: Path,
 ) -> None:
     png = PNG_SIGNATURE + b"pixels"
     data_uri = "data:image/png;base64," + base64.b64encode(png).decode()
-    recorder = runtime_provider("painter", Recorder(ImageGenerationResponse(
-        request_id="p1", images=[data_uri])))
-    code, stdout, stderr = run("generate", "image", "a fox", "--provider", "painter", "--model",
-                               "m", "--image", data_uri, "--image", f"{data_uri}:style", "--size",
-                               "64x64", "--n", "1", "--out", str(tmp_path), "--json")
+    recorder = runtime_provider(
+        "painter", Recorder(ImageGenerationResponse(request_id="p1", images=[data_uri]))
+    )
+    code, stdout, stderr = run(
+        "generate",
+        "image",
+        "a fox",
+        "--provider",
+        "painter",
+        "--model",
+        "m",
+        "--image",
+        data_uri,
+        "--image",
+        f"{data_uri}:style",
+        "--size",
+        "64x64",
+        "--n",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
     assert (code, stderr) == (0, "")
     [(_, request)] = recorder.calls
     assert (request.size, request.n) == ("64x64", 1)
-    assert request.image_list == [ImageType(image=data_uri, type="reference"),
-                                  ImageType(image=data_uri, type="style")]
+    assert request.image_list == [
+        ImageType(image=data_uri, type="reference"),
+        ImageType(image=data_uri, type="style"),
+    ]
     result = json.loads(stdout)
     assert (result["output"], result["url"]) == (str(tmp_path / "p1.png"), None)
     assert (tmp_path / "p1.png").read_bytes() == png
@@ -300,13 +393,14 @@ class QuietFiles(SimpleHTTPRequestHandler):
 
 
 def test_http_results_are_downloaded(
-    run: Any, runtime_provider: Any, tmp_path: Path,
+    run: Any,
+    runtime_provider: Any,
+    tmp_path: Path,
 ) -> None:
     served = tmp_path / "served"
     served.mkdir()
     shutil.copy(CLIP, served / "result.mp4")
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(QuietFiles, directory=str(served)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietFiles, directory=str(served)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
     thread.start()
     try:
@@ -314,8 +408,9 @@ def test_http_results_are_downloaded(
         runtime_provider("remote", Recorder(VideoGenerationResponse(request_id="r-77", video=url)))
         out = tmp_path / "out"
         out.mkdir()
-        code, stdout, stderr = run("generate", "video", "x", "--provider", "remote", "--model",
-                                   "m", "--out", str(out), "--json")
+        code, stdout, stderr = run(
+            "generate", "video", "x", "--provider", "remote", "--model", "m", "--out", str(out), "--json"
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -325,7 +420,7 @@ def test_http_results_are_downloaded(
     assert (out / "r-77.mp4").read_bytes() == CLIP.read_bytes()
 
 
-KEYED_PLUGIN = '''
+KEYED_PLUGIN = """
 from tarash.tarash_gateway.models import MediaContent, VideoGenerationResponse
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
@@ -341,7 +436,7 @@ def generate_video(provider, config, request, on_progress):
     SEEN.append(config.api_key)
     return VideoGenerationResponse(request_id="k1", video=MediaContent(content=b"....ftyp",
                                                                        content_type="video/mp4"))
-'''
+"""
 
 
 @pytest.fixture
@@ -359,7 +454,10 @@ def keyed_plugin(fresh_host: Path) -> Iterator[list[str | None]]:
 
 
 def test_api_key_comes_from_the_providers_env_var_unless_given(
-    run: Any, keyed_plugin: list[str | None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    keyed_plugin: list[str | None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CLI_TEST_API_KEY", "env-key-0123456789")
     base = ("generate", "video", "x", "--provider", "keyed", "--model", "m", "-q")
@@ -371,19 +469,29 @@ def test_api_key_comes_from_the_providers_env_var_unless_given(
 
 def test_model_is_required_for_other_providers(run: Any, keyed_plugin: list[str | None]) -> None:
     assert run("generate", "video", "x", "--provider", "keyed") == (
-        2, "", "tarash: error: --model is required for provider 'keyed' "
-               "(see `tarash models keyed`)\n")
+        2,
+        "",
+        "tarash: error: --model is required for provider 'keyed' (see `tarash models keyed`)\n",
+    )
     assert keyed_plugin == []
 
 
 def test_providers_and_models_of_a_plugin(run: Any, keyed_plugin: list[str | None]) -> None:
-    assert run("providers") == (0, (
-        "PROVIDER  MODALITIES   PLUGIN                      API KEY ENV       DESCRIPTION\n"
-        "keyed     video        keyed                       CLI_TEST_API_KEY  needs a key\n"
-        "mock      image,video  tarash.tarash_gateway.mock  -                 "
-        "Offline mock provider: real local MP4/PNG files, simulated queue.\n"), "")
-    assert run("models", "keyed") == (0, "Provider 'keyed' declares no model families; pass any "
-                                         "model id with --model.\n", "")
+    assert run("providers") == (
+        0,
+        (
+            "PROVIDER  MODALITIES   PLUGIN                      API KEY ENV       DESCRIPTION\n"
+            "keyed     video        keyed                       CLI_TEST_API_KEY  needs a key\n"
+            "mock      image,video  tarash.tarash_gateway.mock  -                 "
+            "Offline mock provider: real local MP4/PNG files, simulated queue.\n"
+        ),
+        "",
+    )
+    assert run("models", "keyed") == (
+        0,
+        "Provider 'keyed' declares no model families; pass any model id with --model.\n",
+        "",
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,17 +499,25 @@ def test_providers_and_models_of_a_plugin(run: Any, keyed_plugin: list[str | Non
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("argv", "last_line"), [
-    (["generate", "video", "x", "--seed", "abc"],
-     "tarash generate video: error: argument --seed: invalid int value: 'abc'"),
-    (["generate", "video", "x", "--param", "novalue"],
-     "tarash generate video: error: argument --param: expected key=value, got 'novalue'"),
-    (["generate", "video"],
-     "tarash generate video: error: the following arguments are required: PROMPT"),
-    (["generate", "image", "x", "--duration", "4"],
-     "tarash: error: unrecognized arguments: --duration 4"),
-    ([], "tarash: error: the following arguments are required: COMMAND"),
-])
+@pytest.mark.parametrize(
+    ("argv", "last_line"),
+    [
+        (
+            ["generate", "video", "x", "--seed", "abc"],
+            "tarash generate video: error: argument --seed: invalid int value: 'abc'",
+        ),
+        (
+            ["generate", "video", "x", "--param", "novalue"],
+            "tarash generate video: error: argument --param: expected key=value, got 'novalue'",
+        ),
+        (["generate", "video"], "tarash generate video: error: the following arguments are required: PROMPT"),
+        (
+            ["generate", "image", "x", "--duration", "4"],
+            "tarash: error: unrecognized arguments: --duration 4",
+        ),
+        ([], "tarash: error: the following arguments are required: COMMAND"),
+    ],
+)
 def test_bad_arguments_exit_2(run: Any, argv: list[str], last_line: str) -> None:
     code, stdout, stderr = run(*argv)
     assert (code, stdout) == (2, "")
@@ -420,23 +536,39 @@ def test_unknown_provider_exits_3_listing_the_installed_ones(run: Any) -> None:
     assert run("models", "nope") == (3, "", UNKNOWN_PROVIDER)
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["generate", "video", "x", "--aspect-ratio", "banana"],
-     "invalid --aspect-ratio: VideoGenerationRequest.aspect_ratio: expected an aspect ratio like "
-     "'16:9' or 'auto', got 'banana'"),
-    (["generate", "video", "x", "--resolution", "huge"],
-     "invalid --resolution: VideoGenerationRequest.resolution: expected a resolution like '720p', "
-     "'1080p' or '4k', got 'huge'"),
-    (["generate", "image", "x", "--n", "0"],
-     "invalid --n: ImageGenerationRequest.n: expected an integer >= 1, got 0"),
-    (["generate", "video", "x", "--timeout", "0"],
-     "invalid --timeout: VideoGenerationConfig.timeout: expected a number > 0, got 0.0"),
-    (["generate", "video", "x", "--image", "missing.png"],
-     "invalid --image: no such file 'missing.png' (give a local file, an http(s) URL or a "
-     "data: URI)"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["generate", "video", "x", "--aspect-ratio", "banana"],
+            "invalid --aspect-ratio: VideoGenerationRequest.aspect_ratio: expected an aspect ratio like "
+            "'16:9' or 'auto', got 'banana'",
+        ),
+        (
+            ["generate", "video", "x", "--resolution", "huge"],
+            "invalid --resolution: VideoGenerationRequest.resolution: expected a resolution like '720p', "
+            "'1080p' or '4k', got 'huge'",
+        ),
+        (
+            ["generate", "image", "x", "--n", "0"],
+            "invalid --n: ImageGenerationRequest.n: expected an integer >= 1, got 0",
+        ),
+        (
+            ["generate", "video", "x", "--timeout", "0"],
+            "invalid --timeout: VideoGenerationConfig.timeout: expected a number > 0, got 0.0",
+        ),
+        (
+            ["generate", "video", "x", "--image", "missing.png"],
+            "invalid --image: no such file 'missing.png' (give a local file, an http(s) URL or a data: URI)",
+        ),
+    ],
+)
 def test_validation_errors_exit_4_naming_the_option(
-    run: Any, argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    argv: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert run(*argv) == (4, "", f"tarash: error: {message}\n")
@@ -446,38 +578,52 @@ def test_validation_errors_exit_4_naming_the_option(
 def test_bad_mock_delay_exits_4(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARASH_MOCK_DELAY", "soon")
     assert run("generate", "video", "x") == (
-        4, "", "tarash: error: invalid TARASH_MOCK_DELAY: expected a number of seconds, "
-               "got 'soon'\n")
+        4,
+        "",
+        "tarash: error: invalid TARASH_MOCK_DELAY: expected a number of seconds, got 'soon'\n",
+    )
 
 
 def test_content_moderation_exits_5(run: Any, runtime_provider: Any) -> None:
     runtime_provider("strict", Recorder(error=ContentModerationError("prompt refused by policy")))
     assert run("generate", "video", "x", "--provider", "strict", "--model", "m") == (
-        5, "", "tarash: error: prompt refused by policy (provider=strict, model=m)\n")
+        5,
+        "",
+        "tarash: error: prompt refused by policy (provider=strict, model=m)\n",
+    )
 
 
 def test_timeout_exits_6_against_the_slow_mock(
-    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     code, stdout, stderr = run("generate", "video", "x", "--timeout", "0.05")
     assert (code, stdout) == (6, "")
     *progress, last = stderr.splitlines()
     assert progress == MOCK_PROGRESS[: len(progress)]
-    assert re.fullmatch(r"tarash: error: Generation did not finish within 0\.05s \(.+\) "
-                        r"\(provider=mock, model=mock\)", last)
+    assert re.fullmatch(
+        r"tarash: error: Generation did not finish within 0\.05s \(.+\) "
+        r"\(provider=mock, model=mock\)",
+        last,
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_provider_http_failure_exits_7_without_leaking_the_key(
-    run: Any, runtime_provider: Any,
+    run: Any,
+    runtime_provider: Any,
 ) -> None:
     key = "sk-live-0123456789abcdef"
-    runtime_provider("flaky", Recorder(error=HTTPError(f"HTTP 500: upstream rejected key {key}",
-                                                       status_code=500)))
-    assert run("generate", "video", "x", "--provider", "flaky", "--model", "m", "--api-key",
-               key) == (7, "", "tarash: error: HTTP 500: upstream rejected key ***REDACTED*** "
-                               "(provider=flaky, model=m)\n")
+    runtime_provider(
+        "flaky", Recorder(error=HTTPError(f"HTTP 500: upstream rejected key {key}", status_code=500))
+    )
+    assert run("generate", "video", "x", "--provider", "flaky", "--model", "m", "--api-key", key) == (
+        7,
+        "",
+        "tarash: error: HTTP 500: upstream rejected key ***REDACTED*** (provider=flaky, model=m)\n",
+    )
 
 
 def test_a_mistyped_key_in_an_argument_error_is_redacted(run: Any) -> None:
@@ -485,28 +631,33 @@ def test_a_mistyped_key_in_an_argument_error_is_redacted(run: Any) -> None:
     code, _, stderr = run("generate", "video", "x", f"--api-key={key}", "--aspect", key)
     assert code == 2
     assert key not in stderr
-    assert stderr.splitlines()[-1] == (
-        "tarash: error: unrecognized arguments: --aspect ***REDACTED***")
+    assert stderr.splitlines()[-1] == ("tarash: error: unrecognized arguments: --aspect ***REDACTED***")
 
 
 def test_unwritable_output_exits_8_before_generating(run: Any, tmp_path: Path) -> None:
     target = tmp_path / "missing" / "x.mp4"
     assert run("generate", "video", "x", "--out", str(target)) == (
-        8, "", f"tarash: error: cannot write {target}: directory {target.parent} does not exist\n")
+        8,
+        "",
+        f"tarash: error: cannot write {target}: directory {target.parent} does not exist\n",
+    )
 
 
 def test_refused_result_url_exits_8(run: Any, runtime_provider: Any, tmp_path: Path) -> None:
-    runtime_provider("sneaky", Recorder(VideoGenerationResponse(request_id="s1",
-                                                                video="file:///etc/passwd")))
-    assert run("generate", "video", "x", "--provider", "sneaky", "--model", "m", "--out",
-               str(tmp_path)) == (
-        8, "", "tarash: error: could not save the video: download refused: file:///etc/passwd is "
-               "outside the directories Tarash writes to (pass allowed_file_roots to allow it)\n")
+    runtime_provider("sneaky", Recorder(VideoGenerationResponse(request_id="s1", video="file:///etc/passwd")))
+    assert run("generate", "video", "x", "--provider", "sneaky", "--model", "m", "--out", str(tmp_path)) == (
+        8,
+        "",
+        "tarash: error: could not save the video: download refused: file:///etc/passwd is "
+        "outside the directories Tarash writes to (pass allowed_file_roots to allow it)\n",
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unexpected_errors_exit_1_with_a_traceback_only_on_request(
-    run: Any, runtime_provider: Any, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    runtime_provider: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tarash.tarash_gateway.cli import _generate
 
@@ -514,11 +665,13 @@ def test_unexpected_errors_exit_1_with_a_traceback_only_on_request(
         raise RuntimeError("bug in the CLI")
 
     monkeypatch.setattr(_generate, "save_outputs", broken)
-    runtime_provider("fine", Recorder(VideoGenerationResponse(request_id="f1",
-                                                              video=CLIP.as_uri())))
+    runtime_provider("fine", Recorder(VideoGenerationResponse(request_id="f1", video=CLIP.as_uri())))
     argv = ("generate", "video", "x", "--provider", "fine", "--model", "m")
-    assert run(*argv) == (1, "", "tarash: error: unexpected RuntimeError: bug in the CLI "
-                                 "(set TARASH_DEBUG=1 for a traceback)\n")
+    assert run(*argv) == (
+        1,
+        "",
+        "tarash: error: unexpected RuntimeError: bug in the CLI (set TARASH_DEBUG=1 for a traceback)\n",
+    )
     monkeypatch.setenv("TARASH_DEBUG", "1")
     code, _, stderr = run(*argv)
     assert code == 1
@@ -533,14 +686,23 @@ def test_unexpected_errors_exit_1_with_a_traceback_only_on_request(
 
 def test_plugins_lists_the_builtin_mock(run: Any) -> None:
     assert run("plugins") == (0, MOCK_ONLY_PLUGINS, "")
-    assert json.loads(run("plugins", "--json")[1]) == [{
-        "name": "tarash.tarash_gateway.mock", "distribution": None, "version": None,
-        "status": "loaded", "providers": ["mock"], "source": "builtin", "error": None,
-    }]
+    assert json.loads(run("plugins", "--json")[1]) == [
+        {
+            "name": "tarash.tarash_gateway.mock",
+            "distribution": None,
+            "version": None,
+            "status": "loaded",
+            "providers": ["mock"],
+            "source": "builtin",
+            "error": None,
+        }
+    ]
 
 
 def test_plugins_shows_why_a_broken_plugin_failed(
-    run: Any, fresh_host: Path, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    fresh_host: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("TARASH_STRICT_PLUGINS", raising=False)
     info = fresh_host / "tarash_broken-0.1.dist-info"
@@ -555,40 +717,74 @@ def test_plugins_shows_why_a_broken_plugin_failed(
         listed = json.loads(run("plugins", "--json")[1])
     finally:
         sys.modules.pop("cli_broken_plugin", None)
-    assert (code, stdout) == (0, (
-        "PLUGIN                      DISTRIBUTION   VERSION  STATUS  PROVIDERS  SOURCE\n"
-        "tarash.tarash_gateway.mock  -              -        loaded  mock       builtin\n"
-        "broken                      tarash-broken  0.1      failed  -          entry-point\n"
-        "    error: import failed: RuntimeError: boom at import\n"))
-    assert listed[1] == {"name": "broken", "distribution": "tarash-broken", "version": "0.1",
-                         "status": "failed", "providers": [], "source": "entry-point",
-                         "error": "import failed: RuntimeError: boom at import"}
+    assert (code, stdout) == (
+        0,
+        (
+            "PLUGIN                      DISTRIBUTION   VERSION  STATUS  PROVIDERS  SOURCE\n"
+            "tarash.tarash_gateway.mock  -              -        loaded  mock       builtin\n"
+            "broken                      tarash-broken  0.1      failed  -          entry-point\n"
+            "    error: import failed: RuntimeError: boom at import\n"
+        ),
+    )
+    assert listed[1] == {
+        "name": "broken",
+        "distribution": "tarash-broken",
+        "version": "0.1",
+        "status": "failed",
+        "providers": [],
+        "source": "entry-point",
+        "error": "import failed: RuntimeError: boom at import",
+    }
 
 
 def test_providers(run: Any) -> None:
-    header = ("PROVIDER  MODALITIES   PLUGIN                      API KEY ENV  DESCRIPTION\n")
+    header = "PROVIDER  MODALITIES   PLUGIN                      API KEY ENV  DESCRIPTION\n"
     assert run("providers") == (0, header + MOCK_PROVIDER_ROW, "")
-    assert json.loads(run("providers", "--json")[1]) == [{
-        "name": "mock", "modalities": ["image", "video"],
-        "description": "Offline mock provider: real local MP4/PNG files, simulated queue.",
-        "api_key_env": None,
-        "capabilities": {"cancel": True, "queue_position": True, "progress_percent": True,
-                         "logs": True, "webhooks": False, "idempotency_key": True,
-                         "resume": True},
-        "plugin": "tarash.tarash_gateway.mock", "distribution": None, "version": None,
-        "source": "builtin", "lifecycle": True,
-    }]
+    assert json.loads(run("providers", "--json")[1]) == [
+        {
+            "name": "mock",
+            "modalities": ["image", "video"],
+            "description": "Offline mock provider: real local MP4/PNG files, simulated queue.",
+            "api_key_env": None,
+            "capabilities": {
+                "cancel": True,
+                "queue_position": True,
+                "progress_percent": True,
+                "logs": True,
+                "webhooks": False,
+                "idempotency_key": True,
+                "resume": True,
+            },
+            "plugin": "tarash.tarash_gateway.mock",
+            "distribution": None,
+            "version": None,
+            "source": "builtin",
+            "lifecycle": True,
+        }
+    ]
 
 
 def test_models(run: Any) -> None:
     assert run("models", "mock") == (0, MOCK_MODELS, "")
-    assert json.loads(run("models", "mock", "--json")[1]) == {"provider": "mock", "models": [
-        {"prefix": "mock", "modality": "video", "name": "Mock video",
-         "description": "bundled test-pattern MP4 clips, offline",
-         "allowed": {"aspect_ratio": ["16:9", "9:16", "1:1", "4:3", "21:9"]}},
-        {"prefix": "mock-image", "modality": "image", "name": "Mock image",
-         "description": "PNG test patterns drawn on the fly, offline", "allowed": {}},
-    ]}
+    assert json.loads(run("models", "mock", "--json")[1]) == {
+        "provider": "mock",
+        "models": [
+            {
+                "prefix": "mock",
+                "modality": "video",
+                "name": "Mock video",
+                "description": "bundled test-pattern MP4 clips, offline",
+                "allowed": {"aspect_ratio": ["16:9", "9:16", "1:1", "4:3", "21:9"]},
+            },
+            {
+                "prefix": "mock-image",
+                "modality": "image",
+                "name": "Mock image",
+                "description": "PNG test patterns drawn on the fly, offline",
+                "allowed": {},
+            },
+        ],
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -620,9 +816,14 @@ class BrokenCommandsPlugin:
 def test_a_plugin_command_runs_and_a_broken_one_is_reported(run: Any) -> None:
     HOST.pm.register(BrokenCommandsPlugin(), name="cli-test-broken")
     HOST.pm.register(PingPlugin(), name="cli-test-ping")
-    assert run("cli-test-ping", "--name", "tarash") == (3, "pong tarash\n", (
-        "tarash: warning: plugin 'cli-test-broken' failed to add its commands: "
-        "RuntimeError: cannot add commands\n"))
+    assert run("cli-test-ping", "--name", "tarash") == (
+        3,
+        "pong tarash\n",
+        (
+            "tarash: warning: plugin 'cli-test-broken' failed to add its commands: "
+            "RuntimeError: cannot add commands\n"
+        ),
+    )
 
 
 class SloppyPlugin:
@@ -641,15 +842,21 @@ class SloppyPlugin:
 
 def test_plugin_commands_that_bend_the_rules(run: Any) -> None:
     HOST.pm.register(SloppyPlugin(), name="cli-test-sloppy")
-    assert run("cli-test-nofunc") == (1, "", (
-        "tarash: error: command 'cli-test-nofunc' does not say what to run "
-        "(its parser needs set_defaults(func=...))\n"))
+    assert run("cli-test-nofunc") == (
+        1,
+        "",
+        (
+            "tarash: error: command 'cli-test-nofunc' does not say what to run "
+            "(its parser needs set_defaults(func=...))\n"
+        ),
+    )
     assert run("cli-test-none") == (0, "", "")
     assert run("cli-test-exit") == (1, "", "leaving early\n")
 
 
 def test_the_jobs_group_is_added_when_its_module_exists(
-    run: Any, monkeypatch: pytest.MonkeyPatch,
+    run: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     jobs = types.ModuleType("tarash.tarash_gateway.cli._jobs")
 
@@ -691,9 +898,21 @@ def tarash_script() -> str:
 
 def test_python_dash_m_generates_a_video(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tarash.tarash_gateway.cli", "generate", "video", "a lighthouse",
-         "--out", "lighthouse.mp4", "--json"],
-        cwd=tmp_path, env=child_env(TARASH_MOCK_DELAY="0.001"), capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tarash.tarash_gateway.cli",
+            "generate",
+            "video",
+            "a lighthouse",
+            "--out",
+            "lighthouse.mp4",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=child_env(TARASH_MOCK_DELAY="0.001"),
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert (done.returncode, done.stderr) == (0, MOCK_STDERR)
@@ -706,7 +925,10 @@ def test_python_dash_m_generates_a_video(tmp_path: Path) -> None:
 def test_installed_script_generates_an_image(tmp_path: Path) -> None:
     done = subprocess.run(
         [tarash_script(), "generate", "image", "a fox", "--out", "fox.png", "--quiet"],
-        cwd=tmp_path, env=child_env(TARASH_MOCK_DELAY="0.001"), capture_output=True, text=True,
+        cwd=tmp_path,
+        env=child_env(TARASH_MOCK_DELAY="0.001"),
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, f"{tmp_path / 'fox.png'}\n", "")
@@ -714,8 +936,9 @@ def test_installed_script_generates_an_image(tmp_path: Path) -> None:
 
 
 def test_installed_script_help_documents_the_exit_codes() -> None:
-    done = subprocess.run([tarash_script(), "--help"], env=child_env(COLUMNS="100"),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [tarash_script(), "--help"], env=child_env(COLUMNS="100"), capture_output=True, text=True, timeout=60
+    )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("usage: tarash [-h] [--version] COMMAND ...\n")
     assert EXIT_CODE_TABLE in done.stdout
@@ -734,8 +957,9 @@ def test_help_imports_no_engine_plugins_or_httpx() -> None:
                  "tarash.tarash_gateway.cli._generate"]
         print(sorted(name for name in heavy if name in sys.modules))
     """)
-    done = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=child_env(), capture_output=True, text=True, timeout=60
+    )
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
 
 
@@ -754,9 +978,14 @@ def test_version(run: Any) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
 def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path: Path) -> None:
-    child = subprocess.Popen([tarash_script(), "generate", "video", "x"], cwd=tmp_path,
-                             env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        [tarash_script(), "generate", "video", "x"],
+        cwd=tmp_path,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert child.stderr is not None
     assert child.stderr.readline() == "queued\n"
     child.send_signal(signal.SIGINT)
@@ -771,9 +1000,13 @@ def test_a_terminal_gets_one_redrawn_line(tmp_path: Path) -> None:
     import pty
 
     controller, terminal = pty.openpty()
-    child = subprocess.Popen([tarash_script(), "generate", "video", "x", "--out", "v.mp4"],
-                             cwd=tmp_path, env=child_env(TARASH_MOCK_DELAY="0.05", TERM="xterm"),
-                             stdout=subprocess.PIPE, stderr=terminal)
+    child = subprocess.Popen(
+        [tarash_script(), "generate", "video", "x", "--out", "v.mp4"],
+        cwd=tmp_path,
+        env=child_env(TARASH_MOCK_DELAY="0.05", TERM="xterm"),
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
     os.close(terminal)
     chunks: list[bytes] = []
 

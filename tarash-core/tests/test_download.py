@@ -87,13 +87,20 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "/declared-huge":
             self._send(200, b"tiny", {"Content-Type": "video/mp4", "Content-Length": str(10**9)})
         elif route == "/disposition":
-            self._send(200, CLIP, {
-                "Content-Type": "video/mp4",
-                "Content-Disposition": 'attachment; filename="../../etc/passwd"',
-            })
+            self._send(
+                200,
+                CLIP,
+                {
+                    "Content-Type": "video/mp4",
+                    "Content-Disposition": 'attachment; filename="../../etc/passwd"',
+                },
+            )
         elif route == "/slashes":
-            self._send(200, CLIP, {"Content-Type": "video/mp4",
-                                   "Content-Disposition": 'attachment; filename="a/b\\\\c.mp4"'})
+            self._send(
+                200,
+                CLIP,
+                {"Content-Type": "video/mp4", "Content-Disposition": 'attachment; filename="a/b\\\\c.mp4"'},
+            )
         elif route.startswith("/files/"):
             self._send(200, CLIP, {"Content-Type": "image/png"})
         else:
@@ -108,8 +115,7 @@ class MediaServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.hits: dict[str, int] = {}
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client hanging up early is expected here."""
@@ -158,7 +164,8 @@ def test_explicit_file_is_overwritten(server: MediaServer, out_dir: Path) -> Non
 
 
 def test_directory_destination_names_the_file_and_never_overwrites(
-    server: MediaServer, out_dir: Path,
+    server: MediaServer,
+    out_dir: Path,
 ) -> None:
     first = download(server.url("/clip.mp4"), out_dir, filename="req_42")
     second = download(server.url("/clip.mp4"), out_dir, filename="req_42")
@@ -215,19 +222,19 @@ def test_stream_under_the_cap_is_complete(server: MediaServer, out_dir: Path) ->
 
 
 def test_declared_content_length_over_the_cap_is_refused_before_reading(
-    server: MediaServer, out_dir: Path,
+    server: MediaServer,
+    out_dir: Path,
 ) -> None:
     with pytest.raises(ValidationError) as raised:
         download(server.url("/declared-huge"), out_dir, max_bytes=10**6)
     assert raised.value.value == 10**9
-    assert raised.value.message == (
-        f"download refused: {10**9} bytes exceed the limit of {10**6} bytes"
-    )
+    assert raised.value.message == (f"download refused: {10**9} bytes exceed the limit of {10**6} bytes")
     assert listing(out_dir) == []
 
 
 def test_content_disposition_traversal_stays_in_the_directory(
-    server: MediaServer, out_dir: Path,
+    server: MediaServer,
+    out_dir: Path,
 ) -> None:
     path = download(server.url("/disposition"), out_dir)
     assert path == out_dir / "passwd.mp4"
@@ -236,7 +243,8 @@ def test_content_disposition_traversal_stays_in_the_directory(
 
 
 def test_names_with_separators_keep_only_the_last_component(
-    server: MediaServer, out_dir: Path,
+    server: MediaServer,
+    out_dir: Path,
 ) -> None:
     assert download(server.url("/slashes"), out_dir) == out_dir / "c.mp4"
     encoded = download(server.url("/files/..%2F..%2Fescaped.png"), out_dir)
@@ -261,7 +269,8 @@ def test_connection_refused_is_a_connection_error(out_dir: Path) -> None:
 
 
 def test_missing_destination_directory_is_a_validation_error(
-    server: MediaServer, tmp_path: Path,
+    server: MediaServer,
+    tmp_path: Path,
 ) -> None:
     with pytest.raises(ValidationError) as raised:
         download(server.url("/clip.mp4"), tmp_path / "nope" / "x.mp4")
@@ -330,19 +339,21 @@ def test_interrupt_mid_stream_leaves_no_file(server: MediaServer, out_dir: Path)
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("ftp://127.0.0.1/clip.mp4", "ftp:"),
-    ("javascript:alert(1)", "javascript:"),
-    ("gopher://x/1", "gopher:"),
-    ("/etc/passwd", "a URL without a scheme"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("ftp://127.0.0.1/clip.mp4", "ftp:"),
+        ("javascript:alert(1)", "javascript:"),
+        ("gopher://x/1", "gopher:"),
+        ("/etc/passwd", "a URL without a scheme"),
+    ],
+)
 def test_other_schemes_are_refused(url: str, shown: str, out_dir: Path) -> None:
     with pytest.raises(ValidationError) as raised:
         download(url, out_dir)
     assert raised.value.field == "url"
     assert raised.value.message == (
-        f"download refused: {shown} is not allowed (only http(s), data: and file:// URLs "
-        "produced by Tarash)"
+        f"download refused: {shown} is not allowed (only http(s), data: and file:// URLs produced by Tarash)"
     )
     assert listing(out_dir) == []
 
@@ -365,13 +376,13 @@ def test_file_urls_outside_the_allowed_roots_are_refused(tmp_path: Path, out_dir
         "(pass allowed_file_roots to allow it)"
     )
     assert listing(out_dir) == []
-    assert download(secret.as_uri(), out_dir, allowed_file_roots=[tmp_path]).read_text() == (
-        "do not copy")
+    assert download(secret.as_uri(), out_dir, allowed_file_roots=[tmp_path]).read_text() == ("do not copy")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
 def test_symlink_inside_an_allowed_root_cannot_point_outside(
-    tmp_path: Path, out_dir: Path,
+    tmp_path: Path,
+    out_dir: Path,
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -446,24 +457,27 @@ def test_write_failures_are_tarash_exceptions() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "content_type", "expected"), [
-    ("clip.mp4", "video/mp4", "clip.mp4"),
-    ("clip", "video/mp4", "clip.mp4"),
-    ("clip.exe", "video/mp4", "clip.exe.mp4"),
-    ("photo.jpeg", "image/jpeg", "photo.jpeg"),
-    ("req.abc-123", "video/mp4", "req.abc-123.mp4"),
-    ("../../etc/passwd", None, "passwd"),
-    ("..\\..\\windows\\system32\\cmd.exe", None, "cmd.exe"),
-    ("a/b/", "image/png", "b.png"),
-    (".bashrc", None, "bashrc"),
-    ("con.txt", None, "_con.txt"),
-    ("evil\u202egnp.exe", None, "evilgnp.exe"),
-    ("a\x00b\nc\x1b[2J.mp4", "video/mp4", "abc[2J.mp4"),
-    ("a..b..mp4", None, "a.b.mp4"),
-    ('x:y*z?"<>|.png', None, "x_y_z_____.png"),
-    ("clip.mp4", "application/octet-stream", "clip.mp4"),
-    ("name. ", None, "name"),
-])
+@pytest.mark.parametrize(
+    ("name", "content_type", "expected"),
+    [
+        ("clip.mp4", "video/mp4", "clip.mp4"),
+        ("clip", "video/mp4", "clip.mp4"),
+        ("clip.exe", "video/mp4", "clip.exe.mp4"),
+        ("photo.jpeg", "image/jpeg", "photo.jpeg"),
+        ("req.abc-123", "video/mp4", "req.abc-123.mp4"),
+        ("../../etc/passwd", None, "passwd"),
+        ("..\\..\\windows\\system32\\cmd.exe", None, "cmd.exe"),
+        ("a/b/", "image/png", "b.png"),
+        (".bashrc", None, "bashrc"),
+        ("con.txt", None, "_con.txt"),
+        ("evil\u202egnp.exe", None, "evilgnp.exe"),
+        ("a\x00b\nc\x1b[2J.mp4", "video/mp4", "abc[2J.mp4"),
+        ("a..b..mp4", None, "a.b.mp4"),
+        ('x:y*z?"<>|.png', None, "x_y_z_____.png"),
+        ("clip.mp4", "application/octet-stream", "clip.mp4"),
+        ("name. ", None, "name"),
+    ],
+)
 def test_safe_filename(name: str, content_type: str | None, expected: str) -> None:
     assert safe_filename(name, content_type=content_type) == expected
 
@@ -481,4 +495,3 @@ def test_safe_filename_caps_the_length_and_keeps_the_extension() -> None:
     assert name.endswith(".mp4")
     assert len(name.encode()) <= 200
     assert set(name[:-4]) == {"é"}
-

@@ -118,18 +118,51 @@ class _BadRepr:
 
 HUGE_INTS = (2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 2**64 + 1, 10**400, -(10**400))
 ODD_STRINGS = (
-    "", " ", "\t\n", "\x00", "a\x00b", "é", "🎬", "\u202e", "\ud800", "x" * 100_001, "9" * 5000,
-    "²", "١٢", " 5 ", "-5", "1e3", "nan", "inf", "720p\n", "16:9\n", "١٦:٩", "None", "true", "{}",
+    "",
+    " ",
+    "\t\n",
+    "\x00",
+    "a\x00b",
+    "é",
+    "🎬",
+    "\u202e",
+    "\ud800",
+    "x" * 100_001,
+    "9" * 5000,
+    "²",
+    "١٢",
+    " 5 ",
+    "-5",
+    "1e3",
+    "nan",
+    "inf",
+    "720p\n",
+    "16:9\n",
+    "١٦:٩",
+    "None",
+    "true",
+    "{}",
     "[]",
-    "５", "१०८०p",  # noqa: RUF001 - non-ASCII digits on purpose
+    "５",  # noqa: RUF001 - non-ASCII digits on purpose
+    "१०८०p",  # noqa: RUF001 - non-ASCII digits on purpose
 )
-OBJECTS = (object(), Ellipsis, NotImplemented, bytearray(b"\x00\xff"), memoryview(b"abc"),
-           frozenset({1}), range(3), 1j, b"\x00" * 10)
+OBJECTS = (
+    object(),
+    Ellipsis,
+    NotImplemented,
+    bytearray(b"\x00\xff"),
+    memoryview(b"abc"),
+    frozenset({1}),
+    range(3),
+    1j,
+    b"\x00" * 10,
+)
 # Values whose repr raises (too many digits, too deep, hostile __repr__) are built by strategies and
 # print themselves short, so Hypothesis can still describe strategies and failing examples.
 DEEP = st.one_of(st.builds(_nested_list, st.just(5000)), st.builds(_nested_dict, st.just(5000)))
-HOSTILE = st.one_of(st.sampled_from((4300, 5000)).map(lambda digits: _HugeInt(10**digits)),
-                    st.builds(_BadRepr))
+HOSTILE = st.one_of(
+    st.sampled_from((4300, 5000)).map(lambda digits: _HugeInt(10**digits)), st.builds(_BadRepr)
+)
 
 scalars = st.one_of(
     st.none(),
@@ -142,23 +175,35 @@ scalars = st.one_of(
     st.sampled_from(ODD_STRINGS),
     st.binary(max_size=20),
 )
-odd_keys = st.one_of(st.text(max_size=6), st.integers(), st.none(), st.booleans(),
-                     st.binary(max_size=3), st.tuples(st.integers()))
-anything = st.recursive(
-    scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.tuples(children, children),
-        st.dictionaries(st.text(max_size=8), children, max_size=4),
-        st.dictionaries(odd_keys, children, max_size=3),
-        st.sets(st.integers(), max_size=3),
-    ),
-    max_leaves=10,
-) | st.sampled_from(OBJECTS) | HOSTILE | DEEP
+odd_keys = st.one_of(
+    st.text(max_size=6),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.binary(max_size=3),
+    st.tuples(st.integers()),
+)
+anything = (
+    st.recursive(
+        scalars,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.tuples(children, children),
+            st.dictionaries(st.text(max_size=8), children, max_size=4),
+            st.dictionaries(odd_keys, children, max_size=3),
+            st.sets(st.integers(), max_size=3),
+        ),
+        max_leaves=10,
+    )
+    | st.sampled_from(OBJECTS)
+    | HOSTILE
+    | DEEP
+)
 
 
-def mixed(valid: st.SearchStrategy[Any], share: int = 1,
-          junk: st.SearchStrategy[Any] = anything) -> st.SearchStrategy[Any]:
+def mixed(
+    valid: st.SearchStrategy[Any], share: int = 1, junk: st.SearchStrategy[Any] = anything
+) -> st.SearchStrategy[Any]:
     """Arbitrary (``junk``) or plausible values, ``share`` plausible draws per arbitrary one.
 
     (``st.one_of`` would flatten the many branches of ``junk`` and drown the plausible values.)
@@ -166,8 +211,9 @@ def mixed(valid: st.SearchStrategy[Any], share: int = 1,
     return st.integers(0, share).flatmap(lambda pick: valid if pick else junk)
 
 
-def fuzzed(plausible: Mapping[str, st.SearchStrategy[Any]], share: int = 1,
-           junk: st.SearchStrategy[Any] = anything) -> dict[str, Any]:
+def fuzzed(
+    plausible: Mapping[str, st.SearchStrategy[Any]], share: int = 1, junk: st.SearchStrategy[Any] = anything
+) -> dict[str, Any]:
     """Each field of a table, :func:`mixed`."""
     return {name: mixed(valid, share, junk) for name, valid in plausible.items()}
 
@@ -176,31 +222,48 @@ def short_text(**kwargs: Any) -> st.SearchStrategy[str]:
     return st.text(max_size=40, **kwargs)
 
 
-URLS = st.sampled_from((
-    "https://cdn.example.invalid/a.png", "file:///tmp/x.mp4", "data:image/png;base64,iVBORw0KGgo=",
-    "not a url but non-empty", " ", "\x00", "",
-))
-MEDIA_DICTS = st.fixed_dictionaries({"content": mixed(st.binary(max_size=8)),
-                                     "content_type": mixed(st.just("image/png"))})
+URLS = st.sampled_from(
+    (
+        "https://cdn.example.invalid/a.png",
+        "file:///tmp/x.mp4",
+        "data:image/png;base64,iVBORw0KGgo=",
+        "not a url but non-empty",
+        " ",
+        "\x00",
+        "",
+    )
+)
+MEDIA_DICTS = st.fixed_dictionaries(
+    {"content": mixed(st.binary(max_size=8)), "content_type": mixed(st.just("image/png"))}
+)
 PNG = MediaContent(content=b"\x89PNG", content_type="image/png")
 MEDIA = st.one_of(URLS, MEDIA_DICTS, st.just(PNG))
-ROLES = st.sampled_from(("reference", "first_frame", "last_frame", "asset", "style", "REFERENCE",
-                         ""))
+ROLES = st.sampled_from(("reference", "first_frame", "last_frame", "asset", "style", "REFERENCE", ""))
 GOOD_ITEMS = st.one_of(
-    st.fixed_dictionaries({
-        "image": st.sampled_from(("https://cdn.example.invalid/a.png", PNG,
-                                  "data:image/png;base64,iVBORw0KGgo=",
-                                  {"content": b"\x89PNG", "content_type": "image/png"})),
-        "type": st.sampled_from(("reference", "first_frame", "last_frame", "asset", "style")),
-    }),
+    st.fixed_dictionaries(
+        {
+            "image": st.sampled_from(
+                (
+                    "https://cdn.example.invalid/a.png",
+                    PNG,
+                    "data:image/png;base64,iVBORw0KGgo=",
+                    {"content": b"\x89PNG", "content_type": "image/png"},
+                )
+            ),
+            "type": st.sampled_from(("reference", "first_frame", "last_frame", "asset", "style")),
+        }
+    ),
     st.builds(ImageType, image=st.just("file:///tmp/x.png"), type=st.just("style")),
 )
-IMAGE_ITEMS = mixed(GOOD_ITEMS, 1, st.one_of(
-    st.fixed_dictionaries({}, optional={"image": mixed(MEDIA), "type": mixed(ROLES)}),
-    st.dictionaries(st.sampled_from(("image", "type", "extra", "IMAGE")), mixed(MEDIA),
-                    max_size=3),
-    anything,
-))
+IMAGE_ITEMS = mixed(
+    GOOD_ITEMS,
+    1,
+    st.one_of(
+        st.fixed_dictionaries({}, optional={"image": mixed(MEDIA), "type": mixed(ROLES)}),
+        st.dictionaries(st.sampled_from(("image", "type", "extra", "IMAGE")), mixed(MEDIA), max_size=3),
+        anything,
+    ),
+)
 IMAGE_LISTS = st.one_of(st.lists(IMAGE_ITEMS, max_size=3), st.tuples(IMAGE_ITEMS))
 
 # ------------------------------------------------------------------------------------------------
@@ -214,10 +277,12 @@ small_floats = st.floats(min_value=-1, max_value=20)
 def _config_fields(cls: type[Any]) -> dict[str, st.SearchStrategy[Any]]:
     fallback = cls(model="mock", provider="mock", provider_config={"delay": 0.001})
     return {
-        "model": st.one_of(st.sampled_from(("mock", "fal-ai/veo3", " ", "m" * 501)),
-                           st.text(min_size=1, max_size=20)),
-        "provider": st.one_of(st.sampled_from(("mock", "fal", "p" * 101, "\x00")),
-                              st.text(min_size=1, max_size=20)),
+        "model": st.one_of(
+            st.sampled_from(("mock", "fal-ai/veo3", " ", "m" * 501)), st.text(min_size=1, max_size=20)
+        ),
+        "provider": st.one_of(
+            st.sampled_from(("mock", "fal", "p" * 101, "\x00")), st.text(min_size=1, max_size=20)
+        ),
         "api_key": st.sampled_from(("sk-fuzz-key-0001", "short", "")),
         "base_url": st.sampled_from(("https://api.example.invalid", "u" * 2001)),
         "api_version": st.sampled_from(("v1", "2024-01-01")),
@@ -225,8 +290,9 @@ def _config_fields(cls: type[Any]) -> dict[str, st.SearchStrategy[Any]]:
         "max_poll_attempts": st.one_of(ints, st.sampled_from((10**7, 10**7 + 1, 3.0, "4"))),
         "poll_interval": st.one_of(small_floats, st.sampled_from((3600, 3600.5))),
         "mock": st.sampled_from((None, MockConfig(), MockConfig(enabled=False))),
-        "fallback_configs": st.one_of(st.lists(st.just(fallback), max_size=2),
-                                      st.tuples(st.just(fallback), anything)),
+        "fallback_configs": st.one_of(
+            st.lists(st.just(fallback), max_size=2), st.tuples(st.just(fallback), anything)
+        ),
         "provider_config": st.dictionaries(short_text(), anything, max_size=3),
     }
 
@@ -266,9 +332,15 @@ IMAGE_REQUEST_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 VIDEO_RESPONSE = VideoGenerationResponse(request_id="r", video="https://cdn.example.invalid/v.mp4")
 IMAGE_RESPONSE = ImageGenerationResponse(request_id="r", images=["https://cdn.example.invalid/i.png"])
 INJECTED_ERRORS = (
-    ValueError("boom"), KeyError("k"), RuntimeError("r"), builtins.TimeoutError("slow"),
-    ConnectionError("reset"), HTTPError("busy", status_code=503), GenerationFailedError("failed"),
-    ContentModerationError("refused"), ValidationError("bad", field="prompt"),
+    ValueError("boom"),
+    KeyError("k"),
+    RuntimeError("r"),
+    builtins.TimeoutError("slow"),
+    ConnectionError("reset"),
+    HTTPError("busy", status_code=503),
+    GenerationFailedError("failed"),
+    ContentModerationError("refused"),
+    ValidationError("bad", field="prompt"),
 )
 
 MOCK_RESPONSE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -284,22 +356,25 @@ MOCK_POLLING_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "enabled": st.booleans(),
     "status_sequence": st.one_of(
         st.lists(STATUSES, max_size=4),
-        st.lists(st.sampled_from(("queued", "processing")), max_size=3)
-        .map(lambda s: [*s, "completed"]),
+        st.lists(st.sampled_from(("queued", "processing")), max_size=3).map(lambda s: [*s, "completed"]),
     ),
     "delay_between_updates": st.floats(min_value=-1, max_value=0.002),
-    "progress_percentages": st.lists(st.one_of(st.none(), st.floats(min_value=-10, max_value=110)),
-                                     max_size=4),
+    "progress_percentages": st.lists(
+        st.one_of(st.none(), st.floats(min_value=-10, max_value=110)), max_size=4
+    ),
     "custom_updates": st.lists(st.dictionaries(short_text(), anything, max_size=2), max_size=4),
     "queue_positions": st.lists(st.one_of(st.none(), ints), max_size=4),
 }
 FAST_POLLING = MockPollingConfig(delay_between_updates=0.001)
 NEVER_DONE = MockPollingConfig(status_sequence=("queued", "processing"), delay_between_updates=0)
 PRESET_RESPONSES = (
-    MockResponse(), MockResponse(output_video_type="content"),
-    MockResponse(error=HTTPError("busy", status_code=503)), MockResponse(error=ValueError("boom")),
+    MockResponse(),
+    MockResponse(output_video_type="content"),
+    MockResponse(error=HTTPError("busy", status_code=503)),
+    MockResponse(error=ValueError("boom")),
     MockResponse(output_video="https://cdn.example.invalid/v.mp4", output_video_type="content"),
-    MockResponse(mock_response=IMAGE_RESPONSE), MockResponse(mock_response=VIDEO_RESPONSE),
+    MockResponse(mock_response=IMAGE_RESPONSE),
+    MockResponse(mock_response=VIDEO_RESPONSE),
 )
 
 
@@ -308,13 +383,14 @@ def mock_config_fields(share: int) -> dict[str, st.SearchStrategy[Any]]:
     return {
         "enabled": st.booleans(),
         "responses": st.one_of(
-            st.lists(st.fixed_dictionaries({}, optional=fuzzed(MOCK_RESPONSE_FIELDS, share)),
-                     max_size=3),
+            st.lists(st.fixed_dictionaries({}, optional=fuzzed(MOCK_RESPONSE_FIELDS, share)), max_size=3),
             st.lists(st.sampled_from(PRESET_RESPONSES), max_size=2),
             st.lists(anything, max_size=2),
         ),
-        "polling": st.one_of(st.fixed_dictionaries({}, optional=fuzzed(MOCK_POLLING_FIELDS, share)),
-                             st.sampled_from((FAST_POLLING, NEVER_DONE))),
+        "polling": st.one_of(
+            st.fixed_dictionaries({}, optional=fuzzed(MOCK_POLLING_FIELDS, share)),
+            st.sampled_from((FAST_POLLING, NEVER_DONE)),
+        ),
         "seed": st.one_of(st.integers(), st.sampled_from(HUGE_INTS)),
     }
 
@@ -346,8 +422,12 @@ def _is_int(value: Any, low: int, high: int) -> bool:
 
 
 def _is_text(value: Any, max_len: int = 100_000, nonempty: bool = False) -> bool:
-    return (isinstance(value, str) and len(value) <= max_len and "\x00" not in value
-            and (not nonempty or bool(value.strip())))
+    return (
+        isinstance(value, str)
+        and len(value) <= max_len
+        and "\x00" not in value
+        and (not nonempty or bool(value.strip()))
+    )
 
 
 def _is_media(value: Any) -> bool:
@@ -428,8 +508,7 @@ def check_mock_response(response: MockResponse) -> None:
     assert response.output_video is None or _is_media(response.output_video)
     assert response.output_video_type in ("url", "content")
     assert response.output_images is None or (
-        isinstance(response.output_images, tuple)
-        and all(_is_media(i) for i in response.output_images)
+        isinstance(response.output_images, tuple) and all(_is_media(i) for i in response.output_images)
     )
     assert response.error is None or isinstance(response.error, BaseException)
 
@@ -444,8 +523,7 @@ def check_polling(polling: MockPollingConfig) -> None:
     steps = len(polling.status_sequence)
     if polling.progress_percentages is not None:
         assert len(polling.progress_percentages) == steps
-        assert all(p is None or (_is_real(p) and 0 <= p <= 100)
-                   for p in polling.progress_percentages)
+        assert all(p is None or (_is_real(p) and 0 <= p <= 100) for p in polling.progress_percentages)
     if polling.custom_updates is not None:
         assert len(polling.custom_updates) == steps
         assert all(_is_str_mapping(u) for u in polling.custom_updates)
@@ -486,8 +564,14 @@ def assert_names_a_given_field(exc: ValidationError, given: Mapping[str, Any]) -
     assert repr(exc).startswith("ValidationError(")
 
 
-def construct(cls: Callable[..., Any], kwargs: dict[str, Any], outcomes: Counter[str],
-              check: Callable[[Any], None], *, prompt_positional: bool = False) -> Any:
+def construct(
+    cls: Callable[..., Any],
+    kwargs: dict[str, Any],
+    outcomes: Counter[str],
+    check: Callable[[Any], None],
+    *,
+    prompt_positional: bool = False,
+) -> Any:
     """Build ``cls(**kwargs)``; count and check the outcome. Returns the object or None."""
     call_kwargs = dict(kwargs)
     try:
@@ -547,11 +631,11 @@ def mock_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         (MockPollingConfig, fuzzed(MOCK_POLLING_FIELDS), check_polling),
         (MockConfig, fuzzed(mock_config_fields(1)), check_mock_config),
     ],
-    ids=["VideoGenerationConfig", "ImageGenerationConfig", "MockResponse", "MockPollingConfig",
-         "MockConfig"],
+    ids=["VideoGenerationConfig", "ImageGenerationConfig", "MockResponse", "MockPollingConfig", "MockConfig"],
 )
-def test_fuzzed_keyword_constructor(cls: type[Any], fields: dict[str, Any],
-                                    check: Callable[[Any], None], outcomes: Counter[str]) -> None:
+def test_fuzzed_keyword_constructor(
+    cls: type[Any], fields: dict[str, Any], check: Callable[[Any], None], outcomes: Counter[str]
+) -> None:
 
     @FUZZ
     @given(kwargs=kwargs_for(fields))
@@ -571,8 +655,9 @@ def test_fuzzed_keyword_constructor(cls: type[Any], fields: dict[str, Any],
     ],
     ids=["VideoGenerationRequest", "ImageGenerationRequest"],
 )
-def test_fuzzed_request_constructor(cls: type[Any], fields: dict[str, Any],
-                                    check: Callable[[Any], None], outcomes: Counter[str]) -> None:
+def test_fuzzed_request_constructor(
+    cls: type[Any], fields: dict[str, Any], check: Callable[[Any], None], outcomes: Counter[str]
+) -> None:
 
     @FUZZ
     @given(kwargs=kwargs_for(fields))
@@ -588,8 +673,13 @@ def test_fuzzed_image_list_items(outcomes: Counter[str]) -> None:
     @FUZZ
     @given(items=st.lists(IMAGE_ITEMS, min_size=1, max_size=3))
     def prop(items: list[Any]) -> None:
-        request = construct(VideoGenerationRequest, {"image_list": items}, outcomes,
-                            check_video_request, prompt_positional=True)
+        request = construct(
+            VideoGenerationRequest,
+            {"image_list": items},
+            outcomes,
+            check_video_request,
+            prompt_positional=True,
+        )
         if request is None:
             return
         assert len(request.image_list) == len(items)
@@ -602,13 +692,14 @@ def test_fuzzed_image_list_items(outcomes: Counter[str]) -> None:
     ("cls", "fields"),
     [
         (ImageType, {"image": mixed(MEDIA), "type": mixed(ROLES)}),
-        (MediaContent, {"content": mixed(st.binary(max_size=8)),
-                        "content_type": mixed(st.just("video/mp4"))}),
+        (
+            MediaContent,
+            {"content": mixed(st.binary(max_size=8)), "content_type": mixed(st.just("video/mp4"))},
+        ),
     ],
     ids=["ImageType", "MediaContent"],
 )
-def test_fuzzed_media_records(cls: type[Any], fields: dict[str, Any],
-                              outcomes: Counter[str]) -> None:
+def test_fuzzed_media_records(cls: type[Any], fields: dict[str, Any], outcomes: Counter[str]) -> None:
 
     @FUZZ
     @given(values=st.fixed_dictionaries(fields))
@@ -616,8 +707,7 @@ def test_fuzzed_media_records(cls: type[Any], fields: dict[str, Any],
         obj = construct(cls, values, outcomes, lambda _obj: None)
         if isinstance(obj, ImageType):
             assert _is_media(obj.image)
-            assert obj.type in ("reference", "first_frame", "last_frame",
-                                                         "asset", "style")
+            assert obj.type in ("reference", "first_frame", "last_frame", "asset", "style")
         elif isinstance(obj, MediaContent):
             assert _is_media(obj)
 
@@ -634,19 +724,17 @@ def _snapshot(mapping: Mapping[Any, Any]) -> list[tuple[Any, int]]:
     return [(k, id(v)) for k, v in mapping.items()]
 
 
-@pytest.mark.parametrize("cls", [VideoGenerationRequest, ImageGenerationRequest],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [VideoGenerationRequest, ImageGenerationRequest], ids=lambda c: c.__name__)
 def test_unknown_keywords_land_in_extra_params_without_mutating_the_callers_dicts(
-    cls: type[Any], outcomes: Counter[str],
+    cls: type[Any],
+    outcomes: Counter[str],
 ) -> None:
     known = {a.name for a in attrs.fields(cls)} | {"prompt"}
 
     @FUZZ
     @given(
-        extras=st.dictionaries(st.text(max_size=12).filter(lambda k: k not in known), anything,
-                               max_size=4),
-        given_extra=st.one_of(st.none(),
-                              st.dictionaries(st.text(max_size=8), anything, max_size=3)),
+        extras=st.dictionaries(st.text(max_size=12).filter(lambda k: k not in known), anything, max_size=4),
+        given_extra=st.one_of(st.none(), st.dictionaries(st.text(max_size=8), anything, max_size=3)),
     )
     def prop(extras: dict[str, Any], given_extra: dict[str, Any] | None) -> None:
         extras_before = _snapshot(extras)
@@ -679,8 +767,7 @@ def test_extra_params_that_is_not_a_mapping_names_the_field() -> None:
 # ------------------------------------------------------------------------------------------------
 
 FAST_VIDEO = VideoGenerationConfig(model="mock", provider="mock", provider_config={"delay": 0.001})
-FAST_IMAGE = ImageGenerationConfig(model="mock-image", provider="mock",
-                                   provider_config={"delay": 0.001})
+FAST_IMAGE = ImageGenerationConfig(model="mock-image", provider="mock", provider_config={"delay": 0.001})
 
 
 def test_fuzzed_video_requests_generate(mock_files: Path, outcomes: Counter[str]) -> None:
@@ -688,8 +775,9 @@ def test_fuzzed_video_requests_generate(mock_files: Path, outcomes: Counter[str]
     @FUZZ_E2E
     @given(kwargs=kwargs_for(fuzzed(VIDEO_REQUEST_FIELDS, 6)))
     def prop(kwargs: dict[str, Any]) -> None:
-        request = construct(VideoGenerationRequest, kwargs, outcomes, check_video_request,
-                            prompt_positional=True)
+        request = construct(
+            VideoGenerationRequest, kwargs, outcomes, check_video_request, prompt_positional=True
+        )
         if request is None:
             return
         updates: list[Any] = []
@@ -711,8 +799,9 @@ def test_fuzzed_image_requests_generate(mock_files: Path, outcomes: Counter[str]
     @FUZZ_E2E
     @given(kwargs=kwargs_for(fuzzed(IMAGE_REQUEST_FIELDS, 6)))
     def prop(kwargs: dict[str, Any]) -> None:
-        request = construct(ImageGenerationRequest, kwargs, outcomes, check_image_request,
-                            prompt_positional=True)
+        request = construct(
+            ImageGenerationRequest, kwargs, outcomes, check_image_request, prompt_positional=True
+        )
         if request is None:
             return
         response = generate_image(FAST_IMAGE, request)
@@ -728,15 +817,18 @@ def _fast_mock_fields() -> dict[str, st.SearchStrategy[Any]]:
     """Config fields for generation: provider mock (or unknown), fast polling, tiny delays."""
     slow = VideoGenerationConfig(model="m", provider="mock", timeout=1e-9)
     unknown = VideoGenerationConfig(model="m", provider="no-such-provider")
-    return fuzzed({
-        **VIDEO_CONFIG_FIELDS,
-        "provider": st.sampled_from(("mock", "mock", "no-such-provider")),
-        "mock": st.sampled_from((None, MockConfig(polling=FAST_POLLING),
-                                 MockConfig(enabled=False))),
-        "fallback_configs": st.lists(st.sampled_from((FAST_VIDEO, slow, unknown)), max_size=3),
-        "provider_config": st.dictionaries(short_text().filter(lambda k: k != "delay"), anything,
-                                           max_size=3).map(lambda d: {**d, "delay": 0.001}),
-    }, 3)
+    return fuzzed(
+        {
+            **VIDEO_CONFIG_FIELDS,
+            "provider": st.sampled_from(("mock", "mock", "no-such-provider")),
+            "mock": st.sampled_from((None, MockConfig(polling=FAST_POLLING), MockConfig(enabled=False))),
+            "fallback_configs": st.lists(st.sampled_from((FAST_VIDEO, slow, unknown)), max_size=3),
+            "provider_config": st.dictionaries(
+                short_text().filter(lambda k: k != "delay"), anything, max_size=3
+            ).map(lambda d: {**d, "delay": 0.001}),
+        },
+        3,
+    )
 
 
 def outcome_of(config: Any, request: Any) -> Any:
@@ -756,8 +848,7 @@ def test_fuzzed_configs_generate_or_raise_typed_errors(outcomes: Counter[str]) -
     @given(kwargs=kwargs_for(fields))
     def prop(kwargs: dict[str, Any]) -> None:
         with isolated_secrets():
-            config = construct(VideoGenerationConfig, {**defaults, **kwargs}, outcomes,
-                               check_config)
+            config = construct(VideoGenerationConfig, {**defaults, **kwargs}, outcomes, check_config)
             if config is None:
                 return
             result = outcome_of(config, VideoGenerationRequest("a cat"))
@@ -791,24 +882,29 @@ def _fast(mock: MockConfig) -> MockConfig:
 def _must_succeed(mock: MockConfig, max_polls: int) -> bool:
     """Plain outcomes only, and a simulated queue that reaches "completed" within ``max_polls``."""
     plain = all(
-        r.error is None and r.mock_response is None and r.output_video is None
-        and not r.output_images and r.output_video_type == "url"
+        r.error is None
+        and r.mock_response is None
+        and r.output_video is None
+        and not r.output_images
+        and r.output_video_type == "url"
         for r in mock.responses
     )
     polling = mock.polling
     if polling is None or not polling.enabled:
         return plain
     terminal = [s for s in polling.status_sequence if s in ("completed", "failed")]
-    return (plain and bool(terminal) and terminal[0] == "completed"
-            and polling.status_sequence.index("completed") < max_polls)
+    return (
+        plain
+        and bool(terminal)
+        and terminal[0] == "completed"
+        and polling.status_sequence.index("completed") < max_polls
+    )
 
 
-def test_fuzzed_mock_setups_generate_or_raise_typed_errors(mock_files: Path,
-                                                           outcomes: Counter[str]) -> None:
+def test_fuzzed_mock_setups_generate_or_raise_typed_errors(mock_files: Path, outcomes: Counter[str]) -> None:
 
     @FUZZ_E2E
-    @given(kwargs=kwargs_for(fuzzed(mock_config_fields(3), 3)),
-           modality=st.sampled_from(("video", "image")))
+    @given(kwargs=kwargs_for(fuzzed(mock_config_fields(3), 3)), modality=st.sampled_from(("video", "image")))
     @example(kwargs={}, modality="video")
     @example(kwargs={"responses": [{"error": ValueError("boom")}]}, modality="image")
     def prop(kwargs: dict[str, Any], modality: str) -> None:
@@ -818,12 +914,14 @@ def test_fuzzed_mock_setups_generate_or_raise_typed_errors(mock_files: Path,
         mock = _fast(mock)
         config: Any
         if modality == "video":
-            config = VideoGenerationConfig(model="mock", provider="mock", mock=mock,
-                                           max_poll_attempts=20, timeout=10)
+            config = VideoGenerationConfig(
+                model="mock", provider="mock", mock=mock, max_poll_attempts=20, timeout=10
+            )
             result = outcome_of(config, VideoGenerationRequest("a cat"))
         else:
-            config = ImageGenerationConfig(model="mock-image", provider="mock", mock=mock,
-                                           max_poll_attempts=20, timeout=10)
+            config = ImageGenerationConfig(
+                model="mock-image", provider="mock", mock=mock, max_poll_attempts=20, timeout=10
+            )
             result = outcome_of(config, ImageGenerationRequest("a cat"))
         if isinstance(result, TarashException):
             assert not _must_succeed(mock, 20), repr(result)
@@ -843,18 +941,20 @@ def test_fuzzed_mock_setups_generate_or_raise_typed_errors(mock_files: Path,
     assert outcomes["typed error"] > 0, outcomes
 
 
-async def test_fuzzed_requests_through_the_async_api(mock_files: Path,
-                                                     outcomes: Counter[str]) -> None:
+async def test_fuzzed_requests_through_the_async_api(mock_files: Path, outcomes: Counter[str]) -> None:
     requests: list[Any] = []
 
     @settings(max_examples=200, deadline=None)
-    @given(video=kwargs_for(fuzzed(VIDEO_REQUEST_FIELDS, 6)),
-           image=kwargs_for(fuzzed(IMAGE_REQUEST_FIELDS, 6)))
+    @given(
+        video=kwargs_for(fuzzed(VIDEO_REQUEST_FIELDS, 6)), image=kwargs_for(fuzzed(IMAGE_REQUEST_FIELDS, 6))
+    )
     def prop(video: dict[str, Any], image: dict[str, Any]) -> None:
-        requests.append(construct(VideoGenerationRequest, video, outcomes, check_video_request,
-                                  prompt_positional=True))
-        requests.append(construct(ImageGenerationRequest, image, outcomes, check_image_request,
-                                  prompt_positional=True))
+        requests.append(
+            construct(VideoGenerationRequest, video, outcomes, check_video_request, prompt_positional=True)
+        )
+        requests.append(
+            construct(ImageGenerationRequest, image, outcomes, check_image_request, prompt_positional=True)
+        )
 
     prop()
     assert_both_outcomes(outcomes)
@@ -870,8 +970,7 @@ async def test_fuzzed_requests_through_the_async_api(mock_files: Path,
 
 def test_deeply_nested_values_generate(mock_files: Path) -> None:
     """Found by the fuzzer: the job ledger overflowed the stack recording this request."""
-    request = VideoGenerationRequest("a cat", extra_params={"deep": _nested_list(5000)},
-                                     huge=10**5000)
+    request = VideoGenerationRequest("a cat", extra_params={"deep": _nested_list(5000)}, huge=10**5000)
     config = attrs.evolve(FAST_VIDEO, provider_config={"delay": 0.001, "deep": _nested_dict(5000)})
     assert generate_video(config, request).is_mock
 
@@ -879,14 +978,18 @@ def test_deeply_nested_values_generate(mock_files: Path) -> None:
 def test_generate_rejects_arbitrary_config_and_request_objects(outcomes: Counter[str]) -> None:
 
     @FUZZ
-    @given(config=mixed(st.sampled_from((FAST_VIDEO, FAST_IMAGE))),
-           request=mixed(st.sampled_from((VideoGenerationRequest("a"),
-                                          ImageGenerationRequest("a")))),
-           modality=st.sampled_from(("video", "image")))
+    @given(
+        config=mixed(st.sampled_from((FAST_VIDEO, FAST_IMAGE))),
+        request=mixed(st.sampled_from((VideoGenerationRequest("a"), ImageGenerationRequest("a")))),
+        modality=st.sampled_from(("video", "image")),
+    )
     def prop(config: Any, request: Any, modality: str) -> None:
         generate = generate_video if modality == "video" else generate_image
-        expected = (VideoGenerationConfig, VideoGenerationRequest) if modality == "video" else (
-            ImageGenerationConfig, ImageGenerationRequest)
+        expected = (
+            (VideoGenerationConfig, VideoGenerationRequest)
+            if modality == "video"
+            else (ImageGenerationConfig, ImageGenerationRequest)
+        )
         if isinstance(config, expected[0]) and isinstance(request, expected[1]):
             outcomes["valid pair"] += 1
             return
@@ -916,11 +1019,14 @@ def test_generate_rejects_arbitrary_config_and_request_objects(outcomes: Counter
         (lambda: VideoGenerationRequest("a", number_of_videos="١٢"), "number_of_videos"),
         (lambda: VideoGenerationRequest("a", resolution="720p\n"), "resolution"),
         (lambda: VideoGenerationRequest("a", aspect_ratio="١٦:٩"), "aspect_ratio"),
-        (lambda: VideoGenerationRequest("a", video={"content": "x", "content_type": "video/mp4"}),
-         "video"),
-        (lambda: ImageGenerationRequest(
-            "a", image_list=[{"image": {"content": 1, "content_type": "a/b"}, "type": "reference"}],
-        ), "image_list[0].image"),
+        (lambda: VideoGenerationRequest("a", video={"content": "x", "content_type": "video/mp4"}), "video"),
+        (
+            lambda: ImageGenerationRequest(
+                "a",
+                image_list=[{"image": {"content": 1, "content_type": "a/b"}, "type": "reference"}],
+            ),
+            "image_list[0].image",
+        ),
         (lambda: MediaContent(content="not bytes", content_type="image/png"), "content"),
         (lambda: MockConfig(responses=[{"nope": 1}]), "responses[0]"),
         (lambda: MockConfig(responses=[{"weight": -1}]), "responses[0].weight"),
@@ -928,19 +1034,23 @@ def test_generate_rejects_arbitrary_config_and_request_objects(outcomes: Counter
         (lambda: MockConfig(responses="abc"), "responses"),
         (lambda: MockConfig(polling=5), "polling"),
         (lambda: MockConfig(polling={1: 2}), "polling"),
-        (lambda: MockConfig(polling={"delay_between_updates": -1}),
-         "polling.delay_between_updates"),
+        (lambda: MockConfig(polling={"delay_between_updates": -1}), "polling.delay_between_updates"),
         (lambda: MockPollingConfig(status_sequence=None), "status_sequence"),
         (lambda: MockPollingConfig(status_sequence=[]), "status_sequence"),
         (lambda: MockPollingConfig(status_sequence="completed"), "status_sequence"),
-        (lambda: MockPollingConfig(status_sequence=["completed"], progress_percentages=5),
-         "progress_percentages"),
-        (lambda: MockPollingConfig(status_sequence=["completed"], progress_percentages=["x"]),
-         "progress_percentages[0]"),
-        (lambda: MockPollingConfig(status_sequence=["completed"], progress_percentages=[math.nan]),
-         "progress_percentages[0]"),
-        (lambda: MockPollingConfig(status_sequence=["completed"], custom_updates=[5]),
-         "custom_updates[0]"),
+        (
+            lambda: MockPollingConfig(status_sequence=["completed"], progress_percentages=5),
+            "progress_percentages",
+        ),
+        (
+            lambda: MockPollingConfig(status_sequence=["completed"], progress_percentages=["x"]),
+            "progress_percentages[0]",
+        ),
+        (
+            lambda: MockPollingConfig(status_sequence=["completed"], progress_percentages=[math.nan]),
+            "progress_percentages[0]",
+        ),
+        (lambda: MockPollingConfig(status_sequence=["completed"], custom_updates=[5]), "custom_updates[0]"),
         (lambda: MockPollingConfig(queue_positions=["first"]), "queue_positions[0]"),
         (lambda: MockPollingConfig(status_sequence=["queued", "done"]), "status_sequence[1]"),
         (lambda: MockPollingConfig(delay_between_updates=10**4300), "delay_between_updates"),
@@ -951,8 +1061,7 @@ def test_generate_rejects_arbitrary_config_and_request_objects(outcomes: Counter
         (lambda: MockResponse(weight=1e308), "weight"),
     ],
 )
-def test_regressions_raise_validation_error_naming_the_field(build: Callable[[], Any],
-                                                             field: str) -> None:
+def test_regressions_raise_validation_error_naming_the_field(build: Callable[[], Any], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         build()
     assert info.value.field == field
@@ -986,16 +1095,24 @@ def test_fallback_chains_are_capped_instead_of_overflowing_the_stack() -> None:
 
 def test_valid_edge_values_are_accepted() -> None:
     request = VideoGenerationRequest(
-        "", duration_seconds=" 8 ", seed=2**64, number_of_videos=16.0, resolution="4k",
-        aspect_ratio="auto", image_list=({"image": {"content": b"", "content_type": "image/png"},
-                                          "type": "last_frame"},),
+        "",
+        duration_seconds=" 8 ",
+        seed=2**64,
+        number_of_videos=16.0,
+        resolution="4k",
+        aspect_ratio="auto",
+        image_list=({"image": {"content": b"", "content_type": "image/png"}, "type": "last_frame"},),
     )
     assert (request.duration_seconds, request.seed, request.number_of_videos) == (8, 2**64, 16)
     assert request.image_list[0].image == MediaContent(content=b"", content_type="image/png")
-    config = VideoGenerationConfig(model="m", provider="mock", timeout=7 * 86400,
-                                   poll_interval=5e-324, max_poll_attempts=10**7)
+    config = VideoGenerationConfig(
+        model="m", provider="mock", timeout=7 * 86400, poll_interval=5e-324, max_poll_attempts=10**7
+    )
     assert config.poll_interval == 5e-324
-    polling = MockPollingConfig(status_sequence=["queued", "completed"],
-                                progress_percentages=[0, 100], queue_positions=[3, None],
-                                custom_updates=[{}, {"eta": 1}])
+    polling = MockPollingConfig(
+        status_sequence=["queued", "completed"],
+        progress_percentages=[0, 100],
+        queue_positions=[3, None],
+        custom_updates=[{}, {"eta": 1}],
+    )
     assert polling.progress_percentages == (0, 100)

@@ -67,9 +67,7 @@ from tarash.tarash_gateway.serialization import to_dict
 TESTS = Path(__file__).parent
 KEY = "jobapi-secret-key-0001"
 ENV_KEY = "jobapi-env-key-0002"
-FAST = MockPollingConfig(
-    status_sequence=("queued", "processing", "completed"), delay_between_updates=0.01
-)
+FAST = MockPollingConfig(status_sequence=("queued", "processing", "completed"), delay_between_updates=0.01)
 EVENTS_OF_A_GENERATION = [
     ("intent", "submitting"),
     ("submitted", "submitted"),
@@ -243,9 +241,7 @@ def test_an_explicit_key_wins_over_the_environment(
     monkeypatch.setenv("JOBAPI_KEY", ENV_KEY)
     text = submit_video(jobapi_config(jobapi), VideoGenerationRequest("a")).to_json()
     assert JobHandle.from_json(text).config.api_key == ENV_KEY
-    assert (
-        JobHandle.from_json(text, api_key="explicit-key-0004").config.api_key == "explicit-key-0004"
-    )
+    assert JobHandle.from_json(text, api_key="explicit-key-0004").config.api_key == "explicit-key-0004"
 
 
 def test_cancel_is_sent_once_and_recorded(jobapi: JobServer) -> None:
@@ -263,9 +259,7 @@ def test_cancel_is_sent_once_and_recorded(jobapi: JobServer) -> None:
 
 def test_cancel_without_provider_support_returns_false(job_server: JobServer) -> None:
     with provider(jobapi_plugin("nocancel", cancel=False), "nocancel"):
-        handle = submit_video(
-            jobapi_config(job_server, provider="nocancel"), VideoGenerationRequest("a")
-        )
+        handle = submit_video(jobapi_config(job_server, provider="nocancel"), VideoGenerationRequest("a"))
         assert handle.cancel() is False
     record = only_record()
     assert (record.state, record.finished) == ("submitted", False)
@@ -275,9 +269,7 @@ def test_cancel_without_provider_support_returns_false(job_server: JobServer) ->
 
 def test_wait_timeout_leaves_the_job_running() -> None:
     with running(queue_polls=12) as server, provider(jobapi_plugin()):
-        handle = submit_video(
-            jobapi_config(server, poll_interval=0.02), VideoGenerationRequest("slow")
-        )
+        handle = submit_video(jobapi_config(server, poll_interval=0.02), VideoGenerationRequest("slow"))
         with pytest.raises(TimeoutError) as info:
             handle.wait(timeout=0.2)
         assert info.value.timeout_seconds == 0.2
@@ -401,9 +393,7 @@ def test_generate_records_statuses_results_and_no_secret(jobapi: JobServer) -> N
 
 def test_media_bytes_are_not_stored() -> None:
     picture = MediaContent(content=os.urandom(20_000), content_type="image/png")
-    config = mock_video(
-        mock=MockConfig(polling=FAST, responses=[MockResponse(output_video_type="content")])
-    )
+    config = mock_video(mock=MockConfig(polling=FAST, responses=[MockResponse(output_video_type="content")]))
     response = generate_video(
         config,
         VideoGenerationRequest("a cat", image_list=[{"image": picture, "type": "first_frame"}]),
@@ -644,13 +634,9 @@ def test_resume_one_job_by_key_or_provider_job_id(jobapi: JobServer) -> None:
 
 
 async def test_resume_async_collects_several_jobs_at_once(jobapi: JobServer) -> None:
-    handles = [
-        submit_video(jobapi_config(jobapi), VideoGenerationRequest(f"v{i}")) for i in range(5)
-    ]
+    handles = [submit_video(jobapi_config(jobapi), VideoGenerationRequest(f"v{i}")) for i in range(5)]
     outcomes = await resume_async()
-    assert sorted((o.key, o.state) for o in outcomes) == sorted(
-        (h.key, "completed") for h in handles
-    )
+    assert sorted((o.key, o.state) for o in outcomes) == sorted((h.key, "completed") for h in handles)
     assert jobapi.counts["submit"] == 5
     assert jobapi.counts["result"] == 5
 
@@ -723,9 +709,7 @@ def _start_together(
 
 
 def test_two_processes_never_collect_the_same_job(jobapi: JobServer, tmp_path: Path) -> None:
-    keys = {
-        submit_video(jobapi_config(jobapi), VideoGenerationRequest(f"v{i}")).key for i in range(12)
-    }
+    keys = {submit_video(jobapi_config(jobapi), VideoGenerationRequest(f"v{i}")).key for i in range(12)}
     first, second = _start_together("child_resume", [{}, {}], tmp_path / "go", jobapi)
     assert first["other"] == second["other"] == []
     assert set(first["completed"]).isdisjoint(second["completed"])
@@ -770,12 +754,8 @@ def test_old_finished_jobs_are_pruned_when_the_file_is_opened(tmp_path: Path) ->
     old = next(r for r in list_jobs() if r.request and r.request["prompt"] == "old")
     month = 31 * 86400
     with sqlite3.connect(path) as conn:
-        conn.execute(
-            "UPDATE jobs SET finished_at = finished_at - ? WHERE key = ?", (month, old.key)
-        )
-        conn.execute(
-            "UPDATE jobs SET created_at = created_at - ? WHERE key = ?", (month, stuck.key)
-        )
+        conn.execute("UPDATE jobs SET finished_at = finished_at - ? WHERE key = ?", (month, old.key))
+        conn.execute("UPDATE jobs SET created_at = created_at - ? WHERE key = ?", (month, stuck.key))
     assert len(SQLiteJobStore(path, retention_days=None).records()) == 3
     reopened = SQLiteJobStore(path)
     assert sorted(r.request["prompt"] for r in reopened.records() if r.request) == [
@@ -883,12 +863,8 @@ def test_an_unwritable_data_dir_turns_the_ledger_off(
         assert get_ledger() is None
     messages = [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"]
     assert len(messages) == 1
-    assert messages[0].startswith(
-        f"Tarash job ledger is off: {home / 'jobs.db'} cannot be written ("
-    )
-    assert messages[0].endswith(
-        "Set TARASH_LEDGER to a writable file, or TARASH_LEDGER=off to silence this."
-    )
+    assert messages[0].startswith(f"Tarash job ledger is off: {home / 'jobs.db'} cannot be written (")
+    assert messages[0].endswith("Set TARASH_LEDGER to a writable file, or TARASH_LEDGER=off to silence this.")
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "tarash.ledger")
 
 
@@ -897,9 +873,7 @@ def test_importing_the_package_stays_light() -> None:
         "import sys, tarash.tarash_gateway as t; t.submit_video; t.resume; t.JobHandle; "
         "print(sorted(m for m in ('cattrs', 'sqlite3') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
@@ -922,9 +896,7 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, err) == (0, "")
 
     def row(r: JobRecord, state: str) -> str:
-        return (
-            f"{r.key}  mock      mock   {state:<10}  {r.job_id}  {r.created_at:%Y-%m-%d %H:%M:%S}"
-        )
+        return f"{r.key}  mock      mock   {state:<10}  {r.job_id}  {r.created_at:%Y-%m-%d %H:%M:%S}"
 
     assert out == (
         f"{'KEY':<32}  PROVIDER  MODEL  STATE       {'JOB ID':<37}  CREATED (UTC)\n"
@@ -958,8 +930,7 @@ def test_cli_status(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = cli(capsys, "status", record.key)
     assert (code, err) == (0, "")
     history = [
-        f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind}"
-        + (f" {e.state}" if e.state and e.state != e.kind else "")
+        f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.kind}" + (f" {e.state}" if e.state and e.state != e.kind else "")
         for e in store().events(record.key)
     ]
     assert out.splitlines() == [
@@ -1019,8 +990,7 @@ def test_cli_resume_and_cancel(jobapi: JobServer, capsys: pytest.CaptureFixture[
     )
     assert cli(capsys, "resume") == (
         0,
-        f"completed  {collect.key}  jobapi/j1  job job-1  -> {jobapi.url}/media/job-1.mp4\n"
-        "1 completed\n",
+        f"completed  {collect.key}  jobapi/j1  job job-1  -> {jobapi.url}/media/job-1.mp4\n1 completed\n",
         "",
     )
     assert cli(capsys, "resume") == (0, "Nothing to resume: every recorded job is collected.\n", "")

@@ -40,8 +40,9 @@ def test_configs_and_responses_are_frozen_requests_are_not() -> None:
 
 def test_api_key_never_in_repr_even_nested() -> None:
     inner = VideoGenerationConfig(provider="b", model="m", api_key="sk-nested-secret-77")
-    outer = VideoGenerationConfig(provider="a", model="m", api_key="sk-outer-secret-88",
-                                  fallback_configs=[inner])
+    outer = VideoGenerationConfig(
+        provider="a", model="m", api_key="sk-outer-secret-88", fallback_configs=[inner]
+    )
     text = repr(outer) + str(outer)
     assert "sk-nested-secret-77" not in text and "sk-outer-secret-88" not in text
     assert outer.fallback_configs == (inner,)
@@ -57,11 +58,14 @@ def test_unknown_keywords_land_in_extra_params_without_mutating_the_caller() -> 
 
 
 def test_image_roles_and_media_forms() -> None:
-    request = VideoGenerationRequest(prompt="p", image_list=[
-        {"image": "https://cdn.test/a.png", "type": "first_frame"},
-        {"image": {"content": b"\x89PNG", "content_type": "image/png"}, "type": "last_frame"},
-        ImageType(image="https://cdn.test/s.png", type="style"),
-    ])
+    request = VideoGenerationRequest(
+        prompt="p",
+        image_list=[
+            {"image": "https://cdn.test/a.png", "type": "first_frame"},
+            {"image": {"content": b"\x89PNG", "content_type": "image/png"}, "type": "last_frame"},
+            ImageType(image="https://cdn.test/s.png", type="style"),
+        ],
+    )
     first, last, style = request.image_list
     assert (first["type"], first["image"]) == ("first_frame", "https://cdn.test/a.png")
     assert last.image == MediaContent(content=b"\x89PNG", content_type="image/png")
@@ -70,17 +74,32 @@ def test_image_roles_and_media_forms() -> None:
     assert style.type == "style"
 
 
-@pytest.mark.parametrize(("kwargs", "field", "message"), [
-    ({"image_list": [{"image": "https://x", "type": "hero"}]}, "image_list[0].type",
-     "image_list[0]: ImageType.type: expected one of the allowed values, got 'hero' "
-     "(allowed: reference, first_frame, last_frame, asset, style)"),
-    ({"duration_seconds": "five"}, "duration_seconds",
-     "VideoGenerationRequest.duration_seconds: expected an integer, got 'five'"),
-    ({"aspect_ratio": "wide"}, "aspect_ratio",
-     "VideoGenerationRequest.aspect_ratio: expected an aspect ratio like '16:9' or 'auto', got 'wide'"),
-    ({"extra_params": ["x"]}, "extra_params",
-     "VideoGenerationRequest.extra_params: expected a mapping, got list"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field", "message"),
+    [
+        (
+            {"image_list": [{"image": "https://x", "type": "hero"}]},
+            "image_list[0].type",
+            "image_list[0]: ImageType.type: expected one of the allowed values, got 'hero' "
+            "(allowed: reference, first_frame, last_frame, asset, style)",
+        ),
+        (
+            {"duration_seconds": "five"},
+            "duration_seconds",
+            "VideoGenerationRequest.duration_seconds: expected an integer, got 'five'",
+        ),
+        (
+            {"aspect_ratio": "wide"},
+            "aspect_ratio",
+            "VideoGenerationRequest.aspect_ratio: expected an aspect ratio like '16:9' or 'auto', got 'wide'",
+        ),
+        (
+            {"extra_params": ["x"]},
+            "extra_params",
+            "VideoGenerationRequest.extra_params: expected a mapping, got list",
+        ),
+    ],
+)
 def test_bad_request_values_name_the_field(kwargs: dict[str, object], field: str, message: str) -> None:
     with pytest.raises(ValidationError) as raised:
         VideoGenerationRequest(prompt="p", **kwargs)
@@ -92,14 +111,17 @@ def test_numeric_strings_are_accepted_like_the_original() -> None:
     assert VideoGenerationRequest(prompt="p", duration_seconds="8").duration_seconds == 8
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"timeout": 0}, "timeout"),
-    ({"timeout": -1}, "timeout"),
-    ({"poll_interval": float("nan")}, "poll_interval"),
-    ({"max_poll_attempts": 0}, "max_poll_attempts"),
-    ({"provider": ""}, "provider"),
-    ({"fallback_configs": [ImageGenerationConfig(provider="x", model="y")]}, "fallback_configs"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"poll_interval": float("nan")}, "poll_interval"),
+        ({"max_poll_attempts": 0}, "max_poll_attempts"),
+        ({"provider": ""}, "provider"),
+        ({"fallback_configs": [ImageGenerationConfig(provider="x", model="y")]}, "fallback_configs"),
+    ],
+)
 def test_bad_config_values_name_the_field(kwargs: dict[str, object], field: str) -> None:
     values: dict[str, object] = {"provider": "fal", "model": "m", **kwargs}
     with pytest.raises(ValidationError) as raised:

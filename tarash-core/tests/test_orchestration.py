@@ -7,15 +7,14 @@ import time
 from typing import Any
 
 import pytest
-
 from jobapi import JobServer, installed, make_plugin, running
+
 from tarash.tarash_gateway import (
+    _engine,
     generate_image,
-    generate_image_async,
     generate_video,
     generate_video_async,
 )
-from tarash.tarash_gateway import _engine
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.exceptions import (
     HTTPConnectionError,
@@ -35,8 +34,13 @@ from tarash.tarash_gateway.plugin import hookimpl
 
 
 def video_config(server: JobServer, provider: str = "jobs", **kwargs: Any) -> VideoGenerationConfig:
-    defaults: dict[str, Any] = {"model": "m1", "api_key": "key-jobs-0001", "base_url": server.url,
-                                "poll_interval": 0.01, "timeout": 10}
+    defaults: dict[str, Any] = {
+        "model": "m1",
+        "api_key": "key-jobs-0001",
+        "base_url": server.url,
+        "poll_interval": 0.01,
+        "timeout": 10,
+    }
     defaults.update(kwargs)
     return VideoGenerationConfig(provider=provider, **defaults)
 
@@ -61,8 +65,9 @@ def backup_provider() -> Any:
 
 def test_happy_path_counts_and_progress(job_server: JobServer, jobs_provider: Any) -> None:
     updates: list[Any] = []
-    response = generate_video(video_config(job_server), VideoGenerationRequest(prompt="a cat"),
-                              on_progress=updates.append)
+    response = generate_video(
+        video_config(job_server), VideoGenerationRequest(prompt="a cat"), on_progress=updates.append
+    )
     assert response.video == f"{job_server.url}/media/job-1.mp4"
     assert response.request_id == "job-1"
     assert (response.provider, response.model) == ("jobs", "m1")
@@ -84,14 +89,18 @@ def test_happy_path_counts_and_progress(job_server: JobServer, jobs_provider: An
 
 
 def test_fallback_order_metadata_and_stop_on_non_retryable(
-    job_server: JobServer, jobs_provider: Any, backup_provider: Any,
+    job_server: JobServer,
+    jobs_provider: Any,
+    backup_provider: Any,
 ) -> None:
     job_server.inject("submit", status=503, times=1)
     nested = video_config(job_server, "backup", model="b2")
     config = video_config(
-        job_server, fallback_configs=[video_config(job_server, "jobs", model="j2",
-                                                   fallback_configs=[nested]),
-                                      video_config(job_server, "backup", model="b3")],
+        job_server,
+        fallback_configs=[
+            video_config(job_server, "jobs", model="j2", fallback_configs=[nested]),
+            video_config(job_server, "backup", model="b3"),
+        ],
     )
     response = generate_video(config, VideoGenerationRequest(prompt="x"))
     meta = response.execution_metadata
@@ -110,12 +119,18 @@ def test_fallback_order_metadata_and_stop_on_non_retryable(
 
 
 def test_all_failed_error_lists_every_attempt(
-    job_server: JobServer, jobs_provider: Any, backup_provider: Any,
+    job_server: JobServer,
+    jobs_provider: Any,
+    backup_provider: Any,
 ) -> None:
     job_server.inject("submit", status=500, times=3)
-    config = video_config(job_server, fallback_configs=[
-        video_config(job_server, "backup", model="b1"), video_config(job_server, "jobs", model="j3"),
-    ])
+    config = video_config(
+        job_server,
+        fallback_configs=[
+            video_config(job_server, "backup", model="b1"),
+            video_config(job_server, "jobs", model="j3"),
+        ],
+    )
     with pytest.raises(HTTPError) as raised:
         generate_video(config, VideoGenerationRequest(prompt="x"))
     meta = raised.value.execution_metadata
@@ -128,8 +143,9 @@ def test_all_failed_error_lists_every_attempt(
     assert job_server.counts["submit"] == 3
 
 
-def test_lost_submit_answer_is_never_resubmitted(job_server: JobServer, jobs_provider: Any,
-                                                 backup_provider: Any) -> None:
+def test_lost_submit_answer_is_never_resubmitted(
+    job_server: JobServer, jobs_provider: Any, backup_provider: Any
+) -> None:
     job_server.inject("submit", drop=True)
     config = video_config(job_server, fallback_configs=[video_config(job_server, "backup")])
     with pytest.raises(UnknownSubmissionError) as raised:
@@ -150,17 +166,26 @@ def test_lost_submit_answer_is_retried_with_the_same_key_when_idempotent(job_ser
 
 
 def test_submit_to_a_refusing_port_is_retried_then_falls_back(
-    job_server: JobServer, jobs_provider: Any, backup_provider: Any, fast_backoff: None,
+    job_server: JobServer,
+    jobs_provider: Any,
+    backup_provider: Any,
+    fast_backoff: None,
 ) -> None:
     with running() as closed:
         dead_url = closed.url
-    config = VideoGenerationConfig(provider="jobs", model="m", base_url=dead_url, poll_interval=0.01,
-                                   fallback_configs=[video_config(job_server, "backup")])
+    config = VideoGenerationConfig(
+        provider="jobs",
+        model="m",
+        base_url=dead_url,
+        poll_interval=0.01,
+        fallback_configs=[video_config(job_server, "backup")],
+    )
     response = generate_video(config, VideoGenerationRequest(prompt="x"))
     meta = response.execution_metadata
     assert meta is not None
     assert [(a.provider, a.error_type, a.phase) for a in meta.attempts] == [
-        ("jobs", "HTTPConnectionError", "submit"), ("backup", None, "result"),
+        ("jobs", "HTTPConnectionError", "submit"),
+        ("backup", None, "result"),
     ]
     assert job_server.counts["submit"] == 1
 
@@ -210,11 +235,13 @@ def test_max_poll_attempts_is_honoured(jobs_provider: Any) -> None:
 
 
 def test_fallback_after_timeout_cancels_first_job_before_second_provider(
-    jobs_provider: Any, backup_provider: Any,
+    jobs_provider: Any,
+    backup_provider: Any,
 ) -> None:
     with running(queue_polls=10_000) as slow, running() as fast:
-        config = video_config(slow, timeout=0.3, poll_interval=0.05,
-                              fallback_configs=[video_config(fast, "backup")])
+        config = video_config(
+            slow, timeout=0.3, poll_interval=0.05, fallback_configs=[video_config(fast, "backup")]
+        )
         response = generate_video(config, VideoGenerationRequest(prompt="x"))
         assert slow.cancelled == ["job-1"]
         assert fast.counts["submit"] == 1
@@ -230,39 +257,47 @@ def test_fallback_after_timeout_cancels_first_job_before_second_provider(
 def test_provider_without_cancel_records_unsupported(job_server: JobServer) -> None:
     with running(queue_polls=10_000) as server, installed(make_plugin("nocancel", cancel=False), "nc"):
         with pytest.raises(TimeoutError) as raised:
-            generate_video(video_config(server, "nocancel", timeout=0.2),
-                           VideoGenerationRequest(prompt="x"))
+            generate_video(video_config(server, "nocancel", timeout=0.2), VideoGenerationRequest(prompt="x"))
         assert server.counts["cancel"] == 0
     assert raised.value.attempts[0].cancel_status == "unsupported"
 
 
 @pytest.mark.parametrize("callback_kind", ["sync", "async"])
-def test_sync_api_accepts_sync_and_async_callbacks(job_server: JobServer, jobs_provider: Any,
-                                                   callback_kind: str) -> None:
+def test_sync_api_accepts_sync_and_async_callbacks(
+    job_server: JobServer, jobs_provider: Any, callback_kind: str
+) -> None:
     seen: list[str] = []
     if callback_kind == "sync":
+
         def callback(update: Any) -> None:
             seen.append(update.status)
     else:
+
         async def callback(update: Any) -> None:
             await asyncio.sleep(0)
             seen.append(update.status)
+
     generate_video(video_config(job_server), VideoGenerationRequest(prompt="x"), on_progress=callback)
     assert seen == ["queued", "queued", "queued", "processing", "processing", "completed"]
 
 
 @pytest.mark.parametrize("callback_kind", ["sync", "async"])
-async def test_async_api_accepts_sync_and_async_callbacks(job_server: JobServer, jobs_provider: Any,
-                                                          callback_kind: str) -> None:
+async def test_async_api_accepts_sync_and_async_callbacks(
+    job_server: JobServer, jobs_provider: Any, callback_kind: str
+) -> None:
     seen: list[str] = []
     if callback_kind == "sync":
+
         def callback(update: Any) -> None:
             seen.append(update.status)
     else:
+
         async def callback(update: Any) -> None:
             seen.append(update.status)
-    await generate_video_async(video_config(job_server), VideoGenerationRequest(prompt="x"),
-                               on_progress=callback)
+
+    await generate_video_async(
+        video_config(job_server), VideoGenerationRequest(prompt="x"), on_progress=callback
+    )
     assert seen == ["queued", "queued", "queued", "processing", "processing", "completed"]
 
 
@@ -272,14 +307,18 @@ async def test_sync_api_works_inside_a_running_loop(job_server: JobServer, jobs_
     async def callback(update: Any) -> None:
         seen.append(update.status)
 
-    response = generate_video(video_config(job_server), VideoGenerationRequest(prompt="x"),
-                              on_progress=callback)
+    response = generate_video(
+        video_config(job_server), VideoGenerationRequest(prompt="x"), on_progress=callback
+    )
     assert response.request_id == "job-1" and seen[-1] == "completed"
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
 async def test_raising_callback_propagates_cancels_and_never_falls_back(
-    job_server: JobServer, jobs_provider: Any, backup_provider: Any, api: str,
+    job_server: JobServer,
+    jobs_provider: Any,
+    backup_provider: Any,
+    api: str,
 ) -> None:
     class CallerBug(Exception):
         pass
@@ -299,18 +338,25 @@ async def test_raising_callback_propagates_cancels_and_never_falls_back(
 
 
 def test_image_generation_and_modality_checks(job_server: JobServer) -> None:
-    with installed(make_plugin("videoonly", modalities=("video",)), "vo"), \
-            installed(make_plugin("imgs"), "imgs"):
-        config = ImageGenerationConfig(provider="videoonly", model="x", base_url=job_server.url,
-                                       poll_interval=0.01)
+    with (
+        installed(make_plugin("videoonly", modalities=("video",)), "vo"),
+        installed(make_plugin("imgs"), "imgs"),
+    ):
+        config = ImageGenerationConfig(
+            provider="videoonly", model="x", base_url=job_server.url, poll_interval=0.01
+        )
         with pytest.raises(UnsupportedModalityError) as raised:
             generate_image(config, ImageGenerationRequest(prompt="x"))
         assert isinstance(raised.value, NotImplementedError)
         assert "'videoonly' does not support image generation" in str(raised.value)
         chained = ImageGenerationConfig(
-            provider="videoonly", model="x", base_url=job_server.url, poll_interval=0.01,
-            fallback_configs=[ImageGenerationConfig(provider="imgs", model="y",
-                                                    base_url=job_server.url, poll_interval=0.01)],
+            provider="videoonly",
+            model="x",
+            base_url=job_server.url,
+            poll_interval=0.01,
+            fallback_configs=[
+                ImageGenerationConfig(provider="imgs", model="y", base_url=job_server.url, poll_interval=0.01)
+            ],
         )
         response = generate_image(chained, ImageGenerationRequest(prompt="x"))
         assert response.images == [f"{job_server.url}/media/job-1.mp4"]
@@ -326,16 +372,18 @@ def test_wrong_config_type_is_a_validation_error() -> None:
     assert raised.value.field == "config"
 
 
-def test_connection_error_during_polls_is_retried(job_server: JobServer, jobs_provider: Any,
-                                                  fast_backoff: None) -> None:
+def test_connection_error_during_polls_is_retried(
+    job_server: JobServer, jobs_provider: Any, fast_backoff: None
+) -> None:
     job_server.inject("status", drop=True, times=2)
     response = generate_video(video_config(job_server), VideoGenerationRequest(prompt="x"))
     assert response.request_id == "job-1"
     assert job_server.counts["submit"] == 1 and job_server.counts["status"] == 5
 
 
-def test_too_many_poll_errors_end_the_attempt(job_server: JobServer, jobs_provider: Any,
-                                              fast_backoff: None) -> None:
+def test_too_many_poll_errors_end_the_attempt(
+    job_server: JobServer, jobs_provider: Any, fast_backoff: None
+) -> None:
     job_server.inject("status", status=500, times=50)
     with pytest.raises(HTTPError) as raised:
         generate_video(video_config(job_server), VideoGenerationRequest(prompt="x"))
@@ -373,7 +421,12 @@ def test_observer_hooks_see_attempts_and_progress(job_server: JobServer, jobs_pr
     assert seen[0] == ("started", ("jobs", "m1", "video", 1))
     assert seen[-1] == ("finished", ("success", None))
     assert [s for kind, s in seen if kind == "progress"] == [
-        "queued", "queued", "queued", "processing", "processing", "completed",
+        "queued",
+        "queued",
+        "queued",
+        "processing",
+        "processing",
+        "completed",
     ]
 
 
@@ -412,6 +465,9 @@ async def test_cancelling_the_task_cancels_the_remote_job(jobs_provider: Any) ->
 
 def test_on_progress_must_be_callable() -> None:
     with pytest.raises(ValidationError) as raised:
-        generate_video(VideoGenerationConfig(provider="mock", model="m"), VideoGenerationRequest(prompt="x"),
-                       on_progress=5)  # type: ignore[arg-type]
+        generate_video(
+            VideoGenerationConfig(provider="mock", model="m"),
+            VideoGenerationRequest(prompt="x"),
+            on_progress=5,
+        )  # type: ignore[arg-type]
     assert raised.value.field == "on_progress"

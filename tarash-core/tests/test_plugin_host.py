@@ -34,7 +34,7 @@ from tarash.tarash_gateway.exceptions import (
 from tarash.tarash_gateway.field_mappers import FieldMapper, match_model_prefix
 from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
 
-GOOD_PLUGIN = '''
+GOOD_PLUGIN = """
 from tarash.tarash_gateway.models import VideoGenerationResponse
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
@@ -45,7 +45,7 @@ def register_providers():
 @hookimpl
 def generate_video(provider, config, request, on_progress):
     return VideoGenerationResponse(request_id="r-{provider}", video="https://cdn.test/{provider}.mp4")
-'''
+"""
 
 MakeDist = Callable[..., None]
 
@@ -75,55 +75,85 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeD
 
 
 def test_discovery_is_lazy_and_records_distribution(make_dist: MakeDist) -> None:
-    make_dist("tarash-good", "1.2.3", {"good": "good_plugin"},
-              {"good_plugin": GOOD_PLUGIN.format(provider="good")})
+    make_dist(
+        "tarash-good", "1.2.3", {"good": "good_plugin"}, {"good_plugin": GOOD_PLUGIN.format(provider="good")}
+    )
     assert "good_plugin" not in sys.modules
     providers = {p.name: p for p in list_providers()}
     assert "good_plugin" in sys.modules
     assert providers["good"].distribution == "tarash-good"
     assert providers["good"].version == "1.2.3"
     assert providers["good"].lifecycle is False
-    response = generate_video(VideoGenerationConfig(provider="good", model="m"),
-                              VideoGenerationRequest(prompt="x"))
+    response = generate_video(
+        VideoGenerationConfig(provider="good", model="m"), VideoGenerationRequest(prompt="x")
+    )
     assert response.video == "https://cdn.test/good.mp4"
 
 
 def test_broken_plugins_are_reported_and_others_keep_working(
-    make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    make_dist: MakeDist,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.delenv("TARASH_STRICT_PLUGINS", raising=False)
-    make_dist("tarash-good", "1.0", {"good": "good_plugin"},
-              {"good_plugin": GOOD_PLUGIN.format(provider="good")})
-    make_dist("tarash-crash", "0.1", {"crash": "crash_plugin"},
-              {"crash_plugin": "raise RuntimeError('boom at import')\n"})
-    make_dist("tarash-badreg", "0.2", {"badreg": "badreg_plugin"}, {"badreg_plugin": '''
+    make_dist(
+        "tarash-good", "1.0", {"good": "good_plugin"}, {"good_plugin": GOOD_PLUGIN.format(provider="good")}
+    )
+    make_dist(
+        "tarash-crash",
+        "0.1",
+        {"crash": "crash_plugin"},
+        {"crash_plugin": "raise RuntimeError('boom at import')\n"},
+    )
+    make_dist(
+        "tarash-badreg",
+        "0.2",
+        {"badreg": "badreg_plugin"},
+        {
+            "badreg_plugin": """
         from tarash.tarash_gateway.plugin import hookimpl
 
         @hookimpl
         def register_providers():
             raise ValueError("cannot register")
-    '''})
-    make_dist("tarash-wrongtype", "0.3", {"wrongtype": "wrongtype_plugin"}, {"wrongtype_plugin": '''
+    """
+        },
+    )
+    make_dist(
+        "tarash-wrongtype",
+        "0.3",
+        {"wrongtype": "wrongtype_plugin"},
+        {
+            "wrongtype_plugin": """
         from tarash.tarash_gateway.plugin import hookimpl
 
         @hookimpl
         def register_providers():
             return {"name": "wrongtype"}
-    '''})
+    """
+        },
+    )
     with caplog.at_level(logging.WARNING, logger="tarash.plugins"):
         plugins = {p.name: p for p in list_plugins()}
         list_plugins()
     assert plugins["good"].status == "loaded" and plugins["good"].providers == ("good",)
     assert (plugins["crash"].status, plugins["crash"].distribution, plugins["crash"].version) == (
-        "failed", "tarash-crash", "0.1")
+        "failed",
+        "tarash-crash",
+        "0.1",
+    )
     assert plugins["crash"].error == "import failed: RuntimeError: boom at import"
     assert plugins["badreg"].error == "registration failed: ValueError: cannot register"
     assert plugins["wrongtype"].error == (
         "registration failed: TypeError: register_providers must return a list of ProviderSpec, got dict"
     )
     assert len([r for r in caplog.records if "is broken" in r.getMessage()]) == 3
-    assert generate_video(VideoGenerationConfig(provider="good", model="m"),
-                          VideoGenerationRequest(prompt="x")).request_id == "r-good"
+    assert (
+        generate_video(
+            VideoGenerationConfig(provider="good", model="m"), VideoGenerationRequest(prompt="x")
+        ).request_id
+        == "r-good"
+    )
     with pytest.raises(ProviderNotFoundError) as raised:
         generate_video(VideoGenerationConfig(provider="crash", model="m"), VideoGenerationRequest(prompt="x"))
     assert raised.value.installed == ("good", "mock")
@@ -132,12 +162,19 @@ def test_broken_plugins_are_reported_and_others_keep_working(
 
 def test_strict_mode_raises_on_a_broken_plugin(make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARASH_STRICT_PLUGINS", "1")
-    make_dist("tarash-crash", "0.1", {"crash": "crash_plugin"},
-              {"crash_plugin": "raise RuntimeError('boom at import')\n"})
+    make_dist(
+        "tarash-crash",
+        "0.1",
+        {"crash": "crash_plugin"},
+        {"crash_plugin": "raise RuntimeError('boom at import')\n"},
+    )
     with pytest.raises(PluginLoadError) as raised:
         list_providers()
     assert (raised.value.plugin, raised.value.distribution, raised.value.version) == (
-        "crash", "tarash-crash", "0.1")
+        "crash",
+        "tarash-crash",
+        "0.1",
+    )
 
 
 def test_two_distributions_claiming_one_name(make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,52 +196,73 @@ def test_strict_mode_raises_on_a_conflict(make_dist: MakeDist, monkeypatch: pyte
         list_providers()
 
 
-@pytest.mark.parametrize(("variable", "value", "expected"), [
-    ("TARASH_PLUGINS", "alpha", {"alpha": "loaded", "beta": "disabled"}),
-    ("TARASH_PLUGINS", "", {"alpha": "disabled", "beta": "disabled"}),
-    ("TARASH_DISABLE_PLUGINS", "beta", {"alpha": "loaded", "beta": "disabled"}),
-    ("TARASH_DISABLE_PLUGINS", "tarash-alpha", {"alpha": "disabled", "beta": "loaded"}),
-])
-def test_allow_and_deny_lists(make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch, variable: str,
-                              value: str, expected: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TARASH_PLUGINS", "alpha", {"alpha": "loaded", "beta": "disabled"}),
+        ("TARASH_PLUGINS", "", {"alpha": "disabled", "beta": "disabled"}),
+        ("TARASH_DISABLE_PLUGINS", "beta", {"alpha": "loaded", "beta": "disabled"}),
+        ("TARASH_DISABLE_PLUGINS", "tarash-alpha", {"alpha": "disabled", "beta": "loaded"}),
+    ],
+)
+def test_allow_and_deny_lists(
+    make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: dict[str, str]
+) -> None:
     monkeypatch.setenv(variable, value)
-    make_dist("tarash-alpha", "1.0", {"alpha": "alpha_plugin"},
-              {"alpha_plugin": GOOD_PLUGIN.format(provider="alpha")})
-    make_dist("tarash-beta", "1.0", {"beta": "beta_plugin"},
-              {"beta_plugin": GOOD_PLUGIN.format(provider="beta")})
+    make_dist(
+        "tarash-alpha",
+        "1.0",
+        {"alpha": "alpha_plugin"},
+        {"alpha_plugin": GOOD_PLUGIN.format(provider="alpha")},
+    )
+    make_dist(
+        "tarash-beta", "1.0", {"beta": "beta_plugin"}, {"beta_plugin": GOOD_PLUGIN.format(provider="beta")}
+    )
     assert {p.name: p.status for p in list_plugins() if p.source == "entry-point"} == expected
     assert "beta_plugin" not in sys.modules or expected["beta"] == "loaded"
 
 
-def test_disable_all_plugins_keeps_the_builtin_mock(make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disable_all_plugins_keeps_the_builtin_mock(
+    make_dist: MakeDist, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TARASH_DISABLE_PLUGINS", "1")
-    make_dist("tarash-alpha", "1.0", {"alpha": "alpha_plugin"},
-              {"alpha_plugin": GOOD_PLUGIN.format(provider="alpha")})
+    make_dist(
+        "tarash-alpha",
+        "1.0",
+        {"alpha": "alpha_plugin"},
+        {"alpha_plugin": GOOD_PLUGIN.format(provider="alpha")},
+    )
     assert [p.name for p in list_providers()] == ["mock"]
 
 
 def test_field_mappings_for_installed_providers(make_dist: MakeDist) -> None:
-    make_dist("tarash-good", "1.0", {"good": "good_plugin"},
-              {"good_plugin": GOOD_PLUGIN.format(provider="good")})
+    make_dist(
+        "tarash-good", "1.0", {"good": "good_plugin"}, {"good_plugin": GOOD_PLUGIN.format(provider="good")}
+    )
     mapper = FieldMapper("prompt")
     register_provider_field_mapping("good", {"acme/video": {"text": mapper}})
     register_provider_field_mapping("good", {"acme/video/pro": {"prompt_text": mapper}})
     table = get_provider_field_mapping("good")
     assert table == {"acme/video": {"text": mapper}, "acme/video/pro": {"prompt_text": mapper}}
-    assert HOST.resolve_field_mappers("good", "acme/video/pro/v2") == ("acme/video/pro",
-                                                                       {"prompt_text": mapper})
+    assert HOST.resolve_field_mappers("good", "acme/video/pro/v2") == (
+        "acme/video/pro",
+        {"prompt_text": mapper},
+    )
     assert HOST.resolve_field_mappers("good", "acme/videos") == (None, None)
     assert get_provider_field_mapping("nobody") is None
 
 
-@pytest.mark.parametrize(("model", "expected"), [
-    ("fal-ai/veo3.1", "fal-ai/veo3.1"),
-    ("fal-ai/veo3.1/fast/image-to-video", "fal-ai/veo3.1"),
-    ("fal-ai/veo3.10", None),
-    ("fal-ai/kling-video/o3", "fal-ai/kling-video/o3/"),
-    ("fal-ai/minimax-music", None),
-    ("fal-ai/minimax/hailuo-02", "fal-ai/minimax"),
-])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("fal-ai/veo3.1", "fal-ai/veo3.1"),
+        ("fal-ai/veo3.1/fast/image-to-video", "fal-ai/veo3.1"),
+        ("fal-ai/veo3.10", None),
+        ("fal-ai/kling-video/o3", "fal-ai/kling-video/o3/"),
+        ("fal-ai/minimax-music", None),
+        ("fal-ai/minimax/hailuo-02", "fal-ai/minimax"),
+    ],
+)
 def test_prefix_matching_is_by_path_segment(model: str, expected: str | None) -> None:
     prefixes = ["fal-ai/veo3.1", "fal-ai/kling-video/o3/", "fal-ai/minimax", "fal-ai"]
     found = match_model_prefix(model, [p for p in prefixes if p != "fal-ai"])
@@ -212,8 +270,10 @@ def test_prefix_matching_is_by_path_segment(model: str, expected: str | None) ->
 
 
 def test_importing_the_package_imports_no_plugin_machinery() -> None:
-    code = ("import sys, tarash.tarash_gateway as t; "
-            "print(sorted(m for m in ('pluggy', 'httpx', 'cattrs', 'tarash.tarash_gateway._plugins', "
-            "'tarash.tarash_gateway.mock') if m in sys.modules))")
+    code = (
+        "import sys, tarash.tarash_gateway as t; "
+        "print(sorted(m for m in ('pluggy', 'httpx', 'cattrs', 'tarash.tarash_gateway._plugins', "
+        "'tarash.tarash_gateway.mock') if m in sys.modules))"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "[]"

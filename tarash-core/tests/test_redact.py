@@ -49,11 +49,33 @@ def _secret_registry() -> Iterator[None]:
 
 @pytest.mark.parametrize(
     "key",
-    ["api_key", "API_KEY", "Authorization", "AUTHORIZATION", "authorization", "X-Api-Key",
-     "x-api-key", "X-API-KEY", "x-fal-key", "X-Fal-Key", "X-Goog-Api-Key", "Proxy-Authorization",
-     "Cookie", "Set-Cookie", "token", "access_token", "refresh_token", "client_secret", "password",
-     "signature", "OPENAI_API_KEY", "replicate-api-key", "webhook_secret", "session_token",
-     " Authorization "],
+    [
+        "api_key",
+        "API_KEY",
+        "Authorization",
+        "AUTHORIZATION",
+        "authorization",
+        "X-Api-Key",
+        "x-api-key",
+        "X-API-KEY",
+        "x-fal-key",
+        "X-Fal-Key",
+        "X-Goog-Api-Key",
+        "Proxy-Authorization",
+        "Cookie",
+        "Set-Cookie",
+        "token",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "password",
+        "signature",
+        "OPENAI_API_KEY",
+        "replicate-api-key",
+        "webhook_secret",
+        "session_token",
+        " Authorization ",
+    ],
 )
 def test_credential_key_names_in_any_case_are_secret(key: str) -> None:
     assert is_secret_key(key)
@@ -62,9 +84,26 @@ def test_credential_key_names_in_any_case_are_secret(key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["author", "authority", "max_tokens", "total_tokens", "tokenizer", "token_count", "keywords",
-     "keyframes", "monkey", "passage", "secretary", "signature_version_note", "prompt", "url",
-     "headers", "", 42, None],
+    [
+        "author",
+        "authority",
+        "max_tokens",
+        "total_tokens",
+        "tokenizer",
+        "token_count",
+        "keywords",
+        "keyframes",
+        "monkey",
+        "passage",
+        "secretary",
+        "signature_version_note",
+        "prompt",
+        "url",
+        "headers",
+        "",
+        42,
+        None,
+    ],
 )
 def test_ordinary_key_names_are_not_secret(key: Any) -> None:
     assert not is_secret_key(key)
@@ -92,7 +131,8 @@ def test_redaction_reaches_any_depth_of_dicts_lists_and_tuples() -> None:
 
 def test_known_secrets_are_scrubbed_from_keys_too() -> None:
     assert redact({SECRET: 1, f"https://h.example.invalid/?key={SECRET}": [SECRET]}) == {
-        REDACTED: 1, f"https://h.example.invalid/?key={REDACTED}": [REDACTED],
+        REDACTED: 1,
+        f"https://h.example.invalid/?key={REDACTED}": [REDACTED],
     }
 
 
@@ -107,7 +147,9 @@ def test_redact_returns_a_copy_and_leaves_the_input_alone() -> None:
 
 def test_empty_credentials_are_kept_so_absence_stays_visible() -> None:
     assert redact({"api_key": None, "token": "", "password": 0}) == {
-        "api_key": None, "token": "", "password": REDACTED,
+        "api_key": None,
+        "token": "",
+        "password": REDACTED,
     }
 
 
@@ -121,7 +163,9 @@ def test_bytes_become_sizes_and_objects_their_scrubbed_repr() -> None:
             raise RuntimeError("no repr")
 
     assert redact({"video": b"\x00" * 1000, "frame": bytearray(3), "view": memoryview(b"ab")}) == {
-        "video": "<1000 bytes>", "frame": "<3 bytes>", "view": "<2 bytes>",
+        "video": "<1000 bytes>",
+        "frame": "<3 bytes>",
+        "view": "<2 bytes>",
     }
     assert redact(Leaky()) == f"Leaky(key={REDACTED})"
     assert redact(Broken()) == "<Broken>"
@@ -162,18 +206,22 @@ def test_self_referencing_structures_terminate() -> None:
         ("Authorization: Key 1a2b3c4d:5e6f7a8b", f"Authorization: Key {REDACTED}"),
         ("header was Basic dXNlcjpwYXNzd29yZA==", f"header was Basic {REDACTED}"),
         ("Token abcdefghijklmnopqrstuvwxyz", f"Token {REDACTED}"),
-        ("GET https://h.example.invalid/v?key=abc&x=1", f"GET https://h.example.invalid/v?key={REDACTED}&x=1"),
+        (
+            "GET https://h.example.invalid/v?key=abc&x=1",
+            f"GET https://h.example.invalid/v?key={REDACTED}&x=1",
+        ),
         ("/v1?a=1&token=t0k3n#frag", f"/v1?a=1&token={REDACTED}#frag"),
-        ("s3?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA/1",
-         f"s3?X-Amz-Signature={REDACTED}&X-Amz-Credential={REDACTED}"),
+        (
+            "s3?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA/1",
+            f"s3?X-Amz-Signature={REDACTED}&X-Amz-Credential={REDACTED}",
+        ),
         ("?signature=abc&sig=def", f"?signature={REDACTED}&sig={REDACTED}"),
         ("?API_KEY=abc&access_token=def", f"?API_KEY={REDACTED}&access_token={REDACTED}"),
         (f"provider said: invalid key {SECRET}!", f"provider said: invalid key {REDACTED}!"),
         (f"prefix{SECRET}suffix", f"prefix{REDACTED}suffix"),
     ],
 )
-def test_redact_text_scrubs_auth_values_query_parameters_and_known_secrets(text: str,
-                                                                          expected: str) -> None:
+def test_redact_text_scrubs_auth_values_query_parameters_and_known_secrets(text: str, expected: str) -> None:
     assert redact_text(text) == expected
 
 
@@ -249,8 +297,11 @@ def test_cap_raw_response_caps_keys_and_items_at_any_depth() -> None:
 
 
 def test_cap_raw_response_redacts_before_capping() -> None:
-    raw = {"headers": {"X-Api-Key": "k" * 10_000}, "log": f"{SECRET} " + "y" * 10_000,
-           "video": b"\x00" * 5_000_000}
+    raw = {
+        "headers": {"X-Api-Key": "k" * 10_000},
+        "log": f"{SECRET} " + "y" * 10_000,
+        "video": b"\x00" * 5_000_000,
+    }
     capped = cap_raw_response(raw)
     assert capped["headers"] == {"X-Api-Key": REDACTED}
     assert capped["log"].startswith(f"{REDACTED} yyy")
@@ -276,8 +327,9 @@ def leaky_log(caplog: pytest.LogCaptureFixture) -> logging.Logger:
     return get_logger("tarash.test.redact")
 
 
-def test_log_messages_and_arguments_are_scrubbed(leaky_log: logging.Logger,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_log_messages_and_arguments_are_scrubbed(
+    leaky_log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
     leaky_log.debug("calling with %s", SECRET)
     leaky_log.debug("Authorization: Bearer %s", "abc123def456")
     leaky_log.info("headers %s", {"X-Api-Key": "zzz", "Accept": "video/mp4"})
@@ -294,8 +346,9 @@ def test_log_messages_and_arguments_are_scrubbed(leaky_log: logging.Logger,
         assert text not in caplog.text
 
 
-def test_tracebacks_in_log_records_are_scrubbed(leaky_log: logging.Logger,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_tracebacks_in_log_records_are_scrubbed(
+    leaky_log: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
     try:
         try:
             raise ConnectionError(f"reset while sending key {SECRET}")
@@ -312,7 +365,8 @@ def test_tracebacks_in_log_records_are_scrubbed(leaky_log: logging.Logger,
 
 
 def test_objects_keep_their_formatting_unless_they_show_a_secret(
-    leaky_log: logging.Logger, caplog: pytest.LogCaptureFixture,
+    leaky_log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Clean:
         def __repr__(self) -> str:
@@ -324,20 +378,16 @@ def test_objects_keep_their_formatting_unless_they_show_a_secret(
 
     error = ValueError("plain failure")
     leaky_log.info("%r and %s and %s and %d%%", Clean(), error, Leaky(), 7)
-    assert caplog.records[0].getMessage() == (
-        f"<Clean 1> and plain failure and Leaky({REDACTED}) and 7%"
-    )
+    assert caplog.records[0].getMessage() == (f"<Clean 1> and plain failure and Leaky({REDACTED}) and 7%")
 
 
-def test_context_attribute_is_redacted(leaky_log: logging.Logger,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_context_attribute_is_redacted(leaky_log: logging.Logger, caplog: pytest.LogCaptureFixture) -> None:
     leaky_log.info("submitted", extra={"context": {"headers": {"Authorization": "Key a1b2c3d4"}}})
     assert caplog.records[0].context == {"headers": {"Authorization": REDACTED}}  # type: ignore[attr-defined]
 
 
 def test_filter_survives_a_malformed_format_string() -> None:
-    record = logging.LogRecord("tarash.x", logging.INFO, __file__, 1, f"%d {SECRET}", ("nan",),
-                               None)
+    record = logging.LogRecord("tarash.x", logging.INFO, __file__, 1, f"%d {SECRET}", ("nan",), None)
     assert RedactingFilter().filter(record) is True
     assert record.msg == f"%d {REDACTED}"
     assert record.args == ("nan",)
@@ -354,12 +404,17 @@ def test_get_logger_installs_one_filter() -> None:
 # Properties
 # ------------------------------------------------------------------------------------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                         st.text(max_size=20), st.binary(max_size=10))
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.binary(max_size=10),
+)
 json_like = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
 
@@ -401,8 +456,13 @@ def test_prose_of_plain_words_is_never_redacted(parts: list[tuple[str, str]]) ->
 
 
 @PROPERTY
-@given(value=st.dictionaries(words.filter(lambda k: not is_secret_key(k)),
-                             st.one_of(st.integers(), st.booleans(), st.none(), words), max_size=8))
+@given(
+    value=st.dictionaries(
+        words.filter(lambda k: not is_secret_key(k)),
+        st.one_of(st.integers(), st.booleans(), st.none(), words),
+        max_size=8,
+    )
+)
 def test_payloads_without_credentials_come_back_equal(value: dict[str, Any]) -> None:
     assert redact(value) == value
     assert cap_raw_response(value) == value

@@ -133,8 +133,12 @@ def leaky_payload(key: str) -> dict[str, Any]:
     return {
         "error": {"message": f"invalid api key {key}", "type": "auth"},
         "request": {
-            "headers": {"Authorization": f"Key {key}", "X-Api-Key": key, "x-fal-key": key,
-                        "content-type": "application/json"},
+            "headers": {
+                "Authorization": f"Key {key}",
+                "X-Api-Key": key,
+                "x-fal-key": key,
+                "content-type": "application/json",
+            },
             "url": f"https://api.leaky.invalid/v1/run?key={key}&model=m",
             "body": {"prompt": "a cat", "api_key": key},
         },
@@ -165,9 +169,11 @@ class LeakyHandler:
         except PermissionError:
             log.debug("leaky upstream trace", exc_info=True)
         if mode == "http":
-            raise HTTPError(f"HTTP {config.provider_config['status']} for key {key}",
-                            status_code=config.provider_config["status"],
-                            raw_response=leaky_payload(key))
+            raise HTTPError(
+                f"HTTP {config.provider_config['status']} for key {key}",
+                status_code=config.provider_config["status"],
+                raw_response=leaky_payload(key),
+            )
         if mode == "httpx":
             return self._call_httpx(key)
         if mode == "plain":
@@ -175,30 +181,46 @@ class LeakyHandler:
         if mode == "connection":
             raise ConnectionError(f"connection reset while sending Authorization: Key {key}")
         if mode == "validation":
-            raise ValidationError(f"key {key} is not valid for this model", field="api_key",
-                                  value=key, raw_response=leaky_payload(key))
+            raise ValidationError(
+                f"key {key} is not valid for this model",
+                field="api_key",
+                value=key,
+                raw_response=leaky_payload(key),
+            )
         if mode == "timeout":
             raise builtins.TimeoutError(f"read timed out for {key}")
         if on_progress is not None:
             update_cls = VideoGenerationUpdate if modality == "video" else ImageGenerationUpdate
-            on_progress(update_cls(request_id="leaky-1", status="processing",
-                                   update=leaky_payload(key), logs=(f"using key {key}",),
-                                   error=f"retrying with Authorization: Key {key}"))
+            on_progress(
+                update_cls(
+                    request_id="leaky-1",
+                    status="processing",
+                    update=leaky_payload(key),
+                    logs=(f"using key {key}",),
+                    error=f"retrying with Authorization: Key {key}",
+                )
+            )
         if modality == "video":
-            return VideoGenerationResponse(request_id="leaky-1", video="https://cdn.leaky.invalid/v.mp4",
-                                           raw_response=leaky_payload(key))
-        return ImageGenerationResponse(request_id="leaky-1", images=["https://cdn.leaky.invalid/i.png"],
-                                       raw_response=leaky_payload(key))
+            return VideoGenerationResponse(
+                request_id="leaky-1", video="https://cdn.leaky.invalid/v.mp4", raw_response=leaky_payload(key)
+            )
+        return ImageGenerationResponse(
+            request_id="leaky-1", images=["https://cdn.leaky.invalid/i.png"], raw_response=leaky_payload(key)
+        )
 
     @staticmethod
     def _call_httpx(key: str) -> Any:
         def answer(request: httpx.Request) -> httpx.Response:
-            return httpx.Response(401, json={"echo": {"headers": dict(request.headers),
-                                                      "url": str(request.url)}})
+            return httpx.Response(
+                401, json={"echo": {"headers": dict(request.headers), "url": str(request.url)}}
+            )
 
         with httpx.Client(transport=httpx.MockTransport(answer)) as client:
-            response = client.post(f"https://api.leaky.invalid/v1/run?key={key}",
-                                   headers={"Authorization": f"Key {key}"}, json={"api_key": key})
+            response = client.post(
+                f"https://api.leaky.invalid/v1/run?key={key}",
+                headers={"Authorization": f"Key {key}"},
+                json={"api_key": key},
+            )
             response.raise_for_status()
         raise AssertionError("unreachable: the transport always answers 401")
 
@@ -229,19 +251,27 @@ def leaky(caplog: pytest.LogCaptureFixture) -> Iterator[LeakyHandler]:
 
 def leaky_config(mode: str, key: str = KEY, **extra: Any) -> VideoGenerationConfig:
     return VideoGenerationConfig(
-        model=f"leaky-{mode}", provider=PROVIDER, api_key=key, timeout=5,
+        model=f"leaky-{mode}",
+        provider=PROVIDER,
+        api_key=key,
+        timeout=5,
         provider_config={"mode": mode, "headers": {"Authorization": f"Key {key}"}, **extra},
     )
 
 
 def leaky_mock(key: str) -> MockConfig:
     """A mock whose status payloads echo ``key`` (custom updates reach progress callbacks)."""
-    return MockConfig(polling=MockPollingConfig(
-        status_sequence=("queued", "processing", "completed"), delay_between_updates=0.001,
-        custom_updates=({"headers": {"Authorization": f"Bearer {key}"}},
-                        {"url": f"https://q.invalid/status?token={key}", "echo": [key]},
-                        {"X-Api-Key": key}),
-    ))
+    return MockConfig(
+        polling=MockPollingConfig(
+            status_sequence=("queued", "processing", "completed"),
+            delay_between_updates=0.001,
+            custom_updates=(
+                {"headers": {"Authorization": f"Bearer {key}"}},
+                {"url": f"https://q.invalid/status?token={key}", "echo": [key]},
+                {"X-Api-Key": key},
+            ),
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -250,17 +280,22 @@ def leaky_mock(key: str) -> MockConfig:
 
 
 def test_reprs_of_configs_and_requests_hide_keys_at_any_depth() -> None:
-    last = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY_C,
-                                 mock=leaky_mock(KEY_C))
+    last = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY_C, mock=leaky_mock(KEY_C))
     middle = VideoGenerationConfig(
-        model="leaky-b", provider=PROVIDER, api_key=KEY_B, fallback_configs=[last],
-        provider_config={"webhook_secret": UNREGISTERED[0],
-                         "webhook_url": f"https://hook.invalid/cb?token={UNREGISTERED[1]}"},
+        model="leaky-b",
+        provider=PROVIDER,
+        api_key=KEY_B,
+        fallback_configs=[last],
+        provider_config={
+            "webhook_secret": UNREGISTERED[0],
+            "webhook_url": f"https://hook.invalid/cb?token={UNREGISTERED[1]}",
+        },
         base_url=f"https://api.leaky.invalid/v1?key={KEY_B}",
     )
     config = attrs.evolve(leaky_config("http", status=503), fallback_configs=[middle])
-    request = VideoGenerationRequest("a cat", api_key=KEY, authorization=f"Bearer {KEY}",
-                                     extra_params={"headers": {"x-fal-key": KEY}})
+    request = VideoGenerationRequest(
+        "a cat", api_key=KEY, authorization=f"Bearer {KEY}", extra_params={"headers": {"x-fal-key": KEY}}
+    )
     shown = [repr(config), str(config), repr(request), str(request)]
     assert_no_secret(shown)
     assert "model='leaky-http'" in shown[0]
@@ -276,22 +311,26 @@ def test_reprs_of_configs_and_requests_hide_keys_at_any_depth() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_successful_generations_leak_nothing(leaky: LeakyHandler,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_successful_generations_leak_nothing(leaky: LeakyHandler, caplog: pytest.LogCaptureFixture) -> None:
     updates: list[Any] = []
-    mock_config = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY,
-                                        mock=leaky_mock(KEY))
-    mocked = generate_video(mock_config, VideoGenerationRequest("a cat"),
-                            on_progress=updates.append)
-    leaked = generate_video(leaky_config("success"), VideoGenerationRequest("a cat"),
-                            on_progress=updates.append)
-    image_config = ImageGenerationConfig(model="leaky-image", provider=PROVIDER, api_key=KEY,
-                                         provider_config={"mode": "success"})
-    image = generate_image(image_config, ImageGenerationRequest("a cat"),
-                           on_progress=updates.append)
+    mock_config = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY, mock=leaky_mock(KEY))
+    mocked = generate_video(mock_config, VideoGenerationRequest("a cat"), on_progress=updates.append)
+    leaked = generate_video(
+        leaky_config("success"), VideoGenerationRequest("a cat"), on_progress=updates.append
+    )
+    image_config = ImageGenerationConfig(
+        model="leaky-image", provider=PROVIDER, api_key=KEY, provider_config={"mode": "success"}
+    )
+    image = generate_image(image_config, ImageGenerationRequest("a cat"), on_progress=updates.append)
     assert leaky.seen_keys == [KEY, KEY]
-    assert [u.status for u in updates] == ["queued", "queued", "processing", "completed",
-                                           "processing", "processing"]
+    assert [u.status for u in updates] == [
+        "queued",
+        "queued",
+        "processing",
+        "completed",
+        "processing",
+        "processing",
+    ]
     assert updates[1].update == {"step": 0, "headers": {"Authorization": REDACTED}}
     assert updates[4].logs == (f"using key {REDACTED}",)
     assert updates[4].error == f"retrying with Authorization: Key {REDACTED}"
@@ -309,7 +348,10 @@ def test_successful_generations_leak_nothing(leaky: LeakyHandler,
 @pytest.mark.parametrize("api", ["sync", "async"])
 @pytest.mark.parametrize("modality", ["video", "image"])
 async def test_http_errors_echoing_the_key_are_scrubbed(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture, api: str, modality: str,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
+    api: str,
+    modality: str,
 ) -> None:
     request: Any
     if modality == "video":
@@ -317,8 +359,12 @@ async def test_http_errors_echoing_the_key_are_scrubbed(
         request = VideoGenerationRequest("a cat")
         call: Any = generate_video if api == "sync" else generate_video_async
     else:
-        config = ImageGenerationConfig(model="leaky-http", provider=PROVIDER, api_key=KEY,
-                                       provider_config={"mode": "http", "status": 401})
+        config = ImageGenerationConfig(
+            model="leaky-http",
+            provider=PROVIDER,
+            api_key=KEY,
+            provider_config={"mode": "http", "status": 401},
+        )
         request = ImageGenerationRequest("a cat")
         call = generate_image if api == "sync" else generate_image_async
 
@@ -332,7 +378,9 @@ async def test_http_errors_echoing_the_key_are_scrubbed(
     assert error.status_code == 401
     assert error.message == f"HTTP 401 for key {REDACTED}"
     assert error.raw_response["request"]["headers"] == {
-        "Authorization": REDACTED, "X-Api-Key": REDACTED, "x-fal-key": REDACTED,
+        "Authorization": REDACTED,
+        "X-Api-Key": REDACTED,
+        "x-fal-key": REDACTED,
         "content-type": "application/json",
     }
     assert error.raw_response["request"]["url"] == (
@@ -349,7 +397,8 @@ async def test_http_errors_echoing_the_key_are_scrubbed(
 
 
 def test_real_httpx_errors_with_the_key_in_url_and_headers_are_scrubbed(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with pytest.raises(HTTPError) as info:
         generate_video(leaky_config("httpx"), VideoGenerationRequest("a cat"))
@@ -364,7 +413,8 @@ def test_real_httpx_errors_with_the_key_in_url_and_headers_are_scrubbed(
 
 
 def test_plain_exceptions_are_typed_and_their_chained_cause_is_scrubbed(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with pytest.raises(GenerationFailedError) as info:
         generate_video(leaky_config("plain"), VideoGenerationRequest("a cat"))
@@ -374,15 +424,14 @@ def test_plain_exceptions_are_typed_and_their_chained_cause_is_scrubbed(
         f"(Authorization: Key {REDACTED})"
     )
     assert isinstance(error.__cause__, RuntimeError)
-    assert error.__cause__.args == (
-        f"upstream rejected key {REDACTED} (Authorization: Key {REDACTED})",
-    )
+    assert error.__cause__.args == (f"upstream rejected key {REDACTED} (Authorization: Key {REDACTED})",)
     assert_no_secret(error)
     assert_clean_logs(caplog)
 
 
 def test_validation_errors_from_a_provider_do_not_keep_the_key_as_value(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with pytest.raises(ValidationError) as info:
         generate_video(leaky_config("validation"), VideoGenerationRequest("a cat"))
@@ -396,18 +445,24 @@ def test_validation_errors_from_a_provider_do_not_keep_the_key_as_value(
 @pytest.mark.parametrize(
     ("build", "field"),
     [
-        (lambda: VideoGenerationConfig(model="m", provider="mock", api_key=KEY,
-                                       provider_config={"api_key": UNREGISTERED[0], 3: KEY}),
-         "provider_config"),
-        (lambda: VideoGenerationRequest("a", extra_params={"token": UNREGISTERED[1], 5: KEY}),
-         "extra_params"),
-        (lambda: VideoGenerationConfig(model="m", provider="mock", api_key=KEY,
-                                       fallback_configs=[{"api_key": UNREGISTERED[0]}]),
-         "fallback_configs"),
-        (lambda: VideoGenerationConfig(model="m", provider="mock", api_key=KEY, timeout=KEY),
-         "timeout"),
-        (lambda: ImageGenerationConfig(model="m", provider="mock", api_key=123456789),
-         "api_key"),
+        (
+            lambda: VideoGenerationConfig(
+                model="m", provider="mock", api_key=KEY, provider_config={"api_key": UNREGISTERED[0], 3: KEY}
+            ),
+            "provider_config",
+        ),
+        (
+            lambda: VideoGenerationRequest("a", extra_params={"token": UNREGISTERED[1], 5: KEY}),
+            "extra_params",
+        ),
+        (
+            lambda: VideoGenerationConfig(
+                model="m", provider="mock", api_key=KEY, fallback_configs=[{"api_key": UNREGISTERED[0]}]
+            ),
+            "fallback_configs",
+        ),
+        (lambda: VideoGenerationConfig(model="m", provider="mock", api_key=KEY, timeout=KEY), "timeout"),
+        (lambda: ImageGenerationConfig(model="m", provider="mock", api_key=123456789), "api_key"),
     ],
 )
 def test_construction_errors_never_show_secrets(build: Any, field: str) -> None:
@@ -424,7 +479,8 @@ def test_construction_errors_never_show_secrets(build: Any, field: str) -> None:
 
 
 async def test_a_provider_that_never_answers_times_out_without_leaking(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = attrs.evolve(leaky_config("hang"), timeout=0.2)
     with pytest.raises(TimeoutError) as info:
@@ -437,8 +493,7 @@ async def test_a_provider_that_never_answers_times_out_without_leaking(
     assert_clean_logs(caplog)
 
 
-def test_timeouts_echoing_the_key_are_scrubbed(leaky: LeakyHandler,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_timeouts_echoing_the_key_are_scrubbed(leaky: LeakyHandler, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(TimeoutError) as info:
         generate_video(leaky_config("timeout"), VideoGenerationRequest("a cat"))
     error = info.value
@@ -453,12 +508,14 @@ def test_a_mock_job_past_its_deadline_is_cancelled_without_leaking(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="tarash")
-    never_done = MockConfig(polling=MockPollingConfig(
-        status_sequence=("queued", "processing"), delay_between_updates=0.01,
-        custom_updates=({"Authorization": f"Key {KEY}"}, {"echo": f"?key={KEY}"}),
-    ))
-    config = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY, mock=never_done,
-                                   timeout=0.15)
+    never_done = MockConfig(
+        polling=MockPollingConfig(
+            status_sequence=("queued", "processing"),
+            delay_between_updates=0.01,
+            custom_updates=({"Authorization": f"Key {KEY}"}, {"echo": f"?key={KEY}"}),
+        )
+    )
+    config = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY, mock=never_done, timeout=0.15)
     updates: list[Any] = []
     with pytest.raises(TimeoutError) as info:
         generate_video(config, VideoGenerationRequest("a cat"), on_progress=updates.append)
@@ -477,8 +534,7 @@ def test_a_mock_job_past_its_deadline_is_cancelled_without_leaking(
 def _chain(last_mode: str) -> VideoGenerationConfig:
     """leaky (KEY, HTTP 503) -> leaky (KEY_B, connection reset) -> third (KEY_C), nested."""
     if last_mode == "mock":
-        last = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY_C,
-                                     mock=leaky_mock(KEY_C))
+        last = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY_C, mock=leaky_mock(KEY_C))
     else:
         last = leaky_config(last_mode, KEY_C)
     middle = attrs.evolve(leaky_config("connection", KEY_B), fallback_configs=[last])
@@ -487,7 +543,9 @@ def _chain(last_mode: str) -> VideoGenerationConfig:
 
 @pytest.mark.parametrize("api", ["sync", "async"])
 async def test_a_fallback_chain_with_a_key_per_config_leaks_none_of_them(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture, api: str,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
+    api: str,
 ) -> None:
     updates: list[Any] = []
     config, request = _chain("mock"), VideoGenerationRequest("a cat")
@@ -510,14 +568,14 @@ async def test_a_fallback_chain_with_a_key_per_config_leaks_none_of_them(
 
 
 def test_a_failing_fallback_chain_reports_every_attempt_without_keys(
-    leaky: LeakyHandler, caplog: pytest.LogCaptureFixture,
+    leaky: LeakyHandler,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with pytest.raises(TimeoutError) as info:
         generate_video(_chain("timeout"), VideoGenerationRequest("a cat"))
     error = info.value
     assert [type(a).__name__ for a in error.attempts] == ["AttemptMetadata"] * 3
-    assert [a.error_type for a in error.attempts] == ["HTTPError", "HTTPConnectionError",
-                                                      "TimeoutError"]
+    assert [a.error_type for a in error.attempts] == ["HTTPError", "HTTPConnectionError", "TimeoutError"]
     assert leaky.seen_keys == [KEY, KEY_B, KEY_C]
     assert isinstance(error.attempts[1], AttemptMetadata)
     assert_no_secret(error)
@@ -539,16 +597,30 @@ def test_the_connection_error_in_the_middle_is_typed(leaky: LeakyHandler) -> Non
 def test_records_built_by_plugins_are_scrubbed_on_construction() -> None:
     VideoGenerationConfig(model="m", provider="mock", api_key=KEY)
     records = [
-        AttemptMetadata(provider="p", model="m", attempt_number=1,
-                        started_at=datetime.now(timezone.utc),
-                        error_message=f"failed with {KEY}", cancel_error=f"cancel said {KEY}"),
-        VideoGenerationUpdate(request_id="r", status="queued", update=leaky_payload(KEY),
-                              logs=[f"log {KEY}"], error=f"error {KEY}"),
+        AttemptMetadata(
+            provider="p",
+            model="m",
+            attempt_number=1,
+            started_at=datetime.now(timezone.utc),
+            error_message=f"failed with {KEY}",
+            cancel_error=f"cancel said {KEY}",
+        ),
+        VideoGenerationUpdate(
+            request_id="r",
+            status="queued",
+            update=leaky_payload(KEY),
+            logs=[f"log {KEY}"],
+            error=f"error {KEY}",
+        ),
         ImageGenerationUpdate(request_id="r", status="failed", update={"token": KEY}),
-        VideoGenerationResponse(request_id="r", video="https://cdn.invalid/v.mp4",
-                                raw_response=leaky_payload(KEY)),
-        ImageGenerationResponse(request_id="r", images=["https://cdn.invalid/i.png"],
-                                raw_response={"headers": [("Authorization", f"Key {KEY}")]}),
+        VideoGenerationResponse(
+            request_id="r", video="https://cdn.invalid/v.mp4", raw_response=leaky_payload(KEY)
+        ),
+        ImageGenerationResponse(
+            request_id="r",
+            images=["https://cdn.invalid/i.png"],
+            raw_response={"headers": [("Authorization", f"Key {KEY}")]},
+        ),
         MockResponse(error=HTTPError(f"echo {KEY}", raw_response=leaky_payload(KEY))),
     ]
     assert_no_secret(records)

@@ -10,8 +10,8 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from jobapi import JobServer
+
 from tarash.tarash_gateway import unregister_provider
 from tarash.tarash_gateway.exceptions import UnsupportedModalityError
 
@@ -88,13 +88,13 @@ class MyProviderHandler:
         raise NotImplementedError("my-provider does not support image generation")
 '''
 
-SEED_REGISTER = '''
+SEED_REGISTER = """
 from tarash.tarash_gateway import register_provider
 
 register_provider("my-provider", MyProviderHandler())
-'''
+"""
 
-SEED_USAGE = '''
+SEED_USAGE = """
 from tarash.tarash_gateway import generate_video
 from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
 
@@ -105,7 +105,7 @@ config = VideoGenerationConfig(
 )
 
 response = generate_video(config, request)
-'''
+"""
 
 
 @pytest.fixture
@@ -117,22 +117,28 @@ def seed(job_server: JobServer) -> Any:
     unregister_provider("my-provider")
 
 
-def test_seed_sync_generate_returns_the_servers_video_url(seed: dict[str, Any], job_server: JobServer) -> None:
+def test_seed_sync_generate_returns_the_servers_video_url(
+    seed: dict[str, Any], job_server: JobServer
+) -> None:
     from tarash.tarash_gateway.models import VideoGenerationRequest
 
     seed["request"] = VideoGenerationRequest(prompt="a cat on a skateboard")
     exec(SEED_USAGE, seed)
     response = seed["response"]
     assert response.video == f"{job_server.url}/media/seed.mp4"
-    assert response.raw_response == {"video_url": f"{job_server.url}/media/seed.mp4",
-                                     "prompt": "a cat on a skateboard"}
+    assert response.raw_response == {
+        "video_url": f"{job_server.url}/media/seed.mp4",
+        "prompt": "a cat on a skateboard",
+    }
     assert response.status == "completed" and len(response.request_id) == 32
     assert response.execution_metadata.attempts[0].provider == "my-provider"
     assert job_server.counts["generate"] == 1
     assert job_server.auth_headers == ["Bearer ..."]
 
 
-def test_seed_async_generate_returns_the_servers_video_url(seed: dict[str, Any], job_server: JobServer) -> None:
+def test_seed_async_generate_returns_the_servers_video_url(
+    seed: dict[str, Any], job_server: JobServer
+) -> None:
     from tarash.tarash_gateway import generate_video_async
     from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
 
@@ -201,8 +207,11 @@ def test_blocking_handler_progress_is_relayed_with_attempt_info() -> None:
     seen: list[Any] = []
     register_provider("reporting", Reporting())
     try:
-        generate_video(VideoGenerationConfig(provider="reporting", model="m"),
-                       VideoGenerationRequest(prompt="x"), on_progress=seen.append)
+        generate_video(
+            VideoGenerationConfig(provider="reporting", model="m"),
+            VideoGenerationRequest(prompt="x"),
+            on_progress=seen.append,
+        )
     finally:
         unregister_provider("reporting")
     assert [(u.status, u.progress_percent, u.provider, u.attempt) for u in seen] == [

@@ -250,9 +250,7 @@ SAMPLES: list[Any] = [
         elapsed_seconds=3.25,
     ),
     VideoGenerationUpdate(request_id="req-2", status="completed", result=VIDEO_RESPONSE),
-    ImageGenerationUpdate(
-        request_id="img-1", status="failed", error="moderated", result=IMAGE_RESPONSE
-    ),
+    ImageGenerationUpdate(request_id="img-1", status="failed", error="moderated", result=IMAGE_RESPONSE),
     Capabilities(
         cancel=True,
         queue_position=True,
@@ -442,8 +440,7 @@ def test_requests_are_built_through_their_constructor() -> None:
             VideoGenerationConfig,
             {"model": "m", "provider": "fal", "fallback_configs": "x"},
             "fallback_configs",
-            "invalid value for type, expected list of VideoGenerationConfig or null "
-            "@ $.fallback_configs",
+            "invalid value for type, expected list of VideoGenerationConfig or null @ $.fallback_configs",
         ),
         (
             VideoGenerationRequest,
@@ -608,9 +605,7 @@ JSONISH = st.recursive(
     | st.integers(-(2**53), 2**53)
     | st.text(max_size=10)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
     max_leaves=8,
 )
 
@@ -621,9 +616,7 @@ JSONISH = st.recursive(
     duration=st.none() | st.integers(1, 60),
     aspect=st.none() | st.sampled_from(("16:9", "9:16", "1:1", "auto")),
     images=st.lists(
-        st.builds(
-            ImageType, image=MEDIA, type=st.sampled_from(("reference", "first_frame", "style"))
-        ),
+        st.builds(ImageType, image=MEDIA, type=st.sampled_from(("reference", "first_frame", "style"))),
         max_size=3,
     ),
     video=st.none() | MEDIA,

@@ -45,9 +45,7 @@ def test_a_fresh_venv_generates_video_and_image_with_no_register_call(tmp_path: 
     venv.EnvBuilder(with_pip=True).create(tmp_path / "venv")
     python = str(tmp_path / "venv" / "bin" / "python")
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TARASH_", "PYTHON", "PIP_", "VIRTUAL_ENV"))
+        k: v for k, v in os.environ.items() if not k.startswith(("TARASH_", "PYTHON", "PIP_", "VIRTUAL_ENV"))
     }
     subprocess.run(
         [
@@ -65,9 +63,7 @@ def test_a_fresh_venv_generates_video_and_image_with_no_register_call(tmp_path: 
         cwd=tmp_path,
         timeout=600,
     )
-    with ExampleServer(
-        port=0, queue_seconds=0.05, work_seconds=0.2, image_work_seconds=0.1
-    ) as server:
+    with ExampleServer(port=0, queue_seconds=0.05, work_seconds=0.2, image_work_seconds=0.1) as server:
         done = subprocess.run(
             [python, "-c", SCRIPT, server.url],
             capture_output=True,

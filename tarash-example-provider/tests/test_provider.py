@@ -41,9 +41,7 @@ KEY = "example-test-key-0001"
 Stats = Callable[[], dict[str, Any]]
 
 
-def video_config(
-    server: ExampleServer, fault: str = "", timeout: float = 20
-) -> VideoGenerationConfig:
+def video_config(server: ExampleServer, fault: str = "", timeout: float = 20) -> VideoGenerationConfig:
     return VideoGenerationConfig(
         provider="example",
         model="example-video-1",
@@ -236,9 +234,7 @@ def test_a_server_422_becomes_a_validation_error_on_the_unified_field(
     with pytest.raises(ValidationError) as long_prompt:
         generate_video(video_config(example_server), VideoGenerationRequest(prompt="x" * 2001))
     with pytest.raises(ValidationError) as extra:
-        generate_video(
-            video_config(example_server), VideoGenerationRequest(prompt="x", cfg_scale=0.5)
-        )
+        generate_video(video_config(example_server), VideoGenerationRequest(prompt="x", cfg_scale=0.5))
     assert (long_prompt.value.field, long_prompt.value.value, long_prompt.value.phase) == (
         "prompt",
         2001,
@@ -253,9 +249,7 @@ def test_a_server_422_becomes_a_validation_error_on_the_unified_field(
 
 
 def test_the_key_comes_from_the_config_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    with ExampleServer(
-        port=0, api_key="env-key-123456", queue_seconds=0, work_seconds=0.1
-    ) as server:
+    with ExampleServer(port=0, api_key="env-key-123456", queue_seconds=0, work_seconds=0.1) as server:
         config = attrs.evolve(video_config(server), api_key=None)
         with pytest.raises(ValidationError) as missing:
             generate_video(config, VideoGenerationRequest(prompt="x"))
@@ -263,9 +257,7 @@ def test_the_key_comes_from_the_config_or_the_environment(monkeypatch: pytest.Mo
         assert "EXAMPLE_API_KEY" in str(missing.value)
         assert server.service.requests["submit"] == 0
         with pytest.raises(HTTPError) as wrong:
-            generate_video(
-                attrs.evolve(config, api_key="wrong-key-0000"), VideoGenerationRequest(prompt="x")
-            )
+            generate_video(attrs.evolve(config, api_key="wrong-key-0000"), VideoGenerationRequest(prompt="x"))
         assert (wrong.value.status_code, wrong.value.retryable) == (401, False)
         monkeypatch.setenv("EXAMPLE_API_KEY", "env-key-123456")
         assert generate_video(config, VideoGenerationRequest(prompt="x")).video
@@ -328,9 +320,7 @@ def test_a_deadline_cancels_the_job_at_the_server(
 
 
 def test_one_pooled_client_per_base_url_and_key() -> None:
-    with ExampleServer(
-        port=0, queue_seconds=0, work_seconds=0.05, image_work_seconds=0.05
-    ) as server:
+    with ExampleServer(port=0, queue_seconds=0, work_seconds=0.05, image_work_seconds=0.05) as server:
         config = video_config(server)
         generate_video(config, VideoGenerationRequest(prompt="x"))
         first = _client.client(config)

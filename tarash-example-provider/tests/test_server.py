@@ -247,9 +247,7 @@ def test_fault_prefixes(api: httpx.Client, server_stats: Any) -> None:
     }
 
 
-def test_stats_count_requests_by_route_and_errors_by_status(
-    api: httpx.Client, server_stats: Any
-) -> None:
+def test_stats_count_requests_by_route_and_errors_by_status(api: httpx.Client, server_stats: Any) -> None:
     before = server_stats()
     job = api.post("/v1/jobs", json={"model": "example-video-1", "input": {"prompt": "x"}}).json()
     api.get(f"/v1/jobs/{job['id']}")

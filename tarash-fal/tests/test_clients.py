@@ -78,8 +78,6 @@ async def test_pool_caps_connections_at_the_limit(make_server) -> None:
     # Answers take 0.2 s, so every generation has asked for a connection before any is free.
     server = make_server(latency=0.2, queue_polls=1, processing_polls=1)
     config = server.video_config()
-    await asyncio.gather(
-        *(generate_video_async(config, REQUEST) for _ in range(MAX_CONNECTIONS + 30))
-    )
+    await asyncio.gather(*(generate_video_async(config, REQUEST) for _ in range(MAX_CONNECTIONS + 30)))
     assert server.counts["submit"] == MAX_CONNECTIONS + 30
     assert server.connections == MAX_CONNECTIONS

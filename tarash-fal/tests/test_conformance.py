@@ -62,7 +62,9 @@ class TestFalConformance(ProviderConformanceTests):
     @pytest.fixture
     def server_counts(self, fal_servers: dict[str, FakeFalServer]) -> Callable[[], Mapping[str, int]]:
         def counts() -> Mapping[str, int]:
-            return {kind: fal_servers["ok"].counts[kind] + fal_servers["slow"].counts[kind]
-                    for kind in ("submit", "status", "result", "cancel")}
+            return {
+                kind: fal_servers["ok"].counts[kind] + fal_servers["slow"].counts[kind]
+                for kind in ("submit", "status", "result", "cancel")
+            }
 
         return counts

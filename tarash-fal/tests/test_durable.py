@@ -113,9 +113,7 @@ def _rows(store: SQLiteJobStore) -> list[JobRecord]:
     return store.records() if store.path.exists() else []
 
 
-def _crash(
-    server: FakeFalServer, store: SQLiteJobStore, env: dict[str, str], point: str, job: int
-) -> None:
+def _crash(server: FakeFalServer, store: SQLiteJobStore, env: dict[str, str], point: str, job: int) -> None:
     """Run the generating child and SIGKILL it at ``point`` of its ``job``-th job (1-based).
 
     The next request of the right kind is stalled on the server before the child can send it, and
@@ -154,9 +152,7 @@ def _crash(
 
 
 def _expected_state(point: str) -> str:
-    return {"after_submit": "submitted", "mid_poll": "processing", "after_completion": "completed"}[
-        point
-    ]
+    return {"after_submit": "submitted", "mid_poll": "processing", "after_completion": "completed"}[point]
 
 
 def test_killed_twenty_times_every_result_is_collected_and_nothing_paid_twice(
@@ -195,9 +191,7 @@ def test_killed_twenty_times_every_result_is_collected_and_nothing_paid_twice(
         stalled = 1 if point == "after_completion" else 0
         assert after["result"] - counts_before["result"] == job + stalled
         final = _rows(store)
-        assert [(r.key, r.state, r.finished) for r in final] == [
-            (r.key, "completed", True) for r in rows
-        ]
+        assert [(r.key, r.state, r.finished) for r in final] == [(r.key, "completed", True) for r in rows]
         videos = [r.result["video"] for r in final if r.result is not None]
         assert len(set(videos)) == job
         assert outcomes[0]["video"] == videos[-1]

@@ -54,9 +54,7 @@ def test_requests_need_the_key(fake_fal: FakeFalServer) -> None:
         {"Authorization": "Key nope"},
         {"Authorization": f"Bearer {fake_fal.api_key}"},
     ):
-        answer = httpx.post(
-            f"{fake_fal.base_url}/fal-ai/flux/dev", json={}, headers=headers, verify=context
-        )
+        answer = httpx.post(f"{fake_fal.base_url}/fal-ai/flux/dev", json={}, headers=headers, verify=context)
         assert (answer.status_code, answer.json()) == (
             401,
             {"detail": "Authentication is required"},
@@ -131,19 +129,13 @@ def test_cancel_of_a_queued_job(fake_fal: FakeFalServer, http: httpx.Client) -> 
 
 
 def test_unknown_request_and_invalid_json(http: httpx.Client) -> None:
-    assert http.get("/fal-ai/flux/requests/nope/status").json() == {
-        "detail": "Request nope not found"
-    }
-    bad = http.post(
-        "/fal-ai/flux/dev", content=b"{oops", headers={"Content-Type": "application/json"}
-    )
+    assert http.get("/fal-ai/flux/requests/nope/status").json() == {"detail": "Request nope not found"}
+    bad = http.post("/fal-ai/flux/dev", content=b"{oops", headers={"Content-Type": "application/json"})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["body"]
 
 
-def test_injected_http_faults_are_consumed_in_order(
-    fake_fal: FakeFalServer, http: httpx.Client
-) -> None:
+def test_injected_http_faults_are_consumed_in_order(fake_fal: FakeFalServer, http: httpx.Client) -> None:
     fake_fal.inject("submit", status_code=429, retry_after=3, times=2)
     fake_fal.inject("submit", status_code=200, body=b"not json")
     first, second, third = (http.post("/fal-ai/flux/dev", json={}) for _ in range(3))
@@ -154,9 +146,7 @@ def test_injected_http_faults_are_consumed_in_order(
     assert fake_fal.counts["submit"] == 4
 
 
-def test_drop_and_truncate_break_the_connection(
-    fake_fal: FakeFalServer, http: httpx.Client
-) -> None:
+def test_drop_and_truncate_break_the_connection(fake_fal: FakeFalServer, http: httpx.Client) -> None:
     fake_fal.inject("submit", "drop")
     with pytest.raises(httpx.RemoteProtocolError):
         http.post("/fal-ai/flux/dev", json={})
@@ -207,9 +197,7 @@ def test_official_fal_client_subscribes_against_the_fake(fake_fal: FakeFalServer
         "FAL_QUEUE_RUN_HOST": fake_fal.base_url.removeprefix("https://"),
         "SSL_CERT_FILE": fake_fal.ca_path,
     }
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
-    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
     data = json.loads(out.stdout)
     assert data["events"] == ["Queued", "Queued", "InProgress", "InProgress", "Completed"]
     assert len(data["result"]["images"]) == 2

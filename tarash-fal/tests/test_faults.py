@@ -69,9 +69,7 @@ def test_input_errors_are_validation_errors_with_fields(fake_fal: FakeFalServer)
     with pytest.raises(ValidationError) as caught:
         generate_video(fake_fal.video_config(), REQUEST)
     error = caught.value
-    assert (
-        error.message == "fal rejected the input: prompt: field required; image_url.0: invalid url"
-    )
+    assert error.message == "fal rejected the input: prompt: field required; image_url.0: invalid url"
     assert (error.field, error.phase, error.retryable) == ("prompt", "submit", False)
     assert error.raw_response == {"detail": detail}
     assert fake_fal.counts == _counts(status=0, result=0)
@@ -105,8 +103,7 @@ def test_content_policy_violation_is_content_moderation(fake_fal: FakeFalServer)
         generate_video(fake_fal.video_config(), REQUEST)
     error = caught.value
     assert error.message == (
-        "fal refused the content (hate, violence): prompt: The content was "
-        "flagged by a content checker."
+        "fal refused the content (hate, violence): prompt: The content was flagged by a content checker."
     )
     assert (error.phase, error.retryable) == ("result", False)
     assert error.request_id == fake_fal.submissions[0]["request_id"]
@@ -140,10 +137,7 @@ def test_completed_with_error_is_a_generation_failure(fake_fal: FakeFalServer) -
     with pytest.raises(GenerationFailedError) as caught:
         generate_video(fake_fal.video_config(), REQUEST)
     job_id = fake_fal.submissions[0]["request_id"]
-    assert (
-        caught.value.message
-        == f"fal job {job_id} failed [runner_disconnected]: Runner disconnected"
-    )
+    assert caught.value.message == f"fal job {job_id} failed [runner_disconnected]: Runner disconnected"
     assert (caught.value.request_id, caught.value.phase) == (job_id, "poll")
     assert caught.value.raw_response["error_type"] == "runner_disconnected"
     assert fake_fal.counts == _counts(status=1, result=0, cancel=1)
@@ -275,9 +269,7 @@ def test_wrong_key_is_a_401(fake_fal: FakeFalServer) -> None:
         generate_video(fake_fal.video_config(api_key="fal-wrong-key-123"), REQUEST)
     assert caught.value.status_code == 401
     assert caught.value.retryable is False
-    assert caught.value.message == (
-        "fal answered HTTP 401 to the submit request: Authentication is required"
-    )
+    assert caught.value.message == ("fal answered HTTP 401 to the submit request: Authentication is required")
     assert fake_fal.submissions == []
 
 

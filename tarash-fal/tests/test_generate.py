@@ -120,9 +120,7 @@ def test_sync_image(fake_fal: FakeFalServer) -> None:
 
 
 async def test_async_image(fake_fal: FakeFalServer) -> None:
-    response = await generate_image_async(
-        fake_fal.image_config(), ImageGenerationRequest(prompt="a fox")
-    )
+    response = await generate_image_async(fake_fal.image_config(), ImageGenerationRequest(prompt="a fox"))
     [submission] = fake_fal.submissions
     assert response.images == [f"https://v3.fal.media/files/fake/{submission['request_id']}_0.png"]
     assert fake_fal.counts == ONE_GENERATION
@@ -131,9 +129,7 @@ async def test_async_image(fake_fal: FakeFalServer) -> None:
 def test_queue_free_job_polls_once(make_server) -> None:
     server = make_server(queue_polls=0, processing_polls=0)
     updates: list = []
-    generate_video(
-        server.video_config(), VideoGenerationRequest(prompt="fast"), on_progress=updates.append
-    )
+    generate_video(server.video_config(), VideoGenerationRequest(prompt="fast"), on_progress=updates.append)
     assert _progress(updates) == [("queued", None, ()), ("completed", None, ())]
     assert server.counts == {"submit": 1, "status": 1, "result": 1, "cancel": 0}
 

@@ -23,9 +23,7 @@ CONTEXT = CallContext(provider="fal", modality="video", timeout=10)
 
 
 def _job(server: FakeFalServer, model: str = "fal-ai/veo3") -> JobRef:
-    handle = _provider.submit(
-        server.video_config(model), VideoGenerationRequest(prompt="x"), CONTEXT
-    )
+    handle = _provider.submit(server.video_config(model), VideoGenerationRequest(prompt="x"), CONTEXT)
     return JobRef(provider="fal", model=model, modality="video", job_id=handle.job_id)
 
 
@@ -44,8 +42,7 @@ def _job(server: FakeFalServer, model: str = "fal-ai/veo3") -> JobRef:
         ),
         (
             {"model": "workflows/acme"},
-            "'workflows/acme' is not a fal model id: expected owner/alias[/path], "
-            "e.g. 'fal-ai/veo3'",
+            "'workflows/acme' is not a fal model id: expected owner/alias[/path], e.g. 'fal-ai/veo3'",
             "model",
         ),
         (
@@ -106,9 +103,7 @@ def test_unsendable_extra_params_fail_before_any_request(
 
 def test_registry_refusals_fail_before_any_request(fake_fal: FakeFalServer) -> None:
     with pytest.raises(ValidationError) as caught:
-        generate_video(
-            fake_fal.video_config(), VideoGenerationRequest(prompt="x", duration_seconds=5)
-        )
+        generate_video(fake_fal.video_config(), VideoGenerationRequest(prompt="x", duration_seconds=5))
     assert caught.value.field == "duration_seconds"
     assert fake_fal.counts == NOTHING
 

@@ -261,9 +261,7 @@ VIDEO_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     # Kling 3.0
     (
         "fal-ai/kling-video/v3/pro/image-to-video",
-        dict(
-            prompt="a fox", duration_seconds=3, image_list=[first(), last()], negative_prompt="blur"
-        ),
+        dict(prompt="a fox", duration_seconds=3, image_list=[first(), last()], negative_prompt="blur"),
         {
             "prompt": "a fox",
             "duration": "3",
@@ -918,8 +916,7 @@ REFUSALS: list[tuple[Modality, str, dict[str, Any], str, Any, tuple[Any, ...] | 
         "prompt",
         "a fox",
         None,
-        "prompt and extra_params['multi_prompt'] are mutually exclusive for this model; "
-        "pass prompt=''",
+        "prompt and extra_params['multi_prompt'] are mutually exclusive for this model; pass prompt=''",
     ),
     (
         "video",
@@ -938,8 +935,7 @@ REFUSALS: list[tuple[Modality, str, dict[str, Any], str, Any, tuple[Any, ...] | 
         "duration_seconds",
         2,
         tuple(range(3, 16)),
-        "duration_seconds=2 is not allowed; allowed values: "
-        "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15",
+        "duration_seconds=2 is not allowed; allowed values: 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15",
     ),
     (
         "video",
@@ -1125,8 +1121,7 @@ REFUSALS: list[tuple[Modality, str, dict[str, Any], str, Any, tuple[Any, ...] | 
         "aspect_ratio",
         "5:4",
         ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"),
-        "aspect_ratio='5:4' is not allowed; allowed values: "
-        "21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16, 9:21",
+        "aspect_ratio='5:4' is not allowed; allowed values: 21:9, 16:9, 4:3, 3:2, 1:1, 2:3, 3:4, 9:16, 9:21",
     ),
     (
         "image",
@@ -1230,8 +1225,7 @@ REFUSALS: list[tuple[Modality, str, dict[str, Any], str, Any, tuple[Any, ...] | 
         "duration_seconds",
         16,
         tuple(range(3, 16)),
-        "duration_seconds=16 is not allowed; allowed values: "
-        "3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15",
+        "duration_seconds=16 is not allowed; allowed values: 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15",
     ),
     (
         "video",
@@ -1395,9 +1389,7 @@ def test_an_empty_prompt_is_not_sent() -> None:
 def test_a_first_frame_goes_to_exactly_one_key(model: str, key: str) -> None:
     payload = video_payload(model, prompt="a fox", image_list=[first()])
     holding = [
-        name
-        for name, value in payload.items()
-        if FIRST in (value if isinstance(value, list) else [value])
+        name for name, value in payload.items() if FIRST in (value if isinstance(value, list) else [value])
     ]
     assert holding == [key]
 
@@ -1426,9 +1418,7 @@ def test_extra_params_are_merged_last_and_override_mapped_fields() -> None:
 
 
 def test_image_requests_keep_extra_params() -> None:
-    payload = image_payload(
-        "fal-ai/flux/dev", prompt="a fox", num_images=3, enable_safety_checker=False
-    )
+    payload = image_payload("fal-ai/flux/dev", prompt="a fox", num_images=3, enable_safety_checker=False)
     assert payload == {"prompt": "a fox", "num_images": 3, "enable_safety_checker": False}
 
 

@@ -23,9 +23,7 @@ def _chain(error: BaseException) -> list[BaseException]:
     current: BaseException | None = error
     while current is not None and current not in seen:
         seen.append(current)
-        current = current.__cause__ or (
-            None if current.__suppress_context__ else current.__context__
-        )
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return seen
 
 
@@ -41,9 +39,7 @@ def _texts(error: BaseException) -> list[str]:
     return texts
 
 
-def test_config_key_echoed_by_fal_never_leaks(
-    make_server, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_config_key_echoed_by_fal_never_leaks(make_server, caplog: pytest.LogCaptureFixture) -> None:
     secret = "fal-sk-4c1d-9f8e7d6c5b4a-CONFIGSECRET"
     server = make_server(api_key=secret)
     caplog.set_level(logging.DEBUG)
@@ -56,11 +52,7 @@ def test_config_key_echoed_by_fal_never_leaks(
     server.inject(
         "result",
         status_code=422,
-        body={
-            "detail": [
-                {"loc": ["body", "prompt"], "msg": f"bad token {secret}", "type": "value_error"}
-            ]
-        },
+        body={"detail": [{"loc": ["body", "prompt"], "msg": f"bad token {secret}", "type": "value_error"}]},
     )
     updates: list = []
     config = server.video_config()

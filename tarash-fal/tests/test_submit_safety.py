@@ -43,9 +43,7 @@ def test_lost_submit_answer_is_unknown_submission_sync(fake_fal: FakeFalServer, 
 
 
 @pytest.mark.parametrize("fault", ["drop", "truncate"])
-async def test_lost_submit_answer_is_unknown_submission_async(
-    fake_fal: FakeFalServer, fault: str
-) -> None:
+async def test_lost_submit_answer_is_unknown_submission_async(fake_fal: FakeFalServer, fault: str) -> None:
     fake_fal.inject("submit", fault)
     with pytest.raises(UnknownSubmissionError):
         await generate_video_async(fake_fal.video_config(), REQUEST)
@@ -89,14 +87,10 @@ def test_fal_client_retry_statuses_are_sent_once(
 
 
 def test_429_message_and_raw_response(fake_fal: FakeFalServer) -> None:
-    fake_fal.inject(
-        "submit", status_code=429, body={"detail": "Rate limit exceeded"}, retry_after="2"
-    )
+    fake_fal.inject("submit", status_code=429, body={"detail": "Rate limit exceeded"}, retry_after="2")
     with pytest.raises(HTTPError) as caught:
         generate_video(fake_fal.video_config(), REQUEST)
-    assert (
-        caught.value.message == "fal answered HTTP 429 to the submit request: Rate limit exceeded"
-    )
+    assert caught.value.message == "fal answered HTTP 429 to the submit request: Rate limit exceeded"
     assert caught.value.raw_response == {"detail": "Rate limit exceeded"}
     assert caught.value.retryable is True
 

@@ -31,9 +31,7 @@ Pool = dict[tuple[str, str], httpx.AsyncClient]
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str], httpx.Client] = {}
-_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = (
-    weakref.WeakKeyDictionary()
-)
+_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
 _closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
     weakref.WeakKeyDictionary()
 )
@@ -65,9 +63,7 @@ def client(config: Any) -> httpx.Client:
     with _lock:
         found = _clients.get((base_url, key))
         if found is None or found.is_closed:
-            found = _clients[(base_url, key)] = httpx.Client(
-                base_url=base_url, headers=_headers(key)
-            )
+            found = _clients[(base_url, key)] = httpx.Client(base_url=base_url, headers=_headers(key))
     return found
 
 
@@ -82,9 +78,7 @@ async def async_client(config: Any) -> httpx.AsyncClient:
             pool = _async_pools[loop] = {}
         found = pool.get((base_url, key))
         if found is None or found.is_closed:
-            found = pool[(base_url, key)] = httpx.AsyncClient(
-                base_url=base_url, headers=_headers(key)
-            )
+            found = pool[(base_url, key)] = httpx.AsyncClient(base_url=base_url, headers=_headers(key))
     if fresh:
         await _close_at_loop_shutdown(loop, pool)
     return found

@@ -94,9 +94,7 @@ async def cancel_async(config: Any, job: JobRef, context: CallContext) -> bool:
 # --8<-- [start:commands]
 @hookimpl
 def register_commands(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "example-server", help="run the Example API reference server on 127.0.0.1"
-    )
+    parser = subparsers.add_parser("example-server", help="run the Example API reference server on 127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.set_defaults(func=_serve)
 

@@ -30,8 +30,7 @@ def _mappers(config: Any, modality: str) -> Mapping[str, FieldMapper]:
     if prefix is None or (family is not None and family.modality != modality):
         known = sorted(m.prefix for m in SPEC.models if m.modality == modality)
         raise ValidationError(
-            f"Unknown {modality} model {config.model!r} for the example provider; "
-            f"known: {', '.join(known)}",
+            f"Unknown {modality} model {config.model!r} for the example provider; known: {', '.join(known)}",
             field="model",
             value=config.model,
             allowed=known,
@@ -39,9 +38,7 @@ def _mappers(config: Any, modality: str) -> Mapping[str, FieldMapper]:
     return table[prefix]
 
 
-def _submit_call(
-    config: Any, request: Any, context: CallContext
-) -> tuple[dict[str, Any], dict[str, str]]:
+def _submit_call(config: Any, request: Any, context: CallContext) -> tuple[dict[str, Any], dict[str, str]]:
     """The POST /v1/jobs body (validated before anything is sent) and the 422 field names."""
     mappers = _mappers(config, context.modality)
     payload = apply_field_mappers(mappers, request, model=config.model)
@@ -142,16 +139,12 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
 
 
 def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
-    answer = _client.send(
-        config, "GET", _link(job, "status"), phase="poll", timeout=context.timeout
-    )
+    answer = _client.send(config, "GET", _link(job, "status"), phase="poll", timeout=context.timeout)
     return _status(answer, job)
 
 
 def result(config: Any, job: JobRef, context: CallContext) -> Any:
-    answer = _client.send(
-        config, "GET", _link(job, "result"), phase="result", timeout=context.timeout
-    )
+    answer = _client.send(config, "GET", _link(job, "result"), phase="result", timeout=context.timeout)
     return _result(answer, job)
 
 

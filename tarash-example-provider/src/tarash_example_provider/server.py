@@ -162,9 +162,7 @@ class Job:
     work: float
     fault: str | None = None
     cancelled_at: float | None = None
-    created_at: str = dataclasses.field(
-        default_factory=lambda: datetime.now(timezone.utc).isoformat()
-    )
+    created_at: str = dataclasses.field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
 
     def state(self, now: float) -> str:
         if self.cancelled_at is not None:
@@ -234,11 +232,7 @@ class ExampleService:
         self.last_submit = body if isinstance(body, dict) else {"<invalid>": repr(body)}
         model, kind, payload = _validate(body)
         now = time.monotonic()
-        active = [
-            j
-            for j in self.jobs.values()
-            if j.key == key and j.state(now) in ("queued", "processing")
-        ]
+        active = [j for j in self.jobs.values() if j.key == key and j.state(now) in ("queued", "processing")]
         if len(active) >= self.max_active_jobs:
             wait = max(min(j.end() for j in active) - now, 0.0)
             raise _ApiError(
@@ -393,9 +387,7 @@ class ExampleService:
         if job.state(now) != "queued":
             return None
         return sum(
-            1
-            for other in self.jobs.values()
-            if other.state(now) == "queued" and other.start < job.start
+            1 for other in self.jobs.values() if other.state(now) == "queued" and other.start < job.start
         )
 
     def _job(self, key: str, job_id: str) -> Job:
@@ -475,16 +467,12 @@ def _validate(body: Any) -> tuple[str, str, dict[str, Any]]:
     for name in ("seed", "width", "height"):
         value = payload.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            details.append(
-                {"field": f"input.{name}", "message": "must be an integer", "value": value}
-            )
+            details.append({"field": f"input.{name}", "message": "must be an integer", "value": value})
     if kind == "image":
         for name in ("width", "height"):
             value = payload.get(name)
             if not isinstance(value, int) or not 16 <= value <= 1024:
-                details.append(
-                    {"field": f"input.{name}", "message": "must be 16..1024", "value": value}
-                )
+                details.append({"field": f"input.{name}", "message": "must be 16..1024", "value": value})
     if details:
         raise _ApiError(422, "validation_error", "invalid request", details)
     return str(model), kind, dict(payload)
@@ -582,9 +570,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
         error = fault.body["error"]
-        raise _ApiError(
-            fault.status, error["type"], error["message"], error.get("details", ()), headers
-        )
+        raise _ApiError(fault.status, error["type"], error["message"], error.get("details", ()), headers)
 
     def _call(
         self, route: str, key: str, job_id: str, body: Any, fault: str | None
@@ -660,9 +646,7 @@ class ExampleServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> ExampleServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="example-api", daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="example-api", daemon=True)
         self._thread.start()
         return self
 
@@ -692,9 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tarash_example_provider.server",
         description="Reference server of the Example API (loopback only).",
     )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)"
-    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0: any free port)")
     parser.add_argument("--workers", type=int, default=2, help="simulated workers")
     parser.add_argument("--queue-seconds", type=float, default=1.0, help="minimum time in queue")
     parser.add_argument(

@@ -105,9 +105,7 @@ def exchange(
     timeout: float | None = None,
 ) -> Iterator[Exchange]:
     """Mark the requests made inside the block as one ``kind`` call ending ``seconds`` from now."""
-    record = Exchange(
-        kind=kind, deadline=time.monotonic() + seconds, max_bytes=max_bytes, timeout=timeout
-    )
+    record = Exchange(kind=kind, deadline=time.monotonic() + seconds, max_bytes=max_bytes, timeout=timeout)
     token = _CURRENT.set(record)
     try:
         yield record
@@ -192,9 +190,7 @@ class _Guard:
         record.response = answer
         success = answer.status_code < 400
         if oversize and success:
-            raise unreadable_answer(
-                kind=record.kind, reason=f"the answer exceeded {record.max_bytes} bytes"
-            )
+            raise unreadable_answer(kind=record.kind, reason=f"the answer exceeded {record.max_bytes} bytes")
         if answer.status_code in FAL_RETRIED_STATUSES or (oversize and not success):
             answer.read()
             raise error_from_response(answer, kind=record.kind)
@@ -302,9 +298,7 @@ class ShardedAsyncTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, verify: ssl.SSLContext) -> None:
-        self._shards = [
-            httpx.AsyncHTTPTransport(verify=verify, limits=SHARD_LIMITS) for _ in range(SHARDS)
-        ]
+        self._shards = [httpx.AsyncHTTPTransport(verify=verify, limits=SHARD_LIMITS) for _ in range(SHARDS)]
         self._busy = [0] * SHARDS
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
@@ -417,9 +411,7 @@ class Pools:
         with self._lock:
             entry = self._sync.get(target)
             if entry is None:
-                inner = httpx.HTTPTransport(
-                    verify=self._ssl_context(target.ca_bundle), limits=LIMITS
-                )
+                inner = httpx.HTTPTransport(verify=self._ssl_context(target.ca_bundle), limits=LIMITS)
                 hooks: list[Callable[[httpx.Request], Any]] = (
                     [Rebase(target.base_url)] if target.base_url else []
                 )

@@ -127,9 +127,7 @@ def error_from_response(
     if code == 422:
         text = _flatten(items) if items else _describe(detail, body)
         if response.headers.get("x-fal-retryable", "").strip().lower() == "true":
-            return GenerationFailedError(
-                f"fal could not process the input (retryable): {text}", **where
-            )
+            return GenerationFailedError(f"fal could not process the input (retryable): {text}", **where)
         field = _field(items[0].get("loc")) if items else None
         return ValidationError(f"fal rejected the input: {text}", field=field, **where)
     text = _describe(detail, body)

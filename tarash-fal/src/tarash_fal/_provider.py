@@ -98,12 +98,7 @@ def _url(value: Any, field: str, *, query: bool) -> str:
             url = httpx.URL(value)
         except httpx.InvalidURL:
             url = None
-        if (
-            url is not None
-            and url.scheme in ("http", "https")
-            and url.host
-            and (query or not url.query)
-        ):
+        if url is not None and url.scheme in ("http", "https") and url.host and (query or not url.query):
             return value
     shape = "an http(s) URL" if query else "an http(s) URL without a query string"
     raise ValidationError(
@@ -125,9 +120,7 @@ def settings(config: Any) -> Settings:
             provider=PROVIDER,
             model=config.model,
         )
-    base_url = (
-        _url(config.base_url, "base_url", query=False) if config.base_url is not None else None
-    )
+    base_url = _url(config.base_url, "base_url", query=False) if config.base_url is not None else None
     webhook = options.get("webhook_url")
     if webhook is not None:
         webhook = _url(webhook, "provider_config.webhook_url", query=True)
@@ -189,9 +182,7 @@ def payload(config: Any, request: Any, modality: Modality) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _fal_error(
-    exc: fal_client.FalClientHTTPError, kind: str, request_id: str | None
-) -> TarashException:
+def _fal_error(exc: fal_client.FalClientHTTPError, kind: str, request_id: str | None) -> TarashException:
     return error_from_response(exc.response, kind=kind, request_id=request_id)
 
 
@@ -209,9 +200,7 @@ def _raw(record: Exchange) -> Any:
     return response_body(record.response) if record.response is not None else None
 
 
-def _unusable(
-    exc: Exception, kind: str, record: Exchange, request_id: str | None = None
-) -> TarashException:
+def _unusable(exc: Exception, kind: str, record: Exchange, request_id: str | None = None) -> TarashException:
     return unreadable_answer(
         kind=kind, reason=f"{type(exc).__name__}: {exc}", raw=_raw(record), request_id=request_id
     )
@@ -237,9 +226,7 @@ def job_status(state: Any, record: Exchange, job: JobRef) -> JobStatus:
     if isinstance(state, fal_client.Queued):
         position = state.position
         valid = isinstance(position, int) and not isinstance(position, bool) and position >= 0
-        return JobStatus(
-            state="queued", queue_position=position if valid else None, poll_after=hint, raw=raw
-        )
+        return JobStatus(state="queued", queue_position=position if valid else None, poll_after=hint, raw=raw)
     if isinstance(state, fal_client.InProgress):
         return JobStatus(state="processing", logs=_log_lines(state.logs), poll_after=hint, raw=raw)
     if isinstance(state, fal_client.Completed):
@@ -303,9 +290,7 @@ def video_response(job: JobRef, body: Any) -> VideoGenerationResponse:
             model=job.model,
         )
     except ValidationError as exc:
-        raise unreadable_answer(
-            kind="result", reason=exc.message, raw=body, request_id=job.job_id
-        ) from None
+        raise unreadable_answer(kind="result", reason=exc.message, raw=body, request_id=job.job_id) from None
 
 
 def image_response(job: JobRef, body: Any) -> ImageGenerationResponse:
@@ -350,9 +335,7 @@ def _result(job: JobRef, response: httpx.Response, record: Exchange) -> Any:
 def _already_finished(response: httpx.Response) -> bool:
     body = response_body(response)
     return (
-        response.status_code == 400
-        and isinstance(body, dict)
-        and body.get("status") == "ALREADY_COMPLETED"
+        response.status_code == 400 and isinstance(body, dict) and body.get("status") == "ALREADY_COMPLETED"
     )
 
 
@@ -366,9 +349,7 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     opts = settings(config)
     body = payload(config, request, context.modality)
     client = POOLS.sync_client(opts.target)
-    with exchange(
-        "submit", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout
-    ) as record:
+    with exchange("submit", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
         try:
             handle = client.submit(config.model, arguments=body, webhook_url=opts.webhook_url)
         except fal_client.FalClientHTTPError as exc:
@@ -384,9 +365,7 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
     """One status request (with logs) through fal-client's request handle."""
     opts = settings(config)
     client = POOLS.sync_client(opts.target)
-    with exchange(
-        "status", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout
-    ) as record:
+    with exchange("status", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
         try:
             state = client.status(job.model, job.job_id, with_logs=True)
         except fal_client.FalClientHTTPError as exc:
@@ -400,9 +379,7 @@ def result(config: Any, job: JobRef, context: CallContext) -> Any:
     """Fetch the output of a completed job (one GET of fal-client's response URL)."""
     opts = settings(config)
     handle = POOLS.sync_client(opts.target).get_handle(job.model, job.job_id)
-    with exchange(
-        "result", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout
-    ) as record:
+    with exchange("result", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
         try:
             response = handle.client.get(handle.response_url)
         except httpx.HTTPError as exc:
@@ -435,9 +412,7 @@ async def submit_async(config: Any, request: Any, context: CallContext) -> Submi
     opts = settings(config)
     body = payload(config, request, context.modality)
     client = await POOLS.async_client(opts.target)
-    with exchange(
-        "submit", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout
-    ) as record:
+    with exchange("submit", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
         try:
             handle = await client.submit(config.model, arguments=body, webhook_url=opts.webhook_url)
         except fal_client.FalClientHTTPError as exc:
@@ -453,9 +428,7 @@ async def status_async(config: Any, job: JobRef, context: CallContext) -> JobSta
     """Async :func:`status`."""
     opts = settings(config)
     client = await POOLS.async_client(opts.target)
-    with exchange(
-        "status", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout
-    ) as record:
+    with exchange("status", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
         try:
             state = await client.status(job.model, job.job_id, with_logs=True)
         except fal_client.FalClientHTTPError as exc:
@@ -469,9 +442,7 @@ async def result_async(config: Any, job: JobRef, context: CallContext) -> Any:
     """Async :func:`result`."""
     opts = settings(config)
     handle = await (await POOLS.async_client(opts.target)).get_handle(job.model, job.job_id)
-    with exchange(
-        "result", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout
-    ) as record:
+    with exchange("result", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
         try:
             response = await handle.client.get(handle.response_url)
         except httpx.HTTPError as exc:

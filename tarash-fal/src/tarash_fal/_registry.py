@@ -102,8 +102,7 @@ def _prompt_or_multi_prompt(request: Any, value: Any) -> Any:
         return value or None
     if value:
         raise ValidationError(
-            "prompt and extra_params['multi_prompt'] are mutually exclusive for this model; "
-            "pass prompt=''",
+            "prompt and extra_params['multi_prompt'] are mutually exclusive for this model; pass prompt=''",
             field="prompt",
             value=value,
         )
@@ -192,14 +191,10 @@ class _Inputs:
         """The mappers for these inputs (each also refuses roles no field takes)."""
         accepted = self.roles
         mappers = {
-            api: _frame_mapper(roles, accepted, api in self.required)
-            for api, roles in self.frames.items()
+            api: _frame_mapper(roles, accepted, api in self.required) for api, roles in self.frames.items()
         }
         mappers.update(
-            {
-                api: _list_mapper(roles, accepted, api in self.required)
-                for api, roles in self.lists.items()
-            }
+            {api: _list_mapper(roles, accepted, api in self.required) for api, roles in self.lists.items()}
         )
         if self.video is not None:
             mappers[self.video] = video_url_field_mapper(required=self.video in self.required)
@@ -255,9 +250,7 @@ def _image_size_converter(request: Any, value: Any) -> Any:
 
 
 _IMAGE_SIZE = _JointFieldMapper("size", _image_size_converter, also_reads=("aspect_ratio",))
-_MASK_URL = FieldMapper(
-    "mask_image", lambda _r, value: None if value is None else media_to_url(value)
-)
+_MASK_URL = FieldMapper("mask_image", lambda _r, value: None if value is None else media_to_url(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,9 +304,7 @@ def _video(
         allowed["image_list"] = inputs.roles
     mapping.update(fields or {})
     return _Family(
-        ModelFamily(
-            prefix=prefix, modality="video", name=name, allowed=allowed, description=description
-        ),
+        ModelFamily(prefix=prefix, modality="video", name=name, allowed=allowed, description=description),
         mapping,
     )
 
@@ -346,9 +337,7 @@ def _image(
         allowed["image_list"] = inputs.roles
     mapping.update(fields or {})
     return _Family(
-        ModelFamily(
-            prefix=prefix, modality="image", name=name, allowed=allowed, description=description
-        ),
+        ModelFamily(prefix=prefix, modality="image", name=name, allowed=allowed, description=description),
         mapping,
     )
 
@@ -386,12 +375,8 @@ _KLING_OMNI = _Inputs(
     video="video_url",
 )
 _KLING_O3_I2V = _Inputs(frames={"image_url": _START, "end_image_url": ("last_frame",)})
-_KLING_MOTION = _Inputs(
-    frames={"image_url": _START}, video="video_url", required=("image_url", "video_url")
-)
-_WAN_KNOBS = _knobs(
-    negative_prompt="negative_prompt", seed="seed", enable_prompt_expansion="enhance_prompt"
-)
+_KLING_MOTION = _Inputs(frames={"image_url": _START}, video="video_url", required=("image_url", "video_url"))
+_WAN_KNOBS = _knobs(negative_prompt="negative_prompt", seed="seed", enable_prompt_expansion="enhance_prompt")
 _PIXVERSE_KNOBS = _knobs(negative_prompt="negative_prompt", seed="seed")
 _PIXVERSE_V55_KNOBS = {**_PIXVERSE_KNOBS, **_knobs(generate_audio_switch="generate_audio")}
 _PIXVERSE_TRANSITION = _Inputs(
@@ -575,9 +560,7 @@ _VIDEO_FAMILIES: list[_Family] = [
         "fal-ai/wan/v2.2-a14b",
         "Wan 2.2 A14B",
         "Wan 2.2 A14B text/image/video-to-video; length is set with extra_params num_frames.",
-        inputs=_Inputs(
-            frames={"image_url": _START, "end_image_url": ("last_frame",)}, video="video_url"
-        ),
+        inputs=_Inputs(frames={"image_url": _START, "end_image_url": ("last_frame",)}, video="video_url"),
         aspect_ratios=("auto", "16:9", "9:16", "1:1"),
         resolutions=_WAN22_RESOLUTIONS,
         fields=_WAN_KNOBS,
@@ -586,9 +569,7 @@ _VIDEO_FAMILIES: list[_Family] = [
         "fal-ai/wan/v2.2-14b/animate",
         "Wan 2.2 Animate",
         "Wan 2.2 Animate (move, replace): a character image driven by a video.",
-        inputs=_Inputs(
-            frames={"image_url": _START}, video="video_url", required=("image_url", "video_url")
-        ),
+        inputs=_Inputs(frames={"image_url": _START}, video="video_url", required=("image_url", "video_url")),
         resolutions=_WAN22_RESOLUTIONS,
         prompt=None,
         fields=_knobs(seed="seed"),
@@ -650,9 +631,7 @@ _VIDEO_FAMILIES: list[_Family] = [
         "fal-ai/pixverse/swap",
         "Pixverse swap",
         "Pixverse swap of a person, object or background in a video with an image.",
-        inputs=_Inputs(
-            frames={"image_url": _START}, video="video_url", required=("image_url", "video_url")
-        ),
+        inputs=_Inputs(frames={"image_url": _START}, video="video_url", required=("image_url", "video_url")),
         resolutions=("360p", "540p", "720p"),
         prompt=None,
         fields=_knobs(seed="seed"),
@@ -762,13 +741,9 @@ _IMAGE_FAMILIES: list[_Family] = [
 ]
 
 #: model prefix -> {fal field: FieldMapper} for video models.
-VIDEO_MAPPINGS: dict[str, Mapping[str, FieldMapper]] = {
-    f.record.prefix: f.mapping for f in _VIDEO_FAMILIES
-}
+VIDEO_MAPPINGS: dict[str, Mapping[str, FieldMapper]] = {f.record.prefix: f.mapping for f in _VIDEO_FAMILIES}
 #: model prefix -> {fal field: FieldMapper} for image models.
-IMAGE_MAPPINGS: dict[str, Mapping[str, FieldMapper]] = {
-    f.record.prefix: f.mapping for f in _IMAGE_FAMILIES
-}
+IMAGE_MAPPINGS: dict[str, Mapping[str, FieldMapper]] = {f.record.prefix: f.mapping for f in _IMAGE_FAMILIES}
 #: One record per registered prefix, for ``tarash models`` and the docs.
 FAMILIES: tuple[ModelFamily, ...] = tuple(f.record for f in (*_VIDEO_FAMILIES, *_IMAGE_FAMILIES))
 

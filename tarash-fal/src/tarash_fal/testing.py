@@ -239,9 +239,7 @@ class FakeFalServer:
         return self
 
     async def _listen(self, context: ssl.SSLContext) -> int:
-        self._server = await asyncio.start_server(
-            self._connection, "127.0.0.1", 0, ssl=context, backlog=2048
-        )
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0, ssl=context, backlog=2048)
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
@@ -336,9 +334,7 @@ class FakeFalServer:
             extra["Retry-After"] = str(retry_after)
         if body is None:
             body = {"detail": f"Injected HTTP {status_code}"}
-        entry = _Fault(
-            fault=fault, status_code=status_code, body=body, headers=extra, delay=delay, size=size
-        )
+        entry = _Fault(fault=fault, status_code=status_code, body=body, headers=extra, delay=delay, size=size)
         with self._lock:
             self._faults[kind].extend(entry for _ in range(times))
 

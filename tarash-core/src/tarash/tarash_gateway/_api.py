@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._plugins import HOST, PluginInfo, ProviderInfo
 
@@ -112,7 +110,8 @@ def unregister_provider(provider: str) -> None:
 
 
 def register_provider_field_mapping(
-    provider: str, model_mappings: Mapping[str, Mapping[str, FieldMapper]],
+    provider: str,
+    model_mappings: Mapping[str, Mapping[str, FieldMapper]],
 ) -> None:
     """Add or replace field mappings (model prefix -> {api field: FieldMapper}) for a provider.
 

@@ -218,9 +218,7 @@ def _is_exception(type_: Any) -> bool:
 def _unstructure_exception(exc: BaseException) -> dict[str, Any]:
     data: dict[str, Any] = {
         "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": _redact.redact_text(
-            exc.message if isinstance(exc, TarashException) else str(exc)
-        ),
+        "message": _redact.redact_text(exc.message if isinstance(exc, TarashException) else str(exc)),
     }
     if isinstance(exc, TarashException):
         data["attributes"] = {
@@ -243,17 +241,14 @@ def _structure_exception(value: Any, _type: Any) -> BaseException:
     cls: Any = getattr(module, name, None) if module is not None else None
     if not _is_exception(cls):
         raise _Invalid(
-            f"unsupported exception type {qualified!r}: only Tarash and built-in "
-            "exceptions can be restored"
+            f"unsupported exception type {qualified!r}: only Tarash and built-in exceptions can be restored"
         )
     if issubclass(cls, TarashException):
         attributes = value.get("attributes") or {}
         if not isinstance(attributes, Mapping):
             raise _Invalid("exception 'attributes' must be an object")
         state = {
-            key: item
-            for key, item in attributes.items()
-            if isinstance(key, str) and not key.startswith("__")
+            key: item for key, item in attributes.items() if isinstance(key, str) and not key.startswith("__")
         }
         return _rebuild(cls, {"execution_metadata": None, **state, "message": message})
     return cast("BaseException", cls(message))
@@ -308,20 +303,14 @@ def structure_fields(
         elif key in field_types:
             hook = spec.field_hooks.get(key)
             try:
-                kwargs[key] = (
-                    hook(value, data) if hook else CONVERTER.structure(value, field_types[key])
-                )
+                kwargs[key] = hook(value, data) if hook else CONVERTER.structure(value, field_types[key])
             except Exception as exc:
-                note = AttributeValidationNote(
-                    f"Structuring {cls.__name__} @ {key}", key, field_types[key]
-                )
+                note = AttributeValidationNote(f"Structuring {cls.__name__} @ {key}", key, field_types[key])
                 errors.append(cast("Exception", _note(exc, note)))
         else:
             extras[key] = value
     for name in sorted(required - set(data)):
-        note = AttributeValidationNote(
-            f"Structuring {cls.__name__} @ {name}", name, field_types[name]
-        )
+        note = AttributeValidationNote(f"Structuring {cls.__name__} @ {name}", name, field_types[name])
         errors.append(cast("Exception", _note(KeyError(name), note)))
     if extras and not spec.extras:
         errors.append(ForbiddenExtraKeysError(None, cls, set(extras)))
@@ -336,9 +325,7 @@ def build(cls: type[T], kwargs: Mapping[str, Any]) -> T:
         return cls(**kwargs)
     except ValidationError as exc:
         if exc.field:
-            note = AttributeValidationNote(
-                f"Structuring {cls.__name__} @ {exc.field}", exc.field, None
-            )
+            note = AttributeValidationNote(f"Structuring {cls.__name__} @ {exc.field}", exc.field, None)
             raise ClassValidationError(
                 f"While structuring {cls.__name__}", [cast("Exception", _note(exc, note))], cls
             ) from None
@@ -461,9 +448,7 @@ def _check_plain(value: Any, path: str) -> None:
         for index, item in enumerate(value):
             _check_plain(item, f"{path}[{index}]")
         return
-    raise ValidationError(
-        f"Not serialisable: {type(value).__name__} @ {path}", field=path, value=None
-    )
+    raise ValidationError(f"Not serialisable: {type(value).__name__} @ {path}", field=path, value=None)
 
 
 def _scrub(value: Any) -> Any:

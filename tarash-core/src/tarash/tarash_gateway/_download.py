@@ -80,9 +80,7 @@ _EXTENSIONS = {
 _FORBIDDEN_CHARS = re.compile(r'[<>:"|?*]')
 _INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _WINDOWS_RESERVED = frozenset(
-    {"con", "prn", "aux", "nul"}
-    | {f"com{i}" for i in range(1, 10)}
-    | {f"lpt{i}" for i in range(1, 10)}
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
 )
 
 
@@ -121,8 +119,10 @@ def safe_filename(name: str | None, *, content_type: str | None = None) -> str:
         cleaned = f"tarash-{uuid.uuid4().hex[:12]}"
     stem, extension = os.path.splitext(cleaned)
     wanted = extension_for(content_type)
-    if not extension or len(extension) > MAX_EXTENSION_LENGTH or (
-        wanted and not _same_type(extension, wanted)
+    if (
+        not extension
+        or len(extension) > MAX_EXTENSION_LENGTH
+        or (wanted and not _same_type(extension, wanted))
     ):
         stem, extension = cleaned, wanted
     if stem.split(".", 1)[0].lower() in _WINDOWS_RESERVED:
@@ -166,11 +166,19 @@ class _Target:
             self.directory = dest
             return
         if dest.exists() and not dest.is_file():
-            raise ValidationError(f"refusing to overwrite {dest}: not a regular file",
-                                  field="dest", value=str(dest), phase="download")
+            raise ValidationError(
+                f"refusing to overwrite {dest}: not a regular file",
+                field="dest",
+                value=str(dest),
+                phase="download",
+            )
         if not dest.parent.is_dir():
-            raise ValidationError(f"cannot write {dest}: directory {dest.parent} does not exist",
-                                  field="dest", value=str(dest), phase="download")
+            raise ValidationError(
+                f"cannot write {dest}: directory {dest.parent} does not exist",
+                field="dest",
+                value=str(dest),
+                phase="download",
+            )
         self.directory = dest.parent
         self._exact = dest
 
@@ -195,7 +203,9 @@ class _Target:
 def _too_large(size: int, max_bytes: int) -> ValidationError:
     return ValidationError(
         f"download refused: {size} bytes exceed the limit of {max_bytes} bytes",
-        field="max_bytes", value=size, phase="download",
+        field="max_bytes",
+        value=size,
+        phase="download",
     )
 
 
@@ -254,7 +264,10 @@ class _PartFile:
         return final
 
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if not self._committed:
             self._file.close()
@@ -268,16 +281,21 @@ class _PartFile:
 
 def _scheme(url: str) -> str:
     if not isinstance(url, str):
-        raise ValidationError(f"download needs a URL string, got {type(url).__name__}",
-                              field="url", value=type(url).__name__, phase="download")
+        raise ValidationError(
+            f"download needs a URL string, got {type(url).__name__}",
+            field="url",
+            value=type(url).__name__,
+            phase="download",
+        )
     scheme = url.split(":", 1)[0].strip().lower() if ":" in url else ""
     if scheme in ("http", "https", "data", "file"):
         return scheme
     shown = f"{scheme}:" if scheme else "a URL without a scheme"
     raise ValidationError(
-        f"download refused: {shown} is not allowed (only http(s), data: and file:// URLs "
-        "produced by Tarash)",
-        field="url", value=url[:80], phase="download",
+        f"download refused: {shown} is not allowed (only http(s), data: and file:// URLs produced by Tarash)",
+        field="url",
+        value=url[:80],
+        phase="download",
     )
 
 
@@ -286,28 +304,37 @@ def _local_source(url: str, extra_roots: Sequence[Path] | None) -> Path:
 
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise ValidationError(f"download refused: file URL on host {parts.netloc!r}",
-                              field="url", value=url[:200], phase="download")
+        raise ValidationError(
+            f"download refused: file URL on host {parts.netloc!r}",
+            field="url",
+            value=url[:200],
+            phase="download",
+        )
     try:
         path = Path(url2pathname(parts.path)).resolve(strict=True)
     except OSError:
-        raise ValidationError(f"download failed: {url} does not exist", field="url",
-                              value=url[:200], phase="download") from None
+        raise ValidationError(
+            f"download failed: {url} does not exist", field="url", value=url[:200], phase="download"
+        ) from None
     roots = [*default_file_roots(), *(extra_roots or ())]
     if not any(path.is_relative_to(Path(root).resolve()) for root in roots):
         raise ValidationError(
             f"download refused: {url} is outside the directories Tarash writes to "
             "(pass allowed_file_roots to allow it)",
-            field="url", value=url[:200], phase="download",
+            field="url",
+            value=url[:200],
+            phase="download",
         )
     if not path.is_file():
-        raise ValidationError(f"download refused: {url} is not a regular file", field="url",
-                              value=url[:200], phase="download")
+        raise ValidationError(
+            f"download refused: {url} is not a regular file", field="url", value=url[:200], phase="download"
+        )
     return path
 
 
-def _copy_file(url: str, target: _Target, filename: str | None, max_bytes: int,
-               extra_roots: Sequence[Path] | None) -> Path:
+def _copy_file(
+    url: str, target: _Target, filename: str | None, max_bytes: int, extra_roots: Sequence[Path] | None
+) -> Path:
     import mimetypes
 
     source = _local_source(url, extra_roots)
@@ -322,8 +349,7 @@ def _copy_file(url: str, target: _Target, filename: str | None, max_bytes: int,
                 while chunk := reader.read(CHUNK_SIZE):
                     part.write(chunk)
         except OSError as exc:
-            raise TarashException(f"cannot read {source}: {exc.strerror or exc}",
-                                  phase="download") from exc
+            raise TarashException(f"cannot read {source}: {exc.strerror or exc}", phase="download") from exc
         return part.commit()
 
 
@@ -337,8 +363,9 @@ def _data_uri(url: str, target: _Target, filename: str | None, max_bytes: int) -
     try:
         media = parse_data_uri(url)
     except ValidationError as exc:
-        raise ValidationError(f"download failed: {exc.message}", field="url", value=url[:40],
-                              phase="download") from None
+        raise ValidationError(
+            f"download failed: {exc.message}", field="url", value=url[:40], phase="download"
+        ) from None
     return _write(media.content, target.name(filename, media.content_type), max_bytes)
 
 
@@ -354,13 +381,13 @@ def _remote_name(response: httpx.Response) -> str | None:
     return unquote(segment) or None
 
 
-def _prepare(response: httpx.Response, url: str, target: _Target, filename: str | None,
-             max_bytes: int) -> None:
+def _prepare(
+    response: httpx.Response, url: str, target: _Target, filename: str | None, max_bytes: int
+) -> None:
     """Check the status and the declared size, and name the target from the response."""
     status = response.status_code
     if status >= 300:
-        raise HTTPError(f"download failed: HTTP {status} for {url}", status_code=status,
-                        phase="download")
+        raise HTTPError(f"download failed: HTTP {status} for {url}", status_code=status, phase="download")
     declared = response.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(int(declared), max_bytes)
@@ -369,11 +396,11 @@ def _prepare(response: httpx.Response, url: str, target: _Target, filename: str 
 
 def _map_httpx(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> TarashException:
     if isinstance(exc, httpx.InvalidURL):
-        return ValidationError(f"download refused: invalid URL ({exc})", field="url",
-                               value=url[:200], phase="download")
+        return ValidationError(
+            f"download refused: invalid URL ({exc})", field="url", value=url[:200], phase="download"
+        )
     if isinstance(exc, httpx.TooManyRedirects):
-        return HTTPError(f"download failed: more than {MAX_REDIRECTS} redirects for {url}",
-                         phase="download")
+        return HTTPError(f"download failed: more than {MAX_REDIRECTS} redirects for {url}", phase="download")
     mapped = from_httpx(exc, phase="download")
     return mapped or HTTPError(f"download failed: {type(exc).__name__}: {exc}", phase="download")
 
@@ -383,8 +410,14 @@ def _map_httpx(exc: httpx.HTTPError | httpx.InvalidURL, url: str) -> TarashExcep
 # ----------------------------------------------------------------------------------------------
 
 
-def save_bytes(content: bytes, dest: Path | str, *, content_type: str | None = None,
-               filename: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
+def save_bytes(
+    content: bytes,
+    dest: Path | str,
+    *,
+    content_type: str | None = None,
+    filename: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Path:
     """Write ``content`` to ``dest`` (a file, or a directory to name the file in) atomically."""
     target = _Target(Path(dest)).name(filename, content_type)
     return _write(content, target, max_bytes)
@@ -433,8 +466,10 @@ def download(
     if scheme == "file":
         return _copy_file(url, target, filename, max_bytes, allowed_file_roots)
     try:
-        with httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS,
-                          timeout=timeout) as client, client.stream("GET", url) as response:
+        with (
+            httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout) as client,
+            client.stream("GET", url) as response,
+        ):
             _prepare(response, url, target, filename, max_bytes)
             with _PartFile(target, max_bytes) as part:
                 for chunk in response.iter_bytes(CHUNK_SIZE):
@@ -457,8 +492,9 @@ async def download_async(
     scheme = _scheme(url)
     target = _Target(Path(dest))
     if scheme in ("data", "file"):
-        return await asyncio.to_thread(download, url, dest, max_bytes=max_bytes,
-                                       allowed_file_roots=allowed_file_roots, filename=filename)
+        return await asyncio.to_thread(
+            download, url, dest, max_bytes=max_bytes, allowed_file_roots=allowed_file_roots, filename=filename
+        )
     client = httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout)
     try:
         async with client, client.stream("GET", url) as response:

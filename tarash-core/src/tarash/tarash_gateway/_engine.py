@@ -49,10 +49,10 @@ from .models import (
     ImageGenerationRequest,
     ImageGenerationResponse,
     ImageGenerationUpdate,
+    StatusType,
     VideoGenerationConfig,
     VideoGenerationRequest,
     VideoGenerationResponse,
-    StatusType,
     VideoGenerationUpdate,
     iter_fallback_chain,
 )
@@ -71,8 +71,9 @@ TERMINAL = ("completed", "failed", "cancelled")
 class Ledger(Protocol):
     """Where core records a job's life (see ``tarash.tarash_gateway.jobs``)."""
 
-    def intent(self, key: str, *, provider: str, model: str, modality: str, config: Any,
-               request: Any) -> None: ...
+    def intent(
+        self, key: str, *, provider: str, model: str, modality: str, config: Any, request: Any
+    ) -> None: ...
     def submitted(self, key: str, job: JobRef) -> None: ...
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
     def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None: ...
@@ -97,7 +98,8 @@ def modality_of(config: Any) -> Modality:
         return "image"
     raise ValidationError(
         f"config must be a VideoGenerationConfig or ImageGenerationConfig, got {type(config).__name__}",
-        field="config", value=type(config).__name__,
+        field="config",
+        value=type(config).__name__,
     )
 
 
@@ -109,12 +111,14 @@ def check_pair(config: Any, request: Any, modality: Modality) -> None:
     if not isinstance(config, expected[0]):
         raise ValidationError(
             f"{modality} generation needs a {expected[0].__name__}, got {type(config).__name__}",
-            field="config", value=type(config).__name__,
+            field="config",
+            value=type(config).__name__,
         )
     if not isinstance(request, expected[1]):
         raise ValidationError(
             f"{modality} generation needs a {expected[1].__name__}, got {type(request).__name__}",
-            field="request", value=type(request).__name__,
+            field="request",
+            value=type(request).__name__,
         )
 
 
@@ -157,27 +161,40 @@ class Attempt:
         return time.monotonic() - self.started_mono
 
     def context(self, idempotency_key: str = "") -> CallContext:
-        return CallContext(provider=self.provider, modality=self.modality,
-                           timeout=max(self.remaining(), 0.001), attempt=self.number,
-                           idempotency_key=idempotency_key)
+        return CallContext(
+            provider=self.provider,
+            modality=self.modality,
+            timeout=max(self.remaining(), 0.001),
+            attempt=self.number,
+            idempotency_key=idempotency_key,
+        )
 
     def timeout_error(self, detail: str) -> TimeoutError:
         return TimeoutError(
             f"Generation did not finish within {self.config.timeout:g}s ({detail})",
-            timeout_seconds=float(self.config.timeout), provider=self.provider, model=self.model,
-            request_id=self.job.job_id if self.job else None, phase=self.phase,
+            timeout_seconds=float(self.config.timeout),
+            provider=self.provider,
+            model=self.model,
+            request_id=self.job.job_id if self.job else None,
+            phase=self.phase,
         )
 
     def metadata(self, status: str, error: BaseException | None) -> AttemptMetadata:
         return AttemptMetadata(
-            provider=self.provider, model=self.model, attempt_number=self.number,
-            started_at=self.started_at, ended_at=now_utc(), status=status,  # type: ignore[arg-type]
+            provider=self.provider,
+            model=self.model,
+            attempt_number=self.number,
+            started_at=self.started_at,
+            ended_at=now_utc(),
+            status=status,  # type: ignore[arg-type]
             error_type=type(error).__name__ if error else None,
             error_message=str(error) if error else None,
             is_retryable=(error.retryable if isinstance(error, TarashException) else False)
-            if error else None,
+            if error
+            else None,
             request_id=self.job.job_id if self.job else None,
-            phase=self.phase, cancel_status=self.cancel_status,  # type: ignore[arg-type]
+            phase=self.phase,
+            cancel_status=self.cancel_status,  # type: ignore[arg-type]
             cancel_error=self.cancel_error,
         )
 
@@ -210,8 +227,12 @@ def make_update(attempt: Attempt, status: StatusType, **fields: Any) -> Any:
     cls = VideoGenerationUpdate if attempt.modality == "video" else ImageGenerationUpdate
     return cls(
         request_id=attempt.job.job_id if attempt.job else attempt.ledger_key,
-        status=status, attempt=attempt.number, provider=attempt.provider, model=attempt.model,
-        elapsed_seconds=round(attempt.elapsed(), 3), **fields,
+        status=status,
+        attempt=attempt.number,
+        provider=attempt.provider,
+        model=attempt.model,
+        elapsed_seconds=round(attempt.elapsed(), 3),
+        **fields,
     )
 
 
@@ -229,13 +250,12 @@ def emit(attempt: Attempt, update: Any) -> rt.Flow[None]:
 def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
     logs = list(status.logs)
     if logs[: len(attempt.seen_logs)] == attempt.seen_logs and attempt.seen_logs:
-        new_logs = logs[len(attempt.seen_logs):]
+        new_logs = logs[len(attempt.seen_logs) :]
         attempt.seen_logs = logs
     else:
         new_logs = logs
         attempt.seen_logs = attempt.seen_logs + logs
-    states: dict[str, StatusType] = {"queued": "queued", "processing": "processing",
-                                      "completed": "completed"}
+    states: dict[str, StatusType] = {"queued": "queued", "processing": "processing", "completed": "completed"}
     state = states.get(status.state, "failed")
     signature = (state, status.queue_position, status.progress_percent)
     if signature == attempt.last_signature and not new_logs:
@@ -245,10 +265,17 @@ def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
     position = status.queue_position
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         position = None
-    yield from emit(attempt, make_update(
-        attempt, state, progress_percent=percent, queue_position=position,
-        logs=tuple(new_logs), update=redact(dict(status.raw)),
-    ))
+    yield from emit(
+        attempt,
+        make_update(
+            attempt,
+            state,
+            progress_percent=percent,
+            queue_position=position,
+            logs=tuple(new_logs),
+            update=redact(dict(status.raw)),
+        ),
+    )
 
 
 def _percent(value: Any) -> float | None:
@@ -270,8 +297,13 @@ def call_hook(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: An
     except Exception as exc:
         # No "from exc": normalize() links a wrapped error to its cause, and re-raising a plugin's
         # own TarashException must keep the cause the plugin gave it (not become its own cause).
-        raise normalize(exc, phase=phase, provider=attempt.provider, model=attempt.model,
-                        request_id=attempt.job.job_id if attempt.job else None)
+        raise normalize(  # noqa: B904 - see the comment above
+            exc,
+            phase=phase,
+            provider=attempt.provider,
+            model=attempt.model,
+            request_id=attempt.job.job_id if attempt.job else None,
+        )
 
 
 def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
@@ -282,24 +314,36 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
     fn = _impl(attempt, "cancel", prefer_async=True)
     if not spec.capabilities.cancel or fn is None:
         attempt.cancel_status = "unsupported"
-        log.warning("Job %s on %s abandoned (%s) and cannot be cancelled; it may still be billed",
-                    attempt.job.job_id, attempt.provider, reason)
+        log.warning(
+            "Job %s on %s abandoned (%s) and cannot be cancelled; it may still be billed",
+            attempt.job.job_id,
+            attempt.provider,
+            reason,
+        )
     else:
         context = attrs.evolve(attempt.context(), timeout=CANCEL_GRACE_SECONDS)
         try:
-            yield rt.Call(fn, {"config": attempt.config, "job": attempt.job, "context": context},
-                          timeout=CANCEL_GRACE_SECONDS)
+            yield rt.Call(
+                fn,
+                {"config": attempt.config, "job": attempt.job, "context": context},
+                timeout=CANCEL_GRACE_SECONDS,
+            )
         except Exception as exc:
             attempt.cancel_status = "failed"
             attempt.cancel_error = f"{type(exc).__name__}: {exc}"
-            log.warning("Cancel of job %s on %s failed: %s", attempt.job.job_id, attempt.provider,
-                        attempt.cancel_error)
+            log.warning(
+                "Cancel of job %s on %s failed: %s",
+                attempt.job.job_id,
+                attempt.provider,
+                attempt.cancel_error,
+            )
         else:
             attempt.cancel_status = "cancelled"
             log.info("Cancelled job %s on %s (%s)", attempt.job.job_id, attempt.provider, reason)
     if attempt.ledger is not None:
-        attempt.ledger.status(attempt.ledger_key, "cancel", {"reason": reason,
-                                                             "outcome": attempt.cancel_status})
+        attempt.ledger.status(
+            attempt.ledger_key, "cancel", {"reason": reason, "outcome": attempt.cancel_status}
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,9 +359,14 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no submit hook")
     key = attempt.ledger_key
     if attempt.ledger is not None:
-        attempt.ledger.intent(key, provider=attempt.provider, model=attempt.model,
-                              modality=attempt.modality, config=attempt.config,
-                              request=attempt.request)
+        attempt.ledger.intent(
+            key,
+            provider=attempt.provider,
+            model=attempt.model,
+            modality=attempt.modality,
+            config=attempt.config,
+            request=attempt.request,
+        )
         attempt.intent_recorded = True
     failures = 0
     while True:
@@ -325,7 +374,11 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             raise attempt.timeout_error("deadline passed before submit")
         try:
             submitted = yield from call_hook(
-                attempt, fn, "submit", config=attempt.config, request=attempt.request,
+                attempt,
+                fn,
+                "submit",
+                config=attempt.config,
+                request=attempt.request,
                 context=attempt.context(idempotency_key=key),
             )
             break
@@ -337,7 +390,9 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
                     f"The submit to {attempt.provider} may have reached it but its answer was lost "
                     f"({exc.message}). It was NOT resubmitted: the job may exist and may be billed. "
                     f"Submission key: {key}.",
-                    provider=attempt.provider, model=attempt.model, raw_response=exc.raw_response,
+                    provider=attempt.provider,
+                    model=attempt.model,
+                    raw_response=exc.raw_response,
                 ) from exc
             if failures >= MAX_SUBMIT_TRIES:
                 raise
@@ -350,10 +405,18 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     if not isinstance(submitted, SubmittedJob):
         raise GenerationFailedError(
             f"{attempt.provider} submit returned {type(submitted).__name__}, expected SubmittedJob",
-            provider=attempt.provider, model=attempt.model, phase="submit", retryable=False,
+            provider=attempt.provider,
+            model=attempt.model,
+            phase="submit",
+            retryable=False,
         )
-    attempt.job = JobRef(provider=attempt.provider, model=attempt.model, modality=attempt.modality,
-                         job_id=str(submitted.job_id), data=dict(submitted.data))
+    attempt.job = JobRef(
+        provider=attempt.provider,
+        model=attempt.model,
+        modality=attempt.modality,
+        job_id=str(submitted.job_id),
+        data=dict(submitted.data),
+    )
     if attempt.ledger is not None:
         attempt.ledger.submitted(key, attempt.job)
     return attempt.job
@@ -373,31 +436,42 @@ def retrying(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any
             delay = backoff(failures, retry_after)
             if failures >= MAX_CONSECUTIVE_POLL_ERRORS or delay >= attempt.remaining():
                 raise
-            log.info("%s of job %s on %s failed (%s); retrying in %.2fs", phase,
-                     attempt.job.job_id if attempt.job else "?", attempt.provider, exc.message, delay)
+            log.info(
+                "%s of job %s on %s failed (%s); retrying in %.2fs",
+                phase,
+                attempt.job.job_id if attempt.job else "?",
+                attempt.provider,
+                exc.message,
+                delay,
+            )
             yield rt.Sleep(delay)
 
 
 def poll_status(attempt: Attempt) -> rt.Flow[JobStatus]:
-    """One status call for the attempt's job (retried on transient errors), recorded in the ledger.
-    """
+    """One status call for the attempt's job (retried on transient errors), recorded in the ledger."""
     assert attempt.job is not None
     status_fn = _impl(attempt, "status", prefer_async=True)
     if status_fn is None:
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status hook")
-    status = yield from retrying(attempt, status_fn, "poll", config=attempt.config,
-                                 job=attempt.job, context=attempt.context())
+    status = yield from retrying(
+        attempt, status_fn, "poll", config=attempt.config, job=attempt.job, context=attempt.context()
+    )
     if not isinstance(status, JobStatus):
         raise GenerationFailedError(
             f"{attempt.provider} status returned {type(status).__name__}, expected JobStatus",
-            provider=attempt.provider, model=attempt.model, phase="poll", retryable=False,
+            provider=attempt.provider,
+            model=attempt.model,
+            phase="poll",
+            retryable=False,
             request_id=attempt.job.job_id,
         )
     attempt.state = status.state
     if attempt.ledger is not None:
-        attempt.ledger.status(attempt.ledger_key, status.state,
-                              {"queue_position": status.queue_position,
-                               "progress_percent": status.progress_percent})
+        attempt.ledger.status(
+            attempt.ledger_key,
+            status.state,
+            {"queue_position": status.queue_position, "progress_percent": status.progress_percent},
+        )
     return status
 
 
@@ -406,15 +480,21 @@ def raise_for_state(attempt: Attempt, status: JobStatus) -> None:
     assert attempt.job is not None
     if status.state == "failed":
         error = status.error or GenerationFailedError(
-            f"{attempt.provider} reported the job failed", raw_response=dict(status.raw),
+            f"{attempt.provider} reported the job failed",
+            raw_response=dict(status.raw),
         )
-        raise normalize(error, phase="poll", provider=attempt.provider, model=attempt.model,
-                        request_id=attempt.job.job_id)
+        raise normalize(
+            error, phase="poll", provider=attempt.provider, model=attempt.model, request_id=attempt.job.job_id
+        )
     if status.state == "cancelled":
         attempt.cancel_status = attempt.cancel_status or "cancelled"
-        raise JobCancelledError(f"Job {attempt.job.job_id} was cancelled at {attempt.provider}",
-                                provider=attempt.provider, model=attempt.model,
-                                request_id=attempt.job.job_id, phase="poll")
+        raise JobCancelledError(
+            f"Job {attempt.job.job_id} was cancelled at {attempt.provider}",
+            provider=attempt.provider,
+            model=attempt.model,
+            request_id=attempt.job.job_id,
+            phase="poll",
+        )
 
 
 def fetch_result(attempt: Attempt) -> rt.Flow[Any]:
@@ -422,17 +502,19 @@ def fetch_result(attempt: Attempt) -> rt.Flow[Any]:
     result_fn = _impl(attempt, "result", prefer_async=True)
     if result_fn is None:
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no result hook")
-    response = yield from retrying(attempt, result_fn, "result", config=attempt.config,
-                                   job=attempt.job, context=attempt.context())
+    response = yield from retrying(
+        attempt, result_fn, "result", config=attempt.config, job=attempt.job, context=attempt.context()
+    )
     return check_response(attempt, response)
 
 
 def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[Any]:
     """Poll the attempt's job to a terminal state and fetch its result."""
     assert attempt.job is not None
-    if _impl(attempt, "status", prefer_async=True) is None or _impl(
-        attempt, "result", prefer_async=True
-    ) is None:
+    if (
+        _impl(attempt, "status", prefer_async=True) is None
+        or _impl(attempt, "result", prefer_async=True) is None
+    ):
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status/result hooks")
     polls = 0
     wait = sleep_first
@@ -455,8 +537,7 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
             break
         wait = status.poll_after if status.poll_after is not None else attempt.config.poll_interval
     response = yield from fetch_result(attempt)
-    yield from emit(attempt, make_update(attempt, "completed", progress_percent=100.0,
-                                         result=response))
+    yield from emit(attempt, make_update(attempt, "completed", progress_percent=100.0, result=response))
     return response
 
 
@@ -465,7 +546,10 @@ def check_response(attempt: Attempt, response: Any) -> Any:
     if not isinstance(response, expected):
         raise GenerationFailedError(
             f"{attempt.provider} returned {type(response).__name__}, expected {expected.__name__}",
-            provider=attempt.provider, model=attempt.model, phase="result", retryable=False,
+            provider=attempt.provider,
+            model=attempt.model,
+            phase="result",
+            retryable=False,
             request_id=attempt.job.job_id if attempt.job else None,
         )
     return response
@@ -480,10 +564,16 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
     relay = _ProgressRelay(attempt)
     attempt.phase = "submit"
     try:
-        response = yield rt.Call(fn, {"provider": attempt.provider, "config": attempt.config,
-                                      "request": attempt.request,
-                                      "on_progress": relay if attempt.on_progress else None},
-                                 timeout=attempt.remaining())
+        response = yield rt.Call(
+            fn,
+            {
+                "provider": attempt.provider,
+                "config": attempt.config,
+                "request": attempt.request,
+                "on_progress": relay if attempt.on_progress else None,
+            },
+            timeout=attempt.remaining(),
+        )
     except rt.DeadlineExceeded:
         if relay.raised is not None:
             raise CallerError(relay.raised) from None
@@ -491,7 +581,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
     except Exception as exc:
         if relay.raised is not None:
             raise CallerError(relay.raised) from None
-        raise normalize(exc, phase="submit", provider=attempt.provider, model=attempt.model)
+        raise normalize(exc, phase="submit", provider=attempt.provider, model=attempt.model)  # noqa: B904
     if relay.raised is not None:
         raise CallerError(relay.raised)
     return check_response(attempt, response)
@@ -507,8 +597,9 @@ class _ProgressRelay:
     def __call__(self, update: Any) -> Any:
         attempt = self.attempt
         try:
-            update = attrs.evolve(update, attempt=attempt.number, provider=attempt.provider,
-                                  model=attempt.model)
+            update = attrs.evolve(
+                update, attempt=attempt.number, provider=attempt.provider, model=attempt.model
+            )
         except (TypeError, AttributeError):
             pass
         HOST.notify("progress_reported", update=update)
@@ -579,8 +670,9 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         raise
 
 
-def submit_job(config: Any, request: Any, modality: Modality,
-               ledger: Ledger | None = None) -> rt.Flow[Attempt]:
+def submit_job(
+    config: Any, request: Any, modality: Modality, ledger: Ledger | None = None
+) -> rt.Flow[Attempt]:
     """Submit only, walking the fallback chain until a submit is accepted; the attempt holds the job.
 
     The same submit rules as :func:`run_chain` (a submit whose answer was lost is never resent); a
@@ -590,15 +682,23 @@ def submit_job(config: Any, request: Any, modality: Modality,
     check_pair(config, request, modality)
     chain = list(iter_fallback_chain(config))
     for number, cfg in enumerate(chain, start=1):
-        attempt = Attempt(config=cfg, request=request, modality=modality, number=number,
-                          provider=provider_for(cfg), on_progress=None, ledger=ledger)
+        attempt = Attempt(
+            config=cfg,
+            request=request,
+            modality=modality,
+            number=number,
+            provider=provider_for(cfg),
+            on_progress=None,
+            ledger=ledger,
+        )
         try:
             spec, _ = HOST.entry_plugin(attempt.provider)
             if modality not in spec.modalities:
                 raise UnsupportedModalityError(attempt.provider, modality)
             if not lifecycle_available(attempt.provider):
-                raise UnsupportedModalityError(attempt.provider, modality,
-                                               "no submit hook: it cannot hand out a job")
+                raise UnsupportedModalityError(
+                    attempt.provider, modality, "no submit hook: it cannot hand out a job"
+                )
             yield from submit_phase(attempt)
         except UnsupportedModalityError:
             if number == len(chain):
@@ -614,29 +714,50 @@ def submit_job(config: Any, request: Any, modality: Modality,
     raise AssertionError("unreachable: the chain has at least one config")
 
 
-def run_chain(config: Any, request: Any, modality: Modality,
-              on_progress: Callable[[Any], Any] | None, ledger: Ledger | None = None) -> rt.Flow[Any]:
+def run_chain(
+    config: Any,
+    request: Any,
+    modality: Modality,
+    on_progress: Callable[[Any], Any] | None,
+    ledger: Ledger | None = None,
+) -> rt.Flow[Any]:
     """Depth-first fallback chain with ExecutionMetadata on the response or the final error."""
     check_pair(config, request, modality)
     if on_progress is not None and not callable(on_progress):
         raise ValidationError(
             f"on_progress must be a function or coroutine function, got {type(on_progress).__name__}",
-            field="on_progress", value=type(on_progress).__name__,
+            field="on_progress",
+            value=type(on_progress).__name__,
         )
     chain = list(iter_fallback_chain(config))
     records: list[AttemptMetadata] = []
 
     def finish(successful: int | None) -> ExecutionMetadata:
         return ExecutionMetadata(
-            total_attempts=len(records), successful_attempt=successful, attempts=tuple(records),
-            fallback_triggered=len(records) > 1, configs_in_chain=len(chain),
+            total_attempts=len(records),
+            successful_attempt=successful,
+            attempts=tuple(records),
+            fallback_triggered=len(records) > 1,
+            configs_in_chain=len(chain),
         )
 
     for number, cfg in enumerate(chain, start=1):
-        attempt = Attempt(config=cfg, request=request, modality=modality, number=number,
-                          provider=provider_for(cfg), on_progress=on_progress, ledger=ledger)
-        HOST.notify("attempt_started", provider=attempt.provider, model=attempt.model,
-                    modality=modality, attempt=number)
+        attempt = Attempt(
+            config=cfg,
+            request=request,
+            modality=modality,
+            number=number,
+            provider=provider_for(cfg),
+            on_progress=on_progress,
+            ledger=ledger,
+        )
+        HOST.notify(
+            "attempt_started",
+            provider=attempt.provider,
+            model=attempt.model,
+            modality=modality,
+            attempt=number,
+        )
         try:
             response = yield from run_attempt(attempt)
         except CallerError as exc:
@@ -668,8 +789,10 @@ def run_chain(config: Any, request: Any, modality: Modality,
         HOST.notify("attempt_finished", metadata=meta, error=None)
         ledger_finish(attempt, "completed", result=response)
         return attrs.evolve(
-            response, execution_metadata=finish(number),
-            provider=response.provider or attempt.provider, model=response.model or attempt.model,
+            response,
+            execution_metadata=finish(number),
+            provider=response.provider or attempt.provider,
+            model=response.model or attempt.model,
         )
     raise AssertionError("unreachable: the chain has at least one config")
 

@@ -51,7 +51,8 @@ def from_httpx(exc: BaseException, **where: Any) -> TarashException | None:
             f"HTTP {response.status_code} from provider",
             status_code=response.status_code,
             retry_after=parse_retry_after(response.headers.get("retry-after")),
-            raw_response=_body(response), **where,
+            raw_response=_body(response),
+            **where,
         )
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)):
         return HTTPConnectionError(text, request_sent=False, **where)
@@ -72,8 +73,9 @@ def _body(response: Any) -> Any:
             return None
 
 
-def normalize(exc: BaseException, *, phase: str, provider: str, model: str,
-              request_id: str | None = None) -> TarashException:
+def normalize(
+    exc: BaseException, *, phase: str, provider: str, model: str, request_id: str | None = None
+) -> TarashException:
     """A typed TarashException for ``exc`` with phase/provider/model filled in.
 
     Known secrets are scrubbed from the arguments of ``exc`` and of the exceptions chained to it,
@@ -86,8 +88,7 @@ def normalize(exc: BaseException, *, phase: str, provider: str, model: str,
         exc.model = exc.model or model
         exc.request_id = exc.request_id or request_id
         return exc
-    where: dict[str, Any] = {"phase": phase, "provider": provider, "model": model,
-                             "request_id": request_id}
+    where: dict[str, Any] = {"phase": phase, "provider": provider, "model": model, "request_id": request_id}
     mapped = from_httpx(exc, **where)
     if mapped is not None:
         mapped.__cause__ = exc
@@ -97,12 +98,14 @@ def normalize(exc: BaseException, *, phase: str, provider: str, model: str,
     elif isinstance(exc, ConnectionError):
         err = HTTPConnectionError(
             f"{type(exc).__name__}: {exc}",
-            request_sent=not isinstance(exc, ConnectionRefusedError), **where,
+            request_sent=not isinstance(exc, ConnectionRefusedError),
+            **where,
         )
     else:
         err = GenerationFailedError(
             f"{provider} plugin raised {type(exc).__name__} during {phase}: {exc}",
-            retryable=False, **where,
+            retryable=False,
+            **where,
         )
     err.__cause__ = exc
     return err

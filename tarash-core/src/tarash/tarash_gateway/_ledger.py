@@ -223,9 +223,7 @@ class JobStore(Protocol):
         that a collected result is always recorded and ``unknown`` can be resolved.
         """
 
-    def claim(
-        self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None
-    ) -> bool:
+    def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
         """Atomically become the collector of an unfinished job.
 
         Succeeds when nobody holds it, ``owner`` already does, the holder's lease expired, or the
@@ -258,9 +256,7 @@ class SQLiteJobStore:
     on a local disk: SQLite's WAL mode does not work over network file systems.
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], retention_days: float | None = RETENTION_DAYS
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], retention_days: float | None = RETENTION_DAYS) -> None:
         self.path = Path(path)
         self.retention_days = retention_days
         self._lock = threading.RLock()
@@ -310,8 +306,7 @@ class SQLiteJobStore:
                 if self.retention_days is not None:
                     cutoff = (time.time() - self.retention_days * 86400,)
                     conn.execute(
-                        "DELETE FROM events WHERE key IN"
-                        " (SELECT key FROM jobs WHERE finished_at < ?)",
+                        "DELETE FROM events WHERE key IN (SELECT key FROM jobs WHERE finished_at < ?)",
                         cutoff,
                     )
                     conn.execute("DELETE FROM jobs WHERE finished_at < ?", cutoff)
@@ -458,9 +453,7 @@ class SQLiteJobStore:
             ).rowcount:
                 self._event(conn, key, "finished", state, error, now)
 
-    def claim(
-        self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None
-    ) -> bool:
+    def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
         now = time.time()
         with self._write() as conn:
             claimed = (
@@ -488,8 +481,7 @@ class SQLiteJobStore:
             row = (
                 self._connection()
                 .execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE key = ? OR job_id = ?"
-                    " ORDER BY created_at LIMIT 1",
+                    f"SELECT {_COLUMNS} FROM jobs WHERE key = ? OR job_id = ? ORDER BY created_at LIMIT 1",
                     (key, key),
                 )
                 .fetchone()
@@ -505,9 +497,7 @@ class SQLiteJobStore:
             query += " WHERE state = ?"
             params = (state,)
         with self._lock:
-            rows = (
-                self._connection().execute(query + " ORDER BY created_at, key", params).fetchall()
-            )
+            rows = self._connection().execute(query + " ORDER BY created_at, key", params).fetchall()
         return [_record(row) for row in rows]
 
     def events(self, key: str) -> list[JobEvent]:

@@ -131,15 +131,22 @@ class PluginHost:
         allowed = _env_list("TARASH_PLUGINS")
         if disabled and disabled[0].lower() in ("1", "*", "all", "true", "yes"):
             return
-        found = sorted(entry_points(ENTRY_POINT_GROUP, self.search_path), key=lambda ep: (ep.name, ep.distribution or ""))
+        found = sorted(
+            entry_points(ENTRY_POINT_GROUP, self.search_path), key=lambda ep: (ep.name, ep.distribution or "")
+        )
         for ep in found:
             skip = (allowed is not None and ep.name not in allowed and ep.distribution not in allowed) or (
                 disabled is not None and (ep.name in disabled or ep.distribution in disabled)
             )
             if skip:
-                self._plugins.append(PluginInfo(
-                    name=ep.name, distribution=ep.distribution, version=ep.version, status="disabled",
-                ))
+                self._plugins.append(
+                    PluginInfo(
+                        name=ep.name,
+                        distribution=ep.distribution,
+                        version=ep.version,
+                        status="disabled",
+                    )
+                )
                 continue
             try:
                 module = ep.load()
@@ -148,25 +155,45 @@ class PluginHost:
                     raise
                 self._record_failure(ep.name, ep.distribution, ep.version, "import", exc)
                 continue
-            self._register_plugin(module, name=ep.name, dist=ep.distribution, version=ep.version,
-                                  source="entry-point")
+            self._register_plugin(
+                module, name=ep.name, dist=ep.distribution, version=ep.version, source="entry-point"
+            )
 
     def _record_failure(
-        self, name: str, dist: str | None, version: str | None, stage: str, exc: BaseException,
+        self,
+        name: str,
+        dist: str | None,
+        version: str | None,
+        stage: str,
+        exc: BaseException,
     ) -> None:
         message = f"{stage} failed: {type(exc).__name__}: {exc}"
-        info = PluginInfo(name=name, distribution=dist, version=version, status="failed",
-                          error=message)
+        info = PluginInfo(name=name, distribution=dist, version=version, status="failed", error=message)
         self._plugins.append(info)
-        log.warning("Tarash plugin %r (%s %s) is broken and was skipped: %s",
-                    name, dist or "?", version or "?", message)
+        log.warning(
+            "Tarash plugin %r (%s %s) is broken and was skipped: %s",
+            name,
+            dist or "?",
+            version or "?",
+            message,
+        )
         log.debug("Traceback of plugin %r:\n%s", name, "".join(traceback.format_exception(exc)))
         if _strict():
-            raise PluginLoadError(f"Tarash plugin {name!r} failed to load: {message}",
-                                  plugin=name, distribution=dist, version=version) from exc
+            raise PluginLoadError(
+                f"Tarash plugin {name!r} failed to load: {message}",
+                plugin=name,
+                distribution=dist,
+                version=version,
+            ) from exc
 
     def _register_plugin(
-        self, module: object, *, name: str, dist: str | None, version: str | None, source: str,
+        self,
+        module: object,
+        *,
+        name: str,
+        dist: str | None,
+        version: str | None,
+        source: str,
     ) -> None:
         try:
             self.pm.register(module, name=f"{source}:{dist or '-'}:{name}")
@@ -190,8 +217,14 @@ class PluginHost:
         for spec in specs:
             if spec.api_key_env:
                 register_secret(os.environ.get(spec.api_key_env))
-        info = PluginInfo(name=name, distribution=dist, version=version, status="loaded",
-                          providers=tuple(s.name for s in specs), source=source)
+        info = PluginInfo(
+            name=name,
+            distribution=dist,
+            version=version,
+            status="loaded",
+            providers=tuple(s.name for s in specs),
+            source=source,
+        )
         self._plugins.append(info)
         for spec in specs:
             existing = self._providers.get(spec.name)
@@ -211,8 +244,9 @@ class PluginHost:
         if not isinstance(name, str) or not name.strip():
             from .exceptions import ValidationError
 
-            raise ValidationError("register_provider: name must be a non-empty string",
-                                  field="provider", value=name)
+            raise ValidationError(
+                "register_provider: name must be a non-empty string", field="provider", value=name
+            )
         adapter = _handler_adapter(name, handler)
         with self._lock:
             old = self._runtime.pop(name, None)
@@ -220,10 +254,20 @@ class PluginHost:
                 self.pm.unregister(old.plugin)
             self.pm.register(adapter, name=f"runtime:{name}:{id(adapter)}")
             modalities = {"video", "image"}
-            spec = ProviderSpec(name=name, modalities=modalities, capabilities=Capabilities(resume=False),
-                                description=f"runtime handler {type(handler).__name__}")
-            info = PluginInfo(name=name, distribution=None, version=None, status="loaded",
-                              providers=(name,), source="runtime")
+            spec = ProviderSpec(
+                name=name,
+                modalities=modalities,
+                capabilities=Capabilities(resume=False),
+                description=f"runtime handler {type(handler).__name__}",
+            )
+            info = PluginInfo(
+                name=name,
+                distribution=None,
+                version=None,
+                status="loaded",
+                providers=(name,),
+                source="runtime",
+            )
             self._runtime[name] = _Entry(spec=spec, plugin=adapter, info=info)
             self._impl_cache.clear()
 
@@ -276,8 +320,12 @@ class PluginHost:
     def get(self, name: str) -> ProviderInfo:
         entry = self._entry(name)
         return ProviderInfo(
-            name=name, spec=entry.spec, plugin=entry.info.name, distribution=entry.info.distribution,
-            version=entry.info.version, source=entry.info.source,
+            name=name,
+            spec=entry.spec,
+            plugin=entry.info.name,
+            distribution=entry.info.distribution,
+            version=entry.info.version,
+            source=entry.info.source,
             lifecycle=self.impl(entry.plugin, "submit", prefer_async=False) is not None,
         )
 
@@ -289,7 +337,8 @@ class PluginHost:
         conflicted = {c for claimants in self._conflicts.values() for c in claimants}
         listed = [
             attrs.evolve(p, status="conflict", error="provider name claimed by another plugin")
-            if _label(p) in conflicted and p.status == "loaded" else p
+            if _label(p) in conflicted and p.status == "loaded"
+            else p
             for p in self._plugins
         ]
         return listed + [e.info for e in self._runtime.values()]
@@ -330,7 +379,9 @@ class PluginHost:
 
     # -- field mappings ----------------------------------------------------------------------
 
-    def register_field_mapping(self, provider: str, mappings: Mapping[str, Mapping[str, FieldMapper]]) -> None:
+    def register_field_mapping(
+        self, provider: str, mappings: Mapping[str, Mapping[str, FieldMapper]]
+    ) -> None:
         with self._lock:
             self._field_mappings.setdefault(provider, {}).update(
                 {prefix: dict(m) for prefix, m in mappings.items()}
@@ -347,7 +398,9 @@ class PluginHost:
         merged.update(self._field_mappings.get(provider, {}))
         return merged
 
-    def resolve_field_mappers(self, provider: str, model: str) -> tuple[str | None, Mapping[str, FieldMapper] | None]:
+    def resolve_field_mappers(
+        self, provider: str, model: str
+    ) -> tuple[str | None, Mapping[str, FieldMapper] | None]:
         table = self.field_mapping(provider) or {}
         prefix = match_model_prefix(model, table)
         return prefix, (table[prefix] if prefix is not None else None)
@@ -364,6 +417,7 @@ def _label(info: PluginInfo) -> str:
 
 def _bind(function: Callable[..., Any], argnames: Sequence[str]) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(function):
+
         async def call_async(**kwargs: Any) -> Any:
             return await function(*[kwargs[a] for a in argnames])
 
@@ -382,6 +436,7 @@ def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace
 
     def guard(modality: str, target: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(target):
+
             async def call_async(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
                 try:
                     return await target(config, request, on_progress)
@@ -389,6 +444,7 @@ def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace
                     raise
                 except NotImplementedError as exc:
                     raise UnsupportedModalityError(name, modality, str(exc)) from exc
+
             return call_async
 
         def call(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
@@ -398,6 +454,7 @@ def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace
                 raise
             except NotImplementedError as exc:
                 raise UnsupportedModalityError(name, modality, str(exc)) from exc
+
         return call
 
     namespace = SimpleNamespace()

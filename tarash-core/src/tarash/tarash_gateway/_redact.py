@@ -25,10 +25,31 @@ MAX_DEPTH = 12
 
 _SECRET_KEYS = frozenset(
     {
-        "api_key", "apikey", "api-key", "x-api-key", "key", "fal_key", "authorization",
-        "proxy-authorization", "auth", "token", "access_token", "refresh_token", "id_token",
-        "secret", "client_secret", "password", "passwd", "credentials", "cookie", "set-cookie",
-        "bearer", "private_key", "signature", "x-fal-key", "x-goog-api-key",
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "key",
+        "fal_key",
+        "authorization",
+        "proxy-authorization",
+        "auth",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "secret",
+        "client_secret",
+        "password",
+        "passwd",
+        "credentials",
+        "cookie",
+        "set-cookie",
+        "bearer",
+        "private_key",
+        "signature",
+        "x-fal-key",
+        "x-goog-api-key",
     }
 )
 _QUERY_SECRET = re.compile(
@@ -90,8 +111,7 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return {
             (redact_text(k) if isinstance(k, str) else k): (
-                REDACTED if is_secret_key(k) and v not in (None, "")
-                else redact(v, _depth=_depth + 1)
+                REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, _depth=_depth + 1)
             )
             for k, v in value.items()
         }
@@ -173,8 +193,9 @@ def _redact_arg(value: Any) -> Any:
     Keeping clean objects as they are preserves ``%s``/``%r`` formatting of exceptions and the
     like; an object whose ``str`` or ``repr`` shows a secret becomes scrubbed text.
     """
-    if value is None or isinstance(value, (bool, int, float, str, bytes, bytearray, memoryview,
-                                           Mapping, list, tuple, set, frozenset)):
+    if value is None or isinstance(
+        value, (bool, int, float, str, bytes, bytearray, memoryview, Mapping, list, tuple, set, frozenset)
+    ):
         return redact(value)
     try:
         text, shown = str(value), repr(value)

@@ -105,7 +105,8 @@ def _is_async_fn(fn: Callable[..., Any]) -> bool:
     flag = getattr(fn, "is_async", None)
     if flag is not None:
         return bool(flag)
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+    call = type(fn).__call__ if callable(fn) else None
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
 def _step_sync(effect: Effect) -> Any:

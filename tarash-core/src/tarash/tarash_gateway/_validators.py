@@ -37,8 +37,9 @@ def describe(value: Any, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def fail(inst: Any, attr: attrs.Attribute[Any], value: Any, expected: str,
-         allowed: Sequence[Any] | None = None) -> ValidationError:
+def fail(
+    inst: Any, attr: attrs.Attribute[Any], value: Any, expected: str, allowed: Sequence[Any] | None = None
+) -> ValidationError:
     shown = describe(value)
     text = f"{_owner(inst)}.{attr.name}: expected {expected}, got {shown}"
     if allowed is not None:
@@ -62,8 +63,14 @@ def string(*, optional: bool = False, nonempty: bool = False, max_len: int = 100
     return check
 
 
-def number(*, optional: bool = False, positive: bool = False, minimum: float | None = None,
-           maximum: float | None = None, integer: bool = False) -> Validator:
+def number(
+    *,
+    optional: bool = False,
+    positive: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    integer: bool = False,
+) -> Validator:
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
             return

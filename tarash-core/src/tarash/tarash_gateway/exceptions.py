@@ -100,9 +100,7 @@ class TarashException(Exception):
 
     def __str__(self) -> str:
         where = ", ".join(
-            f"{k}={v}"
-            for k, v in (("provider", self.provider), ("model", self.model))
-            if v is not None
+            f"{k}={v}" for k, v in (("provider", self.provider), ("model", self.model)) if v is not None
         )
         return f"{self.message} ({where})" if where else self.message
 
@@ -167,7 +165,11 @@ class HTTPError(TarashException):
     """The provider answered with an HTTP error status."""
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None,
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.status_code = status_code
@@ -195,7 +197,7 @@ class HTTPConnectionError(TarashException):
         super().__init__(message, **kwargs)
 
 
-class TimeoutError(TarashException):  # noqa: A001 - the original public name
+class TimeoutError(TarashException):
     """The generation did not finish before its deadline (``config.timeout``)."""
 
     retryable_default = True
@@ -255,7 +257,12 @@ class PluginLoadError(TarashException):
     """A plugin failed to import or to register its providers."""
 
     def __init__(
-        self, message: str, *, plugin: str, distribution: str | None, version: str | None,
+        self,
+        message: str,
+        *,
+        plugin: str,
+        distribution: str | None,
+        version: str | None,
     ) -> None:
         super().__init__(message)
         self.plugin = plugin
@@ -274,8 +281,13 @@ def error_summary(error: BaseException) -> Mapping[str, Any]:
     """A JSON-friendly summary of an error, for ledgers and CLI output."""
     data: dict[str, Any] = {"type": type(error).__name__, "message": redact_text(str(error))}
     if isinstance(error, TarashException):
-        data.update(provider=error.provider, model=error.model, request_id=error.request_id,
-                     phase=error.phase, retryable=error.retryable)
+        data.update(
+            provider=error.provider,
+            model=error.model,
+            request_id=error.request_id,
+            phase=error.phase,
+            retryable=error.retryable,
+        )
         if isinstance(error, HTTPError):
             data["status_code"] = error.status_code
         if isinstance(error, ValidationError) and error.field:

@@ -52,7 +52,10 @@ class FieldMapper:
 
 
 def apply_field_mappers(
-    mappers: Mapping[str, FieldMapper], request: Any, *, model: str | None = None,
+    mappers: Mapping[str, FieldMapper],
+    request: Any,
+    *,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Build the provider payload for ``request`` (``None``, ``[]`` and ``{}`` are omitted)."""
     payload: dict[str, Any] = {}
@@ -63,7 +66,9 @@ def apply_field_mappers(
             if mapper.required:
                 raise ValidationError(
                     f"{mapper.source_field} is required by {model or 'this model'}",
-                    field=mapper.source_field, value=value, model=model,
+                    field=mapper.source_field,
+                    value=value,
+                    model=model,
                 )
             continue
         payload[api_field] = converted
@@ -80,7 +85,9 @@ def match_model_prefix(model: str, prefixes: Iterable[str]) -> str | None:
     model_parts = model.strip("/").split("/")
     for prefix in prefixes:
         parts = prefix.strip("/").split("/")
-        if model_parts[: len(parts)] == parts and (best is None or len(parts) > len(best.strip("/").split("/"))):
+        if model_parts[: len(parts)] == parts and (
+            best is None or len(parts) > len(best.strip("/").split("/"))
+        ):
             best = prefix
     return best
 
@@ -117,9 +124,10 @@ def allowed_values_mapper(
             return None
         if value not in allowed:
             raise ValidationError(
-                f"{source_field}={value!r} is not allowed; allowed values: "
-                f"{', '.join(map(str, allowed))}",
-                field=source_field, value=value, allowed=allowed,
+                f"{source_field}={value!r} is not allowed; allowed values: {', '.join(map(str, allowed))}",
+                field=source_field,
+                value=value,
+                allowed=allowed,
             )
         return transform(value)
 
@@ -127,7 +135,10 @@ def allowed_values_mapper(
 
 
 def duration_field_mapper(
-    allowed: Sequence[int] | None = None, *, as_string: bool = True, suffix: str = "",
+    allowed: Sequence[int] | None = None,
+    *,
+    as_string: bool = True,
+    suffix: str = "",
     required: bool = False,
 ) -> FieldMapper:
     """Map ``duration_seconds``; e.g. ``as_string=True`` sends ``"5"``, ``suffix="s"`` sends ``"5s"``."""
@@ -136,7 +147,9 @@ def duration_field_mapper(
         return f"{value}{suffix}" if as_string else value
 
     if allowed is None:
-        return FieldMapper("duration_seconds", lambda _r, value: None if value is None else fmt(value), required)
+        return FieldMapper(
+            "duration_seconds", lambda _r, value: None if value is None else fmt(value), required
+        )
     return allowed_values_mapper("duration_seconds", tuple(allowed), transform=fmt, required=required)
 
 
@@ -145,7 +158,9 @@ def _images(request: Any, roles: Sequence[str] | None) -> list[Any]:
 
 
 def single_image_field_mapper(
-    roles: Sequence[str] = ("reference", "first_frame"), *, required: bool = False,
+    roles: Sequence[str] = ("reference", "first_frame"),
+    *,
+    required: bool = False,
 ) -> FieldMapper:
     """The one image with a role in ``roles`` (more than one is a ValidationError)."""
 
@@ -153,9 +168,10 @@ def single_image_field_mapper(
         found = _images(request, roles)
         if len(found) > 1:
             raise ValidationError(
-                f"image_list: at most one image with role {' or '.join(roles)} is accepted, "
-                f"got {len(found)}",
-                field="image_list", value=[i.type for i in found], allowed=tuple(roles),
+                f"image_list: at most one image with role {' or '.join(roles)} is accepted, got {len(found)}",
+                field="image_list",
+                value=[i.type for i in found],
+                allowed=tuple(roles),
             )
         return media_to_url(found[0].image) if found else None
 

@@ -104,7 +104,9 @@ def register_commands(subparsers: Any) -> None:
 
 @hookspec
 def submit(
-    config: AnyConfig, request: AnyRequest, context: CallContext,
+    config: AnyConfig,
+    request: AnyRequest,
+    context: CallContext,
 ) -> SubmittedJob:
     """Send the generation request; return as soon as the provider has accepted the job.
 
@@ -134,7 +136,9 @@ def submit(
 
 @hookspec
 async def submit_async(
-    config: AnyConfig, request: AnyRequest, context: CallContext,
+    config: AnyConfig,
+    request: AnyRequest,
+    context: CallContext,
 ) -> SubmittedJob:
     """Async twin of :func:`submit` (used by the async API; the sync one is used otherwise)."""
     raise NotImplementedError

@@ -130,9 +130,7 @@ def _with_key(config: AnyConfig, api_key: str | None) -> AnyConfig:
     return attrs.evolve(config, api_key=api_key) if api_key else config
 
 
-def _ended_state(
-    attempt: engine.Attempt, error: TarashException
-) -> Literal["failed", "cancelled"] | None:
+def _ended_state(attempt: engine.Attempt, error: TarashException) -> Literal["failed", "cancelled"] | None:
     """How ``error`` ends the job for good (failed, cancelled); None if a later try may work."""
     if isinstance(error, JobCancelledError) or attempt.state == "cancelled":
         return "cancelled"
@@ -368,9 +366,7 @@ class JobHandle:
         """
         return rt.drive_sync(self._wait_flow(on_progress, timeout))
 
-    async def wait_async(
-        self, on_progress: OnProgress | None = None, timeout: float | None = None
-    ) -> Any:
+    async def wait_async(self, on_progress: OnProgress | None = None, timeout: float | None = None) -> Any:
         """Async :meth:`wait`; cancelling the task stops waiting but not the job."""
         return await rt.drive_async(self._wait_flow(on_progress, timeout))
 
@@ -415,9 +411,7 @@ def submit_video(config: VideoGenerationConfig, request: VideoGenerationRequest)
     return rt.drive_sync(_submit_flow(config, request, "video"))
 
 
-async def submit_video_async(
-    config: VideoGenerationConfig, request: VideoGenerationRequest
-) -> JobHandle:
+async def submit_video_async(config: VideoGenerationConfig, request: VideoGenerationRequest) -> JobHandle:
     """Async :func:`submit_video`."""
     return await rt.drive_async(_submit_flow(config, request, "video"))
 
@@ -427,9 +421,7 @@ def submit_image(config: ImageGenerationConfig, request: ImageGenerationRequest)
     return rt.drive_sync(_submit_flow(config, request, "image"))
 
 
-async def submit_image_async(
-    config: ImageGenerationConfig, request: ImageGenerationRequest
-) -> JobHandle:
+async def submit_image_async(config: ImageGenerationConfig, request: ImageGenerationRequest) -> JobHandle:
     """Async :func:`submit_image`."""
     return await rt.drive_async(_submit_flow(config, request, "image"))
 
@@ -497,9 +489,7 @@ def _resume_flow(
     if not ledger.claim(record):
         return outcome("claimed")
     if record.job_id is None:
-        error = UnknownSubmissionError(
-            _unknown_message(record), provider=record.provider, model=record.model
-        )
+        error = UnknownSubmissionError(_unknown_message(record), provider=record.provider, model=record.model)
         ledger.finished(record.key, "unknown", error=error)
         return outcome("unknown", error=error)
     try:

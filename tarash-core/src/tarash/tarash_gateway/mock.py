@@ -50,8 +50,7 @@ MEDIA_DIR = Path(__file__).with_name("_media")
 
 #: The polling simulation used when ``provider="mock"`` is chosen without a MockConfig.
 DEMO_POLLING = MockPollingConfig(
-    status_sequence=("queued", "queued", "processing", "processing", "processing", "processing",
-                     "completed"),
+    status_sequence=("queued", "queued", "processing", "processing", "processing", "processing", "completed"),
     progress_percentages=(0, 0, 15, 40, 65, 90, 100),
     queue_positions=(1, 0),
     delay_between_updates=0.3,
@@ -67,14 +66,23 @@ def register_providers() -> list[ProviderSpec]:
         ProviderSpec(
             name="mock",
             modalities={"video", "image"},
-            capabilities=Capabilities(cancel=True, queue_position=True, progress_percent=True,
-                                      logs=True, idempotency_key=True),
+            capabilities=Capabilities(
+                cancel=True, queue_position=True, progress_percent=True, logs=True, idempotency_key=True
+            ),
             models=(
-                ModelFamily(prefix="mock", modality="video", name="Mock video",
-                            allowed={"aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "21:9")},
-                            description="bundled test-pattern MP4 clips, offline"),
-                ModelFamily(prefix="mock-image", modality="image", name="Mock image",
-                            description="PNG test patterns drawn on the fly, offline"),
+                ModelFamily(
+                    prefix="mock",
+                    modality="video",
+                    name="Mock video",
+                    allowed={"aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "21:9")},
+                    description="bundled test-pattern MP4 clips, offline",
+                ),
+                ModelFamily(
+                    prefix="mock-image",
+                    modality="image",
+                    name="Mock image",
+                    description="PNG test patterns drawn on the fly, offline",
+                ),
             ),
             description="Offline mock provider: real local MP4/PNG files, simulated queue.",
         )
@@ -147,9 +155,14 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
     position = positions[step] if state == "queued" and step < len(positions) else None
     custom = polling.custom_updates[step] if polling.custom_updates is not None else {}
     logs = (f"mock step {step + 1}/{len(polling.status_sequence)}: {state}",)
-    return JobStatus(state=state, progress_percent=percent, queue_position=position,  # type: ignore[arg-type]
-                     logs=logs, poll_after=polling.delay_between_updates,
-                     raw={"step": step, **custom})
+    return JobStatus(
+        state=state,  # type: ignore[arg-type]
+        progress_percent=percent,
+        queue_position=position,
+        logs=logs,
+        poll_after=polling.delay_between_updates,
+        raw={"step": step, **custom},
+    )
 
 
 def _default_percent(state: str) -> float | None:
@@ -229,10 +242,13 @@ def _video_response(config: Any, job: JobRef, outcome: MockResponse) -> VideoGen
     if outcome.output_video_type == "content" and isinstance(video, str):
         video = _load(video)
     return VideoGenerationResponse(
-        request_id=job.job_id, video=video, content_type="video/mp4",
+        request_id=job.job_id,
+        video=video,
+        content_type="video/mp4",
         duration=clip.get("duration_seconds"),
         resolution=f"{clip['width']}x{clip['height']}" if clip else None,
-        aspect_ratio=clip.get("aspect_ratio"), is_mock=True,
+        aspect_ratio=clip.get("aspect_ratio"),
+        is_mock=True,
         raw_response={"mock": True, "clip": clip.get("file")},
     )
 
@@ -245,10 +261,10 @@ def _load(url: str) -> MediaContent:
     if url.startswith("file://"):
         from urllib.parse import unquote, urlparse
 
-        return MediaContent(content=Path(unquote(urlparse(url).path)).read_bytes(),
-                            content_type="video/mp4")
-    raise ValidationError("MockResponse.output_video_type='content' needs a file or data URL",
-                          field="output_video", value=url)
+        return MediaContent(content=Path(unquote(urlparse(url).path)).read_bytes(), content_type="video/mp4")
+    raise ValidationError(
+        "MockResponse.output_video_type='content' needs a file or data URL", field="output_video", value=url
+    )
 
 
 def _image_size(request: Any) -> tuple[int, int]:
@@ -266,8 +282,12 @@ def _image_size(request: Any) -> tuple[int, int]:
 
 def _image_response(config: Any, job: JobRef, outcome: MockResponse) -> ImageGenerationResponse:
     if outcome.output_images:
-        return ImageGenerationResponse(request_id=job.job_id, images=list(outcome.output_images),
-                                       is_mock=True, raw_response={"mock": True})
+        return ImageGenerationResponse(
+            request_id=job.job_id,
+            images=list(outcome.output_images),
+            is_mock=True,
+            raw_response={"mock": True},
+        )
     width, height = int(job.data.get("width", 256)), int(job.data.get("height", 256))
     count = int(job.data.get("n", 1))
     images = []
@@ -277,9 +297,13 @@ def _image_response(config: Any, job: JobRef, outcome: MockResponse) -> ImageGen
             images.append(MediaContent(content=png, content_type="image/png").to_data_uri())
         else:
             images.append(_write_temp(f"{job.job_id}_{index}.png", png))
-    return ImageGenerationResponse(request_id=job.job_id, images=images, content_type="image/png",
-                                   is_mock=True, raw_response={"mock": True, "width": width,
-                                                               "height": height})
+    return ImageGenerationResponse(
+        request_id=job.job_id,
+        images=images,
+        content_type="image/png",
+        is_mock=True,
+        raw_response={"mock": True, "width": width, "height": height},
+    )
 
 
 def _write_temp(name: str, data: bytes) -> str:
@@ -299,8 +323,15 @@ def render_png(width: int, height: int, seed: int = 0) -> bytes:
 
     rng = random.Random(seed)
     tint = [rng.randrange(0, 96) for _ in range(3)]
-    bars = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192),
-            (192, 0, 0), (0, 0, 192)]
+    bars = [
+        (192, 192, 192),
+        (192, 192, 0),
+        (0, 192, 192),
+        (0, 192, 0),
+        (192, 0, 192),
+        (192, 0, 0),
+        (0, 0, 192),
+    ]
     row = bytearray()
     for x in range(width):
         r, g, b = bars[x * len(bars) // width]
@@ -311,5 +342,9 @@ def render_png(width: int, height: int, seed: int = 0) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )

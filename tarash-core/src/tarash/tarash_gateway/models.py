@@ -107,8 +107,9 @@ def _media_validator(optional: bool) -> v.Validator:
         if isinstance(value, MediaContent):
             return
         if not isinstance(value, str) or not value.strip() or "\x00" in value:
-            raise v.fail(inst, attr, value, "a URL, a data URI or MediaContent "
-                                            "(bytes content, non-empty content_type)")
+            raise v.fail(
+                inst, attr, value, "a URL, a data URI or MediaContent (bytes content, non-empty content_type)"
+            )
 
     return check
 
@@ -149,13 +150,16 @@ def _to_image_list(value: Any) -> Any:
                 except ValidationError as exc:
                     raise ValidationError(
                         f"image_list[{index}]: {exc.message}",
-                        field=f"image_list[{index}].{exc.field}", value=exc.value,
+                        field=f"image_list[{index}].{exc.field}",
+                        value=exc.value,
                         allowed=exc.allowed,
                     ) from None
             else:
                 raise ValidationError(
-                    f"image_list[{index}]: expected {{'image': ..., 'type': role}}, got {type(item).__name__}",
-                    field=f"image_list[{index}]", value=item,
+                    f"image_list[{index}]: expected {{'image': ..., 'type': role}}, "
+                    f"got {type(item).__name__}",
+                    field=f"image_list[{index}]",
+                    value=item,
                 )
         return items
     return value
@@ -188,8 +192,9 @@ def _to_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def _sequence_of(expected: str, item_ok: Callable[[Any], bool], *, optional: bool = True,
-                 nonempty: bool = False) -> v.Validator:
+def _sequence_of(
+    expected: str, item_ok: Callable[[Any], bool], *, optional: bool = True, nonempty: bool = False
+) -> v.Validator:
     """A tuple whose items pass ``item_ok``; a bad item is named as ``field[index]``."""
 
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -203,7 +208,8 @@ def _sequence_of(expected: str, item_ok: Callable[[Any], bool], *, optional: boo
                 raise ValidationError(
                     f"{type(inst).__name__}.{attr.name}[{index}]: expected {expected}, "
                     f"got {v.describe(item)}",
-                    field=f"{attr.name}[{index}]", value=item,
+                    field=f"{attr.name}[{index}]",
+                    value=item,
                 )
 
     return check
@@ -215,7 +221,9 @@ def _is_status(item: Any) -> bool:
 
 def _is_percent(item: Any) -> bool:
     return item is None or (
-        isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        isinstance(item, (int, float))
+        and not isinstance(item, bool)
+        and math.isfinite(item)
         and 0 <= item <= 100
     )
 
@@ -238,16 +246,19 @@ def _build(cls: type[Any], prefix: str, value: Mapping[Any, Any]) -> Any:
     unknown = [k for k in value if k not in names]
     if unknown:
         raise ValidationError(
-            f"{prefix}: unknown {cls.__name__} field(s) "
-            f"{', '.join(v.describe(k, 40) for k in unknown)}",
-            field=prefix, value=dict(value), allowed=names,
+            f"{prefix}: unknown {cls.__name__} field(s) {', '.join(v.describe(k, 40) for k in unknown)}",
+            field=prefix,
+            value=dict(value),
+            allowed=names,
         )
     try:
         return cls(**value)
     except ValidationError as exc:
         raise ValidationError(
-            f"{prefix}: {exc.message}", field=f"{prefix}.{exc.field}" if exc.field else prefix,
-            value=exc.value, allowed=exc.allowed,
+            f"{prefix}: {exc.message}",
+            field=f"{prefix}.{exc.field}" if exc.field else prefix,
+            value=exc.value,
+            allowed=exc.allowed,
         ) from None
 
 
@@ -257,23 +268,29 @@ class MockPollingConfig:
 
     enabled: bool = attrs.field(default=True, validator=v.boolean(optional=False))
     status_sequence: tuple[str, ...] = attrs.field(
-        default=("queued", "processing", "completed"), converter=_to_tuple,
-        validator=_sequence_of("statuses (queued, processing, completed, failed)", _is_status,
-                               optional=False, nonempty=True),
+        default=("queued", "processing", "completed"),
+        converter=_to_tuple,
+        validator=_sequence_of(
+            "statuses (queued, processing, completed, failed)", _is_status, optional=False, nonempty=True
+        ),
     )
     delay_between_updates: float = attrs.field(
-        default=0.5, validator=v.number(minimum=0, maximum=3600),
+        default=0.5,
+        validator=v.number(minimum=0, maximum=3600),
     )
     progress_percentages: tuple[float | None, ...] | None = attrs.field(
-        default=None, converter=_to_tuple,
+        default=None,
+        converter=_to_tuple,
         validator=_sequence_of("percentages between 0 and 100 (or None)", _is_percent),
     )
     custom_updates: tuple[AnyDict, ...] | None = attrs.field(
-        default=None, converter=_to_tuple,
+        default=None,
+        converter=_to_tuple,
         validator=_sequence_of("mappings with string keys", _is_str_mapping),
     )
     queue_positions: tuple[int | None, ...] | None = attrs.field(
-        default=None, converter=_to_tuple,
+        default=None,
+        converter=_to_tuple,
         validator=_sequence_of("queue positions (integers >= 0, or None)", _is_position),
     )
 
@@ -284,7 +301,8 @@ class MockPollingConfig:
                 raise ValidationError(
                     f"MockPollingConfig.{name} must have one entry per status "
                     f"({len(self.status_sequence)}), got {len(seq)}",
-                    field=name, value=seq,
+                    field=name,
+                    value=seq,
                 )
 
 
@@ -328,25 +346,33 @@ class MockResponse:
 
     weight: float = attrs.field(default=1.0, validator=v.number(positive=True, maximum=1e12))
     mock_response: VideoGenerationResponse | ImageGenerationResponse | None = attrs.field(
-        default=None, validator=_response_validator,
+        default=None,
+        validator=_response_validator,
     )
     output_video: MediaType | None = attrs.field(
-        default=None, converter=_to_optional_media, validator=_media_validator(True),
+        default=None,
+        converter=_to_optional_media,
+        validator=_media_validator(True),
     )
     output_video_type: Literal["url", "content"] = attrs.field(
-        default="url", validator=v.one_of(("url", "content"), optional=False),
+        default="url",
+        validator=v.one_of(("url", "content"), optional=False),
     )
     output_images: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_to_tuple, validator=_sequence_of("image URLs", _is_url),
+        default=None,
+        converter=_to_tuple,
+        validator=_sequence_of("image URLs", _is_url),
     )
     error: BaseException | None = attrs.field(
-        default=None, validator=_instance_of("an exception instance", BaseException),
+        default=None,
+        validator=_instance_of("an exception instance", BaseException),
     )
 
     def __attrs_post_init__(self) -> None:
         if self.error is not None and (self.mock_response or self.output_video or self.output_images):
-            raise ValidationError("MockResponse: error excludes success fields", field="error",
-                                  value=self.error)
+            raise ValidationError(
+                "MockResponse: error excludes success fields", field="error", value=self.error
+            )
 
 
 def _responses_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -357,7 +383,8 @@ def _responses_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> N
             raise ValidationError(
                 f"MockConfig.responses[{index}]: expected a MockResponse or a mapping, "
                 f"got {v.describe(item)}",
-                field=f"responses[{index}]", value=item,
+                field=f"responses[{index}]",
+                value=item,
             )
 
 
@@ -367,10 +394,13 @@ class MockConfig:
 
     enabled: bool = attrs.field(default=True, validator=v.boolean(optional=False))
     responses: tuple[MockResponse, ...] = attrs.field(
-        default=None, converter=_to_mock_responses, validator=_responses_validator,
+        default=None,
+        converter=_to_mock_responses,
+        validator=_responses_validator,
     )
     polling: MockPollingConfig | None = attrs.field(
-        default=None, converter=_to_polling,
+        default=None,
+        converter=_to_polling,
         validator=_instance_of("a MockPollingConfig (or a mapping)", MockPollingConfig),
     )
     seed: int | None = attrs.field(default=None, validator=v.number(optional=True, integer=True))
@@ -409,8 +439,9 @@ def _fallbacks_validator(kind: str) -> v.Validator:
             raise v.fail(inst, attr, value, f"a list of {kind}")
         length = 1 + sum(len(list(iter_fallback_chain(c))) for c in value)
         if length > MAX_CHAIN_LENGTH:
-            raise v.fail(inst, attr, f"<{length} configs>",
-                         f"at most {MAX_CHAIN_LENGTH} configs in the fallback chain")
+            raise v.fail(
+                inst, attr, f"<{length} configs>", f"at most {MAX_CHAIN_LENGTH} configs in the fallback chain"
+            )
 
     return check
 
@@ -429,7 +460,8 @@ def _config_fields(timeout: float, max_poll_attempts: int, poll_interval: float)
     return {
         "timeout": attrs.field(default=timeout, validator=v.number(positive=True, maximum=7 * 86400)),
         "max_poll_attempts": attrs.field(
-            default=max_poll_attempts, validator=v.number(integer=True, minimum=1, maximum=10**7),
+            default=max_poll_attempts,
+            validator=v.number(integer=True, minimum=1, maximum=10**7),
         ),
         "poll_interval": attrs.field(default=poll_interval, validator=v.number(positive=True, maximum=3600)),
     }
@@ -452,7 +484,9 @@ class VideoGenerationConfig:
     provider: str = attrs.field(validator=v.string(nonempty=True, max_len=100))
     api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
     base_url: str | None = attrs.field(
-        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000),
+        default=None,
+        repr=_safe_repr,
+        validator=v.string(optional=True, max_len=2000),
     )
     api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     timeout: float = _VIDEO_DEFAULTS["timeout"]
@@ -460,10 +494,15 @@ class VideoGenerationConfig:
     poll_interval: float = _VIDEO_DEFAULTS["poll_interval"]
     mock: MockConfig | None = attrs.field(default=None, repr=_safe_repr, validator=_mock_validator)
     fallback_configs: tuple[VideoGenerationConfig, ...] | None = attrs.field(
-        default=None, converter=_to_fallbacks, validator=_fallbacks_validator("VideoGenerationConfig"),
+        default=None,
+        converter=_to_fallbacks,
+        validator=_fallbacks_validator("VideoGenerationConfig"),
     )
     provider_config: AnyDict = attrs.field(
-        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+        factory=dict,
+        converter=_to_dict,
+        repr=_safe_repr,
+        validator=v.mapping,
     )
 
 
@@ -475,7 +514,9 @@ class ImageGenerationConfig:
     provider: str = attrs.field(validator=v.string(nonempty=True, max_len=100))
     api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
     base_url: str | None = attrs.field(
-        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000),
+        default=None,
+        repr=_safe_repr,
+        validator=v.string(optional=True, max_len=2000),
     )
     api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     timeout: float = _IMAGE_DEFAULTS["timeout"]
@@ -483,10 +524,15 @@ class ImageGenerationConfig:
     poll_interval: float = _IMAGE_DEFAULTS["poll_interval"]
     mock: MockConfig | None = attrs.field(default=None, repr=_safe_repr, validator=_mock_validator)
     fallback_configs: tuple[ImageGenerationConfig, ...] | None = attrs.field(
-        default=None, converter=_to_fallbacks, validator=_fallbacks_validator("ImageGenerationConfig"),
+        default=None,
+        converter=_to_fallbacks,
+        validator=_fallbacks_validator("ImageGenerationConfig"),
     )
     provider_config: AnyDict = attrs.field(
-        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+        factory=dict,
+        converter=_to_dict,
+        repr=_safe_repr,
+        validator=v.mapping,
     )
 
 
@@ -505,7 +551,8 @@ def _split_extras(cls: type[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     if given is not None and not isinstance(given, Mapping):
         raise ValidationError(
             f"{cls.__name__}.extra_params: expected a mapping, got {type(given).__name__}",
-            field="extra_params", value=given,
+            field="extra_params",
+            value=given,
         )
     known["extra_params"] = {**(dict(given) if given else {}), **extras}
     return known
@@ -521,29 +568,40 @@ class VideoGenerationRequest:
 
     prompt: str = attrs.field(validator=v.string(max_len=100_000))
     duration_seconds: int | None = attrs.field(
-        default=None, converter=v.to_int_or_none,
+        default=None,
+        converter=v.to_int_or_none,
         validator=v.number(optional=True, integer=True, minimum=1, maximum=3600),
     )
     resolution: Resolution | None = attrs.field(default=None, validator=v.resolution)
     aspect_ratio: AspectRatio | None = attrs.field(default=None, validator=v.aspect_ratio)
     generate_audio: bool | None = attrs.field(default=None, validator=v.boolean())
     image_list: list[ImageType] = attrs.field(
-        factory=list, converter=_to_image_list, validator=_image_list_validator,
+        factory=list,
+        converter=_to_image_list,
+        validator=_image_list_validator,
     )
     video: MediaType | None = attrs.field(
-        default=None, converter=_to_optional_media, validator=_media_validator(True),
+        default=None,
+        converter=_to_optional_media,
+        validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
-        default=None, converter=v.to_int_or_none,
+        default=None,
+        converter=v.to_int_or_none,
         validator=v.number(optional=True, integer=True, minimum=-(2**63), maximum=2**64),
     )
     number_of_videos: int = attrs.field(
-        default=1, converter=v.to_int_or_none, validator=v.number(integer=True, minimum=1, maximum=16),
+        default=1,
+        converter=v.to_int_or_none,
+        validator=v.number(integer=True, minimum=1, maximum=16),
     )
     negative_prompt: str | None = attrs.field(default=None, validator=v.string(optional=True))
     enhance_prompt: bool | None = attrs.field(default=None, validator=v.boolean())
     extra_params: AnyDict = attrs.field(
-        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+        factory=dict,
+        converter=_to_dict,
+        repr=_safe_repr,
+        validator=v.mapping,
     )
 
     def __init__(self, prompt: str, **kwargs: Any) -> None:
@@ -560,21 +618,31 @@ class ImageGenerationRequest:
     quality: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     style: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=200))
     n: int = attrs.field(
-        default=1, converter=v.to_int_or_none, validator=v.number(integer=True, minimum=1, maximum=100),
+        default=1,
+        converter=v.to_int_or_none,
+        validator=v.number(integer=True, minimum=1, maximum=100),
     )
     image_list: list[ImageType] = attrs.field(
-        factory=list, converter=_to_image_list, validator=_image_list_validator,
+        factory=list,
+        converter=_to_image_list,
+        validator=_image_list_validator,
     )
     mask_image: MediaType | None = attrs.field(
-        default=None, converter=_to_optional_media, validator=_media_validator(True),
+        default=None,
+        converter=_to_optional_media,
+        validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
-        default=None, converter=v.to_int_or_none,
+        default=None,
+        converter=v.to_int_or_none,
         validator=v.number(optional=True, integer=True, minimum=-(2**63), maximum=2**64),
     )
     aspect_ratio: AspectRatio | None = attrs.field(default=None, validator=v.aspect_ratio)
     extra_params: AnyDict = attrs.field(
-        factory=dict, converter=_to_dict, repr=_safe_repr, validator=v.mapping,
+        factory=dict,
+        converter=_to_dict,
+        repr=_safe_repr,
+        validator=v.mapping,
     )
 
     def __init__(self, prompt: str, **kwargs: Any) -> None:
@@ -668,7 +736,8 @@ class VideoGenerationResponse:
     resolution: str | None = None
     aspect_ratio: str | None = None
     status: Literal["completed", "failed"] = attrs.field(
-        default="completed", validator=v.one_of(("completed", "failed"), optional=False),
+        default="completed",
+        validator=v.one_of(("completed", "failed"), optional=False),
     )
     is_mock: bool = False
     raw_response: AnyDict = attrs.field(factory=dict, converter=_redacted_dict, repr=False)
@@ -685,7 +754,8 @@ class ImageGenerationResponse:
     images: list[str] = attrs.field(converter=_to_list)
     content_type: str = "image/png"
     status: Literal["completed", "failed"] = attrs.field(
-        default="completed", validator=v.one_of(("completed", "failed"), optional=False),
+        default="completed",
+        validator=v.one_of(("completed", "failed"), optional=False),
     )
     is_mock: bool = False
     revised_prompt: str | None = None
@@ -698,7 +768,9 @@ class ImageGenerationResponse:
         if not self.images or not all(isinstance(i, str) and i for i in self.images):
             raise ValidationError(
                 "ImageGenerationResponse.images must be a non-empty list of URLs",
-                field="images", value=self.images, phase="result",
+                field="images",
+                value=self.images,
+                phase="result",
             )
 
 
@@ -768,22 +840,30 @@ class ProviderHandler(Protocol):
     """
 
     def generate_video(
-        self, config: VideoGenerationConfig, request: VideoGenerationRequest,
+        self,
+        config: VideoGenerationConfig,
+        request: VideoGenerationRequest,
         on_progress: ProgressCallback | None = None,
     ) -> VideoGenerationResponse: ...
 
     async def generate_video_async(
-        self, config: VideoGenerationConfig, request: VideoGenerationRequest,
+        self,
+        config: VideoGenerationConfig,
+        request: VideoGenerationRequest,
         on_progress: ProgressCallback | None = None,
     ) -> VideoGenerationResponse: ...
 
     def generate_image(
-        self, config: ImageGenerationConfig, request: ImageGenerationRequest,
+        self,
+        config: ImageGenerationConfig,
+        request: ImageGenerationRequest,
         on_progress: ImageProgressCallback | None = None,
     ) -> ImageGenerationResponse: ...
 
     async def generate_image_async(
-        self, config: ImageGenerationConfig, request: ImageGenerationRequest,
+        self,
+        config: ImageGenerationConfig,
+        request: ImageGenerationRequest,
         on_progress: ImageProgressCallback | None = None,
     ) -> ImageGenerationResponse: ...
 

@@ -20,15 +20,15 @@ from .exceptions import ValidationError
 from .field_mappers import FieldMapper
 
 if TYPE_CHECKING:
-    from .exceptions import TarashException
+    pass
 
 __all__ = [
-    "Capabilities",
     "CallContext",
+    "Capabilities",
     "JobRef",
     "JobStatus",
-    "ModelFamily",
     "Modality",
+    "ModelFamily",
     "ProviderSpec",
     "SubmittedJob",
     "hookimpl",
@@ -123,14 +123,17 @@ class ProviderSpec:
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip().lower():
             raise ValidationError(
                 f"ProviderSpec.name must be a lower-case identifier, got {self.name!r}",
-                field="name", value=self.name,
+                field="name",
+                value=self.name,
             )
         unknown = set(self.modalities) - set(MODALITIES)
         if not self.modalities or unknown:
             raise ValidationError(
                 f"ProviderSpec.modalities must be a non-empty subset of {MODALITIES}, "
                 f"got {sorted(self.modalities)}",
-                field="modalities", value=sorted(self.modalities), allowed=MODALITIES,
+                field="modalities",
+                value=sorted(self.modalities),
+                allowed=MODALITIES,
             )
 
 

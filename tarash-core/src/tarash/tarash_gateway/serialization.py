@@ -35,9 +35,7 @@ T = TypeVar("T")
 def to_dict(obj: Any) -> dict[str, Any]:
     """Plain JSON-safe data for a Tarash record (API keys omitted, known secrets scrubbed)."""
     if not attrs.has(type(obj)):
-        raise ValidationError(
-            f"to_dict expects a Tarash record, got {type(obj).__name__}", value=None
-        )
+        raise ValidationError(f"to_dict expects a Tarash record, got {type(obj).__name__}", value=None)
     data: dict[str, Any] = unstructure(obj)
     return data
 

@@ -30,7 +30,7 @@ def parse_data_uri(uri: str) -> MediaContent:
     match = _DATA_URI.match(uri)
     if not match:
         raise ValidationError("not a data: URI", field="media", value=uri[:40])
-    payload = uri[match.end():]
+    payload = uri[match.end() :]
     if match.group("b64"):
         try:
             content = base64.b64decode(payload, validate=True)

@@ -40,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     func = getattr(args, "func", None)
     if func is None:
-        report(f"command {args.command!r} does not say what to run "
-               "(its parser needs set_defaults(func=...))")
+        report(f"command {args.command!r} does not say what to run (its parser needs set_defaults(func=...))")
         return EXIT_INTERNAL
     try:
         code = func(args)
@@ -94,8 +93,11 @@ def _add_plugin_commands(subparsers: SubParsers) -> None:
         try:
             impl.function(**{name: subparsers for name in impl.argnames})
         except Exception as exc:
-            print(f"tarash: warning: plugin {impl.plugin_name!r} failed to add its commands: "
-                  f"{type(exc).__name__}: {_redacted(exc)}", file=sys.stderr)
+            print(
+                f"tarash: warning: plugin {impl.plugin_name!r} failed to add its commands: "
+                f"{type(exc).__name__}: {_redacted(exc)}",
+                file=sys.stderr,
+            )
 
 
 def _redacted(exc: BaseException) -> str:

@@ -83,8 +83,12 @@ def describe(error: BaseException) -> str:
     from ..exceptions import ProviderNotFoundError, ValidationError
 
     text = str(error)
-    if isinstance(error, ValidationError) and not isinstance(error, ProviderNotFoundError) \
-            and error.field and error.phase != "download":
+    if (
+        isinstance(error, ValidationError)
+        and not isinstance(error, ProviderNotFoundError)
+        and error.field
+        and error.phase != "download"
+    ):
         return f"invalid {option_for(error.field)}: {text}"
     return text
 

@@ -45,14 +45,12 @@ def run(args: argparse.Namespace) -> int:
     info = get_provider(args.provider)
     model = args.model or DEFAULT_MODELS.get((info.name, args.modality))
     if model is None:
-        raise UsageError(f"--model is required for provider {info.name!r} "
-                         f"(see `tarash models {info.name}`)")
+        raise UsageError(f"--model is required for provider {info.name!r} (see `tarash models {info.name}`)")
     config = build_config(args, info, model)
     request = build_request(args)
     if args.out:
         check_destination(Path(args.out))
-    progress = contextlib.nullcontext(None) if args.quiet else Progress(
-        sys.stderr, live=is_live(sys.stderr))
+    progress = contextlib.nullcontext(None) if args.quiet else Progress(sys.stderr, live=is_live(sys.stderr))
     with progress as on_progress:
         response: Response
         if isinstance(config, VideoGenerationConfig):
@@ -94,8 +92,9 @@ def mock_provider_config() -> dict[str, Any]:
     try:
         return {"delay": float(raw)}
     except ValueError:
-        raise ValidationError(f"expected a number of seconds, got {raw!r}",
-                              field=MOCK_DELAY_ENV, value=raw) from None
+        raise ValidationError(
+            f"expected a number of seconds, got {raw!r}", field=MOCK_DELAY_ENV, value=raw
+        ) from None
 
 
 def build_request(args: argparse.Namespace) -> VideoGenerationRequest | ImageGenerationRequest:
@@ -130,13 +129,15 @@ def input_image(spec: str, default_role: str) -> ImageType:
     if not path.is_file():
         raise ValidationError(
             f"no such file {source!r} (give a local file, an http(s) URL or a data: URI)",
-            field="image_list", value=source,
+            field="image_list",
+            value=source,
         )
     size = path.stat().st_size
     if size > MAX_INPUT_IMAGE_BYTES:
         raise ValidationError(
             f"{source!r} has {size} bytes, more than the limit of {MAX_INPUT_IMAGE_BYTES}",
-            field="image_list", value=source,
+            field="image_list",
+            value=source,
         )
     import mimetypes
 
@@ -152,7 +153,9 @@ def check_destination(target: Path) -> None:
 
 
 def save_outputs(
-    response: Response, modality: str, out: str | None,
+    response: Response,
+    modality: str,
+    out: str | None,
 ) -> list[tuple[Path, str | None]]:
     """Download or write every output; returns (absolute path, source URL or None) pairs.
 
@@ -167,16 +170,15 @@ def save_outputs(
     for index, item in enumerate(media, start=1):
         if target.is_dir():
             dest = target
-            filename: str | None = response.request_id if len(media) == 1 else (
-                f"{response.request_id}_{index}")
+            filename: str | None = (
+                response.request_id if len(media) == 1 else (f"{response.request_id}_{index}")
+            )
         else:
-            dest = target if len(media) == 1 else target.with_name(
-                f"{target.stem}_{index}{target.suffix}")
+            dest = target if len(media) == 1 else target.with_name(f"{target.stem}_{index}{target.suffix}")
             filename = None
         try:
             if isinstance(item, MediaContent):
-                path = save_bytes(item.content, dest, content_type=item.content_type,
-                                  filename=filename)
+                path = save_bytes(item.content, dest, content_type=item.content_type, filename=filename)
             else:
                 path = download(item, dest, filename=filename)
         except (TarashException, OSError) as exc:

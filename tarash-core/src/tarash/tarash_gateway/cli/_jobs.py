@@ -36,13 +36,10 @@ def add_parser(subparsers: SubParsers) -> None:
         help="list, inspect, resume or cancel recorded jobs",
         allow_abbrev=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Inspect the job ledger, collect jobs a crashed process left behind, or "
-        "cancel a job.",
+        description="Inspect the job ledger, collect jobs a crashed process left behind, or cancel a job.",
         epilog=JOBS_EPILOG,
     )
-    commands = jobs.add_subparsers(
-        dest="jobs_command", metavar="{list,status,resume,cancel}", required=True
-    )
+    commands = jobs.add_subparsers(dest="jobs_command", metavar="{list,status,resume,cancel}", required=True)
     json_help = "print JSON instead of text"
 
     listing = commands.add_parser(
@@ -79,9 +76,7 @@ def add_parser(subparsers: SubParsers) -> None:
         description="Poll every unfinished job (or one) from its recorded job id and fetch its "
         "result. Nothing is ever resubmitted.",
     )
-    resume.add_argument(
-        "key", metavar="KEY", nargs="?", help="only this job (ledger key or provider job id)"
-    )
+    resume.add_argument("key", metavar="KEY", nargs="?", help="only this job (ledger key or provider job id)")
     resume.add_argument(
         "--timeout",
         type=float,
@@ -115,8 +110,7 @@ def _ledger() -> LedgerAdapter:
     ledger = active_ledger()
     if ledger is None:
         raise UsageError(
-            "the job ledger is off (TARASH_LEDGER=off, or its file cannot be "
-            "written): no jobs are recorded"
+            "the job ledger is off (TARASH_LEDGER=off, or its file cannot be written): no jobs are recorded"
         )
     return ledger
 

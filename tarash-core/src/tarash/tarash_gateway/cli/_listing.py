@@ -18,8 +18,10 @@ from ._parser import EXIT_OK
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, without trailing spaces."""
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in [headers, *rows]]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
 
 
 def _print_json(value: Any) -> None:
@@ -34,16 +36,33 @@ def plugins(args: argparse.Namespace) -> int:
     """Every plugin with distribution, version, providers, status and why a broken one failed."""
     infos = list_plugins()
     if args.json_output:
-        _print_json([
-            {"name": p.name, "distribution": p.distribution, "version": p.version,
-             "status": p.status, "providers": list(p.providers), "source": p.source,
-             "error": redact_text(p.error) if p.error else None}
-            for p in infos
-        ])
+        _print_json(
+            [
+                {
+                    "name": p.name,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "status": p.status,
+                    "providers": list(p.providers),
+                    "source": p.source,
+                    "error": redact_text(p.error) if p.error else None,
+                }
+                for p in infos
+            ]
+        )
         return EXIT_OK
     headers = ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDERS", "SOURCE")
-    rows = [(p.name, _or_dash(p.distribution), _or_dash(p.version), p.status,
-             _or_dash(", ".join(p.providers)), p.source) for p in infos]
+    rows = [
+        (
+            p.name,
+            _or_dash(p.distribution),
+            _or_dash(p.version),
+            p.status,
+            _or_dash(", ".join(p.providers)),
+            p.source,
+        )
+        for p in infos
+    ]
     lines = table(headers, rows)
     print(lines[0])
     for info, line in zip(infos, lines[1:], strict=True):
@@ -55,10 +74,15 @@ def plugins(args: argparse.Namespace) -> int:
 
 def _provider_json(info: ProviderInfo) -> dict[str, Any]:
     return {
-        "name": info.name, "modalities": sorted(info.modalities),
-        "description": info.spec.description, "api_key_env": info.spec.api_key_env,
-        "capabilities": attrs.asdict(info.spec.capabilities), "plugin": info.plugin,
-        "distribution": info.distribution, "version": info.version, "source": info.source,
+        "name": info.name,
+        "modalities": sorted(info.modalities),
+        "description": info.spec.description,
+        "api_key_env": info.spec.api_key_env,
+        "capabilities": attrs.asdict(info.spec.capabilities),
+        "plugin": info.plugin,
+        "distribution": info.distribution,
+        "version": info.version,
+        "source": info.source,
         "lifecycle": info.lifecycle,
     }
 
@@ -70,8 +94,10 @@ def providers(args: argparse.Namespace) -> int:
         _print_json([_provider_json(info) for info in infos])
         return EXIT_OK
     headers = ("PROVIDER", "MODALITIES", "PLUGIN", "API KEY ENV", "DESCRIPTION")
-    rows = [(i.name, ",".join(sorted(i.modalities)), i.plugin, _or_dash(i.spec.api_key_env),
-             i.spec.description) for i in infos]
+    rows = [
+        (i.name, ",".join(sorted(i.modalities)), i.plugin, _or_dash(i.spec.api_key_env), i.spec.description)
+        for i in infos
+    ]
     for line in table(headers, rows):
         print(line)
     return EXIT_OK
@@ -82,16 +108,24 @@ def models(args: argparse.Namespace) -> int:
     info = get_provider(args.provider)
     families = info.spec.models
     if args.json_output:
-        _print_json({"provider": info.name, "models": [
-            {"prefix": m.prefix, "modality": m.modality, "name": m.name,
-             "description": m.description,
-             "allowed": {field: list(values) for field, values in m.allowed.items()}}
-            for m in families
-        ]})
+        _print_json(
+            {
+                "provider": info.name,
+                "models": [
+                    {
+                        "prefix": m.prefix,
+                        "modality": m.modality,
+                        "name": m.name,
+                        "description": m.description,
+                        "allowed": {field: list(values) for field, values in m.allowed.items()},
+                    }
+                    for m in families
+                ],
+            }
+        )
         return EXIT_OK
     if not families:
-        print(f"Provider {info.name!r} declares no model families; "
-              "pass any model id with --model.")
+        print(f"Provider {info.name!r} declares no model families; pass any model id with --model.")
         return EXIT_OK
     headers = ("MODEL", "MODALITY", "NAME", "DESCRIPTION")
     lines = table(headers, [(m.prefix, m.modality, m.name, m.description) for m in families])

@@ -65,8 +65,13 @@ class _VersionAction(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         from .. import __version__
 
         print(f"tarash {__version__}")
@@ -115,10 +120,14 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _add_generate_options(parser: argparse.ArgumentParser, modality: str) -> None:
     role = "first_frame" if modality == "video" else "reference"
     parser.add_argument("prompt", metavar="PROMPT", help=f"what the {modality} should show")
-    parser.add_argument("--provider", default="mock",
-                        help="provider name (default: mock, the offline mock provider)")
-    parser.add_argument("--model", help="model id (default for mock: its model; required for "
-                                        "other providers, see `tarash models PROVIDER`)")
+    parser.add_argument(
+        "--provider", default="mock", help="provider name (default: mock, the offline mock provider)"
+    )
+    parser.add_argument(
+        "--model",
+        help="model id (default for mock: its model; required for "
+        "other providers, see `tarash models PROVIDER`)",
+    )
     parser.add_argument("--aspect-ratio", metavar="RATIO", help="e.g. 16:9, 9:16, 1:1")
     if modality == "video":
         parser.add_argument("--duration", type=int, metavar="SECONDS", help="length in seconds")
@@ -127,53 +136,80 @@ def _add_generate_options(parser: argparse.ArgumentParser, modality: str) -> Non
         parser.add_argument("--size", help="e.g. 1024x1024")
         parser.add_argument("--n", type=int, default=1, metavar="COUNT", help="number of images")
     parser.add_argument(
-        "--image", action="append", default=[], metavar="PATH_OR_URL[:ROLE]",
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL[:ROLE]",
         help=f"input image: a local file (read and sent as bytes), an http(s) or data: URL; "
-             f"ROLE is one of {IMAGE_ROLES_HELP} (default {role}); repeatable",
+        f"ROLE is one of {IMAGE_ROLES_HELP} (default {role}); repeatable",
     )
     parser.add_argument("--negative-prompt", metavar="TEXT", help="what to avoid")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument(
-        "--param", action="append", default=[], type=param, metavar="KEY=VALUE",
-        help="provider-specific parameter (JSON value when valid JSON, else a string); "
-             "repeatable",
+        "--param",
+        action="append",
+        default=[],
+        type=param,
+        metavar="KEY=VALUE",
+        help="provider-specific parameter (JSON value when valid JSON, else a string); repeatable",
     )
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="deadline for the whole generation; the job is cancelled after it")
-    parser.add_argument("--out", metavar="PATH",
-                        help="file or existing directory to save to (default: the current "
-                             "directory, named after the request id)")
-    parser.add_argument("--json", dest="json_output", action="store_true",
-                        help="print one JSON object with the result on stdout")
-    parser.add_argument("--api-key", metavar="KEY",
-                        help="API key (default: the provider's environment variable; prefer it, "
-                             "command lines are visible to other local users)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="deadline for the whole generation; the job is cancelled after it",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help="file or existing directory to save to (default: the current "
+        "directory, named after the request id)",
+    )
+    parser.add_argument(
+        "--json",
+        dest="json_output",
+        action="store_true",
+        help="print one JSON object with the result on stdout",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key (default: the provider's environment variable; prefer it, "
+        "command lines are visible to other local users)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=command("_generate", "run"))
 
 
 def _add_generate(subparsers: SubParsers) -> None:
     generate = subparsers.add_parser(
-        "generate", help="generate a video or an image", formatter_class=_Formatter,
+        "generate",
+        help="generate a video or an image",
+        formatter_class=_Formatter,
         description="Generate a video or an image and save it locally.",
-        epilog=f"{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}", allow_abbrev=False,
+        epilog=f"{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
+        allow_abbrev=False,
     )
     kinds = generate.add_subparsers(dest="modality", metavar="{video,image}", required=True)
     video = kinds.add_parser(
-        "video", help="generate a video", formatter_class=_Formatter, allow_abbrev=False,
-        description="Generate a video, show its progress and save it (default: the offline "
-                    "mock provider).",
+        "video",
+        help="generate a video",
+        formatter_class=_Formatter,
+        allow_abbrev=False,
+        description="Generate a video, show its progress and save it (default: the offline mock provider).",
         epilog='example:\n  tarash generate video "a lighthouse at dawn" --provider mock '
-               f"--out lighthouse.mp4\n\n{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
+        f"--out lighthouse.mp4\n\n{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
     )
     _add_generate_options(video, "video")
     image = kinds.add_parser(
-        "image", help="generate one or more images", formatter_class=_Formatter,
+        "image",
+        help="generate one or more images",
+        formatter_class=_Formatter,
         allow_abbrev=False,
         description="Generate images, show their progress and save them (default: the offline "
-                    "mock provider). Several images are saved as NAME_1.EXT, NAME_2.EXT...",
+        "mock provider). Several images are saved as NAME_1.EXT, NAME_2.EXT...",
         epilog='example:\n  tarash generate image "a red fox" --n 2 --out fox.png\n\n'
-               f"{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
+        f"{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
     )
     _add_generate_options(image, "image")
 
@@ -181,20 +217,26 @@ def _add_generate(subparsers: SubParsers) -> None:
 def _add_listings(subparsers: SubParsers) -> None:
     json_help = "print JSON instead of a table"
     plugins = subparsers.add_parser(
-        "plugins", help="list installed plugins and why a broken one failed",
+        "plugins",
+        help="list installed plugins and why a broken one failed",
         description="List the installed plugins: distribution, version, providers and status "
-                    "(loaded, failed with the reason, disabled, conflict).", allow_abbrev=False,
+        "(loaded, failed with the reason, disabled, conflict).",
+        allow_abbrev=False,
     )
     plugins.add_argument("--json", dest="json_output", action="store_true", help=json_help)
     plugins.set_defaults(func=command("_listing", "plugins"))
     providers = subparsers.add_parser(
-        "providers", help="list usable providers", allow_abbrev=False,
+        "providers",
+        help="list usable providers",
+        allow_abbrev=False,
         description="List the providers that can be used, with the plugin providing each.",
     )
     providers.add_argument("--json", dest="json_output", action="store_true", help=json_help)
     providers.set_defaults(func=command("_listing", "providers"))
     models = subparsers.add_parser(
-        "models", help="list a provider's known model families", allow_abbrev=False,
+        "models",
+        help="list a provider's known model families",
+        allow_abbrev=False,
         description="List the model families a provider declares and their allowed values.",
     )
     models.add_argument("provider", metavar="PROVIDER")
@@ -217,10 +259,12 @@ def _add_jobs(subparsers: SubParsers) -> None:
 def build_parser() -> tuple[argparse.ArgumentParser, SubParsers]:
     """The top-level parser and its sub-parsers action (where plugins add commands)."""
     parser: argparse.ArgumentParser = Parser(
-        prog="tarash", formatter_class=_Formatter, allow_abbrev=False,
+        prog="tarash",
+        formatter_class=_Formatter,
+        allow_abbrev=False,
         description="Generate videos and images with any installed provider, from the shell.",
         epilog="Run `tarash COMMAND --help` for a command's options. Plugins may add commands.\n\n"
-               f"{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
+        f"{EXIT_CODE_TABLE}\n\n{ENVIRONMENT}",
     )
     parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

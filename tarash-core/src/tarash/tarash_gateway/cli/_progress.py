@@ -30,8 +30,7 @@ def plain_line(status: str, queue_position: int | None, percent: float | None) -
     return " ".join(parts)
 
 
-def live_line(status: str, queue_position: int | None, percent: float | None,
-              elapsed: float) -> str:
+def live_line(status: str, queue_position: int | None, percent: float | None, elapsed: float) -> str:
     """``processing [########------------]  40%  3.2s`` (the terminal form)."""
     filled = round(BAR_WIDTH * (percent or 0.0) / 100)
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
@@ -68,7 +67,10 @@ class Progress:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._ticker is None:
             return

@@ -83,8 +83,7 @@ def response_problems(response: Any, *, modality: str, provider: str) -> list[st
                 problems.append("MediaContent output is empty")
         elif not isinstance(item, str) or urlsplit(item).scheme not in MEDIA_SCHEMES:
             problems.append(
-                f"output {item!r:.80} is neither MediaContent nor a URL with a scheme "
-                f"in {MEDIA_SCHEMES}"
+                f"output {item!r:.80} is neither MediaContent nor a URL with a scheme in {MEDIA_SCHEMES}"
             )
     return problems
 
@@ -111,11 +110,7 @@ def progress_problems(
             continue
         if not isinstance(update.request_id, str) or not update.request_id:
             problems.append(f"{where} has no request_id")
-        if (
-            not isinstance(update.attempt, int)
-            or isinstance(update.attempt, bool)
-            or update.attempt != 1
-        ):
+        if not isinstance(update.attempt, int) or isinstance(update.attempt, bool) or update.attempt != 1:
             problems.append(f"{where} has attempt={update.attempt!r}, expected the int 1")
         if update.provider != provider:
             problems.append(f"{where} has provider={update.provider!r}, expected {provider!r}")
@@ -134,15 +129,11 @@ def progress_problems(
         if position is not None and (
             not isinstance(position, int) or isinstance(position, bool) or position < 0
         ):
-            problems.append(
-                f"{where} has queue_position={position!r}, expected an int >= 0 or None"
-            )
+            problems.append(f"{where} has queue_position={position!r}, expected an int >= 0 or None")
         percent = update.progress_percent
         if percent is not None and update.status == "processing":
             if percent < last_percent:
-                problems.append(
-                    f"{where}: progress_percent went down from {last_percent} to {percent}"
-                )
+                problems.append(f"{where}: progress_percent went down from {last_percent} to {percent}")
             last_percent = float(percent)
         if not all(isinstance(line, str) for line in update.logs):
             problems.append(f"{where} has non-string log lines: {update.logs!r:.120}")
@@ -152,10 +143,7 @@ def progress_problems(
             f"expected exactly one 'completed' update, last; statuses were "
             f"{[getattr(u, 'status', '?') for u in updates]}"
         )
-    elif (
-        getattr(final[0], "result", None) is None
-        or final[0].result.request_id != response.request_id
-    ):
+    elif getattr(final[0], "result", None) is None or final[0].result.request_id != response.request_id:
         problems.append("the 'completed' update does not carry the response as .result")
     typed = [u for u in updates if isinstance(u, expected)]
     if capabilities.queue_position and not any(

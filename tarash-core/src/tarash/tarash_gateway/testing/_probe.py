@@ -65,9 +65,7 @@ def probe(name: str, extra_allowed: Sequence[str]) -> dict[str, Any]:
     import tarash.tarash_gateway as gateway
 
     gateway.hookimpl  # noqa: B018 - touch the lazily imported public API like an application
-    report["imported_by_core"] = sorted(
-        m for m in sys.modules if m == own or m.startswith(own + ".")
-    )
+    report["imported_by_core"] = sorted(m for m in sys.modules if m == own or m.startswith(own + "."))
     recorder = ImportRecorder(
         frozenset(sys.stdlib_module_names) | CORE_LIGHT | {"tarash", own} | set(extra_allowed)
     )

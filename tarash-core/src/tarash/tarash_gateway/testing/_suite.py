@@ -240,8 +240,7 @@ def _count_problems(
     if before is None or after is None:
         return []
     return [
-        f"the server received {after.get(kind, 0) - before.get(kind, 0)} {kind} request(s), "
-        f"expected {count}"
+        f"the server received {after.get(kind, 0) - before.get(kind, 0)} {kind} request(s), expected {count}"
         for kind, count in expected.items()
         if after.get(kind, 0) - before.get(kind, 0) != count
     ]
@@ -286,9 +285,7 @@ def _submitted_job(h: Harness) -> Iterator[tuple[Any, SubmittedJob]]:
     context = CallContext(provider=h.provider, modality=modality, timeout=30.0)  # type: ignore[arg-type]
     job = h.call_hook("submit", config=config, request=h.requests[modality], context=context)
     if not isinstance(job, SubmittedJob) or not isinstance(job.job_id, str) or not job.job_id:
-        pytest.fail(
-            f"submit returned {job!r}, expected a SubmittedJob with a job_id", pytrace=False
-        )
+        pytest.fail(f"submit returned {job!r}, expected a SubmittedJob with a job_id", pytrace=False)
     try:
         yield config, job
     finally:
@@ -407,9 +404,7 @@ class ProviderConformanceTests:
 
     @pytest.fixture
     def provider_name(self) -> str:
-        pytest.fail(
-            "override the provider_name fixture: return your provider's name", pytrace=False
-        )
+        pytest.fail("override the provider_name fixture: return your provider's name", pytrace=False)
 
     @pytest.fixture
     def make_config(self) -> ConfigFactory:
@@ -484,11 +479,7 @@ class ProviderConformanceTests:
             )
         _fail(
             f"entry point {provider_name} = {found[0]} does not load",
-            [
-                f"loading it raised {report[key]}"
-                for key in ("load_error", "provider_error")
-                if key in report
-            ],
+            [f"loading it raised {report[key]}" for key in ("load_error", "provider_error") if key in report],
         )
         provider = report["provider"]
         if (provider["source"], provider["plugin"]) != ("entry-point", provider_name):
@@ -520,10 +511,7 @@ class ProviderConformanceTests:
         _fail(
             "loading the entry module imported packages beyond the standard library and "
             "tarash-core; import them inside your hooks (or list them in allowed_entry_imports)",
-            [
-                f"{h['module']} (imported by {h['importer']} at {h['where']})"
-                for h in report["heavy"]
-            ],
+            [f"{h['module']} (imported by {h['importer']} at {h['where']})" for h in report["heavy"]],
         )
 
     def test_capabilities_match_hooks(self, tarash_harness: Harness) -> None:
@@ -550,8 +538,7 @@ class ProviderConformanceTests:
             )
         if has["cancel"] and not caps.cancel:
             problems.append(
-                "implements cancel but Capabilities.cancel is False, so core never "
-                "calls it: declare it"
+                "implements cancel but Capabilities.cancel is False, so core never calls it: declare it"
             )
         _fail(f"{h.provider}'s hooks do not match its ProviderSpec", problems)
 
@@ -696,8 +683,7 @@ class ProviderConformanceTests:
                 h.generate(modality, config, mode)
             except Exception as exc:
                 surfaces.extend(
-                    (f"{scenario}: {where}", text)
-                    for where, text in _checks.exception_surfaces(exc)
+                    (f"{scenario}: {where}", text) for where, text in _checks.exception_surfaces(exc)
                 )
         captured = capsys.readouterr()
         surfaces += [
@@ -726,8 +712,7 @@ class ProviderConformanceTests:
         problems = []
         if attempt.cancel_status != "cancelled":
             problems.append(
-                f"core's cancel outcome is {attempt.cancel_status!r} "
-                f"({attempt.cancel_error or 'no error'})"
+                f"core's cancel outcome is {attempt.cancel_status!r} ({attempt.cancel_error or 'no error'})"
             )
         problems.extend(_count_problems(before, h.counts(), {"cancel": 1}))
         _fail(
@@ -741,9 +726,7 @@ class ProviderConformanceTests:
         with _submitted_job(h) as (_config, submitted):
             _fail(
                 "SubmittedJob.data must be JSON-safe and secret-free",
-                _checks.json_problems(
-                    dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"
-                ),
+                _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
             )
 
     def test_job_resumes_from_json(self, tarash_harness: Harness) -> None:
@@ -761,15 +744,11 @@ class ProviderConformanceTests:
             )
             _fail(
                 "SubmittedJob.data must be JSON-safe and secret-free",
-                _checks.json_problems(
-                    dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"
-                ),
+                _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
             )
             blob = json.dumps({**attrs.asdict(ref), "submitted_at": ref.submitted_at.isoformat()})
             loaded = json.loads(blob)
-            resumed = JobRef(
-                **{**loaded, "submitted_at": datetime.fromisoformat(loaded["submitted_at"])}
-            )
+            resumed = JobRef(**{**loaded, "submitted_at": datetime.fromisoformat(loaded["submitted_at"])})
             deadline = time.monotonic() + self.fault_deadline_seconds * 3
             context = CallContext(provider=h.provider, modality=resumed.modality, timeout=30.0)
             while True:

@@ -46,7 +46,8 @@ class LeakError(GoodProvider):
     def fail(self, scenario: str, phase: str, config: Any) -> None:
         if phase == "submit" and scenario == "server_error":
             raise HTTPError("HTTP 503", status_code=503, phase="submit") from ServiceError(
-                "POST /jobs failed", {"Authorization": f"Bearer {config.api_key}"})
+                "POST /jobs failed", {"Authorization": f"Bearer {config.api_key}"}
+            )
         super().fail(scenario, phase, config)
 
 
@@ -91,8 +92,12 @@ class WrongTypes(GoodProvider):
 
     def job_status(self, state: str, position: int | None, percent: float | None, step: int) -> Any:
         status = super().job_status(state, None, percent, step)
-        return type(status)(state=status.state, progress_percent=percent, logs=status.logs,
-                            queue_position=None if position is None else str(position))
+        return type(status)(
+            state=status.state,
+            progress_percent=percent,
+            logs=status.logs,
+            queue_position=None if position is None else str(position),
+        )
 
 
 class NotJson(GoodProvider):

@@ -28,8 +28,8 @@ from tarash.tarash_gateway.models import (
     VideoGenerationResponse,
 )
 from tarash.tarash_gateway.plugin import (
-    Capabilities,
     CallContext,
+    Capabilities,
     JobRef,
     JobStatus,
     ProviderSpec,
@@ -39,8 +39,11 @@ from tarash.tarash_gateway.plugin import (
 
 #: (state, queue_position, progress_percent) per status call.
 STEPS: tuple[tuple[str, int | None, float | None], ...] = (
-    ("queued", 1, None), ("queued", 0, None), ("processing", None, 30.0),
-    ("processing", None, 70.0), ("completed", None, 100.0),
+    ("queued", 1, None),
+    ("queued", 0, None),
+    ("processing", None, 30.0),
+    ("processing", None, 70.0),
+    ("completed", None, 100.0),
 )
 
 PROVIDERS: dict[str, GoodProvider] = {}
@@ -113,15 +116,19 @@ class GoodProvider:
         if phase == "submit" and scenario == "server_error":
             raise HTTPError("HTTP 503 from the service", status_code=503, phase="submit")
         if phase == "poll" and scenario == "rate_limited":
-            raise HTTPError("HTTP 429 from the service", status_code=429, retry_after=60.0,
-                            phase="poll")
+            raise HTTPError("HTTP 429 from the service", status_code=429, retry_after=60.0, phase="poll")
 
     def job_data(self, config: Any, job_id: str) -> dict[str, Any]:
         return {"status_path": f"/jobs/{job_id}"}
 
     def job_status(self, state: str, position: int | None, percent: float | None, step: int) -> Any:
-        return JobStatus(state=state, queue_position=position, progress_percent=percent,  # type: ignore[arg-type]
-                         logs=tuple(f"step {n}" for n in range(step + 1)), raw={"step": step})
+        return JobStatus(
+            state=state,
+            queue_position=position,
+            progress_percent=percent,  # type: ignore[arg-type]
+            logs=tuple(f"step {n}" for n in range(step + 1)),
+            raw={"step": step},
+        )
 
     def cancel_job(self, job_id: str) -> bool:
         return self.service.cancel(job_id)
@@ -133,8 +140,9 @@ class GoodProvider:
 
     @hookimpl
     def register_providers(self) -> list[ProviderSpec]:
-        return [ProviderSpec(name=self.name, modalities=set(self.modalities),
-                             capabilities=self.capabilities())]
+        return [
+            ProviderSpec(name=self.name, modalities=set(self.modalities), capabilities=self.capabilities())
+        ]
 
     @hookimpl
     def submit(self, config: Any, request: Any, context: CallContext) -> SubmittedJob:
@@ -160,8 +168,10 @@ class GoodProvider:
             return self.job_status("processing", None, 10.0, 2)
         state, position, percent = self.steps[min(step, len(self.steps) - 1)]
         if state == "completed" and record["scenario"] == "job_failed":
-            return JobStatus(state="failed", error=GenerationFailedError(
-                f"job {job.job_id} failed at the service", request_id=job.job_id))
+            return JobStatus(
+                state="failed",
+                error=GenerationFailedError(f"job {job.job_id} failed at the service", request_id=job.job_id),
+            )
         return self.job_status(state, position, percent, step)
 
     @hookimpl
@@ -191,16 +201,20 @@ class GoodProvider:
     def make_result(self, job: JobRef, *, is_async: bool) -> Any:
         self.service.count("result")
         if job.modality == "video":
-            return VideoGenerationResponse(request_id=job.job_id, video=self.video(job.job_id, is_async),
-                                           content_type="video/mp4", raw_response={"id": job.job_id})
-        return ImageGenerationResponse(request_id=job.job_id,
-                                       images=[f"https://media.kit.invalid/{job.job_id}.png"],
-                                       raw_response={"id": job.job_id})
+            return VideoGenerationResponse(
+                request_id=job.job_id,
+                video=self.video(job.job_id, is_async),
+                content_type="video/mp4",
+                raw_response={"id": job.job_id},
+            )
+        return ImageGenerationResponse(
+            request_id=job.job_id,
+            images=[f"https://media.kit.invalid/{job.job_id}.png"],
+            raw_response={"id": job.job_id},
+        )
 
 
-def make_config_factory(
-    name: str, modalities: tuple[str, ...] | None = None
-) -> Callable[[str, str], Any]:
+def make_config_factory(name: str, modalities: tuple[str, ...] | None = None) -> Callable[[str, str], Any]:
     """The kit's ``make_config`` for a planted provider (its declared modalities by default)."""
     allowed = get_provider(name).spec.modalities if modalities is None else modalities
 
@@ -208,8 +222,13 @@ def make_config_factory(
         if modality not in allowed:
             return None
         config = VideoGenerationConfig if modality == "video" else ImageGenerationConfig
-        return config(provider=name, model=f"{name}-{modality}", poll_interval=0.01, timeout=10,
-                      provider_config={"scenario": scenario})
+        return config(
+            provider=name,
+            model=f"{name}-{modality}",
+            poll_interval=0.01,
+            timeout=10,
+            provider_config={"scenario": scenario},
+        )
 
     return make
 
