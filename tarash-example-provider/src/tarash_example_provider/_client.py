@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tarash.tarash_gateway.exceptions import HTTPConnectionError, HTTPError, ValidationError
+from tarash.tarash_gateway.utils import parse_retry_after
 
 from ._fields import API_KEY_ENV, DEFAULT_BASE_URL
 
@@ -218,20 +219,10 @@ def answer(response: httpx.Response, phase: str, fields: Mapping[str, str] | Non
     raise HTTPError(
         message,
         status_code=response.status_code,
-        retry_after=retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
         phase=phase,
         raw_response=data,
     )
 
 
 # --8<-- [end:send]
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a delta-seconds ``Retry-After`` header (the form the Example API sends)."""
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None

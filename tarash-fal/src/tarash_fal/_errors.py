@@ -9,8 +9,6 @@ content was refused.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -25,6 +23,7 @@ from tarash.tarash_gateway.exceptions import (
     UnknownSubmissionError,
     ValidationError,
 )
+from tarash.tarash_gateway.utils import parse_retry_after
 
 #: Status codes fal-client would retry by itself; the transport turns them into errors first.
 FAL_RETRIED_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
@@ -39,26 +38,6 @@ _NEVER_SENT = (
     httpx.PoolTimeout,
     httpx.UnsupportedProtocol,
 )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if seconds != seconds or seconds < 0:
-        return 0.0
-    return min(seconds, 3600.0)
 
 
 def response_body(response: httpx.Response) -> Any:

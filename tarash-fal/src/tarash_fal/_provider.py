@@ -18,7 +18,6 @@ import fal_client
 import httpx
 
 from tarash.tarash_gateway import get_provider_field_mapping
-from tarash.tarash_gateway._redact import get_logger, register_secret
 from tarash.tarash_gateway.exceptions import (
     GenerationFailedError,
     TarashException,
@@ -30,9 +29,10 @@ from tarash.tarash_gateway.models import (
     VideoGenerationResponse,
 )
 from tarash.tarash_gateway.plugin import CallContext, JobRef, JobStatus, Modality, SubmittedJob
+from tarash.tarash_gateway.utils import get_logger, parse_retry_after, register_secret
 
 from ._clients import DEFAULT_MAX_RESPONSE_BYTES, POOLS, Exchange, Target, exchange
-from ._errors import error_from_response, parse_retry_after, response_body, unreadable_answer
+from ._errors import error_from_response, response_body, unreadable_answer
 from ._registry import build_payload
 
 log = get_logger("tarash.fal")

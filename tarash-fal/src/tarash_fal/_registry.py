@@ -31,7 +31,6 @@ from typing import Any, Literal
 
 import attrs
 
-from tarash.tarash_gateway._redact import get_logger
 from tarash.tarash_gateway.exceptions import ValidationError
 from tarash.tarash_gateway.field_mappers import (
     FieldMapper,
@@ -46,6 +45,7 @@ from tarash.tarash_gateway.field_mappers import (
     video_url_field_mapper,
 )
 from tarash.tarash_gateway.plugin import Modality, ModelFamily
+from tarash.tarash_gateway.utils import get_logger
 
 __all__ = [
     "FAMILIES",

@@ -1,4 +1,9 @@
-"""Small helpers for provider authors and users."""
+"""Small helpers for provider authors and users.
+
+Plugin authors: ``get_logger`` gives a logger whose records are redacted, ``register_secret``
+makes a credential read from somewhere other than ``config.api_key`` (an env var, a file) scrubbed
+everywhere, ``parse_retry_after`` reads a ``Retry-After`` header for ``HTTPError.retry_after``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,21 @@ import binascii
 import re
 import uuid
 
+from ._errors import parse_retry_after
+from ._redact import get_logger, redact, redact_text, register_secret
 from .exceptions import ValidationError
 from .models import MediaContent
 
-__all__ = ["convert_to_data_url", "generate_unique_id", "parse_data_uri"]
+__all__ = [
+    "convert_to_data_url",
+    "generate_unique_id",
+    "get_logger",
+    "parse_data_uri",
+    "parse_retry_after",
+    "redact",
+    "redact_text",
+    "register_secret",
+]
 
 _DATA_URI = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,")
 
