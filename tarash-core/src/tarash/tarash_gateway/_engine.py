@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -670,6 +670,31 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         raise
 
 
+def plan_attempts(
+    config: Any,
+    request: Any,
+    modality: Modality,
+    on_progress: Callable[[Any], Any] | None,
+    ledger: Ledger | None,
+) -> tuple[list[Any], Iterator[Attempt]]:
+    """The fallback chain and a lazy iterator of its attempts (each starts its clock when made)."""
+    check_pair(config, request, modality)
+    chain = list(iter_fallback_chain(config))
+    attempts = (
+        Attempt(
+            config=cfg,
+            request=request,
+            modality=modality,
+            number=number,
+            provider=provider_for(cfg),
+            on_progress=on_progress,
+            ledger=ledger,
+        )
+        for number, cfg in enumerate(chain, start=1)
+    )
+    return chain, attempts
+
+
 def submit_job(
     config: Any, request: Any, modality: Modality, ledger: Ledger | None = None
 ) -> rt.Flow[Attempt]:
@@ -679,18 +704,8 @@ def submit_job(
     retryable submit failure moves on to the next config. Providers without lifecycle hooks cannot
     hand out a job and are skipped.
     """
-    check_pair(config, request, modality)
-    chain = list(iter_fallback_chain(config))
-    for number, cfg in enumerate(chain, start=1):
-        attempt = Attempt(
-            config=cfg,
-            request=request,
-            modality=modality,
-            number=number,
-            provider=provider_for(cfg),
-            on_progress=None,
-            ledger=ledger,
-        )
+    chain, attempts = plan_attempts(config, request, modality, None, ledger)
+    for number, attempt in enumerate(attempts, start=1):
         try:
             spec, _ = HOST.entry_plugin(attempt.provider)
             if modality not in spec.modalities:
@@ -722,14 +737,13 @@ def run_chain(
     ledger: Ledger | None = None,
 ) -> rt.Flow[Any]:
     """Depth-first fallback chain with ExecutionMetadata on the response or the final error."""
-    check_pair(config, request, modality)
     if on_progress is not None and not callable(on_progress):
         raise ValidationError(
             f"on_progress must be a function or coroutine function, got {type(on_progress).__name__}",
             field="on_progress",
             value=type(on_progress).__name__,
         )
-    chain = list(iter_fallback_chain(config))
+    chain, attempts = plan_attempts(config, request, modality, on_progress, ledger)
     records: list[AttemptMetadata] = []
 
     def finish(successful: int | None) -> ExecutionMetadata:
@@ -741,16 +755,7 @@ def run_chain(
             configs_in_chain=len(chain),
         )
 
-    for number, cfg in enumerate(chain, start=1):
-        attempt = Attempt(
-            config=cfg,
-            request=request,
-            modality=modality,
-            number=number,
-            provider=provider_for(cfg),
-            on_progress=on_progress,
-            ledger=ledger,
-        )
+    for number, attempt in enumerate(attempts, start=1):
         HOST.notify(
             "attempt_started",
             provider=attempt.provider,
