@@ -75,10 +75,16 @@ def build_config(args: argparse.Namespace, info: ProviderInfo, model: str) -> Co
         "provider": info.name,
         "model": model,
         "api_key": args.api_key or env_key or None,
-        "provider_config": mock_provider_config() if info.name == "mock" else {},
+        "provider_config": {
+            **(mock_provider_config() if info.name == "mock" else {}),
+            **dict(args.provider_config),
+        },
+        "base_url": args.base_url,
     }
     if args.timeout is not None:
         fields["timeout"] = args.timeout
+    if args.poll_interval is not None:
+        fields["poll_interval"] = args.poll_interval
     if args.modality == "video":
         return VideoGenerationConfig(**fields)
     return ImageGenerationConfig(**fields)

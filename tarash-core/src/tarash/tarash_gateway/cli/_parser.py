@@ -154,6 +154,27 @@ def _add_generate_options(parser: argparse.ArgumentParser, modality: str) -> Non
         help="provider-specific parameter (JSON value when valid JSON, else a string); repeatable",
     )
     parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the provider's endpoint (a proxy, a regional endpoint or a local test server)",
+    )
+    parser.add_argument(
+        "--provider-config",
+        dest="provider_config",
+        action="append",
+        default=[],
+        type=param,
+        metavar="KEY=VALUE",
+        help="provider option (config.provider_config, e.g. webhook_url=... or ca_bundle=PATH); repeatable",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between status checks when the provider gives no hint "
+        "(default: 5 for video, 2 for images)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         metavar="SECONDS",
