@@ -13,17 +13,31 @@ from tarash.tarash_gateway.plugin import (
     Capabilities,
     JobRef,
     JobStatus,
+    Lazy,
     ProviderSpec,
     SubmittedJob,
     hookimpl,
 )
 
 
+def _families() -> Any:
+    from ._registry import FAMILIES
+
+    return FAMILIES
+
+
+def _mappings() -> Any:
+    from ._registry import IMAGE_MAPPINGS, VIDEO_MAPPINGS
+
+    return {**VIDEO_MAPPINGS, **IMAGE_MAPPINGS}
+
+
 @hookimpl
 def register_providers() -> list[ProviderSpec]:
-    """The ``fal`` provider: video and image models on fal's queue API."""
-    from ._registry import FAMILIES, IMAGE_MAPPINGS, VIDEO_MAPPINGS
+    """The ``fal`` provider: video and image models on fal's queue API.
 
+    The model tables are :class:`Lazy`: discovery does not import the registry.
+    """
     return [
         ProviderSpec(
             name="fal",
@@ -31,8 +45,8 @@ def register_providers() -> list[ProviderSpec]:
             capabilities=Capabilities(
                 cancel=True, queue_position=True, logs=True, webhooks=True, resume=True
             ),
-            models=FAMILIES,
-            field_mappings={**VIDEO_MAPPINGS, **IMAGE_MAPPINGS},
+            models=Lazy(_families),
+            field_mappings=Lazy(_mappings),
             api_key_env="FAL_KEY",
             description="fal.ai queue API (Veo, Kling, Wan, Sora, Flux and more) via fal-client.",
         )

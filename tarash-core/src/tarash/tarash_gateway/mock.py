@@ -10,11 +10,10 @@ as bytes.
 
 from __future__ import annotations
 
-import random
+import os
 import threading
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import ValidationError
 from .models import (
@@ -35,7 +34,12 @@ from .plugin import (
     SubmittedJob,
     hookimpl,
 )
-from .utils import generate_unique_id
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    #: The folder of the bundled clips (``find_best_clip(...)["file"]`` is relative to it).
+    MEDIA_DIR: Path
 
 __all__ = [
     "DEMO_POLLING",
@@ -46,7 +50,17 @@ __all__ = [
     "render_png",
 ]
 
-MEDIA_DIR = Path(__file__).with_name("_media")
+_MEDIA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_media")
+
+
+def __getattr__(name: str) -> Any:
+    """``MEDIA_DIR`` is built on first use: pathlib is not imported by provider discovery."""
+    if name == "MEDIA_DIR":
+        from pathlib import Path
+
+        return Path(_MEDIA_DIR)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The polling simulation used when ``provider="mock"`` is chosen without a MockConfig.
 DEMO_POLLING = MockPollingConfig(
@@ -104,6 +118,8 @@ def _mock_config(config: Any) -> MockConfig:
 
 def _pick(mock: MockConfig, request: Any) -> int:
     seed = mock.seed if mock.seed is not None else getattr(request, "seed", None)
+    import random
+
     rng = random.Random(seed) if seed is not None else random.Random()
     weights = [r.weight for r in mock.responses]
     return rng.choices(range(len(mock.responses)), weights=weights, k=1)[0]
@@ -117,6 +133,8 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     polling = mock.polling
     if outcome.error is not None and (polling is None or not polling.enabled):
         raise outcome.error
+    from .utils import generate_unique_id
+
     job_id = f"mock_{generate_unique_id()}"
     with _jobs_lock:
         _jobs[job_id] = 0
@@ -198,11 +216,17 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
+def _media_path(name: str) -> Path:
+    from pathlib import Path
+
+    return Path(_MEDIA_DIR, name)
+
+
 @lru_cache(maxsize=1)
 def _clips() -> tuple[dict[str, Any], ...]:
     import json
 
-    return tuple(json.loads((MEDIA_DIR / "clips.json").read_text()))
+    return tuple(json.loads(_media_path("clips.json").read_text()))
 
 
 def _ratio(text: str | None) -> float:
@@ -234,7 +258,7 @@ def _video_response(config: Any, job: JobRef, outcome: MockResponse) -> VideoGen
         clip: dict[str, Any] = {}
     else:
         clip = find_best_clip(job.data.get("aspect_ratio"), job.data.get("duration"))
-        path = MEDIA_DIR / clip["file"]
+        path = _media_path(clip["file"])
         if outcome.output_video_type == "content":
             video = MediaContent(content=path.read_bytes(), content_type="video/mp4")
         else:
@@ -259,6 +283,7 @@ def _load(url: str) -> MediaContent:
 
         return parse_data_uri(url)
     if url.startswith("file://"):
+        from pathlib import Path
         from urllib.parse import unquote, urlparse
 
         return MediaContent(content=Path(unquote(urlparse(url).path)).read_bytes(), content_type="video/mp4")
@@ -308,6 +333,7 @@ def _image_response(config: Any, job: JobRef, outcome: MockResponse) -> ImageGen
 
 def _write_temp(name: str, data: bytes) -> str:
     import tempfile
+    from pathlib import Path
 
     folder = Path(tempfile.gettempdir()) / "tarash-mock"
     folder.mkdir(parents=True, exist_ok=True)
@@ -318,6 +344,7 @@ def _write_temp(name: str, data: bytes) -> str:
 
 def render_png(width: int, height: int, seed: int = 0) -> bytes:
     """A valid RGB PNG test pattern (colour bars tinted by ``seed``), drawn without dependencies."""
+    import random
     import struct
     import zlib
 

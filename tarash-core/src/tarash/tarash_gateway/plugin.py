@@ -9,9 +9,10 @@ A plugin is a module with functions decorated by :data:`hookimpl`, named after t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 import pluggy
@@ -19,14 +20,12 @@ import pluggy
 from .exceptions import ValidationError
 from .field_mappers import FieldMapper
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
     "CallContext",
     "Capabilities",
     "JobRef",
     "JobStatus",
+    "Lazy",
     "Modality",
     "ModelFamily",
     "ProviderSpec",
@@ -92,8 +91,49 @@ def _frozenset(value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
-def _tuple(value: Any) -> tuple[Any, ...]:
-    return tuple(value)
+def _tuple(value: Any) -> Sequence[Any]:
+    return value if isinstance(value, Lazy) else tuple(value)
+
+
+class Lazy(Mapping[Any, Any], Sequence[Any]):
+    """A table built on first use: ``Lazy(lambda: {...})`` or ``Lazy(lambda: (...))``.
+
+    Give it as ``ProviderSpec.models`` or ``ProviderSpec.field_mappings`` when building the table
+    needs a large module: discovery (``register_providers``) then stays cheap, and the table is
+    built the first time Tarash reads it (a generation, ``tarash models``).
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+        return self._value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._get()
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self._get() == (other._get() if isinstance(other, Lazy) else other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "Lazy(<not built yet>)" if self._value is None else f"Lazy({self._value!r})"
 
 
 @attrs.frozen(kw_only=True)
@@ -104,9 +144,10 @@ class ProviderSpec:
         name: the provider id users pass as ``config.provider`` (lower case, no spaces).
         modalities: ``{"video"}``, ``{"image"}`` or both.
         capabilities: see :class:`Capabilities`.
-        models: known model families (for ``tarash models`` and docs).
+        models: known model families (for ``tarash models`` and docs); may be :class:`Lazy`.
         field_mappings: model prefix -> {api field: FieldMapper}; read with
-            ``get_provider_field_mapping`` and extended by ``register_provider_field_mapping``.
+            ``get_provider_field_mapping`` and extended by ``register_provider_field_mapping``;
+            may be :class:`Lazy`.
         api_key_env: the environment variable holding the key (e.g. ``"FAL_KEY"``).
         description: one line for ``tarash providers``.
     """
@@ -114,7 +155,7 @@ class ProviderSpec:
     name: str
     modalities: frozenset[str] = attrs.field(converter=_frozenset)
     capabilities: Capabilities = attrs.field(factory=Capabilities)
-    models: tuple[ModelFamily, ...] = attrs.field(default=(), converter=_tuple)
+    models: Sequence[ModelFamily] = attrs.field(default=(), converter=_tuple)
     field_mappings: Mapping[str, Mapping[str, FieldMapper]] = attrs.field(factory=dict)
     api_key_env: str | None = None
     description: str = ""
