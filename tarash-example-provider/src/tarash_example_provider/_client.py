@@ -1,24 +1,20 @@
 """HTTP plumbing: pooled httpx clients, and answers and transport errors mapped to Tarash errors.
 
-One ``httpx.Client`` per (base URL, API key) serves every sync call; one ``httpx.AsyncClient`` per
-(base URL, API key) and event loop serves async calls (an async client cannot outlive its loop).
-Sync clients are closed at interpreter exit; async clients when their loop shuts down
-(``asyncio.run`` and pytest-asyncio do that) or at exit if their loop still runs.
+Clients come from tarash-core's :class:`~tarash.tarash_gateway.http.ClientPool`: one
+``httpx.Client`` per (base URL, API key) for sync calls, one ``httpx.AsyncClient`` per (base URL,
+API key) and event loop for async calls, closed at exit or when their loop shuts down.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import os
-import threading
-import weakref
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping
+from typing import Any, cast
 
 import httpx
 
 from tarash.tarash_gateway.exceptions import HTTPConnectionError, HTTPError, ValidationError
+from tarash.tarash_gateway.http import ClientPool
 from tarash.tarash_gateway.utils import parse_retry_after
 
 from ._fields import API_KEY_ENV, DEFAULT_BASE_URL
@@ -27,15 +23,6 @@ __all__ = ["close_clients", "send", "send_async"]
 
 USER_AGENT = "tarash-example-provider/0.1.0"
 CONNECT_TIMEOUT = 10.0
-
-Pool = dict[tuple[str, str], httpx.AsyncClient]
-
-_lock = threading.Lock()
-_clients: dict[tuple[str, str], httpx.Client] = {}
-_async_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
-_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def endpoint(config: Any) -> tuple[str, str]:
@@ -58,80 +45,37 @@ def _timeout(seconds: float) -> httpx.Timeout:
 
 
 # --8<-- [start:pool]
+def _endpoint_key(key: Hashable) -> tuple[str, str]:
+    base_url, api_key = cast("tuple[str, str]", key)
+    return base_url, api_key
+
+
+POOL = ClientPool(
+    make_sync=lambda key: httpx.Client(
+        base_url=_endpoint_key(key)[0], headers=_headers(_endpoint_key(key)[1])
+    ),
+    make_async=lambda key: httpx.AsyncClient(
+        base_url=_endpoint_key(key)[0], headers=_headers(_endpoint_key(key)[1])
+    ),
+)
+
+
 def client(config: Any) -> httpx.Client:
     """The pooled sync client for this config's base URL and key."""
-    base_url, key = endpoint(config)
-    with _lock:
-        found = _clients.get((base_url, key))
-        if found is None or found.is_closed:
-            found = _clients[(base_url, key)] = httpx.Client(base_url=base_url, headers=_headers(key))
-    return found
+    return POOL.sync(endpoint(config))
 
 
 async def async_client(config: Any) -> httpx.AsyncClient:
     """The pooled async client for this config's base URL and key, on the running loop."""
-    base_url, key = endpoint(config)
-    loop = asyncio.get_running_loop()
-    with _lock:
-        pool = _async_pools.get(loop)
-        fresh = pool is None
-        if pool is None:
-            pool = _async_pools[loop] = {}
-        found = pool.get((base_url, key))
-        if found is None or found.is_closed:
-            found = pool[(base_url, key)] = httpx.AsyncClient(base_url=base_url, headers=_headers(key))
-    if fresh:
-        await _close_at_loop_shutdown(loop, pool)
-    return found
-
-
-async def _close_at_loop_shutdown(loop: asyncio.AbstractEventLoop, pool: Pool) -> None:
-    """Start an async generator whose ``finally`` closes ``pool``.
-
-    The loop finalises live async generators in ``loop.shutdown_asyncgens()``, which
-    ``asyncio.run`` (and pytest-asyncio) call before closing the loop.
-    """
-
-    async def closer() -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await _aclose(pool)
-
-    generator = closer()
-    _closers[loop] = generator
-    await generator.__anext__()
+    return await POOL.async_(endpoint(config))
 
 
 # --8<-- [end:pool]
 
 
-async def _aclose(pool: Pool) -> None:
-    with _lock:
-        clients = list(pool.values())
-        pool.clear()
-    for each in clients:
-        await each.aclose()
-
-
 def close_clients() -> None:
-    """Close every pooled client (registered with ``atexit``; safe to call more than once)."""
-    with _lock:
-        clients = list(_clients.values())
-        _clients.clear()
-        pools = list(_async_pools.items())
-    for each in clients:
-        each.close()
-    for loop, pool in pools:
-        if not pool or loop.is_closed():
-            continue
-        if loop.is_running():
-            asyncio.run_coroutine_threadsafe(_aclose(pool), loop).result(timeout=CONNECT_TIMEOUT)
-        else:
-            loop.run_until_complete(_aclose(pool))
-
-
-atexit.register(close_clients)
+    """Close every pooled client (also done at interpreter exit)."""
+    POOL.close()
 
 
 # --8<-- [start:send]
