@@ -434,8 +434,14 @@ def retrying(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any
             failures += 1
             retry_after = exc.retry_after if isinstance(exc, HTTPError) else None
             delay = backoff(failures, retry_after)
-            if failures >= MAX_CONSECUTIVE_POLL_ERRORS or delay >= attempt.remaining():
+            if failures >= MAX_CONSECUTIVE_POLL_ERRORS:
                 raise
+            if delay >= attempt.remaining():
+                if retry_after is not None:
+                    # The provider asks for a wait past the deadline: fail fast with its answer
+                    # (retryable, so a fallback can take over now).
+                    raise
+                raise attempt.timeout_error(f"{phase} still failing: {exc.message}") from exc
             log.info(
                 "%s of job %s on %s failed (%s); retrying in %.2fs",
                 phase,
