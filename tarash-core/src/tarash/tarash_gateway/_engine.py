@@ -65,7 +65,6 @@ MAX_CONSECUTIVE_POLL_ERRORS = 10
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 CANCEL_GRACE_SECONDS = 10.0
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 class Ledger(Protocol):

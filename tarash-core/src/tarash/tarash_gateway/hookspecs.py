@@ -330,7 +330,3 @@ def progress_reported(update: AnyUpdate) -> None:
         def progress_reported(update):
             log.info("%s %s %s", update.provider, update.status, update.queue_position)
     """
-
-
-LIFECYCLE_HOOKS = ("submit", "status", "result", "cancel")
-BLOCKING_HOOKS = {"video": "generate_video", "image": "generate_image"}
