@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -59,6 +59,7 @@ from .models import (
 from .plugin import CallContext, JobRef, JobStatus, Modality, SubmittedJob
 
 log = get_logger("tarash.engine")
+T = TypeVar("T")
 
 MAX_SUBMIT_TRIES = 3
 MAX_CONSECUTIVE_POLL_ERRORS = 10
@@ -401,14 +402,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             if not (spec.capabilities.idempotency_key and exc.retryable) or failures >= MAX_SUBMIT_TRIES:
                 raise
             yield rt.Sleep(min(backoff(failures, exc.retry_after), max(attempt.remaining(), 0)))
-    if not isinstance(submitted, SubmittedJob):
-        raise GenerationFailedError(
-            f"{attempt.provider} submit returned {type(submitted).__name__}, expected SubmittedJob",
-            provider=attempt.provider,
-            model=attempt.model,
-            phase="submit",
-            retryable=False,
-        )
+    submitted = expect_type(attempt, submitted, SubmittedJob, "submit", "submit ")
     attempt.job = JobRef(
         provider=attempt.provider,
         model=attempt.model,
@@ -461,15 +455,7 @@ def poll_status(attempt: Attempt) -> rt.Flow[JobStatus]:
     status = yield from retrying(
         attempt, status_fn, "poll", config=attempt.config, job=attempt.job, context=attempt.context()
     )
-    if not isinstance(status, JobStatus):
-        raise GenerationFailedError(
-            f"{attempt.provider} status returned {type(status).__name__}, expected JobStatus",
-            provider=attempt.provider,
-            model=attempt.model,
-            phase="poll",
-            retryable=False,
-            request_id=attempt.job.job_id,
-        )
+    status = expect_type(attempt, status, JobStatus, "poll", "status ")
     attempt.state = status.state
     if attempt.ledger is not None:
         attempt.ledger.status(
@@ -546,18 +532,23 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
     return response
 
 
-def check_response(attempt: Attempt, response: Any) -> Any:
-    expected = VideoGenerationResponse if attempt.modality == "video" else ImageGenerationResponse
-    if not isinstance(response, expected):
+def expect_type(attempt: Attempt, value: Any, expected: type[T], phase: str, hook: str = "") -> T:
+    """A plugin returned the wrong type: a non-retryable GenerationFailedError naming both."""
+    if not isinstance(value, expected):
         raise GenerationFailedError(
-            f"{attempt.provider} returned {type(response).__name__}, expected {expected.__name__}",
+            f"{attempt.provider} {hook}returned {type(value).__name__}, expected {expected.__name__}",
             provider=attempt.provider,
             model=attempt.model,
-            phase="result",
+            phase=phase,
             retryable=False,
             request_id=attempt.job.job_id if attempt.job else None,
         )
-    return response
+    return value
+
+
+def check_response(attempt: Attempt, response: Any) -> Any:
+    expected = VideoGenerationResponse if attempt.modality == "video" else ImageGenerationResponse
+    return expect_type(attempt, response, expected, "result")
 
 
 def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
