@@ -72,12 +72,13 @@ def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
     seen: set[str] = set()
     for base in sys.path if path is None else path:
         try:
-            entries = sorted(os.scandir(base or "."), key=lambda e: e.name)
+            with os.scandir(base or ".") as scan:
+                entries = sorted(
+                    (e for e in scan if e.name.endswith((".dist-info", ".egg-info"))), key=lambda e: e.name
+                )
         except OSError:
             continue
         for entry in entries:
-            if not entry.name.endswith((".dist-info", ".egg-info")):
-                continue
             stem = entry.name.rsplit(".", 1)[0]
             key = _NORMALIZE.sub("-", stem.split("-", 1)[0]).lower()
             if key in seen:
