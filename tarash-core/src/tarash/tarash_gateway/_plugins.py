@@ -70,11 +70,15 @@ class ProviderInfo:
         return self.spec.modalities
 
 
-@attrs.define
 class _Entry:
-    spec: ProviderSpec
-    plugin: object
-    info: PluginInfo
+    """A provider table row (a plain class: discovery builds no more attrs classes than it needs)."""
+
+    __slots__ = ("info", "plugin", "spec")
+
+    def __init__(self, spec: ProviderSpec, plugin: object, info: PluginInfo) -> None:
+        self.spec = spec
+        self.plugin = plugin
+        self.info = info
 
 
 def _env_list(name: str) -> list[str] | None:
