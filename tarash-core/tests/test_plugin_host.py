@@ -277,3 +277,31 @@ def test_importing_the_package_imports_no_plugin_machinery() -> None:
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "[]"
+
+
+def test_discovery_builds_no_lifecycle_machinery() -> None:
+    code = (
+        "import sys, tarash.tarash_gateway as t; names = [p.name for p in t.list_providers()]; "
+        "assert 'mock' in names, names; "
+        "print(sorted(m for m in ('httpx', 'cattrs', 'asyncio', 'tarash.tarash_gateway._records', "
+        "'tarash.tarash_gateway._engine') if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "[]"
+
+
+def test_lifecycle_records_load_on_first_lookup() -> None:
+    code = (
+        "import sys, tarash.tarash_gateway.plugin as p; before = 'tarash.tarash_gateway._records' in "
+        "sys.modules; from tarash.tarash_gateway.plugin import JobStatus; "
+        "print(before, JobStatus(state='queued').state, p.JobStatus is JobStatus)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert output.stdout.strip() == "False queued True"
+
+
+def test_unknown_plugin_attribute_is_an_attribute_error() -> None:
+    from tarash.tarash_gateway import plugin
+
+    with pytest.raises(AttributeError, match="has no attribute 'JobStatuses'"):
+        plugin.JobStatuses  # noqa: B018

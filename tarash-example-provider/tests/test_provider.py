@@ -88,6 +88,15 @@ def test_the_installed_provider_is_found_with_its_spec() -> None:
     assert [m.prefix for m in info.spec.models] == ["example-video-1", "example-image-1"]
 
 
+def test_registering_builds_no_lifecycle_records_and_imports_no_httpx() -> None:
+    code = (
+        "import sys, tarash_example_provider._plugin as p; p.register_providers(); "
+        "print(sorted(m for m in ('httpx', 'tarash.tarash_gateway._records') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_a_video_request_maps_onto_the_api_fields(
     api: str, example_server: ExampleServer, server_stats: Stats

@@ -49,10 +49,11 @@ def test_fal_is_discovered_from_its_entry_point() -> None:
     assert info.spec.api_key_env == "FAL_KEY"
 
 
-def test_entry_module_imports_neither_fal_client_nor_httpx() -> None:
+def test_entry_module_imports_neither_fal_client_nor_httpx_nor_records() -> None:
     code = (
         "import sys, tarash_fal._plugin as p; p.register_providers(); "
-        "print(sorted(m for m in ('fal_client', 'httpx') if m in sys.modules))"
+        "print(sorted(m for m in ('fal_client', 'httpx', 'tarash.tarash_gateway._records') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

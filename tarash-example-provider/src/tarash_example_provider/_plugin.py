@@ -1,25 +1,24 @@
 """Entry point of the example provider (``[project.entry-points.tarash] example = ...``).
 
 Only hook implementations live here. Tarash imports this module the first time it needs the list
-of providers, so it must stay cheap: it imports tarash-core and the field tables, and the module
-that uses httpx is imported inside the hooks.
+of providers, so it must stay cheap: it imports tarash-core and the field tables, the module that
+uses httpx is imported inside the hooks, and the lifecycle records, which these hooks only name in
+annotations, are imported for type checkers only (core builds them on first use).
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tarash.tarash_gateway.plugin import (
-    CallContext,
-    JobRef,
-    JobStatus,
-    ProviderSpec,
-    SubmittedJob,
-    hookimpl,
-)
+from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
 from ._fields import SPEC
+
+if TYPE_CHECKING:
+    from tarash.tarash_gateway.plugin import CallContext, JobRef, JobStatus, SubmittedJob
+# --8<-- [end:imports]
 
 
 # --8<-- [start:register]

@@ -6,18 +6,12 @@ Kept tiny on purpose: importing it imports neither fal-client nor httpx; the imp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tarash.tarash_gateway.plugin import (
-    CallContext,
-    Capabilities,
-    JobRef,
-    JobStatus,
-    Lazy,
-    ProviderSpec,
-    SubmittedJob,
-    hookimpl,
-)
+from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hookimpl
+
+if TYPE_CHECKING:
+    from tarash.tarash_gateway.plugin import CallContext, JobRef, JobStatus, SubmittedJob
 
 
 def _families() -> Any:

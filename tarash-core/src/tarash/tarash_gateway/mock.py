@@ -24,19 +24,12 @@ from .models import (
     MockResponse,
     VideoGenerationResponse,
 )
-from .plugin import (
-    CallContext,
-    Capabilities,
-    JobRef,
-    JobStatus,
-    ModelFamily,
-    ProviderSpec,
-    SubmittedJob,
-    hookimpl,
-)
+from .plugin import Capabilities, ModelFamily, ProviderSpec, hookimpl
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from .plugin import CallContext, JobRef, JobStatus, SubmittedJob
 
     #: The folder of the bundled clips (``find_best_clip(...)["file"]`` is relative to it).
     MEDIA_DIR: Path
@@ -133,6 +126,7 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     polling = mock.polling
     if outcome.error is not None and (polling is None or not polling.enabled):
         raise outcome.error
+    from .plugin import SubmittedJob
     from .utils import generate_unique_id
 
     job_id = f"mock_{generate_unique_id()}"
@@ -150,6 +144,8 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
 
 @hookimpl
 def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
+    from .plugin import JobStatus
+
     mock = _mock_config(config)
     polling = mock.polling
     outcome = mock.responses[int(job.data.get("outcome", 0))]

@@ -5,14 +5,18 @@ A plugin is a module with functions decorated by :data:`hookimpl`, named after t
 
     [project.entry-points.tarash]
     example = "tarash_example_provider._plugin"
+
+The lifecycle records (:class:`CallContext`, :class:`SubmittedJob`, :class:`JobRef`,
+:class:`JobStatus`) are built the first time one of them is looked up, not by provider discovery;
+an entry module that only names them in annotations should import them under ``TYPE_CHECKING``
+so that discovery stays cheap.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import attrs
 import pluggy
@@ -20,10 +24,14 @@ import pluggy
 from .exceptions import ValidationError
 from .field_mappers import FieldMapper
 
+if TYPE_CHECKING:
+    from ._records import CallContext, JobRef, JobState, JobStatus, SubmittedJob
+
 __all__ = [
     "CallContext",
     "Capabilities",
     "JobRef",
+    "JobState",
     "JobStatus",
     "Lazy",
     "Modality",
@@ -39,7 +47,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 hookimpl: Callable[[F], F] = cast("Callable[[F], F]", pluggy.HookimplMarker("tarash"))
 
 Modality = Literal["video", "image"]
-JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
 MODALITIES: tuple[Modality, ...] = ("video", "image")
 
 
@@ -178,71 +185,14 @@ class ProviderSpec:
             )
 
 
-@attrs.frozen(kw_only=True)
-class CallContext:
-    """Passed to every lifecycle hook call.
-
-    Attributes:
-        provider: the provider name being called (a plugin may register several).
-        modality: ``"video"`` or ``"image"``.
-        timeout: seconds left before the generation's deadline; use it as the HTTP timeout.
-        attempt: 1-based attempt number in the fallback chain.
-        idempotency_key: stable for one logical submit; send it if the provider supports it.
-    """
-
-    provider: str
-    modality: Modality
-    timeout: float
-    attempt: int = 1
-    idempotency_key: str = ""
+_RECORDS = frozenset({"CallContext", "JobRef", "JobState", "JobStatus", "SubmittedJob"})
 
 
-@attrs.frozen(kw_only=True)
-class SubmittedJob:
-    """What ``submit`` returns: the provider's job id plus any JSON-safe state needed to poll it.
+def __getattr__(name: str) -> Any:
+    if name in _RECORDS:
+        from . import _records
 
-    Attributes:
-        job_id: the provider's id for the job.
-        data: JSON-serialisable provider state (e.g. status/result URLs). Never put secrets here:
-            it is stored in job handles and the ledger.
-        poll_after: seconds the provider suggests waiting before the first status call.
-    """
-
-    job_id: str
-    data: Mapping[str, Any] = attrs.field(factory=dict)
-    poll_after: float | None = None
-
-
-@attrs.frozen(kw_only=True)
-class JobRef:
-    """A submitted job as core tracks it; passed to ``status``, ``result`` and ``cancel``."""
-
-    provider: str
-    model: str
-    modality: Modality
-    job_id: str
-    data: Mapping[str, Any] = attrs.field(factory=dict)
-    submitted_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
-
-
-@attrs.frozen(kw_only=True)
-class JobStatus:
-    """What ``status`` returns: one observation of a job.
-
-    Attributes:
-        state: queued, processing, completed, failed or cancelled.
-        queue_position: 0 means next in line.
-        progress_percent: 0-100 when the provider reports it.
-        logs: new log lines since the last status (or all of them; core de-duplicates).
-        poll_after: seconds the provider suggests waiting before the next status call.
-        error: for ``failed``: the typed error to raise (defaults to GenerationFailedError).
-        raw: the provider's status payload (redacted by core before it reaches callbacks).
-    """
-
-    state: JobState
-    queue_position: int | None = None
-    progress_percent: float | None = None
-    logs: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
-    poll_after: float | None = None
-    error: BaseException | None = None
-    raw: Mapping[str, Any] = attrs.field(factory=dict)
+        value = getattr(_records, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
