@@ -740,7 +740,7 @@ def test_two_processes_share_one_ledger_without_corrupting_it(tmp_path: Path) ->
     )
     for record in records:
         assert events(record.key) == EVENTS_OF_A_GENERATION
-    with sqlite3.connect(store().path) as conn:
+    with contextlib.closing(sqlite3.connect(store().path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -753,17 +753,18 @@ def test_old_finished_jobs_are_pruned_when_the_file_is_opened(tmp_path: Path) ->
     stuck = submit_video(mock_video(), VideoGenerationRequest("old but unfinished"))
     old = next(r for r in list_jobs() if r.request and r.request["prompt"] == "old")
     month = 31 * 86400
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE jobs SET finished_at = finished_at - ? WHERE key = ?", (month, old.key))
         conn.execute("UPDATE jobs SET created_at = created_at - ? WHERE key = ?", (month, stuck.key))
-    assert len(SQLiteJobStore(path, retention_days=None).records()) == 3
-    reopened = SQLiteJobStore(path)
-    assert sorted(r.request["prompt"] for r in reopened.records() if r.request) == [
-        "old but unfinished",
-        "recent",
-    ]
-    assert reopened.events(old.key) == []
-    assert len(reopened.events(stuck.key)) == 2
+    with SQLiteJobStore(path, retention_days=None) as keeping:
+        assert len(keeping.records()) == 3
+    with SQLiteJobStore(path) as reopened:
+        assert sorted(r.request["prompt"] for r in reopened.records() if r.request) == [
+            "old but unfinished",
+            "recent",
+        ]
+        assert reopened.events(old.key) == []
+        assert len(reopened.events(stuck.key)) == 2
 
 
 # ----------------------------------------------------------------------------------------------

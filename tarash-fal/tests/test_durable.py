@@ -10,6 +10,7 @@ result while the server's submit counter stays equal to the number of jobs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -113,6 +114,11 @@ def _rows(store: SQLiteJobStore) -> list[JobRecord]:
     return store.records() if store.path.exists() else []
 
 
+def _record(path: Path, key: str) -> JobRecord | None:
+    with SQLiteJobStore(path) as store:
+        return store.get(key)
+
+
 def _crash(server: FakeFalServer, store: SQLiteJobStore, env: dict[str, str], point: str, job: int) -> None:
     """Run the generating child and SIGKILL it at ``point`` of its ``job``-th job (1-based).
 
@@ -163,40 +169,40 @@ def test_killed_twenty_times_every_result_is_collected_and_nothing_paid_twice(
     for index in range(ROUNDS):
         point, job = POINTS[index % 3], index // 3 % JOBS_PER_CHILD + 1
         ledger = tmp_path / f"round-{index}.db"
-        store = SQLiteJobStore(ledger)
-        env = _env(server, ledger)
-        counts_before, jobs_before = server.counts, set(server.jobs)
+        with contextlib.closing(SQLiteJobStore(ledger)) as store:
+            env = _env(server, ledger)
+            counts_before, jobs_before = server.counts, set(server.jobs)
 
-        _crash(server, store, env, point, job)
+            _crash(server, store, env, point, job)
 
-        rows = _rows(store)
-        assert len(rows) == job, (index, point, [r.state for r in rows])
-        done, killed = rows[:-1], rows[-1]
-        assert all(r.finished and r.state == "completed" for r in done), (index, point)
-        assert (killed.state, killed.finished) == (_expected_state(point), False), (index, point)
-        assert killed.job_id is not None
-        hits[point] += 1
-        submitted = server.counts["submit"] - counts_before["submit"]
-        assert submitted == job == len(set(server.jobs) - jobs_before)
+            rows = _rows(store)
+            assert len(rows) == job, (index, point, [r.state for r in rows])
+            done, killed = rows[:-1], rows[-1]
+            assert all(r.finished and r.state == "completed" for r in done), (index, point)
+            assert (killed.state, killed.finished) == (_expected_state(point), False), (index, point)
+            assert killed.job_id is not None
+            hits[point] += 1
+            submitted = server.counts["submit"] - counts_before["submit"]
+            assert submitted == job == len(set(server.jobs) - jobs_before)
 
-        outcomes = _python(CHILD_RESUME, env)
-        assert [(o["key"], o["state"], o["job_id"]) for o in outcomes] == [
-            (killed.key, "completed", killed.job_id)
-        ], (index, point, outcomes)
-        assert outcomes[0]["video"] is not None
-        assert outcomes[0]["error"] is None
+            outcomes = _python(CHILD_RESUME, env)
+            assert [(o["key"], o["state"], o["job_id"]) for o in outcomes] == [
+                (killed.key, "completed", killed.job_id)
+            ], (index, point, outcomes)
+            assert outcomes[0]["video"] is not None
+            assert outcomes[0]["error"] is None
 
-        after = server.counts
-        assert after["submit"] - counts_before["submit"] == job, "resume must never submit"
-        stalled = 1 if point == "after_completion" else 0
-        assert after["result"] - counts_before["result"] == job + stalled
-        final = _rows(store)
-        assert [(r.key, r.state, r.finished) for r in final] == [(r.key, "completed", True) for r in rows]
-        videos = [r.result["video"] for r in final if r.result is not None]
-        assert len(set(videos)) == job
-        assert outcomes[0]["video"] == videos[-1]
-        assert all(server.jobs[r.job_id]["completed"] for r in final if r.job_id)
-        assert _python(CHILD_RESUME, env) == []
+            after = server.counts
+            assert after["submit"] - counts_before["submit"] == job, "resume must never submit"
+            stalled = 1 if point == "after_completion" else 0
+            assert after["result"] - counts_before["result"] == job + stalled
+            final = _rows(store)
+            assert [(r.key, r.state, r.finished) for r in final] == [(r.key, "completed", True) for r in rows]
+            videos = [r.result["video"] for r in final if r.result is not None]
+            assert len(set(videos)) == job
+            assert outcomes[0]["video"] == videos[-1]
+            assert all(server.jobs[r.job_id]["completed"] for r in final if r.job_id)
+            assert _python(CHILD_RESUME, env) == []
     assert hits == {"after_submit": 7, "mid_poll": 7, "after_completion": 6}
     assert server.counts["cancel"] == 0
 
@@ -214,7 +220,7 @@ def test_a_handle_serialised_in_one_process_is_collected_in_another(
     assert child["request_id"] == handle.job_id
     assert child["video"].startswith("https://")
     assert server.counts == {"submit": 1, "status": 5, "result": 1, "cancel": 0}
-    record = SQLiteJobStore(tmp_path / "jobs.db").get(handle.key)
+    record = _record(tmp_path / "jobs.db", handle.key)
     assert record is not None
     assert (record.state, record.finished) == ("completed", True)
     assert record.result is not None
@@ -228,14 +234,14 @@ def test_cancel_reaches_fal_once(server: FakeFalServer, tmp_path: Path) -> None:
     assert loaded.cancel() is True
     assert server.counts["cancel"] == 1
     assert server.jobs[handle.job_id]["cancelled"] is True
-    record = SQLiteJobStore(tmp_path / "jobs.db").get(handle.job_id)
+    record = _record(tmp_path / "jobs.db", handle.job_id)
     assert record is not None
     assert (record.state, record.finished) == ("cancelled", True)
     assert record.cancel == {"reason": "cancelled by the caller", "outcome": "cancelled"}
     with pytest.raises(GenerationFailedError) as info:
         loaded.wait()
     assert "request_cancelled" in info.value.message
-    record = SQLiteJobStore(tmp_path / "jobs.db").get(handle.key)
+    record = _record(tmp_path / "jobs.db", handle.key)
     assert record is not None
     assert record.state == "cancelled"
     assert server.counts == {"submit": 1, "status": 1, "result": 0, "cancel": 1}

@@ -248,6 +248,11 @@ class JobStore(Protocol):
 # ----------------------------------------------------------------------------------------------
 
 
+#: Connections a forked child inherited from its parent: SQLite must not close (or free) them in
+#: the child, so they are kept referenced and never used.
+_INHERITED: list[sqlite3.Connection] = []
+
+
 class SQLiteJobStore:
     """The default :class:`JobStore`: one SQLite file shared safely by processes on one machine.
 
@@ -271,9 +276,17 @@ class SQLiteJobStore:
         self._connection()
         return self
 
+    def __enter__(self) -> SQLiteJobStore:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _connection(self) -> sqlite3.Connection:
         with self._lock:
             if self._conn is None or self._pid != os.getpid():
+                if self._conn is not None:
+                    _INHERITED.append(self._conn)
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn, self._pid = self._open(), os.getpid()
             return self._conn
@@ -795,6 +808,8 @@ class LedgerAdapter:
 
 _state_lock = threading.Lock()
 _override: tuple[JobStore | None] | None = None
+#: The store set_ledger opened from a path (closed when replaced; stores passed in are the caller's).
+_override_owned: SQLiteJobStore | None = None
 _opened: dict[str, SQLiteJobStore | None] = {}
 _adapters: dict[int, LedgerAdapter] = {}
 
@@ -828,15 +843,22 @@ def set_ledger(target: JobStore | str | os.PathLike[str] | None) -> None:
     """Choose this process's ledger: a :class:`JobStore`, a SQLite file path, ``"off"``, or None.
 
     None goes back to the environment's choice (``TARASH_LEDGER``, ``TARASH_HOME``...). A path is
-    opened at once, so a file that cannot be written raises here (OSError or sqlite3.Error).
+    opened at once, so a file that cannot be written raises here (OSError or sqlite3.Error); the
+    store opened for it is closed when another ledger replaces it. A :class:`JobStore` passed in
+    stays open: closing it is the caller's business.
     """
-    global _override
+    global _override, _override_owned
     chosen: tuple[JobStore | None] | None
+    owned = None
     if target is None:
         chosen = None
     elif isinstance(target, (str, os.PathLike)):
         text = os.fspath(target)
-        chosen = (None,) if text.strip().lower() in OFF_VALUES else (SQLiteJobStore(text).open(),)
+        if text.strip().lower() in OFF_VALUES:
+            chosen = (None,)
+        else:
+            owned = SQLiteJobStore(text).open()
+            chosen = (owned,)
     elif isinstance(target, JobStore):
         chosen = (target,)
     else:
@@ -846,7 +868,10 @@ def set_ledger(target: JobStore | str | os.PathLike[str] | None) -> None:
             value=None,
         )
     with _state_lock:
-        _override = chosen
+        _override, replaced = chosen, _override_owned
+        _override_owned = owned
+    if replaced is not None:
+        replaced.close()
 
 
 def active_store() -> JobStore | None:
