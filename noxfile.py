@@ -65,6 +65,18 @@ def tests_cross(session: nox.Session) -> None:
     _pytest(session, "tests")
 
 
+@nox.session(python=["3.10", "3.12", "3.13"])
+def tests_other_pythons(session: nox.Session) -> None:
+    """Opt-in, not a default session: every distribution's tests on the other supported Pythons.
+
+    Needs those interpreters on PATH; with pyenv:
+    ``PYENV_VERSION=3.11.7:3.10.13:3.12.1:3.13.0 nox -s tests_other_pythons``.
+    """
+    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("test"))
+    for tests in ("tarash-core/tests", "tarash-fal/tests", "tarash-example-provider/tests"):
+        _pytest(session, tests)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
