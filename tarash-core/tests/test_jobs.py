@@ -789,6 +789,20 @@ def test_the_off_switch(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_set_ledger_closes_only_the_store_it_opened(tmp_path: Path) -> None:
+    set_ledger(tmp_path / "a.db")
+    generate_video(mock_video(), VideoGenerationRequest("a"))
+    assert (tmp_path / "a.db-wal").exists()
+    with SQLiteJobStore(tmp_path / "mine.db") as mine:
+        set_ledger(mine)
+        assert not (tmp_path / "a.db-wal").exists(), "the last connection to a.db was not closed"
+        generate_video(mock_video(), VideoGenerationRequest("b"))
+        set_ledger("off")
+        assert (tmp_path / "mine.db-wal").exists(), "a store passed in was closed by set_ledger"
+        assert [r.request["prompt"] for r in mine.records() if r.request] == ["b"]
+    assert not (tmp_path / "mine.db-wal").exists()
+
+
 def test_set_ledger_switches_files_and_off(tmp_path: Path) -> None:
     set_ledger(tmp_path / "a.db")
     generate_video(mock_video(), VideoGenerationRequest("a"))
