@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tarash.tarash_gateway import (
     generate_image,
     generate_video,
     generate_video_async,
+    get_job,
 )
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.exceptions import (
@@ -30,7 +32,7 @@ from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
-from tarash.tarash_gateway.plugin import hookimpl
+from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
 
 def video_config(server: JobServer, provider: str = "jobs", **kwargs: Any) -> VideoGenerationConfig:
@@ -154,6 +156,54 @@ def test_lost_submit_answer_is_never_resubmitted(
     assert len(job_server.jobs) == 1
     assert "NOT resubmitted" in raised.value.message
     assert [a.provider for a in raised.value.attempts] == ["jobs"]
+
+
+def _hanging_submit_plugin(calls: list[str]) -> SimpleNamespace:
+    """A provider whose async submit never answers (the request is out; no job id comes back)."""
+
+    @hookimpl
+    def register_providers() -> list[ProviderSpec]:
+        return [ProviderSpec(name="hang", modalities={"video"})]
+
+    @hookimpl
+    async def submit_async(config: Any, request: Any, context: Any) -> Any:
+        calls.append(context.idempotency_key)
+        await asyncio.sleep(3600)
+
+    return SimpleNamespace(register_providers=register_providers, submit_async=submit_async)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+async def test_submit_unanswered_at_the_deadline_is_unknown_never_a_fallback(
+    api: str, job_server: JobServer, backup_provider: Any
+) -> None:
+    calls: list[str] = []
+    config = VideoGenerationConfig(
+        provider="hang",
+        model="h1",
+        timeout=0.5,
+        fallback_configs=[video_config(job_server, "backup")],
+    )
+    started = time.monotonic()
+    with (
+        installed(_hanging_submit_plugin(calls), "hang-plugin"),
+        pytest.raises(UnknownSubmissionError) as raised,
+    ):
+        if api == "sync":
+            await asyncio.to_thread(generate_video, config, VideoGenerationRequest(prompt="x"))
+        else:
+            await generate_video_async(config, VideoGenerationRequest(prompt="x"))
+    assert time.monotonic() - started < 1.5
+    [key] = calls
+    assert raised.value.message == (
+        "The submit to hang may have reached it but its answer was lost (no answer within the 0.5s "
+        f"deadline). It was NOT resubmitted: the job may exist and may be billed. Submission key: {key}."
+    )
+    assert (raised.value.phase, raised.value.retryable) == ("submit", False)
+    assert [(a.provider, a.status) for a in raised.value.attempts] == [("hang", "failed")]
+    assert job_server.counts["submit"] == 0
+    record = get_job(key)
+    assert record is not None and (record.state, record.job_id) == ("unknown", None)
 
 
 def test_lost_submit_answer_is_retried_with_the_same_key_when_idempotent(job_server: JobServer) -> None:

@@ -8,17 +8,18 @@ jobs on the fake server if that retry loop were reachable.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
 from tarash.tarash_gateway import (
     HTTPConnectionError,
     HTTPError,
-    TimeoutError,
     UnknownSubmissionError,
     VideoGenerationRequest,
     generate_video,
     generate_video_async,
+    get_job,
 )
 from tarash_fal.testing import FakeFalServer
 
@@ -55,13 +56,28 @@ def test_stalled_submit_is_unknown_submission_at_the_deadline(fake_fal: FakeFalS
     with pytest.raises(UnknownSubmissionError) as caught:
         generate_video(fake_fal.video_config(timeout=1), REQUEST)
     assert "ReadTimeout" in caught.value.message
+    assert "It was NOT resubmitted: the job may exist and may be billed" in caught.value.message
     _assert_one_job(fake_fal)
 
 
-async def test_stalled_submit_async_times_out_without_resubmitting(fake_fal: FakeFalServer) -> None:
+async def test_stalled_submit_async_is_unknown_submission_at_the_deadline(fake_fal: FakeFalServer) -> None:
     fake_fal.inject("submit", "stall")
-    with pytest.raises(TimeoutError):
-        await generate_video_async(fake_fal.video_config(timeout=1), REQUEST)
+    backup = fake_fal.video_config(model="fal-ai/veo3/fast")
+    config = fake_fal.video_config(timeout=1, fallback_configs=[backup])
+    started = time.monotonic()
+    with pytest.raises(UnknownSubmissionError) as caught:
+        await generate_video_async(config, REQUEST)
+    assert time.monotonic() - started < 1.5
+    assert caught.value.message.startswith(
+        "The submit to fal may have reached it but its answer was lost "
+        "(no answer within the 1s deadline). It was NOT resubmitted: the job may exist and may be "
+        "billed. Submission key: "
+    )
+    assert (caught.value.phase, caught.value.retryable) == ("submit", False)
+    assert [a.status for a in caught.value.attempts] == ["failed"]
+    record = get_job(caught.value.message.rsplit("Submission key: ", 1)[1].rstrip("."))
+    assert record is not None
+    assert (record.state, record.job_id) == ("unknown", None)
     _assert_one_job(fake_fal)
 
 

@@ -169,6 +169,16 @@ class Attempt:
             idempotency_key=idempotency_key,
         )
 
+    def unknown_submission(self, detail: str, raw_response: Any = None) -> UnknownSubmissionError:
+        return UnknownSubmissionError(
+            f"The submit to {self.provider} may have reached it but its answer was lost ({detail}). "
+            f"It was NOT resubmitted: the job may exist and may be billed. "
+            f"Submission key: {self.ledger_key}.",
+            provider=self.provider,
+            model=self.model,
+            raw_response=raw_response,
+        )
+
     def timeout_error(self, detail: str) -> TimeoutError:
         return TimeoutError(
             f"Generation did not finish within {self.config.timeout:g}s ({detail})",
@@ -291,6 +301,11 @@ def call_hook(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: An
     try:
         return (yield rt.Call(fn, kwargs, timeout=attempt.remaining()))
     except rt.DeadlineExceeded:
+        if phase == "submit":
+            # The request may be at the provider already: the same answer as a lost response.
+            raise attempt.unknown_submission(
+                f"no answer within the {attempt.config.timeout:g}s deadline"
+            ) from None
         raise attempt.timeout_error(f"no answer to {phase} before the deadline") from None
     except CallerError:
         raise
@@ -386,14 +401,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             failures += 1
             resend_safe = not exc.request_sent or spec.capabilities.idempotency_key
             if not resend_safe:
-                raise UnknownSubmissionError(
-                    f"The submit to {attempt.provider} may have reached it but its answer was lost "
-                    f"({exc.message}). It was NOT resubmitted: the job may exist and may be billed. "
-                    f"Submission key: {key}.",
-                    provider=attempt.provider,
-                    model=attempt.model,
-                    raw_response=exc.raw_response,
-                ) from exc
+                raise attempt.unknown_submission(exc.message, exc.raw_response) from exc
             if failures >= MAX_SUBMIT_TRIES:
                 raise
             yield rt.Sleep(min(backoff(failures), max(attempt.remaining(), 0)))
