@@ -217,6 +217,18 @@ def test_self_referencing_structures_terminate() -> None:
         ),
         ("?signature=abc&sig=def", f"?signature={REDACTED}&sig={REDACTED}"),
         ("?API_KEY=abc&access_token=def", f"?API_KEY={REDACTED}&access_token={REDACTED}"),
+        (
+            "POST https://user:s3cr3t@proxy.example.invalid:8080/v1 failed",
+            f"POST https://{REDACTED}@proxy.example.invalid:8080/v1 failed",
+        ),
+        (
+            "base_url='https://ghp_token@h.example.invalid'",
+            f"base_url='https://{REDACTED}@h.example.invalid'",
+        ),
+        (
+            "socks5h://u:p@127.0.0.1:1080 and HTTP://a@b",
+            f"socks5h://{REDACTED}@127.0.0.1:1080 and HTTP://{REDACTED}@b",
+        ),
         (f"provider said: invalid key {SECRET}!", f"provider said: invalid key {REDACTED}!"),
         (f"prefix{SECRET}suffix", f"prefix{REDACTED}suffix"),
     ],
@@ -234,6 +246,7 @@ def test_redact_text_scrubs_auth_values_query_parameters_and_known_secrets(text:
         "https://cdn.example.invalid/v.mp4?monkey=1&max_tokens=100&author=me&keyframe=2",
         "token limits exceeded for prompt tokens",
         "signature_version=4 and keyframes=12",
+        "mail support@example.invalid or see https://example.invalid/path/@handle?who=a@b",
     ],
 )
 def test_ordinary_prose_and_parameters_are_not_over_redacted(text: str) -> None:

@@ -59,7 +59,7 @@ KEY = "sk-DISTINCTIVE-1234567890"
 KEY_B = "sk-FALLBACK-B-0987654321"
 KEY_C = "sk-FALLBACK-C-1122334455"
 KEYS = (KEY, KEY_B, KEY_C)
-UNREGISTERED = ("whsec-UNREGISTERED-777", "plain-unregistered-token-42")
+UNREGISTERED = ("whsec-UNREGISTERED-777", "plain-unregistered-token-42", "proxy-password-UNREG-9")
 PROVIDER = "leaky"
 
 log = get_logger("tarash.test.leaky")
@@ -289,6 +289,7 @@ def test_reprs_of_configs_and_requests_hide_keys_at_any_depth() -> None:
         provider_config={
             "webhook_secret": UNREGISTERED[0],
             "webhook_url": f"https://hook.invalid/cb?token={UNREGISTERED[1]}",
+            "proxy": f"http://proxyuser:{UNREGISTERED[2]}@proxy.invalid:3128",
         },
         base_url=f"https://api.leaky.invalid/v1?key={KEY_B}",
     )
@@ -301,6 +302,7 @@ def test_reprs_of_configs_and_requests_hide_keys_at_any_depth() -> None:
     assert "model='leaky-http'" in shown[0]
     assert "model='leaky-b'" in shown[0]
     assert "https://hook.invalid/cb?token=" in shown[0]
+    assert "http://***REDACTED***@proxy.invalid:3128" in shown[0]
     assert request.extra_params["api_key"] == KEY  # the request still carries it, unshown
     assert config.fallback_configs is not None
     assert config.fallback_configs[0].api_key == KEY_B

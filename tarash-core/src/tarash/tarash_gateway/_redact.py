@@ -4,7 +4,7 @@ Two mechanisms work together:
 
 * key-based: values under keys that name credentials (``api_key``, ``Authorization``,
   ``x-api-key``, ``token``…) are replaced at any depth, and credential-like query parameters
-  (``key=``, ``token=``, ``signature=``…) in URLs are masked;
+  (``key=``, ``token=``, ``signature=``…) and user-info (``user:password@``) in URLs are masked;
 * value-based: every API key that passes through a config is remembered (in memory, only as long
   as the process lives) and scrubbed from any text, so a key echoed by a provider inside an error
   message is caught too.
@@ -56,6 +56,8 @@ _QUERY_SECRET = re.compile(
     r"(?i)([?&](?:key|api_key|apikey|token|access_token|sig|signature|x-amz-signature|"
     r"x-goog-signature|x-amz-credential|x-amz-security-token|auth)=)[^&#\s\"']+"
 )
+# Credentials in a URL's user-info part (``https://user:password@host``, ``https://token@host``).
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#@\s\"'<>]+@")
 # An auth scheme followed by a credential-looking value: 8+ token characters including a digit,
 # or 24+ of them, so ordinary prose ("the key difference", "Basic authentication") is left alone.
 _AUTH_HEADER_TEXT = re.compile(
@@ -87,11 +89,12 @@ def is_secret_key(key: object) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Scrub known secrets, credential query parameters and auth header values from text."""
+    """Scrub known secrets, credentials in URLs and auth header values from text."""
     pattern = _secret_pattern
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
     text = _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     return _AUTH_HEADER_TEXT.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
