@@ -240,6 +240,7 @@ def make_plugin(
     *,
     cancel: bool = True,
     idempotency: bool = False,
+    resume: bool = True,
     modalities: tuple[str, ...] = ("video", "image"),
 ) -> SimpleNamespace:
     """A lifecycle plugin for provider ``name`` talking to ``config.base_url``."""
@@ -256,6 +257,7 @@ def make_plugin(
                     progress_percent=True,
                     logs=True,
                     idempotency_key=idempotency,
+                    resume=resume,
                 ),
             )
         ]

@@ -633,6 +633,23 @@ def test_resume_one_job_by_key_or_provider_job_id(jobapi: JobServer) -> None:
     assert jobapi.counts["result"] == 2
 
 
+def test_resume_does_not_poll_a_provider_that_cannot_resume(job_server: JobServer) -> None:
+    with provider(make_plugin("once", resume=False), "once"):
+        handle = submit_video(jobapi_config(job_server, provider="once"), VideoGenerationRequest("x"))
+        [outcome] = resume()
+    assert (outcome.key, outcome.state, outcome.job_id) == (handle.key, "unknown", "job-1")
+    assert outcome.error is not None
+    assert outcome.error.message == (
+        "once cannot continue job job-1 from a new process (its plugin declares "
+        "Capabilities(resume=False)), so it was not polled. It may still run and be billed: look "
+        f"for it in once's dashboard or job list. Ledger key: {handle.key}."
+    )
+    assert dict(job_server.counts) == {"submit": 1}
+    record = get_job(handle.key)
+    assert record is not None and (record.state, record.finished) == ("unknown", True)
+    assert resume() == []
+
+
 async def test_resume_async_collects_several_jobs_at_once(jobapi: JobServer) -> None:
     handles = [submit_video(jobapi_config(jobapi), VideoGenerationRequest(f"v{i}")) for i in range(5)]
     outcomes = await resume_async()

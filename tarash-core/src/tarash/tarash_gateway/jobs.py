@@ -98,8 +98,9 @@ class JobOutcome:
     """What :func:`resume` did with one job of the ledger.
 
     ``state``: ``completed`` (``response`` holds the result), ``failed`` or ``cancelled`` (``error``
-    says why), ``unknown`` (the submit's answer was lost: it may have been billed and was not
-    resubmitted), ``unfinished`` (not collected this time, e.g. still running at the timeout or the
+    says why), ``unknown`` (the submit's answer was lost, or the provider cannot resume jobs from
+    a new process: it may have been billed, was not resubmitted, and ``error`` says what to check),
+    ``unfinished`` (not collected this time, e.g. still running at the timeout or the
     provider unreachable: a later resume tries again) or ``claimed`` (another live process is
     collecting it).
     """
@@ -492,6 +493,19 @@ def _resume_flow(
         error = UnknownSubmissionError(_unknown_message(record), provider=record.provider, model=record.model)
         ledger.finished(record.key, "unknown", error=error)
         return outcome("unknown", error=error)
+    if not _resumable(record.provider):
+        error = TarashException(
+            f"{record.provider} cannot continue job {record.job_id} from a new process (its plugin "
+            "declares Capabilities(resume=False)), so it was not polled. It may still run and be "
+            f"billed: look for it in {record.provider}'s dashboard or job list. "
+            f"Ledger key: {record.key}.",
+            provider=record.provider,
+            model=record.model,
+            request_id=record.job_id,
+            phase="status",
+        )
+        ledger.finished(record.key, "unknown", error=error)
+        return outcome("unknown", error=error)
     try:
         handle = JobHandle.from_record(record)
     except TarashException as exc:
@@ -506,6 +520,15 @@ def _resume_flow(
     finally:
         ledger.release(record.key)
     return outcome("completed", response=response)
+
+
+def _resumable(provider: str) -> bool:
+    """False only when the installed provider declares it cannot resume jobs."""
+    try:
+        spec, _ = HOST.entry_plugin(provider)
+    except TarashException:
+        return True
+    return spec.capabilities.resume
 
 
 def _to_resume(job_id: str | None) -> tuple[LedgerAdapter, list[JobRecord]]:
@@ -529,8 +552,9 @@ def resume(
     Nothing is ever resubmitted. Jobs are polled again from their recorded job id, several at a
     time, each for ``timeout`` seconds from now (default: its config's timeout); a job that is
     still running then is left ``unfinished``, not cancelled. A submission interrupted before its
-    job id was recorded is reported ``unknown`` (it may have been billed). Jobs another live
-    process is collecting are reported ``claimed`` and left alone.
+    job id was recorded is reported ``unknown`` (it may have been billed), as is a job of a provider
+    declaring ``Capabilities(resume=False)`` (not polled). Jobs another live process is collecting
+    are reported ``claimed`` and left alone.
     """
     ledger, records = _to_resume(job_id)
     if not records:
