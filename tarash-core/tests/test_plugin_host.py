@@ -8,6 +8,7 @@ wheels installed into a fresh virtualenv.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import logging
 import subprocess
@@ -269,25 +270,32 @@ def test_prefix_matching_is_by_path_segment(model: str, expected: str | None) ->
     assert found == expected
 
 
+def _imported_by(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
+    probe = f"import sys\n{code}\nprint(repr(sorted(m for m in {modules!r} if m in sys.modules)))"
+    output = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return list(ast.literal_eval(output.stdout.strip()))
+
+
 def test_importing_the_package_imports_no_plugin_machinery() -> None:
-    code = (
-        "import sys, tarash.tarash_gateway as t; "
-        "print(sorted(m for m in ('pluggy', 'httpx', 'cattrs', 'tarash.tarash_gateway._plugins', "
-        "'tarash.tarash_gateway.mock') if m in sys.modules))"
-    )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert output.stdout.strip() == "[]"
+    heavy = ("pluggy", "httpx", "cattrs", "tarash.tarash_gateway._plugins", "tarash.tarash_gateway.mock")
+    assert _imported_by("import tarash.tarash_gateway", heavy) == []
 
 
 def test_discovery_builds_no_lifecycle_machinery() -> None:
     code = (
-        "import sys, tarash.tarash_gateway as t; names = [p.name for p in t.list_providers()]; "
-        "assert 'mock' in names, names; "
-        "print(sorted(m for m in ('httpx', 'cattrs', 'asyncio', 'tarash.tarash_gateway._records', "
-        "'tarash.tarash_gateway._engine') if m in sys.modules))"
+        "import tarash.tarash_gateway as t\n"
+        "names = [p.name for p in t.list_providers()]\n"
+        "assert 'mock' in names, names"
     )
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert output.stdout.strip() == "[]"
+    lifecycle = (
+        "httpx",
+        "cattrs",
+        "asyncio",
+        "tarash.tarash_gateway._records",
+        "tarash.tarash_gateway._engine",
+    )
+    assert _imported_by(code, lifecycle) == []
 
 
 def test_lifecycle_records_load_on_first_lookup() -> None:
