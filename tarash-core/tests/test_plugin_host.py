@@ -313,3 +313,4 @@ def test_unknown_plugin_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="has no attribute 'JobStatuses'"):
         plugin.JobStatuses  # noqa: B018
+    assert set(plugin.__all__) <= set(dir(plugin))

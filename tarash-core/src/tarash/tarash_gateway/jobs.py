@@ -494,7 +494,7 @@ def _resume_flow(
         ledger.finished(record.key, "unknown", error=error)
         return outcome("unknown", error=error)
     if not _resumable(record.provider):
-        error = TarashException(
+        not_polled = TarashException(
             f"{record.provider} cannot continue job {record.job_id} from a new process (its plugin "
             "declares Capabilities(resume=False)), so it was not polled. It may still run and be "
             f"billed: look for it in {record.provider}'s dashboard or job list. "
@@ -504,8 +504,8 @@ def _resume_flow(
             request_id=record.job_id,
             phase="status",
         )
-        ledger.finished(record.key, "unknown", error=error)
-        return outcome("unknown", error=error)
+        ledger.finished(record.key, "unknown", error=not_polled)
+        return outcome("unknown", error=not_polled)
     try:
         handle = JobHandle.from_record(record)
     except TarashException as exc:
