@@ -32,6 +32,12 @@ class CallContext:
         timeout: seconds left before the generation's deadline; use it as the HTTP timeout.
         attempt: 1-based attempt number in the fallback chain.
         idempotency_key: stable for one logical submit; send it if the provider supports it.
+        base_url: the API root in effect (``config.base_url``, else ``ProviderSpec.base_url``);
+            relative ``Request.url`` paths are joined to it.
+        api_key: the key core resolved (``config.api_key``, else ``ProviderSpec.api_key_env``,
+            else the ``resolve_api_key`` hook); registered as a secret and hidden from ``repr``.
+            Core adds it to requests itself (``Request.auth``): read it only to sign something.
+        webhook_url: where the provider should deliver the job's completion, if the caller asked.
     """
 
     provider: str
@@ -39,6 +45,9 @@ class CallContext:
     timeout: float
     attempt: int = 1
     idempotency_key: str = ""
+    base_url: str = ""
+    api_key: str | None = attrs.field(default=None, repr=False)
+    webhook_url: str | None = None
 
 
 @attrs.frozen(kw_only=True)

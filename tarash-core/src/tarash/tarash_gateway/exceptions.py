@@ -5,7 +5,8 @@ The hierarchy::
     Exception
     └── TarashException                 provider, model, request_id, raw_response, phase
         ├── ValidationError             the request can never succeed as written (not retryable)
-        │   └── ProviderNotFoundError   no provider of that name is installed
+        │   ├── ProviderNotFoundError   no provider of that name is installed
+        │   └── MissingCredentialsError the provider needs a key and none was found
         ├── ContentModerationError      the provider refused the content (not retryable)
         ├── HTTPError                   status_code; retryable for 408/409/429/5xx
         ├── HTTPConnectionError         the connection failed (retryable)
@@ -39,6 +40,7 @@ __all__ = [
     "HTTPConnectionError",
     "HTTPError",
     "JobCancelledError",
+    "MissingCredentialsError",
     "PluginLoadError",
     "ProviderConflictError",
     "ProviderNotFoundError",
@@ -157,12 +159,34 @@ class ProviderNotFoundError(ValidationError):
         self.installed = tuple(sorted(installed))
 
 
+class MissingCredentialsError(ValidationError):
+    """The provider needs an API key and none was given or found (nothing was sent).
+
+    In a fallback chain the attempt is recorded as ``skipped`` and the chain goes on.
+    """
+
+    def __init__(self, provider: str, env_var: str | None) -> None:
+        where = f"set {env_var} or pass" if env_var else "pass"
+        super().__init__(
+            f"No API key for provider {provider!r}: {where} api_key=... in the config "
+            "(--api-key on the command line)",
+            field="api_key",
+            provider=provider,
+        )
+        self.env_var = env_var
+
+
 class ContentModerationError(TarashException):
     """The provider refused the prompt or inputs under its content policy."""
 
 
 class HTTPError(TarashException):
-    """The provider answered with an HTTP error status."""
+    """The provider answered with an HTTP error status.
+
+    Core throws it into a plugin's flow at the ``yield`` of the request that got the answer, with
+    the whole answer as ``response`` (a :class:`~tarash.tarash_gateway.plugin.Response`) so the
+    plugin can read the provider's error body. ``response`` is not kept on errors that leave core.
+    """
 
     def __init__(
         self,
@@ -170,10 +194,12 @@ class HTTPError(TarashException):
         *,
         status_code: int | None = None,
         retry_after: float | None = None,
+        response: Any = None,
         **kwargs: Any,
     ) -> None:
         self.status_code = status_code
         self.retry_after = retry_after
+        self.response = response
         super().__init__(message, **kwargs)
 
     @property

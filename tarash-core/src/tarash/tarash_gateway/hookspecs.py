@@ -4,25 +4,50 @@ A plugin is a module (named by an entry point in the ``tarash`` group) whose fun
 with :data:`tarash.tarash_gateway.plugin.hookimpl` and named after the hooks below. Implement:
 
 * :func:`register_providers` (always): which providers the plugin adds.
-* Either the **queue lifecycle** (:func:`submit`, :func:`status`, :func:`result`, optionally
-  :func:`cancel`; each with an ``_async`` twin you may implement instead of or besides the sync
-  one) — recommended: core then owns polling, deadlines, retries, cancel-on-timeout,
-  fallbacks and resume for you;
-* or the **blocking hooks** :func:`generate_video` / :func:`generate_image` (and ``_async``
-  twins) for a provider that only offers a blocking call. Core can neither cancel nor resume those.
+* The **queue lifecycle**: :func:`submit`, :func:`status`, :func:`result`, optionally
+  :func:`cancel`. Core then owns polling, deadlines, retries, cancel-on-timeout, fallbacks and
+  resume for you.
+* Or a **blocking call**: :func:`generate_video` / :func:`generate_image`, for an API that answers
+  a generation in one request (core can neither cancel nor resume those, and never resends one).
 
-Lifecycle and blocking hooks are called only for the providers the plugin registered: core finds
-the plugin that owns ``config.provider`` and calls that plugin's implementation alone, so one
-plugin's bug never reaches another provider. Observer hooks (:func:`attempt_started`,
-:func:`attempt_finished`, :func:`progress_reported`) are called on every plugin; what they raise is
-logged and ignored.
+Each of these hooks is written **once**, with no I/O of its own: it returns a *flow*, a generator
+that yields :class:`~tarash.tarash_gateway.plugin.Request` records and receives
+:class:`~tarash.tarash_gateway.plugin.Response` records, and returns the hook's result. Core sends
+every request through its own pooled sync or async httpx client, so the same flow serves
+``generate_video`` and ``generate_video_async`` (the way ``httpx.Auth.auth_flow`` does)::
 
-Errors: raise the exceptions in :mod:`tarash.tarash_gateway.exceptions`. Core decides what to
-retry from the exception type and the phase: ``HTTPConnectionError(request_sent=False)`` on
-submit is retried; after a submit may have been sent core never resubmits (unless the provider
-declares ``Capabilities.idempotency_key``); ``HTTPError`` 429/5xx and ``HTTPConnectionError`` on
-status and result are retried with backoff (honouring ``HTTPError.retry_after``); any other
-exception ends the attempt, and a retryable one moves on to the next fallback.
+    @hookimpl
+    def status(config, job, context):
+        answer = yield Request(method="GET", url=f"/v1/jobs/{job.job_id}")
+        return JobStatus(state=answer.json()["status"])
+
+What core does for every request, so a plugin never does it:
+
+* joins ``Request.url`` to the API root (``config.base_url``, else ``ProviderSpec.base_url``);
+* adds the auth header with the key it resolved (``config.api_key``, else the environment
+  variable ``ProviderSpec.api_key_env``, else :func:`resolve_api_key`), and refuses to send a
+  request that carries the key anywhere else;
+* applies the time left before the deadline to connect, read, write and pool timeouts;
+* maps transport failures once, deciding whether the request may have been sent;
+* throws an :class:`~tarash.tarash_gateway.exceptions.HTTPError` (``status_code``,
+  ``retry_after``, ``raw_response``) into the flow, at its ``yield``, for a 4xx/5xx answer. Catch
+  it to translate a provider's error body (a 422 naming a field becomes ``ValidationError``,
+  a content refusal ``ContentModerationError``) and let every other one propagate: core decides
+  what to retry from the exception type and the phase.
+
+Retries: a submit is retried only when the request provably never left; after it may have been
+sent core never resubmits (unless ``Capabilities.idempotency_key``); status, result and cancel are
+retried on 429/5xx/connection errors with backoff, honouring ``Retry-After``. Any exception that
+is not a :class:`~tarash.tarash_gateway.exceptions.TarashException` is a bug: it ends the attempt
+without a fallback, kept as the typed error's ``__cause__``.
+
+Lifecycle and blocking hooks are called only on the plugin that registered ``context.provider``,
+through one pluggy hook caller per plugin, so one plugin's bug never reaches another provider.
+Observer hooks (:func:`attempt_started`, :func:`attempt_finished`, :func:`progress_reported`) are
+called on every plugin; what they raise is logged and ignored.
+
+A provider that cannot be described as HTTP requests (it needs a vendor SDK) implements
+:func:`async_lifecycle` instead: the one escape hatch.
 
 Examples below come from ``tarash-example-provider`` (``tarash_example_provider/_plugin.py``).
 """
@@ -30,7 +55,7 @@ Examples below come from ``tarash-example-provider`` (``tarash_example_provider/
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -43,13 +68,11 @@ if TYPE_CHECKING:
         ImageGenerationConfig,
         ImageGenerationRequest,
         ImageGenerationResponse,
-        ImageProgressCallback,
-        ProgressCallback,
         VideoGenerationConfig,
         VideoGenerationRequest,
         VideoGenerationResponse,
     )
-    from .plugin import CallContext, JobRef, JobStatus, ProviderSpec, SubmittedJob
+    from .plugin import CallContext, Flow, JobRef, JobStatus, ProviderSpec, SubmittedJob
 
 hookspec = pluggy.HookspecMarker("tarash")
 
@@ -75,7 +98,8 @@ def register_providers() -> Sequence[ProviderSpec]:
         def register_providers():
             return [ProviderSpec(name="example", modalities={"video", "image"},
                                  capabilities=Capabilities(cancel=True, progress_percent=True),
-                                 api_key_env="EXAMPLE_API_KEY")]
+                                 api_key_env="EXAMPLE_API_KEY",
+                                 base_url="https://api.example.com")]
     """
     raise NotImplementedError
 
@@ -97,55 +121,60 @@ def register_commands(subparsers: Any) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def resolve_api_key(provider: str) -> str | None:
+    """A key for ``provider`` from somewhere other than ``config.api_key`` and ``api_key_env``.
+
+    Called only when neither gives one (for example a key split over two variables, or a
+    credentials file). Core registers what it returns as a secret.
+
+    :returns: the key, or ``None`` when there is none (core then raises
+        ``MissingCredentialsError`` naming ``api_key_env``).
+
+    Example (tarash-fal)::
+
+        @hookimpl
+        def resolve_api_key(provider):
+            key_id, secret = os.environ.get("FAL_KEY_ID"), os.environ.get("FAL_KEY_SECRET")
+            return f"{key_id}:{secret}" if key_id and secret else None
+    """
+
+
 # ----------------------------------------------------------------------------------------------
-# Queue lifecycle (recommended)
+# Queue lifecycle
 # ----------------------------------------------------------------------------------------------
 
 
-@hookspec
-def submit(
-    config: AnyConfig,
-    request: AnyRequest,
-    context: CallContext,
-) -> SubmittedJob:
-    """Send the generation request; return as soon as the provider has accepted the job.
+@hookspec(firstresult=True)
+def submit(config: AnyConfig, request: AnyRequest, context: CallContext) -> Flow[SubmittedJob]:
+    """Describe the request(s) that start a job; return once the provider has accepted it.
 
     Called once per attempt, after core validated the config and request. Validate every value
-    against the model's allowed values *before* sending, so an impossible request is never billed.
+    against the model's allowed values *before* the first ``yield``, so an impossible request is
+    never sent. Several requests may be yielded (an upload, then the submit); core records which
+    may have reached the provider.
 
-    :param config: the attempt's config (``api_key`` may be ``None``: read your env var then).
+    :param config: the attempt's config.
     :param request: a ``VideoGenerationRequest`` or ``ImageGenerationRequest``
         (``context.modality`` says which).
-    :param context: provider name, deadline (``timeout``), attempt number, idempotency key.
-    :returns: :class:`~tarash.tarash_gateway.plugin.SubmittedJob` with the provider's job id and
-        the JSON-safe state needed to poll it (never secrets).
-    :raises ValidationError: invalid values (nothing sent).
-    :raises HTTPConnectionError: with ``request_sent=False`` only when the request provably never
-        left (connection refused, DNS, connect timeout): core may retry it then.
-    :raises UnknownSubmissionError: the request may have arrived but the answer was lost.
+    :param context: provider, deadline (``timeout``), attempt, idempotency key, API root, key.
+    :returns: a flow returning :class:`~tarash.tarash_gateway.plugin.SubmittedJob` with the
+        provider's job id and the JSON-safe state needed to poll it (never secrets).
+    :raises ValidationError: invalid values (raise before yielding: nothing is sent).
+    :raises ContentModerationError: the provider refused the content.
 
     Example::
 
         @hookimpl
         def submit(config, request, context):
-            answer = _client(config).post("/jobs", json=_payload(config, request), timeout=context.timeout)
-            return SubmittedJob(job_id=answer["id"])
+            answer = yield Request(method="POST", url="/v1/jobs", json=_body(config, request, context))
+            return SubmittedJob(job_id=answer.json()["id"])
     """
     raise NotImplementedError
 
 
-@hookspec
-async def submit_async(
-    config: AnyConfig,
-    request: AnyRequest,
-    context: CallContext,
-) -> SubmittedJob:
-    """Async twin of :func:`submit` (used by the async API; the sync one is used otherwise)."""
-    raise NotImplementedError
-
-
-@hookspec
-def status(config: AnyConfig, job: JobRef, context: CallContext) -> JobStatus:
+@hookspec(firstresult=True)
+def status(config: AnyConfig, job: JobRef, context: CallContext) -> Flow[JobStatus]:
     """Observe a submitted job once (one status request; core does the polling loop).
 
     Called repeatedly, ``config.poll_interval`` apart unless ``JobStatus.poll_after`` says
@@ -153,141 +182,130 @@ def status(config: AnyConfig, job: JobRef, context: CallContext) -> JobStatus:
     Also called to resume a job from a :class:`~tarash.tarash_gateway.plugin.JobRef` in another
     process, so rely only on ``job.job_id`` and ``job.data``.
 
-    :returns: :class:`~tarash.tarash_gateway.plugin.JobStatus`.
-    :raises HTTPError: with ``status_code`` (and ``retry_after`` when the provider says); 429 and
-        5xx are retried by core.
-    :raises HTTPConnectionError: retried by core.
+    :returns: a flow returning :class:`~tarash.tarash_gateway.plugin.JobStatus`.
 
     Example::
 
         @hookimpl
         def status(config, job, context):
-            data = _client(config).get(f"/jobs/{job.job_id}", timeout=context.timeout)
-            return JobStatus(state=data["state"], progress_percent=data.get("progress"))
+            answer = yield Request(method="GET", url=job.data["links"]["status"])
+            return _status(answer.json(), job)
     """
     raise NotImplementedError
 
 
-@hookspec
-async def status_async(config: AnyConfig, job: JobRef, context: CallContext) -> JobStatus:
-    """Async twin of :func:`status`."""
-    raise NotImplementedError
+@hookspec(firstresult=True)
+def result(config: AnyConfig, job: JobRef, context: CallContext) -> Flow[AnyResponse]:
+    """Read the output of a completed job.
 
+    Called after :func:`status` reported ``completed`` (retried by core on 429/5xx and connection
+    errors).
 
-@hookspec
-def result(config: AnyConfig, job: JobRef, context: CallContext) -> AnyResponse:
-    """Fetch the output of a completed job.
-
-    Called once after :func:`status` reported ``completed`` (and retried by core on 429/5xx and
-    connection errors).
-
-    :returns: a ``VideoGenerationResponse`` (video jobs) or ``ImageGenerationResponse`` (image
-        jobs) whose ``request_id`` is ``job.job_id``.
+    :returns: a flow returning a ``VideoGenerationResponse`` (video jobs) or
+        ``ImageGenerationResponse`` (image jobs) whose ``request_id`` is ``job.job_id``.
     :raises GenerationFailedError: the job finished without usable output.
 
     Example::
 
         @hookimpl
         def result(config, job, context):
-            data = _client(config).get(f"/jobs/{job.job_id}/result", timeout=context.timeout)
-            return VideoGenerationResponse(request_id=job.job_id, video=data["url"], raw_response=data)
+            answer = yield Request(method="GET", url=job.data["links"]["result"])
+            return _response(answer.json(), job)
     """
     raise NotImplementedError
 
 
-@hookspec
-async def result_async(config: AnyConfig, job: JobRef, context: CallContext) -> AnyResponse:
-    """Async twin of :func:`result`."""
-    raise NotImplementedError
-
-
-@hookspec
-def cancel(config: AnyConfig, job: JobRef, context: CallContext) -> bool:
+@hookspec(firstresult=True)
+def cancel(config: AnyConfig, job: JobRef, context: CallContext) -> Flow[bool]:
     """Ask the provider to stop a job (implement only if ``Capabilities.cancel`` is True).
 
     Called by core when the deadline passes, when a fallback abandons the job, when the caller's
     progress callback raises, and by ``JobHandle.cancel()``.
 
-    :returns: ``True`` if the provider accepted the cancel, ``False`` if the job had already
-        finished.
-    :raises TarashException: the cancel failed (core records it in the attempt metadata).
+    :returns: a flow returning ``True`` if the provider accepted the cancel, ``False`` if the job
+        had already finished.
 
     Example::
 
         @hookimpl
         def cancel(config, job, context):
-            reply = _client(config).post(f"/jobs/{job.job_id}/cancel", timeout=context.timeout)
-            return reply["cancelled"]
+            try:
+                yield Request(method="POST", url=job.data["links"]["cancel"])
+            except HTTPError as exc:
+                if exc.status_code == 409:  # already finished
+                    return False
+                raise
+            return True
     """
     raise NotImplementedError
 
 
-@hookspec
-async def cancel_async(config: AnyConfig, job: JobRef, context: CallContext) -> bool:
-    """Async twin of :func:`cancel`."""
-    raise NotImplementedError
-
-
 # ----------------------------------------------------------------------------------------------
-# Blocking hooks (for providers without a queue API, and for register_provider handlers)
+# Blocking calls (an API that answers a generation in one request)
 # ----------------------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec(firstresult=True)
 def generate_video(
-    provider: str,
-    config: VideoGenerationConfig,
-    request: VideoGenerationRequest,
-    on_progress: ProgressCallback | None,
-) -> VideoGenerationResponse:
-    """Generate a video in one blocking call (used only if the plugin has no lifecycle hooks).
+    config: VideoGenerationConfig, request: VideoGenerationRequest, context: CallContext
+) -> Flow[VideoGenerationResponse]:
+    """Generate a video with requests that answer with the finished output (no job to poll).
 
-    :param provider: the provider name (a plugin may register several).
-    :param on_progress: call it with ``VideoGenerationUpdate`` objects as the job advances.
-    :returns: the finished ``VideoGenerationResponse``.
-    :raises UnsupportedModalityError: or ``NotImplementedError``, if the provider has no video.
+    Used only for a provider whose plugin has no :func:`submit`. Core sends the flow's requests
+    like any other; once one may have reached the provider it is never resent (a lost answer is
+    ``UnknownSubmissionError``), and the deadline cannot cancel anything.
+
+    :returns: a flow returning the finished ``VideoGenerationResponse``.
+    :raises UnsupportedModalityError: the provider has no video.
 
     Example::
 
         @hookimpl
-        def generate_video(provider, config, request, on_progress):
-            data = httpx.post(URL, json={"prompt": request.prompt}, timeout=config.timeout).json()
-            return VideoGenerationResponse(request_id=data["id"], video=data["video_url"])
+        def generate_video(config, request, context):
+            answer = yield Request(method="POST", url="/v1/videos", json={"prompt": request.prompt})
+            return VideoGenerationResponse(request_id=answer.json()["id"], video=answer.json()["url"])
     """
     raise NotImplementedError
 
 
-@hookspec
-async def generate_video_async(
-    provider: str,
-    config: VideoGenerationConfig,
-    request: VideoGenerationRequest,
-    on_progress: ProgressCallback | None,
-) -> VideoGenerationResponse:
-    """Async twin of :func:`generate_video`; core cancels the task when the deadline passes."""
-    raise NotImplementedError
-
-
-@hookspec
+@hookspec(firstresult=True)
 def generate_image(
-    provider: str,
-    config: ImageGenerationConfig,
-    request: ImageGenerationRequest,
-    on_progress: ImageProgressCallback | None,
-) -> ImageGenerationResponse:
-    """Generate images in one blocking call (see :func:`generate_video`)."""
+    config: ImageGenerationConfig, request: ImageGenerationRequest, context: CallContext
+) -> Flow[ImageGenerationResponse]:
+    """Generate images with requests that answer with the finished output (see
+    :func:`generate_video`)."""
     raise NotImplementedError
 
 
-@hookspec
-async def generate_image_async(
-    provider: str,
-    config: ImageGenerationConfig,
-    request: ImageGenerationRequest,
-    on_progress: ImageProgressCallback | None,
-) -> ImageGenerationResponse:
-    """Async twin of :func:`generate_image`."""
-    raise NotImplementedError
+# ----------------------------------------------------------------------------------------------
+# The escape hatch: a vendor SDK
+# ----------------------------------------------------------------------------------------------
+
+
+class AsyncLifecycle(Protocol):
+    """Four coroutines driving a provider through its vendor SDK (see :func:`async_lifecycle`)."""
+
+    async def submit(self, config: Any, request: Any, context: CallContext) -> SubmittedJob: ...
+    async def status(self, config: Any, job: JobRef, context: CallContext) -> JobStatus: ...
+    async def result(self, config: Any, job: JobRef, context: CallContext) -> Any: ...
+    async def cancel(self, config: Any, job: JobRef, context: CallContext) -> bool: ...
+
+
+@hookspec(firstresult=True)
+def async_lifecycle(provider: str) -> AsyncLifecycle | None:
+    """The escape hatch: a provider driven through a vendor SDK that does its own I/O.
+
+    Right only when the provider cannot be described as HTTP requests: a wire protocol that is not
+    HTTP, request signing only the SDK implements, or a streaming session. Everything else should
+    be flows, which keep core's transport guarantees (deadline on every socket, was-it-sent
+    decided once, pooled connections). Core calls these coroutines from the async API and bridges
+    them to the sync API on its background loop; it still owns polling, deadlines (by cancelling
+    the coroutine), retries on the typed errors the methods raise, fallbacks and the ledger. The
+    methods must raise ``HTTPConnectionError(request_sent=False)`` only when a request provably
+    never left.
+
+    :returns: an object with the four ``async`` methods of :class:`AsyncLifecycle`, or ``None``.
+    """
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,10 +26,12 @@ from .field_mappers import FieldMapper
 
 if TYPE_CHECKING:
     from ._records import CallContext, JobRef, JobState, JobStatus, SubmittedJob
+    from ._wire import Flow, Request, Response
 
 __all__ = [
     "CallContext",
     "Capabilities",
+    "Flow",
     "JobRef",
     "JobState",
     "JobStatus",
@@ -37,6 +39,8 @@ __all__ = [
     "Modality",
     "ModelFamily",
     "ProviderSpec",
+    "Request",
+    "Response",
     "SubmittedJob",
     "hookimpl",
 ]
@@ -155,7 +159,14 @@ class ProviderSpec:
         field_mappings: model prefix -> {api field: FieldMapper}; read with
             ``get_provider_field_mapping`` and extended by ``register_provider_field_mapping``;
             may be :class:`Lazy`.
-        api_key_env: the environment variable holding the key (e.g. ``"FAL_KEY"``).
+        api_key_env: the environment variable holding the key (e.g. ``"FAL_KEY"``); ``None`` for
+            a provider that needs no key. Core resolves the key (``config.api_key``, else this
+            variable, else the ``resolve_api_key`` hook) before anything is sent.
+        base_url: the API root (``"https://api.example.com"``); ``config.base_url`` overrides it
+            (proxies, local servers).
+        auth_header: the header core puts the key in (``"Authorization"``, ``"api-key"``...).
+        auth_scheme: the word before the key in that header (``"Bearer"``, ``"Key"``; ``""`` for
+            the bare key).
         description: one line for ``tarash providers``.
     """
 
@@ -165,6 +176,9 @@ class ProviderSpec:
     models: Sequence[ModelFamily] = attrs.field(default=(), converter=_tuple)
     field_mappings: Mapping[str, Mapping[str, FieldMapper]] = attrs.field(factory=dict)
     api_key_env: str | None = None
+    base_url: str | None = None
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
     description: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -186,17 +200,19 @@ class ProviderSpec:
 
 
 _RECORDS = frozenset({"CallContext", "JobRef", "JobState", "JobStatus", "SubmittedJob"})
+_WIRE = frozenset({"Flow", "Request", "Response"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RECORDS:
-        from . import _records
+    if name in _RECORDS or name in _WIRE:
+        import importlib
 
-        value = getattr(_records, name)
+        module = importlib.import_module("._records" if name in _RECORDS else "._wire", __package__)
+        value = getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _RECORDS)
+    return sorted(set(globals()) | _RECORDS | _WIRE)
