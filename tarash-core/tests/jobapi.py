@@ -15,24 +15,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 from typing import Any
 
-import httpx
-
-from tarash.tarash_gateway._errors import parse_retry_after
 from tarash.tarash_gateway._plugins import HOST
-from tarash.tarash_gateway.exceptions import (
-    GenerationFailedError,
-    HTTPConnectionError,
-    HTTPError,
-    ValidationError,
-)
+from tarash.tarash_gateway.exceptions import GenerationFailedError, HTTPError, ValidationError
 from tarash.tarash_gateway.models import ImageGenerationResponse, VideoGenerationResponse
 from tarash.tarash_gateway.plugin import (
     Capabilities,
+    Flow,
     JobStatus,
     ProviderSpec,
+    Request,
     SubmittedJob,
     hookimpl,
 )
@@ -208,31 +201,14 @@ def running(**kwargs: Any) -> Iterator[JobServer]:
         server.stop()
 
 
-def _raise_for(response: httpx.Response, phase: str) -> None:
-    if response.status_code < 400:
-        return
-    if response.status_code == 422:
-        raise ValidationError("rejected by jobapi", field="prompt", raw_response=response.json())
-    raise HTTPError(
-        f"jobapi answered {response.status_code}",
-        status_code=response.status_code,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
-        raw_response=response.json(),
-        phase=phase,
-    )
+class JobApiPlugin:
+    """A plugin object holding hookimpls as attributes (hashable, as pluggy needs)."""
 
 
-def _request(method: str, url: str, phase: str, key: str | None, timeout: float, **kw: Any) -> Any:
-    try:
-        response = httpx.request(
-            method, url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}, **kw
-        )
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise HTTPConnectionError(str(exc), request_sent=False, phase=phase) from exc
-    except httpx.TransportError as exc:
-        raise HTTPConnectionError(str(exc), request_sent=True, phase=phase) from exc
-    _raise_for(response, phase)
-    return response.json()
+def _translated(exc: HTTPError) -> ValidationError | HTTPError:
+    if exc.status_code == 422:
+        return ValidationError("rejected by jobapi", field="prompt", raw_response=exc.raw_response)
+    return exc
 
 
 def make_plugin(
@@ -242,8 +218,8 @@ def make_plugin(
     idempotency: bool = False,
     resume: bool = True,
     modalities: tuple[str, ...] = ("video", "image"),
-) -> SimpleNamespace:
-    """A lifecycle plugin for provider ``name`` talking to ``config.base_url``."""
+) -> JobApiPlugin:
+    """A lifecycle plugin for provider ``name`` talking to ``config.base_url`` through core."""
 
     @hookimpl
     def register_providers() -> list[ProviderSpec]:
@@ -263,24 +239,19 @@ def make_plugin(
         ]
 
     @hookimpl
-    def submit(config: Any, request: Any, context: Any) -> SubmittedJob:
+    def submit(config: Any, request: Any, context: Any) -> Flow[SubmittedJob]:
         if context.provider != name:
             raise AssertionError("called for another provider")
-        data = _request(
-            "POST",
-            f"{config.base_url}/jobs",
-            "submit",
-            config.api_key,
-            context.timeout,
-            json={"prompt": request.prompt, "modality": context.modality, "key": context.idempotency_key},
-        )
-        return SubmittedJob(job_id=data["id"], data={"base": config.base_url})
+        body = {"prompt": request.prompt, "modality": context.modality, "key": context.idempotency_key}
+        try:
+            answer = yield Request(method="POST", url="/jobs", json=body)
+        except HTTPError as exc:
+            raise _translated(exc) from None
+        return SubmittedJob(job_id=answer.json()["id"])
 
     @hookimpl
-    def status(config: Any, job: Any, context: Any) -> JobStatus:
-        data = _request(
-            "GET", f"{job.data['base']}/jobs/{job.job_id}", "poll", config.api_key, context.timeout
-        )
+    def status(config: Any, job: Any, context: Any) -> Flow[JobStatus]:
+        data = (yield Request(method="GET", url=f"/jobs/{job.job_id}")).json()
         if data["state"] == "failed":
             return JobStatus(state="failed", error=GenerationFailedError("job failed"), raw=data)
         return JobStatus(
@@ -292,10 +263,8 @@ def make_plugin(
         )
 
     @hookimpl
-    def result(config: Any, job: Any, context: Any) -> Any:
-        data = _request(
-            "GET", f"{job.data['base']}/jobs/{job.job_id}/result", "result", config.api_key, context.timeout
-        )
+    def result(config: Any, job: Any, context: Any) -> Flow[Any]:
+        data = (yield Request(method="GET", url=f"/jobs/{job.job_id}/result")).json()
         if job.modality == "image":
             return ImageGenerationResponse(request_id=job.job_id, images=[data["url"]], raw_response=data)
         return VideoGenerationResponse(request_id=job.job_id, video=data["url"], raw_response=data)
@@ -304,18 +273,12 @@ def make_plugin(
     if cancel:
 
         @hookimpl
-        def cancel_hook(config: Any, job: Any, context: Any) -> bool:
-            data = _request(
-                "POST",
-                f"{job.data['base']}/jobs/{job.job_id}/cancel",
-                "cancel",
-                config.api_key,
-                context.timeout,
-            )
+        def cancel_hook(config: Any, job: Any, context: Any) -> Flow[bool]:
+            data = (yield Request(method="POST", url=f"/jobs/{job.job_id}/cancel")).json()
             return bool(data["cancelled"])
 
         hooks["cancel"] = cancel_hook
-    plugin = SimpleNamespace()
+    plugin = JobApiPlugin()
     for hook_name, fn in hooks.items():
         fn.__name__ = hook_name
         setattr(plugin, hook_name, fn)
@@ -323,7 +286,7 @@ def make_plugin(
 
 
 @contextmanager
-def installed(plugin: SimpleNamespace, name: str) -> Iterator[SimpleNamespace]:
+def installed(plugin: Any, name: str) -> Iterator[Any]:
     HOST.register_plugin_object(plugin, name)
     try:
         yield plugin

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
-from types import SimpleNamespace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -32,7 +35,7 @@ from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
-from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
+from tarash.tarash_gateway.plugin import ProviderSpec, Request, hookimpl
 
 
 def video_config(server: JobServer, provider: str = "jobs", **kwargs: Any) -> VideoGenerationConfig:
@@ -158,19 +161,43 @@ def test_lost_submit_answer_is_never_resubmitted(
     assert [a.provider for a in raised.value.attempts] == ["jobs"]
 
 
-def _hanging_submit_plugin(calls: list[str]) -> SimpleNamespace:
-    """A provider whose async submit never answers (the request is out; no job id comes back)."""
+class _HangPlugin:
+    """A provider whose submit request reaches a server that never answers."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
 
     @hookimpl
-    def register_providers() -> list[ProviderSpec]:
+    def register_providers(self) -> list[ProviderSpec]:
         return [ProviderSpec(name="hang", modalities={"video"})]
 
     @hookimpl
-    async def submit_async(config: Any, request: Any, context: Any) -> Any:
-        calls.append(context.idempotency_key)
-        await asyncio.sleep(3600)
+    def submit(self, config: Any, request: Any, context: Any) -> Any:
+        self.calls.append(context.idempotency_key)
+        yield Request(method="POST", url="/jobs", json={"prompt": request.prompt})
 
-    return SimpleNamespace(register_providers=register_providers, submit_async=submit_async)
+
+@contextmanager
+def _silent_server() -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that accepts and reads requests but never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
@@ -178,17 +205,19 @@ async def test_submit_unanswered_at_the_deadline_is_unknown_never_a_fallback(
     api: str, job_server: JobServer, backup_provider: Any
 ) -> None:
     calls: list[str] = []
-    config = VideoGenerationConfig(
-        provider="hang",
-        model="h1",
-        timeout=0.5,
-        fallback_configs=[video_config(job_server, "backup")],
-    )
     started = time.monotonic()
     with (
-        installed(_hanging_submit_plugin(calls), "hang-plugin"),
+        _silent_server() as silent_url,
+        installed(_HangPlugin(calls), "hang-plugin"),
         pytest.raises(UnknownSubmissionError) as raised,
     ):
+        config = VideoGenerationConfig(
+            provider="hang",
+            model="h1",
+            base_url=silent_url,
+            timeout=0.5,
+            fallback_configs=[video_config(job_server, "backup")],
+        )
         if api == "sync":
             await asyncio.to_thread(generate_video, config, VideoGenerationRequest(prompt="x"))
         else:

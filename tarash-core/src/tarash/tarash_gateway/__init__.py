@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "AspectRatio",
     "ContentModerationError",
+    "Gateway",
     "GenerationFailedError",
     "HTTPConnectionError",
     "HTTPError",
@@ -27,6 +28,7 @@ __all__ = [
     "JobRecord",
     "LedgerError",
     "MediaContent",
+    "MissingCredentialsError",
     "MockConfig",
     "ProviderNotFoundError",
     "Resolution",
@@ -76,6 +78,8 @@ _LOCATIONS = {
     "register_provider_field_mapping": "._api",
     "unregister_provider": "._api",
     "hookimpl": ".plugin",
+    "Gateway": "._gateway",
+    "MissingCredentialsError": ".exceptions",
     "ContentModerationError": ".exceptions",
     "GenerationFailedError": ".exceptions",
     "HTTPConnectionError": ".exceptions",
@@ -151,12 +155,14 @@ if TYPE_CHECKING:
         register_provider_field_mapping,
         unregister_provider,
     )
+    from ._gateway import Gateway
     from .exceptions import (
         ContentModerationError,
         GenerationFailedError,
         HTTPConnectionError,
         HTTPError,
         JobCancelledError,
+        MissingCredentialsError,
         ProviderNotFoundError,
         TarashException,
         TimeoutError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._gateway import default_gateway
 from ._plugins import HOST, PluginInfo, ProviderInfo
 
 if TYPE_CHECKING:
@@ -21,21 +22,6 @@ if TYPE_CHECKING:
     )
 
 
-def _engine() -> tuple[Any, Any]:
-    """The orchestration modules, imported on first generation (they pull in asyncio)."""
-    from . import _runtime
-    from ._engine import run_chain
-
-    return _runtime, run_chain
-
-
-def _ledger() -> Any:
-    """The job ledger in effect, or None when it is off (see ``tarash.tarash_gateway.jobs``)."""
-    from ._ledger import active_ledger
-
-    return active_ledger()
-
-
 def generate_video(
     config: VideoGenerationConfig,
     request: VideoGenerationRequest,
@@ -49,11 +35,7 @@ def generate_video(
     ``execution_metadata`` (every attempt) when no attempt succeeds; an exception raised by
     ``on_progress`` propagates unchanged (after the remote job is cancelled).
     """
-    rt, run_chain = _engine()
-    result: VideoGenerationResponse = rt.drive_sync(
-        run_chain(config, request, "video", on_progress, _ledger())
-    )
-    return result
+    return default_gateway().generate_video(config, request, on_progress)
 
 
 async def generate_video_async(
@@ -62,11 +44,7 @@ async def generate_video_async(
     on_progress: ProgressCallback | None = None,
 ) -> VideoGenerationResponse:
     """Async :func:`generate_video`; cancelling the task cancels the remote job."""
-    rt, run_chain = _engine()
-    result: VideoGenerationResponse = await rt.drive_async(
-        run_chain(config, request, "video", on_progress, _ledger())
-    )
-    return result
+    return await default_gateway().generate_video_async(config, request, on_progress)
 
 
 def generate_image(
@@ -75,11 +53,7 @@ def generate_image(
     on_progress: ImageProgressCallback | None = None,
 ) -> ImageGenerationResponse:
     """Generate images (see :func:`generate_video`)."""
-    rt, run_chain = _engine()
-    result: ImageGenerationResponse = rt.drive_sync(
-        run_chain(config, request, "image", on_progress, _ledger())
-    )
-    return result
+    return default_gateway().generate_image(config, request, on_progress)
 
 
 async def generate_image_async(
@@ -88,17 +62,13 @@ async def generate_image_async(
     on_progress: ImageProgressCallback | None = None,
 ) -> ImageGenerationResponse:
     """Async :func:`generate_image`."""
-    rt, run_chain = _engine()
-    result: ImageGenerationResponse = await rt.drive_async(
-        run_chain(config, request, "image", on_progress, _ledger())
-    )
-    return result
+    return await default_gateway().generate_image_async(config, request, on_progress)
 
 
 def register_provider(provider: str, handler: Any) -> None:
     """Register ``handler`` (an object with the four ``generate_*`` methods) as ``provider``.
 
-    Global; overrides a built-in or installed provider of the same name. Prefer a plugin
+    On the default gateway; overrides a built-in or installed provider of the same name. Prefer a plugin
     package with lifecycle hooks for anything you ship: core can then cancel, retry and resume.
     """
     HOST.register_handler(provider, handler)

@@ -23,19 +23,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar  # noqa: I001
+
+import os
+from typing import TYPE_CHECKING
 
 import attrs
 
 from . import _runtime as rt
+from . import _transport as transport
 from ._errors import normalize
-from ._plugins import HOST
+from ._plugins import Direct
 from ._redact import get_logger, redact
+from ._wire import Request
 from .exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
     JobCancelledError,
+    MissingCredentialsError,
     TarashException,
     TimeoutError,
     UnknownSubmissionError,
@@ -56,7 +62,10 @@ from .models import (
     VideoGenerationUpdate,
     iter_fallback_chain,
 )
-from .plugin import CallContext, JobRef, JobStatus, Modality, SubmittedJob
+from .plugin import CallContext, JobRef, JobStatus, Modality, ProviderSpec, SubmittedJob
+
+if TYPE_CHECKING:
+    from ._gateway import Gateway
 
 log = get_logger("tarash.engine")
 T = TypeVar("T")
@@ -126,6 +135,7 @@ def check_pair(config: Any, request: Any, modality: Modality) -> None:
 class Attempt:
     """Mutable state of one attempt, turned into AttemptMetadata when it ends."""
 
+    gateway: Gateway
     config: Any
     request: Any
     modality: Modality
@@ -133,6 +143,8 @@ class Attempt:
     provider: str
     on_progress: Callable[[Any], Any] | None
     ledger: Ledger | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)
+    credentials_resolved: bool = False
     ledger_key: str = attrs.field(factory=lambda: uuid.uuid4().hex)
     started_at: datetime = attrs.field(factory=now_utc)
     started_mono: float = attrs.field(factory=time.monotonic)
@@ -160,13 +172,25 @@ class Attempt:
     def elapsed(self) -> float:
         return time.monotonic() - self.started_mono
 
+    @property
+    def spec(self) -> ProviderSpec:
+        return self.gateway.host.entry_plugin(self.provider)[0]
+
+    @property
+    def base_url(self) -> str:
+        return str(self.config.base_url or self.spec.base_url or "")
+
     def context(self, idempotency_key: str = "") -> CallContext:
+        resolve_credentials(self)
         return CallContext(
             provider=self.provider,
             modality=self.modality,
             timeout=max(self.remaining(), 0.001),
             attempt=self.number,
             idempotency_key=idempotency_key,
+            base_url=self.base_url,
+            api_key=self.api_key,
+            webhook_url=self.config.provider_config.get("webhook_url"),
         )
 
     def unknown_submission(self, detail: str, raw_response: Any = None) -> UnknownSubmissionError:
@@ -222,15 +246,22 @@ class CallerError(Exception):
 # ----------------------------------------------------------------------------------------------
 
 
-def _impl(attempt: Attempt, hook: str, *, prefer_async: bool) -> Callable[..., Any] | None:
-    """The plugin's implementation of ``hook``; an async one carries its sync twin, if any, as
-    ``sync_twin`` so the sync driver calls the plugin's sync hook (hookspecs promise that)."""
-    _spec, plugin = HOST.entry_plugin(attempt.provider)
-    fn = HOST.impl(plugin, hook, prefer_async=prefer_async)
-    if fn is not None and rt._is_async_fn(fn):
-        twin = HOST.impl(plugin, hook, prefer_async=False)
-        fn.sync_twin = None if twin is None or rt._is_async_fn(twin) else twin  # type: ignore[attr-defined]
-    return fn
+def resolve_credentials(attempt: Attempt) -> None:
+    """The key for the attempt's provider: the config's, else ``api_key_env``, else the
+    ``resolve_api_key`` hook; registered as a secret. MissingCredentialsError when the provider
+    needs one and none is found (nothing is sent)."""
+    if attempt.credentials_resolved:
+        return
+    spec = attempt.spec
+    key = attempt.config.api_key or (os.environ.get(spec.api_key_env) if spec.api_key_env else None)
+    host = attempt.gateway.host
+    if not key and spec.api_key_env and host.implements(attempt.provider, "resolve_api_key"):
+        key = host.call(attempt.provider, "resolve_api_key", provider=attempt.provider)
+    if not key and spec.api_key_env:
+        raise MissingCredentialsError(attempt.provider, spec.api_key_env)
+    attempt.gateway.register_secret(key)
+    attempt.api_key = key or None
+    attempt.credentials_resolved = True
 
 
 def make_update(attempt: Attempt, status: StatusType, **fields: Any) -> Any:
@@ -248,7 +279,7 @@ def make_update(attempt: Attempt, status: StatusType, **fields: Any) -> Any:
 
 def emit(attempt: Attempt, update: Any) -> rt.Flow[None]:
     """Deliver ``update`` to observers and to the caller's callback."""
-    HOST.notify("progress_reported", update=update)
+    attempt.gateway.host.notify("progress_reported", update=update)
     if attempt.on_progress is None:
         return
     try:
@@ -295,39 +326,127 @@ def _percent(value: Any) -> float | None:
     return min(max(float(value), 0.0), 100.0)
 
 
-def call_hook(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any) -> rt.Flow[Any]:
-    """Call a hook, mapping any exception to a typed TarashException (deadline -> TimeoutError)."""
+def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[Any]:
+    """Run the provider's ``hook`` flow: send each request it yields through core's transport,
+    throw each error answer into it, and map whatever it raises to a typed TarashException."""
     attempt.phase = phase
+    context = kwargs["context"]
+    sent = False
+    flow = None
     try:
-        return (yield rt.Call(fn, kwargs, timeout=attempt.remaining()))
-    except rt.DeadlineExceeded:
-        if phase == "submit":
-            # The request may be at the provider already: the same answer as a lost response.
-            raise attempt.unknown_submission(
-                f"no answer within the {attempt.config.timeout:g}s deadline"
-            ) from None
-        raise attempt.timeout_error(f"no answer to {phase} before the deadline") from None
-    except CallerError:
+        flow = attempt.gateway.host.flow(attempt.provider, hook, **kwargs)
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply, error = None, None
+            if isinstance(step, Direct):
+                try:
+                    reply = yield from _direct(attempt, step, phase)
+                except (CallerError, TarashException):
+                    raise
+                except Exception as exc:
+                    error = exc
+                continue
+            prepared = _prepare(attempt, step, context)
+            if attempt.remaining() <= 0:
+                raise _deadline(attempt, phase, sent)
+            try:
+                sent = True
+                response = yield rt.Send(attempt.gateway.transport, prepared, attempt.remaining())
+            except transport.DeadlineReached:
+                raise _deadline(attempt, phase, sent) from None
+            except HTTPConnectionError as exc:
+                sent = exc.request_sent or sent
+                error = exc
+                continue
+            if response.status_code >= 400:
+                error = transport.http_error(response, attempt.provider)
+            else:
+                reply = response
+    except (CallerError, GeneratorExit):
         raise
+    except TarashException as exc:
+        if isinstance(exc, HTTPError):
+            exc.response = None
+        raise _located(attempt, exc, phase) from None
     except Exception as exc:
-        # No "from exc": normalize() links a wrapped error to its cause, and re-raising a plugin's
-        # own TarashException must keep the cause the plugin gave it (not become its own cause).
-        raise normalize(  # noqa: B904 - see the comment above
-            exc,
-            phase=phase,
-            provider=attempt.provider,
-            model=attempt.model,
-            request_id=attempt.job.job_id if attempt.job else None,
+        if phase == "submit" and sent:
+            raise attempt.unknown_submission(
+                f"its answer could not be read: {type(exc).__name__}: {exc}"
+            ) from exc
+        raise _located(attempt, exc, phase) from None
+    finally:
+        if flow is not None:
+            flow.close()
+
+
+def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashException:
+    """``exc`` as a typed error with phase, provider, model and job id (keeping a plugin's own
+    cause; a foreign exception becomes the typed error's ``__cause__``)."""
+    return normalize(
+        exc,
+        phase=phase,
+        provider=attempt.provider,
+        model=attempt.model,
+        request_id=attempt.job.job_id if attempt.job else None,
+    )
+
+
+def _deadline(attempt: Attempt, phase: str, sent: bool) -> TarashException:
+    if phase == "submit" and sent:
+        return attempt.unknown_submission(f"no answer within the {attempt.config.timeout:g}s deadline")
+    return attempt.timeout_error(f"no answer to {phase} before the deadline")
+
+
+def _prepare(attempt: Attempt, step: Any, context: CallContext) -> transport.Prepared:
+    if not isinstance(step, Request):
+        raise GenerationFailedError(
+            f"{attempt.provider} plugin's flow yielded {type(step).__name__}, expected a Request",
+            retryable=False,
         )
+    spec = attempt.spec
+    return transport.prepare(
+        step,
+        provider=attempt.provider,
+        base_url=context.base_url,
+        api_key=attempt.api_key,
+        auth_header=spec.auth_header,
+        auth_scheme=spec.auth_scheme,
+        ca_bundle=attempt.config.provider_config.get("ca_bundle"),
+    )
+
+
+def _direct(attempt: Attempt, step: Direct, phase: str) -> rt.Flow[Any]:
+    """A call into code that does its own I/O (seed handlers, the escape hatch)."""
+    kwargs = dict(step.kwargs)
+    relay = _ProgressRelay(attempt) if step.progress else None
+    if step.progress:
+        kwargs["on_progress"] = relay if attempt.on_progress else None
+    try:
+        result = yield rt.Call(step.sync, step.async_, kwargs, timeout=attempt.remaining())
+    except rt.DeadlineExceeded:
+        if relay is not None and relay.raised is not None:
+            raise CallerError(relay.raised) from None
+        raise _deadline(attempt, phase, True) from None
+    except Exception:
+        if relay is not None and relay.raised is not None:
+            raise CallerError(relay.raised) from None
+        raise
+    if relay is not None and relay.raised is not None:
+        raise CallerError(relay.raised)
+    return result
 
 
 def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
     """Best-effort remote cancel of the attempt's job; records the outcome on the attempt."""
     if attempt.job is None or attempt.cancel_status is not None:
         return
-    spec, _ = HOST.entry_plugin(attempt.provider)
-    fn = _impl(attempt, "cancel", prefer_async=True)
-    if not spec.capabilities.cancel or fn is None:
+    host = attempt.gateway.host
+    if not attempt.spec.capabilities.cancel or not host.implements(attempt.provider, "cancel"):
         attempt.cancel_status = "unsupported"
         log.warning(
             "Job %s on %s abandoned (%s) and cannot be cancelled; it may still be billed",
@@ -336,12 +455,17 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
             reason,
         )
     else:
-        context = attrs.evolve(attempt.context(), timeout=CANCEL_GRACE_SECONDS)
+        cancel_attempt = attrs.evolve(
+            attempt, deadline=time.monotonic() + CANCEL_GRACE_SECONDS, on_progress=None
+        )
         try:
-            yield rt.Call(
-                fn,
-                {"config": attempt.config, "job": attempt.job, "context": context},
-                timeout=CANCEL_GRACE_SECONDS,
+            yield from run_flow(
+                cancel_attempt,
+                "cancel",
+                "cancel",
+                config=attempt.config,
+                job=attempt.job,
+                context=cancel_attempt.context(),
             )
         except Exception as exc:
             attempt.cancel_status = "failed"
@@ -366,16 +490,11 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
 # ----------------------------------------------------------------------------------------------
 
 
-def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
-    """Submit once (retrying only what provably never arrived); returns the JobRef."""
-    spec, _ = HOST.entry_plugin(attempt.provider)
-    fn = _impl(attempt, "submit", prefer_async=True)
-    if fn is None:
-        raise UnsupportedModalityError(attempt.provider, attempt.modality, "no submit hook")
-    key = attempt.ledger_key
+def record_intent(attempt: Attempt) -> None:
+    """Write the submit intent to the ledger (before anything is sent)."""
     if attempt.ledger is not None:
         attempt.ledger.intent(
-            key,
+            attempt.ledger_key,
             provider=attempt.provider,
             model=attempt.model,
             modality=attempt.modality,
@@ -383,14 +502,28 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             request=attempt.request,
         )
         attempt.intent_recorded = True
+
+
+def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
+    """Submit once (retrying only what provably never arrived, or was refused); returns the JobRef.
+
+    A 429 answer means the provider did not accept the job: it is retried within the deadline,
+    honouring ``Retry-After``. An answer that may have created a job is never re-sent.
+    """
+    if not attempt.gateway.host.implements(attempt.provider, "submit"):
+        raise UnsupportedModalityError(attempt.provider, attempt.modality, "no submit hook")
+    key = attempt.ledger_key
+    resolve_credentials(attempt)
+    record_intent(attempt)
+    idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
     while True:
         if attempt.remaining() <= 0:
             raise attempt.timeout_error("deadline passed before submit")
         try:
-            submitted = yield from call_hook(
+            submitted = yield from run_flow(
                 attempt,
-                fn,
+                "submit",
                 "submit",
                 config=attempt.config,
                 request=attempt.request,
@@ -399,17 +532,21 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             break
         except HTTPConnectionError as exc:
             failures += 1
-            resend_safe = not exc.request_sent or spec.capabilities.idempotency_key
-            if not resend_safe:
+            if exc.request_sent and not idempotent:
                 raise attempt.unknown_submission(exc.message, exc.raw_response) from exc
             if failures >= MAX_SUBMIT_TRIES:
                 raise
             yield rt.Sleep(min(backoff(failures), max(attempt.remaining(), 0)))
         except HTTPError as exc:
             failures += 1
-            if not (spec.capabilities.idempotency_key and exc.retryable) or failures >= MAX_SUBMIT_TRIES:
+            refused = exc.status_code == 429
+            if not (refused or (idempotent and exc.retryable)):
                 raise
-            yield rt.Sleep(min(backoff(failures, exc.retry_after), max(attempt.remaining(), 0)))
+            delay = backoff(failures, exc.retry_after)
+            if failures >= MAX_CONSECUTIVE_POLL_ERRORS or delay >= attempt.remaining():
+                raise
+            log.info("Submit to %s refused (%s); retrying in %.2fs", attempt.provider, exc.message, delay)
+            yield rt.Sleep(delay)
     submitted = expect_type(attempt, submitted, SubmittedJob, "submit", "submit ")
     attempt.job = JobRef(
         provider=attempt.provider,
@@ -423,12 +560,17 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     return attempt.job
 
 
-def retrying(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any) -> rt.Flow[Any]:
-    """A status/result call, retried on 429/5xx/connection errors until the deadline."""
+def retrying(attempt: Attempt, hook: str, phase: str) -> rt.Flow[Any]:
+    """A status/result flow for the attempt's job, retried on 429/5xx/connection errors until
+    the deadline."""
     failures = 0
     while True:
         try:
-            return (yield from call_hook(attempt, fn, phase, **kwargs))
+            return (
+                yield from run_flow(
+                    attempt, hook, phase, config=attempt.config, job=attempt.job, context=attempt.context()
+                )
+            )
         except (HTTPError, HTTPConnectionError) as exc:
             if not exc.retryable:
                 raise
@@ -457,12 +599,9 @@ def retrying(attempt: Attempt, fn: Callable[..., Any], phase: str, **kwargs: Any
 def poll_status(attempt: Attempt) -> rt.Flow[JobStatus]:
     """One status call for the attempt's job (retried on transient errors), recorded in the ledger."""
     assert attempt.job is not None
-    status_fn = _impl(attempt, "status", prefer_async=True)
-    if status_fn is None:
+    if not attempt.gateway.host.implements(attempt.provider, "status"):
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status hook")
-    status = yield from retrying(
-        attempt, status_fn, "poll", config=attempt.config, job=attempt.job, context=attempt.context()
-    )
+    status = yield from retrying(attempt, "status", "poll")
     status = expect_type(attempt, status, JobStatus, "poll", "status ")
     attempt.state = status.state
     if attempt.ledger is not None:
@@ -498,22 +637,17 @@ def raise_for_state(attempt: Attempt, status: JobStatus) -> None:
 
 def fetch_result(attempt: Attempt) -> rt.Flow[Any]:
     """Fetch a completed job's response (retried on transient errors) and check its type."""
-    result_fn = _impl(attempt, "result", prefer_async=True)
-    if result_fn is None:
+    if not attempt.gateway.host.implements(attempt.provider, "result"):
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no result hook")
-    response = yield from retrying(
-        attempt, result_fn, "result", config=attempt.config, job=attempt.job, context=attempt.context()
-    )
+    response = yield from retrying(attempt, "result", "result")
     return check_response(attempt, response)
 
 
 def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[Any]:
     """Poll the attempt's job to a terminal state and fetch its result."""
     assert attempt.job is not None
-    if (
-        _impl(attempt, "status", prefer_async=True) is None
-        or _impl(attempt, "result", prefer_async=True) is None
-    ):
+    host = attempt.gateway.host
+    if not (host.implements(attempt.provider, "status") and host.implements(attempt.provider, "result")):
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status/result hooks")
     polls = 0
     wait = sleep_first
@@ -560,34 +694,22 @@ def check_response(attempt: Attempt, response: Any) -> Any:
 
 
 def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
-    """Run a provider that only has blocking generate_* hooks (e.g. register_provider handlers)."""
+    """A provider whose generation is one blocking call (``generate_*`` hooks, seed handlers).
+
+    Its requests are a submit: once one may have reached the provider it is never re-sent.
+    """
     hook = "generate_video" if attempt.modality == "video" else "generate_image"
-    fn = _impl(attempt, hook, prefer_async=True)
-    if fn is None:
+    if not attempt.gateway.host.implements(attempt.provider, hook):
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
-    relay = _ProgressRelay(attempt)
-    attempt.phase = "submit"
+    resolve_credentials(attempt)
     try:
-        response = yield rt.Call(
-            fn,
-            {
-                "provider": attempt.provider,
-                "config": attempt.config,
-                "request": attempt.request,
-                "on_progress": relay if attempt.on_progress else None,
-            },
-            timeout=attempt.remaining(),
+        response = yield from run_flow(
+            attempt, hook, "submit", config=attempt.config, request=attempt.request, context=attempt.context()
         )
-    except rt.DeadlineExceeded:
-        if relay.raised is not None:
-            raise CallerError(relay.raised) from None
-        raise attempt.timeout_error("the provider did not answer") from None
-    except Exception as exc:
-        if relay.raised is not None:
-            raise CallerError(relay.raised) from None
-        raise normalize(exc, phase="submit", provider=attempt.provider, model=attempt.model)  # noqa: B904
-    if relay.raised is not None:
-        raise CallerError(relay.raised)
+    except HTTPConnectionError as exc:
+        if exc.request_sent:
+            raise attempt.unknown_submission(exc.message, exc.raw_response) from exc
+        raise
     return check_response(attempt, response)
 
 
@@ -606,10 +728,10 @@ class _ProgressRelay:
             )
         except (TypeError, AttributeError):
             pass
-        HOST.notify("progress_reported", update=update)
+        attempt.gateway.host.notify("progress_reported", update=update)
         callback = attempt.on_progress
         assert callback is not None
-        if rt._is_async_fn(callback):
+        if rt.is_async_fn(callback):
             return self._guard_async(callback(update))
         try:
             callback(update)
@@ -643,17 +765,11 @@ def provider_for(config: Any) -> str:
     return "mock" if mock is not None and mock.enabled else str(config.provider)
 
 
-def lifecycle_available(provider: str) -> bool:
-    _spec, plugin = HOST.entry_plugin(provider)
-    return HOST.impl(plugin, "submit", prefer_async=False) is not None
-
-
 def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
     """One attempt: validate provider/modality, then lifecycle or blocking path."""
-    spec, _ = HOST.entry_plugin(attempt.provider)
-    if attempt.modality not in spec.modalities:
+    if attempt.modality not in attempt.spec.modalities:
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
-    if not lifecycle_available(attempt.provider):
+    if not attempt.gateway.host.implements(attempt.provider, "submit"):
         return (yield from blocking_phase(attempt))
     try:
         yield from submit_phase(attempt)
@@ -675,17 +791,19 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
 
 
 def plan_attempts(
+    gateway: Gateway,
     config: Any,
     request: Any,
     modality: Modality,
     on_progress: Callable[[Any], Any] | None,
-    ledger: Ledger | None,
 ) -> tuple[list[Any], Iterator[Attempt]]:
     """The fallback chain and a lazy iterator of its attempts (each starts its clock when made)."""
     check_pair(config, request, modality)
     chain = list(iter_fallback_chain(config))
+    ledger = gateway.ledger()
     attempts = (
         Attempt(
+            gateway=gateway,
             config=cfg,
             request=request,
             modality=modality,
@@ -699,27 +817,24 @@ def plan_attempts(
     return chain, attempts
 
 
-def submit_job(
-    config: Any, request: Any, modality: Modality, ledger: Ledger | None = None
-) -> rt.Flow[Attempt]:
+def submit_job(gateway: Gateway, config: Any, request: Any, modality: Modality) -> rt.Flow[Attempt]:
     """Submit only, walking the fallback chain until a submit is accepted; the attempt holds the job.
 
     The same submit rules as :func:`run_chain` (a submit whose answer was lost is never resent); a
     retryable submit failure moves on to the next config. Providers without lifecycle hooks cannot
     hand out a job and are skipped.
     """
-    chain, attempts = plan_attempts(config, request, modality, None, ledger)
+    chain, attempts = plan_attempts(gateway, config, request, modality, None)
     for number, attempt in enumerate(attempts, start=1):
         try:
-            spec, _ = HOST.entry_plugin(attempt.provider)
-            if modality not in spec.modalities:
+            if modality not in attempt.spec.modalities:
                 raise UnsupportedModalityError(attempt.provider, modality)
-            if not lifecycle_available(attempt.provider):
+            if not gateway.host.implements(attempt.provider, "submit"):
                 raise UnsupportedModalityError(
                     attempt.provider, modality, "no submit hook: it cannot hand out a job"
                 )
             yield from submit_phase(attempt)
-        except UnsupportedModalityError:
+        except (UnsupportedModalityError, MissingCredentialsError):
             if number == len(chain):
                 raise
             continue
@@ -734,11 +849,11 @@ def submit_job(
 
 
 def run_chain(
+    gateway: Gateway,
     config: Any,
     request: Any,
     modality: Modality,
     on_progress: Callable[[Any], Any] | None,
-    ledger: Ledger | None = None,
 ) -> rt.Flow[Any]:
     """Depth-first fallback chain with ExecutionMetadata on the response or the final error."""
     if on_progress is not None and not callable(on_progress):
@@ -747,7 +862,7 @@ def run_chain(
             field="on_progress",
             value=type(on_progress).__name__,
         )
-    chain, attempts = plan_attempts(config, request, modality, on_progress, ledger)
+    chain, attempts = plan_attempts(gateway, config, request, modality, on_progress)
     records: list[AttemptMetadata] = []
 
     def finish(successful: int | None) -> ExecutionMetadata:
@@ -760,7 +875,7 @@ def run_chain(
         )
 
     for number, attempt in enumerate(attempts, start=1):
-        HOST.notify(
+        gateway.host.notify(
             "attempt_started",
             provider=attempt.provider,
             model=attempt.model,
@@ -772,13 +887,13 @@ def run_chain(
         except CallerError as exc:
             meta = attempt.metadata("failed", exc.original)
             records.append(meta)
-            HOST.notify("attempt_finished", metadata=meta, error=exc.original)
+            gateway.host.notify("attempt_finished", metadata=meta, error=exc.original)
             ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
-        except UnsupportedModalityError as exc:
+        except (UnsupportedModalityError, MissingCredentialsError) as exc:
             meta = attempt.metadata("skipped", exc)
             records.append(meta)
-            HOST.notify("attempt_finished", metadata=meta, error=exc)
+            gateway.host.notify("attempt_finished", metadata=meta, error=exc)
             if number == len(chain):
                 exc.execution_metadata = finish(None)
                 raise
@@ -786,7 +901,7 @@ def run_chain(
         except TarashException as exc:
             meta = attempt.metadata("failed", exc)
             records.append(meta)
-            HOST.notify("attempt_finished", metadata=meta, error=exc)
+            gateway.host.notify("attempt_finished", metadata=meta, error=exc)
             ledger_finish(attempt, "failed", error=exc)
             log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
             if not exc.retryable or number == len(chain):
@@ -795,7 +910,7 @@ def run_chain(
             continue
         meta = attempt.metadata("success", None)
         records.append(meta)
-        HOST.notify("attempt_finished", metadata=meta, error=None)
+        gateway.host.notify("attempt_finished", metadata=meta, error=None)
         ledger_finish(attempt, "completed", result=response)
         return attrs.evolve(
             response,

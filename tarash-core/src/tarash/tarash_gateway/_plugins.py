@@ -16,8 +16,7 @@ import inspect
 import os
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType, SimpleNamespace
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import attrs
@@ -105,7 +104,7 @@ class PluginHost:
         self._conflicts: dict[str, list[str]] = {}
         self._runtime: dict[str, _Entry] = {}
         self._field_mappings: dict[str, dict[str, Mapping[str, FieldMapper]]] = {}
-        self._impl_cache: dict[tuple[int, str], Callable[..., Any] | None] = {}
+        self._callers: dict[tuple[int, str], Any] = {}
         #: Where entry points are looked for; None means ``sys.path`` (tests narrow it).
         self.search_path: list[str] | None = None
 
@@ -240,6 +239,7 @@ class PluginHost:
                     raise ProviderConflictError(spec.name, claimants)
                 continue
             self._providers[spec.name] = _Entry(spec=spec, plugin=module, info=info)
+        self._callers.clear()
 
     # -- runtime registration ----------------------------------------------------------------
 
@@ -273,7 +273,8 @@ class PluginHost:
                 source="runtime",
             )
             self._runtime[name] = _Entry(spec=spec, plugin=adapter, info=info)
-            self._impl_cache.clear()
+            self._callers.clear()
+            self._callers.clear()
 
     def register_plugin_object(self, plugin: object, name: str) -> None:
         """Register an already-imported plugin object (module or namespace of hookimpls).
@@ -284,7 +285,7 @@ class PluginHost:
         with self._lock:
             self.ensure_loaded()
             self._register_plugin(plugin, name=name, dist=None, version=None, source="object")
-            self._impl_cache.clear()
+            self._callers.clear()
 
     def unregister_plugin_object(self, plugin: object) -> None:
         """Undo :meth:`register_plugin_object`."""
@@ -295,14 +296,14 @@ class PluginHost:
             infos = {id(e.info) for e in owned}
             self._providers = {k: e for k, e in self._providers.items() if e.plugin is not plugin}
             self._plugins = [p for p in self._plugins if id(p) not in infos]
-            self._impl_cache.clear()
+            self._callers.clear()
 
     def unregister_handler(self, name: str) -> None:
         with self._lock:
             old = self._runtime.pop(name, None)
             if old is not None and self.pm.is_registered(old.plugin):
                 self.pm.unregister(old.plugin)
-            self._impl_cache.clear()
+            self._callers.clear()
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -330,7 +331,7 @@ class PluginHost:
             distribution=entry.info.distribution,
             version=entry.info.version,
             source=entry.info.source,
-            lifecycle=self.impl(entry.plugin, "submit", prefer_async=False) is not None,
+            lifecycle=self.implements(name, "submit"),
         )
 
     def providers(self) -> list[ProviderInfo]:
@@ -347,24 +348,42 @@ class PluginHost:
         ]
         return listed + [e.info for e in self._runtime.values()]
 
-    def impl(self, plugin: object, hook: str, *, prefer_async: bool) -> Callable[..., Any] | None:
-        """The plugin's implementation of ``hook`` (or its async/sync twin), or None."""
-        names = (f"{hook}_async", hook) if prefer_async else (hook, f"{hook}_async")
-        for hook_name in names:
-            key = (id(plugin), hook_name)
-            if key not in self._impl_cache:
-                caller = getattr(self.pm.hook, hook_name, None)
-                found = None
-                if caller is not None:
-                    for impl in caller.get_hookimpls():
-                        if impl.plugin is plugin:
-                            found = _bind(impl.function, impl.argnames)
-                            break
-                self._impl_cache[key] = found
-            fn = self._impl_cache[key]
-            if fn is not None:
-                return fn
-        return None
+    def _caller(self, plugin: object, hook: str) -> Any:
+        """One pluggy hook caller per (plugin, hook) that calls that plugin alone; None if the
+        plugin does not implement the hook."""
+        key = (id(plugin), hook)
+        if key not in self._callers:
+            implemented = any(i.plugin is plugin for i in getattr(self.pm.hook, hook).get_hookimpls())
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
+            self._callers[key] = self.pm.subset_hook_caller(hook, others) if implemented else None
+        return self._callers[key]
+
+    def _escape_hatch(self, provider: str) -> Any:
+        caller = self._caller(self._entry(provider).plugin, "async_lifecycle")
+        return caller(provider=provider) if caller is not None else None
+
+    def implements(self, provider: str, hook: str) -> bool:
+        """Whether the plugin owning ``provider`` implements ``hook`` (or it through the escape hatch)."""
+        if self._caller(self._entry(provider).plugin, hook) is not None:
+            return True
+        hatch = hook in LIFECYCLE and self._escape_hatch(provider)
+        return bool(hatch) and callable(getattr(hatch, hook, None))
+
+    def flow(self, provider: str, hook: str, **kwargs: Any) -> Generator[Any, Any, Any]:
+        """The flow of ``provider``'s ``hook`` for these arguments, from its plugin alone.
+
+        A hook that returned a value instead of a generator is a flow that sends nothing; the
+        escape hatch's coroutines become a flow of one :class:`Direct` step.
+        """
+        caller = self._caller(self._entry(provider).plugin, hook)
+        if caller is not None:
+            returned = caller(**kwargs)
+            return returned if inspect.isgenerator(returned) else _done(returned)
+        hatch = self._escape_hatch(provider) if hook in LIFECYCLE else None
+        method = getattr(hatch, hook, None)
+        if method is None:
+            raise UnsupportedModalityError(provider, kwargs["context"].modality, f"no {hook} hook")
+        return _direct(Direct(sync=None, async_=method, kwargs=kwargs))
 
     def entry_plugin(self, name: str) -> tuple[ProviderSpec, object]:
         entry = self._entry(name)
@@ -419,54 +438,64 @@ def _label(info: PluginInfo) -> str:
     return f"{info.distribution or info.name} {info.version or ''}".strip()
 
 
-def _bind(function: Callable[..., Any], argnames: Sequence[str]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(function):
-
-        async def call_async(**kwargs: Any) -> Any:
-            return await function(*[kwargs[a] for a in argnames])
-
-        call_async.is_async = True  # type: ignore[attr-defined]
-        return call_async
-
-    def call(**kwargs: Any) -> Any:
-        return function(*[kwargs[a] for a in argnames])
-
-    call.is_async = False  # type: ignore[attr-defined]
-    return call
+LIFECYCLE = frozenset({"submit", "status", "result", "cancel"})
 
 
-def _handler_adapter(name: str, handler: object) -> ModuleType | SimpleNamespace:
-    """Wrap a seed-style handler in hookimpls; NotImplementedError becomes UnsupportedModalityError."""
+@attrs.frozen
+class Direct:
+    """A flow step only core's adapters yield: call a function that does its own I/O.
 
-    def guard(modality: str, target: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.iscoroutinefunction(target):
+    ``sync`` is called by the sync API, ``async_`` by the async one (the driver bridges a missing
+    one). With ``progress`` the call also receives ``on_progress`` (seed handlers take it).
+    """
 
-            async def call_async(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
-                try:
-                    return await target(config, request, on_progress)
-                except UnsupportedModalityError:
-                    raise
-                except NotImplementedError as exc:
-                    raise UnsupportedModalityError(name, modality, str(exc)) from exc
+    sync: Callable[..., Any] | None
+    async_: Callable[..., Any] | None
+    kwargs: dict[str, Any]
+    progress: bool = False
 
-            return call_async
 
-        def call(provider: str, config: Any, request: Any, on_progress: Any) -> Any:
+def _done(value: Any) -> Generator[Any, Any, Any]:
+    return value
+    yield  # a generator that sends nothing
+
+
+def _direct(step: Direct) -> Generator[Any, Any, Any]:
+    return (yield step)
+
+
+class _HandlerPlugin:
+    """The plugin object a seed-style handler is registered as (hashable, as pluggy needs)."""
+
+
+def _handler_adapter(name: str, handler: object) -> _HandlerPlugin:
+    """A seed-style handler (four ``generate_*`` methods doing their own I/O) as blocking hooks.
+
+    The sync API calls the handler's sync method, the async API its ``_async`` one (either bridges
+    to the other when one is missing); ``NotImplementedError`` becomes ``UnsupportedModalityError``.
+    """
+
+    def blocking(modality: str, sync: Any, async_: Any) -> Callable[..., Any]:
+        if sync is not None and inspect.iscoroutinefunction(sync):
+            sync, async_ = None, async_ or sync
+
+        def flow(config: Any, request: Any, context: Any) -> Generator[Any, Any, Any]:
             try:
-                return target(config, request, on_progress)
+                step = Direct(sync=sync, async_=async_, kwargs={"config": config, "request": request}, progress=True)
+                return (yield step)
             except UnsupportedModalityError:
                 raise
             except NotImplementedError as exc:
                 raise UnsupportedModalityError(name, modality, str(exc)) from exc
 
-        return call
+        return flow
 
-    namespace = SimpleNamespace()
+    namespace = _HandlerPlugin()
     for modality, base in (("video", "generate_video"), ("image", "generate_image")):
-        for method in (base, f"{base}_async"):
-            target = getattr(handler, method, None)
-            if callable(target):
-                setattr(namespace, method, hookimpl(guard(modality, target)))
+        sync, async_ = (getattr(handler, m, None) for m in (base, f"{base}_async"))
+        sync, async_ = (m if callable(m) else None for m in (sync, async_))
+        if sync is not None or async_ is not None:
+            setattr(namespace, base, hookimpl(blocking(modality, sync, async_)))
     return namespace
 
 

@@ -1,7 +1,7 @@
 """One orchestration, two drivers.
 
-Orchestration logic is written once as generators that *yield effects* (call a hook, sleep, report
-progress) and receive their results. :func:`drive_sync` and :func:`drive_async` execute those
+Orchestration logic is written once as generators that *yield effects* (send an HTTP request, call
+a function, sleep, report progress) and receive their results. :func:`drive_sync` and :func:`drive_async` execute those
 effects with blocking or asyncio primitives. So the sync and async APIs cannot drift apart, and the
 sync API never calls ``asyncio.run``: async callbacks or async-only hooks reached from sync code run
 on one private background event loop, which works inside Jupyter or a running loop's thread pool.
@@ -15,11 +15,15 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from ._redact import get_logger
+
+if TYPE_CHECKING:
+    from ._transport import Prepared, Transport
+    from ._wire import Response
 
 log = get_logger("tarash.runtime")
 
@@ -27,14 +31,25 @@ T = TypeVar("T")
 
 
 @attrs.define
-class Call:
-    """Call a provider hook implementation with keyword arguments.
+class Send:
+    """Send a prepared HTTP request through core's transport; the answer is a ``Response``."""
 
-    ``timeout`` bounds the async driver's wait (the deadline); sync hooks get it as
-    ``context.timeout`` and apply it to their HTTP calls.
+    transport: Transport
+    prepared: Prepared
+    timeout: float
+
+
+@attrs.define
+class Call:
+    """Call a function with keyword arguments: ``sync`` from the sync driver, ``async_`` from the
+    async one; either may be missing, and the driver bridges to the other.
+
+    Only core's adapters use this (``register_provider`` handlers, the ``async_lifecycle`` escape
+    hatch). ``timeout`` bounds the wait where the driver can enforce it (coroutines, threads).
     """
 
-    fn: Callable[..., Any]
+    sync: Callable[..., Any] | None
+    async_: Callable[..., Any] | None
     kwargs: dict[str, Any]
     timeout: float | None = None
 
@@ -64,11 +79,11 @@ class CallerCallbackError(Exception):
         self.original = original
 
 
-Effect = Call | Sleep | Emit
+Effect = Send | Call | Sleep | Emit
 Flow = Generator[Effect, Any, T]
 
 
-class _BackgroundLoop:
+class BackgroundLoop:
     """A daemon thread running an event loop, for coroutines reached from sync code."""
 
     def __init__(self) -> None:
@@ -84,6 +99,13 @@ class _BackgroundLoop:
                 self._loop = loop
             return self._loop
 
+    def stop(self) -> None:
+        """Stop the loop's thread (a later call starts a new one)."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
         try:
@@ -93,24 +115,15 @@ class _BackgroundLoop:
             raise DeadlineExceeded() from None
 
 
-BACKGROUND = _BackgroundLoop()
-
-
-def run_coroutine_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run a coroutine to completion from sync code, whether or not a loop runs in this thread."""
-    return BACKGROUND.run(coro, timeout)
-
-
-def _is_async_fn(fn: Callable[..., Any]) -> bool:
-    flag = getattr(fn, "is_async", None)
-    if flag is not None:
-        return bool(flag)
+def is_async_fn(fn: Callable[..., Any]) -> bool:
     call = type(fn).__call__ if callable(fn) else None
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
 
 
-def _step_sync(effect: Effect) -> Any:
+def _step_sync(effect: Effect, background: BackgroundLoop) -> Any:
     """Execute one effect with blocking primitives."""
+    if isinstance(effect, Send):
+        return effect.transport.send(effect.prepared, effect.timeout)
     if isinstance(effect, Sleep):
         if effect.seconds > 0:
             time.sleep(effect.seconds)
@@ -119,25 +132,28 @@ def _step_sync(effect: Effect) -> Any:
         try:
             outcome = effect.callback(effect.update)
             if inspect.isawaitable(outcome):
-                run_coroutine_sync(_await(outcome))
+                background.run(_await(outcome))
         except Exception as exc:
             raise CallerCallbackError(exc) from exc
         return None
-    fn = getattr(effect.fn, "sync_twin", None) or effect.fn
-    if _is_async_fn(fn):
-        return run_coroutine_sync(fn(**effect.kwargs), effect.timeout)
-    return fn(**effect.kwargs)
+    if effect.sync is not None:
+        return effect.sync(**effect.kwargs)
+    assert effect.async_ is not None
+    return background.run(effect.async_(**effect.kwargs), effect.timeout)
 
 
 async def _step_async(effect: Effect) -> Any:
     """Execute one effect on the running event loop."""
+    if isinstance(effect, Send):
+        response: Response = await effect.transport.send_async(effect.prepared, effect.timeout)
+        return response
     if isinstance(effect, Sleep):
         if effect.seconds > 0:
             await asyncio.sleep(effect.seconds)
         return None
     if isinstance(effect, Emit):
         try:
-            if _is_async_fn(effect.callback):
+            if is_async_fn(effect.callback):
                 await effect.callback(effect.update)
             else:
                 outcome = await asyncio.to_thread(effect.callback, effect.update)
@@ -146,10 +162,11 @@ async def _step_async(effect: Effect) -> Any:
         except Exception as exc:
             raise CallerCallbackError(exc) from exc
         return None
-    if _is_async_fn(effect.fn):
-        awaitable: Awaitable[Any] = effect.fn(**effect.kwargs)
+    if effect.async_ is not None:
+        awaitable: Awaitable[Any] = effect.async_(**effect.kwargs)
     else:
-        awaitable = asyncio.to_thread(effect.fn, **effect.kwargs)
+        assert effect.sync is not None
+        awaitable = asyncio.to_thread(effect.sync, **effect.kwargs)
     if effect.timeout is None:
         return await awaitable
     try:
@@ -158,9 +175,10 @@ async def _step_async(effect: Effect) -> Any:
         raise DeadlineExceeded() from None
 
 
-def drive_sync(flow: Flow[T]) -> T:
+def drive_sync(flow: Flow[T], background: BackgroundLoop) -> T:
     """Run an orchestration generator with blocking I/O.
 
+    Coroutines reached from sync code (async callbacks, the escape hatch) run on ``background``.
     Whatever an effect raises is thrown back into the orchestration, KeyboardInterrupt included
     (during a call, a sleep or a callback), so it can cancel the remote job before leaving.
     """
@@ -173,7 +191,7 @@ def drive_sync(flow: Flow[T]) -> T:
             return stop.value  # type: ignore[no-any-return]
         send, throw = None, None
         try:
-            send = _step_sync(effect)
+            send = _step_sync(effect, background)
         except (Exception, KeyboardInterrupt) as exc:
             throw = exc
 

@@ -35,7 +35,7 @@ from ._ledger import (
     active_store,
     set_ledger,
 )
-from ._plugins import HOST
+from ._gateway import default_gateway
 from ._redact import get_logger, redact
 from .exceptions import JobCancelledError, TarashException, UnknownSubmissionError
 from .models import (
@@ -121,13 +121,7 @@ class JobOutcome:
 
 
 def _with_key(config: AnyConfig, api_key: str | None) -> AnyConfig:
-    """``config`` with ``api_key``, or else the provider's environment variable, when set."""
-    if api_key is None:
-        try:
-            spec, _ = HOST.entry_plugin(engine.provider_for(config))
-        except TarashException:
-            return config
-        api_key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
+    """``config`` with ``api_key`` when given (else core resolves the key at each call)."""
     return attrs.evolve(config, api_key=api_key) if api_key else config
 
 
@@ -269,6 +263,7 @@ class JobHandle:
     ) -> engine.Attempt:
         config = self.config if timeout is None else attrs.evolve(self.config, timeout=timeout)
         return engine.Attempt(
+            gateway=default_gateway(),
             config=config,
             request=None,
             modality=self.job.modality,
@@ -341,7 +336,7 @@ class JobHandle:
 
     def status(self) -> JobStatus:
         """One status call (retried on transient errors); ``raw`` is redacted."""
-        return rt.drive_sync(self._status_flow())
+        return rt.drive_sync(self._status_flow(), default_gateway().background)
 
     async def status_async(self) -> JobStatus:
         """Async :meth:`status`."""
@@ -353,7 +348,7 @@ class JobHandle:
         Raises JobNotFinishedError while it is queued or processing, and the job's typed error
         (e.g. GenerationFailedError, JobCancelledError) when it failed or was cancelled.
         """
-        return rt.drive_sync(self._result_flow())
+        return rt.drive_sync(self._result_flow(), default_gateway().background)
 
     async def result_async(self) -> Any:
         """Async :meth:`result`."""
@@ -365,7 +360,7 @@ class JobHandle:
         ``timeout`` (seconds, default ``config.timeout``) counts from now. On TimeoutError the job
         keeps running. ``on_progress`` gets the same updates as with ``generate_video``.
         """
-        return rt.drive_sync(self._wait_flow(on_progress, timeout))
+        return rt.drive_sync(self._wait_flow(on_progress, timeout), default_gateway().background)
 
     async def wait_async(self, on_progress: OnProgress | None = None, timeout: float | None = None) -> Any:
         """Async :meth:`wait`; cancelling the task stops waiting but not the job."""
@@ -377,7 +372,7 @@ class JobHandle:
         True when the provider accepted (the ledger marks the job cancelled), False when it cannot
         cancel jobs; raises TarashException (phase ``cancel``) when the cancel call failed.
         """
-        return rt.drive_sync(self._cancel_flow())
+        return rt.drive_sync(self._cancel_flow(), default_gateway().background)
 
     async def cancel_async(self) -> bool:
         """Async :meth:`cancel`."""
@@ -390,8 +385,9 @@ class JobHandle:
 
 
 def _submit_flow(config: Any, request: Any, modality: Modality) -> rt.Flow[JobHandle]:
-    ledger = active_ledger()
-    attempt = yield from engine.submit_job(config, request, modality, ledger)
+    gateway = default_gateway()
+    ledger = gateway.ledger()
+    attempt = yield from engine.submit_job(gateway, config, request, modality)
     assert attempt.job is not None
     if ledger is not None:
         ledger.release(attempt.ledger_key)
@@ -409,7 +405,7 @@ def submit_video(config: VideoGenerationConfig, request: VideoGenerationRequest)
     UnknownSubmissionError and is never resent; a retryable submit failure moves on to the next
     fallback config. Raises UnsupportedModalityError for providers without lifecycle hooks.
     """
-    return rt.drive_sync(_submit_flow(config, request, "video"))
+    return rt.drive_sync(_submit_flow(config, request, "video"), default_gateway().background)
 
 
 async def submit_video_async(config: VideoGenerationConfig, request: VideoGenerationRequest) -> JobHandle:
@@ -419,7 +415,7 @@ async def submit_video_async(config: VideoGenerationConfig, request: VideoGenera
 
 def submit_image(config: ImageGenerationConfig, request: ImageGenerationRequest) -> JobHandle:
     """Submit an image generation and return its handle (see :func:`submit_video`)."""
-    return rt.drive_sync(_submit_flow(config, request, "image"))
+    return rt.drive_sync(_submit_flow(config, request, "image"), default_gateway().background)
 
 
 async def submit_image_async(config: ImageGenerationConfig, request: ImageGenerationRequest) -> JobHandle:
@@ -525,7 +521,7 @@ def _resume_flow(
 def _resumable(provider: str) -> bool:
     """False only when the installed provider declares it cannot resume jobs."""
     try:
-        spec, _ = HOST.entry_plugin(provider)
+        spec, _ = default_gateway().host.entry_plugin(provider)
     except TarashException:
         return True
     return spec.capabilities.resume
@@ -561,7 +557,7 @@ def resume(
         return []
 
     def run(record: JobRecord) -> JobOutcome:
-        return rt.drive_sync(_resume_flow(ledger, record, timeout, on_progress))
+        return rt.drive_sync(_resume_flow(ledger, record, timeout, on_progress), default_gateway().background)
 
     workers = min(RESUME_CONCURRENCY, len(records))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tarash-resume") as pool:

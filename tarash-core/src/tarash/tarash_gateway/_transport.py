@@ -1,0 +1,372 @@
+"""Core's HTTP transport: every request a provider plugin describes is sent from here.
+
+One pool of connections per (provider, API root, credentials, CA bundle), per event loop for async
+clients, owned by a :class:`~tarash.tarash_gateway.Gateway`. What this module decides, once for
+every plugin:
+
+* where a request goes (``Request.url`` joined to the API root) and the auth header, with the key
+  core resolved; a request that carries the key anywhere else is refused before it is sent;
+* the deadline: the time left is applied to the connect, read, write and pool timeouts and to the
+  whole exchange, body included;
+* whether a failed request may have reached the provider (:func:`connection_error`), on which
+  "never submit twice" rests;
+* the answer: read in full up to ``max_response_bytes``; a 4xx/5xx becomes an
+  :class:`~tarash.tarash_gateway.exceptions.HTTPError` with ``retry_after`` (see :func:`http_error`).
+
+HTTP/1.1 keep-alive: at most ``max_connections`` (100) per pool. Async callers beyond that wait on
+a semaphore rather than in httpcore's pool, whose queue is scanned on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import json
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import attrs
+import httpx
+
+from ._errors import parse_retry_after
+from ._redact import redact_text
+from ._wire import Request, Response
+from .exceptions import GenerationFailedError, HTTPConnectionError, HTTPError, ValidationError
+
+__all__ = ["DeadlineReached", "PoolKey", "Prepared", "Transport", "connection_error", "http_error"]
+
+MAX_CONNECTIONS = 100
+KEEPALIVE_EXPIRY = 30.0
+CONNECT_TIMEOUT = 10.0
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+CLOSE_TIMEOUT = 10.0
+MAX_DETAIL_CHARS = 300
+USER_AGENT = "tarash/0.1"
+
+#: Transport failures after which the request provably never left this machine.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+@attrs.frozen
+class PoolKey:
+    """Which pool a request uses: one per provider, API root, credentials and CA bundle."""
+
+    provider: str
+    base_url: str
+    credentials: str  # a digest of the key, never the key
+    ca_bundle: str | None = None
+
+
+@attrs.frozen
+class Prepared:
+    """A request ready to send: the httpx request and the pool it goes through."""
+
+    pool: PoolKey
+    request: httpx.Request = attrs.field(repr=False)
+
+
+def fingerprint(api_key: str | None) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16] if api_key else ""
+
+
+def _join(base_url: str, url: str) -> str:
+    if url.startswith(("http://", "https://")):
+        return url
+    if not base_url:
+        raise ValidationError(
+            f"No API root to send {url!r} to: set config.base_url", field="base_url", value=None
+        )
+    return base_url.rstrip("/") + "/" + url.lstrip("/")
+
+
+def _carries(secret: str, values: Iterable[Any]) -> bool:
+    return any(isinstance(v, str) and secret in v for v in values)
+
+
+def prepare(
+    request: Request,
+    *,
+    provider: str,
+    base_url: str,
+    api_key: str | None,
+    auth_header: str,
+    auth_scheme: str,
+    ca_bundle: str | None = None,
+) -> Prepared:
+    """The httpx request for ``request``; refuses one that carries the key outside the auth header."""
+    if not isinstance(request, Request):
+        raise GenerationFailedError(
+            f"{provider} plugin yielded {type(request).__name__}, expected a Request",
+            retryable=False,
+        )
+    url = _join(base_url, request.url)
+    content = None
+    if request.json is not None:
+        try:
+            content = json.dumps(request.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"The {provider} request body is not JSON: {exc}", field="request", value=None
+            ) from None
+    if api_key:
+        places = [url, content, *request.headers.values(), *map(str, request.params.values())]
+        places += [str(v) for v in (request.data or {}).values()]
+        if _carries(api_key, places) or (request.content is not None and api_key.encode() in request.content):
+            raise GenerationFailedError(
+                f"The {provider} plugin put the API key into a request it described; core adds the key "
+                "itself (Request.auth) and sends it nowhere else. Nothing was sent.",
+                retryable=False,
+            )
+    headers = {"User-Agent": USER_AGENT, **request.headers}
+    if content is not None:
+        headers.setdefault("Content-Type", "application/json")
+    if request.auth and api_key:
+        headers[auth_header] = f"{auth_scheme} {api_key}" if auth_scheme else api_key
+    try:
+        built = httpx.Request(
+            request.method.upper(),
+            url,
+            params=dict(request.params) or None,
+            headers=headers,
+            content=content.encode() if content is not None else request.content,
+            files=request.files,
+            data=request.data,
+        )
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise GenerationFailedError(
+            f"The {provider} plugin described an invalid request: {redact_text(str(exc))}",
+            retryable=False,
+        ) from None
+    pool = PoolKey(provider, base_url, fingerprint(api_key), ca_bundle)
+    return Prepared(pool=pool, request=built)
+
+
+class DeadlineReached(HTTPConnectionError):
+    """The request was out but no complete answer came before the deadline (read/write timeouts
+    are the time left, so any of them is the deadline)."""
+
+
+def connection_error(exc: httpx.TransportError, provider: str) -> HTTPConnectionError:
+    """A transport failure; ``request_sent`` is False only when the request never left."""
+    kind = HTTPConnectionError
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, _NEVER_SENT):
+        kind = DeadlineReached
+    return kind(
+        f"{provider} unreachable: {type(exc).__name__}: {redact_text(str(exc)) or 'no detail'}",
+        request_sent=not isinstance(exc, _NEVER_SENT),
+    )
+
+
+def _detail(body: Any) -> str:
+    """A short human reading of an error body (common shapes: message, detail, error)."""
+    found: Any = body
+    if isinstance(body, Mapping):
+        for key in ("message", "detail", "error", "title"):
+            if body.get(key):
+                found = body[key]
+                break
+        if isinstance(found, Mapping):
+            found = found.get("message") or found
+    text = found if isinstance(found, str) else json.dumps(found, default=str)
+    return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS] + "..."
+
+
+def body_of(response: Response) -> Any:
+    """The answer's JSON, else its text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000]
+
+
+def http_error(response: Response, provider: str) -> HTTPError:
+    """The HTTPError for a 4xx/5xx answer (thrown into the plugin's flow by core)."""
+    body = body_of(response)
+    detail = _detail(body) if body not in (None, "") else ""
+    return HTTPError(
+        f"{provider} answered HTTP {response.status_code}" + (f": {detail}" if detail else ""),
+        status_code=response.status_code,
+        retry_after=parse_retry_after(response.header("retry-after")),
+        raw_response=body,
+        response=response,
+    )
+
+
+def _too_large(limit: int) -> HTTPConnectionError:
+    return HTTPConnectionError(f"answer larger than {limit} bytes; not read", request_sent=True)
+
+
+def _timeout(seconds: float) -> dict[str, float]:
+    seconds = max(seconds, 0.001)
+    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT)).as_dict()  # type: ignore[return-value]
+
+
+def _record(response: httpx.Response, content: bytes) -> Response:
+    return Response(
+        status_code=response.status_code,
+        headers=dict(response.headers.items()),
+        content=content,
+        url=str(response.url),
+    )
+
+
+class Transport:
+    """Pooled sync and async httpx clients, and the sending of prepared requests."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_response_bytes = max_response_bytes
+        self._mounted = transport
+        self._mounted_async = async_transport
+        self._lock = threading.Lock()
+        self._sync: dict[PoolKey, httpx.Client] = {}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[PoolKey, tuple[httpx.AsyncClient, asyncio.Semaphore]]
+        ] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        atexit.register(self.close)
+
+    def _limits(self) -> httpx.Limits:
+        return httpx.Limits(
+            max_connections=self.max_connections,
+            max_keepalive_connections=self.max_connections,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
+        )
+
+    def _client(self, key: PoolKey) -> httpx.Client:
+        with self._lock:
+            found = self._sync.get(key)
+            if found is None or found.is_closed:
+                found = self._sync[key] = httpx.Client(
+                    limits=self._limits(),
+                    verify=key.ca_bundle or True,
+                    transport=self._mounted,
+                    follow_redirects=False,
+                )
+        return found
+
+    async def _async_client(self, key: PoolKey) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._async.get(loop)
+            fresh = pool is None
+            if pool is None:
+                pool = self._async[loop] = {}
+            found = pool.get(key)
+            if found is None or found[0].is_closed:
+                client = httpx.AsyncClient(
+                    limits=self._limits(),
+                    verify=key.ca_bundle or True,
+                    transport=self._mounted_async,
+                    follow_redirects=False,
+                )
+                found = pool[key] = (client, asyncio.Semaphore(self.max_connections))
+        if fresh:
+            await self._close_at_loop_shutdown(loop, pool)
+        return found
+
+    async def _close_at_loop_shutdown(self, loop: asyncio.AbstractEventLoop, pool: dict[PoolKey, Any]) -> None:
+        """Park an async generator whose ``finally`` closes ``pool`` when the loop shuts down."""
+
+        async def closer() -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                await _aclose(pool)
+
+        generator = closer()
+        self._closers[loop] = generator
+        await generator.__anext__()
+
+    def send(self, prepared: Prepared, timeout: float) -> Response:
+        """Send with the pooled sync client; the whole exchange is bounded by ``timeout``."""
+        deadline = time.monotonic() + timeout
+        request = prepared.request
+        request.extensions["timeout"] = _timeout(timeout)
+        provider = prepared.pool.provider
+        try:
+            response = self._client(prepared.pool).send(request, stream=True)
+            try:
+                chunks = bytearray()
+                for chunk in response.iter_bytes():
+                    chunks += chunk
+                    if len(chunks) > self.max_response_bytes:
+                        raise _too_large(self.max_response_bytes)
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer was still arriving at the deadline")
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            raise connection_error(exc, provider) from None
+        return _record(response, bytes(chunks))
+
+    async def send_async(self, prepared: Prepared, timeout: float) -> Response:
+        """Async :meth:`send` on the running loop's pool."""
+        request = prepared.request
+        request.extensions["timeout"] = _timeout(timeout)
+        client, gate = await self._async_client(prepared.pool)
+        try:
+            async with gate:
+                return await asyncio.wait_for(self._exchange(client, request), max(timeout, 0.001))
+        except asyncio.TimeoutError:
+            raise connection_error(
+                httpx.ReadTimeout("no complete answer before the deadline"), prepared.pool.provider
+            ) from None
+        except httpx.TransportError as exc:
+            raise connection_error(exc, prepared.pool.provider) from None
+
+    async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request) -> Response:
+        response = await client.send(request, stream=True)
+        try:
+            chunks = bytearray()
+            async for chunk in response.aiter_bytes():
+                chunks += chunk
+                if len(chunks) > self.max_response_bytes:
+                    raise _too_large(self.max_response_bytes)
+        finally:
+            await response.aclose()
+        return _record(response, bytes(chunks))
+
+    def connections(self) -> int:
+        """Pools currently open (sync clients plus async clients over all loops)."""
+        with self._lock:
+            return len(self._sync) + sum(len(p) for p in self._async.values())
+
+    def close(self) -> None:
+        """Close every pooled client (safe to call more than once; registered with ``atexit``)."""
+        with self._lock:
+            clients = list(self._sync.values())
+            self._sync.clear()
+            pools = list(self._async.items())
+        for each in clients:
+            each.close()
+        for loop, pool in pools:
+            if not pool or loop.is_closed():
+                continue
+            if loop.is_running():
+                try:
+                    asyncio.run_coroutine_threadsafe(_aclose(pool), loop).result(timeout=CLOSE_TIMEOUT)
+                except Exception:  # noqa: BLE001 - closing is best effort at shutdown
+                    pass
+            else:
+                loop.run_until_complete(_aclose(pool))
+
+
+async def _aclose(pool: dict[PoolKey, Any]) -> None:
+    entries = list(pool.values())
+    pool.clear()
+    for client, _gate in entries:
+        await client.aclose()
