@@ -432,8 +432,8 @@ def register_providers():
                          description="needs a key")]
 
 @hookimpl
-def generate_video(provider, config, request, on_progress):
-    SEEN.append(config.api_key)
+def generate_video(config, request, context):
+    SEEN.append(context.api_key)
     return VideoGenerationResponse(request_id="k1", video=MediaContent(content=b"....ftyp",
                                                                        content_type="video/mp4"))
 """

@@ -126,8 +126,10 @@ def provider(plugin: Any, name: str = "jobapi") -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _default_ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every test starts from the default ledger (conftest points TARASH_HOME at a temp dir)."""
+    """Every test starts from the default ledger (conftest points TARASH_HOME at a temp dir), and
+    a process resuming jobs finds the provider's key in its environment."""
     monkeypatch.delenv("TARASH_LEDGER", raising=False)
+    monkeypatch.setenv("JOBAPI_KEY", ENV_KEY)
     set_ledger(None)
     yield
     set_ledger(None)
@@ -207,7 +209,7 @@ def test_handle_round_trips_through_json_and_waits() -> None:
 def test_status_result_and_wait_against_a_local_server(jobapi: JobServer) -> None:
     handle = submit_video(jobapi_config(jobapi), VideoGenerationRequest("a lighthouse"))
     assert handle.job_id == "job-1"
-    assert handle.job.data == {"base": jobapi.url}
+    assert handle.job.data == {}
     first = handle.status()
     assert (first.state, first.queue_position) == ("queued", 1)
     with pytest.raises(JobNotFinishedError) as info:
@@ -240,8 +242,10 @@ def test_an_explicit_key_wins_over_the_environment(
 ) -> None:
     monkeypatch.setenv("JOBAPI_KEY", ENV_KEY)
     text = submit_video(jobapi_config(jobapi), VideoGenerationRequest("a")).to_json()
-    assert JobHandle.from_json(text).config.api_key == ENV_KEY
-    assert JobHandle.from_json(text, api_key="explicit-key-0004").config.api_key == "explicit-key-0004"
+    JobHandle.from_json(text).status()
+    assert jobapi.auth_headers[-1] == f"Bearer {ENV_KEY}"
+    JobHandle.from_json(text, api_key="explicit-key-0004").status()
+    assert jobapi.auth_headers[-1] == "Bearer explicit-key-0004"
 
 
 def test_cancel_is_sent_once_and_recorded(jobapi: JobServer) -> None:

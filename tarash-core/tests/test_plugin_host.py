@@ -44,7 +44,7 @@ def register_providers():
     return [ProviderSpec(name="{provider}", modalities={{"video"}})]
 
 @hookimpl
-def generate_video(provider, config, request, on_progress):
+def generate_video(config, request, context):
     return VideoGenerationResponse(request_id="r-{provider}", video="https://cdn.test/{provider}.mp4")
 """
 

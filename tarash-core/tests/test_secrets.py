@@ -32,6 +32,7 @@ from tarash.tarash_gateway import (
     MockConfig,
     TarashException,
     TimeoutError,
+    UnknownSubmissionError,
     ValidationError,
     generate_image,
     generate_image_async,
@@ -180,6 +181,8 @@ class LeakyHandler:
             raise RuntimeError(f"upstream rejected key {key} (Authorization: Key {key})")
         if mode == "connection":
             raise ConnectionError(f"connection reset while sending Authorization: Key {key}")
+        if mode == "refused":
+            raise ConnectionRefusedError(f"connection refused before sending Authorization: Key {key}")
         if mode == "validation":
             raise ValidationError(
                 f"key {key} is not valid for this model",
@@ -485,10 +488,10 @@ async def test_a_provider_that_never_answers_times_out_without_leaking(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = attrs.evolve(leaky_config("hang"), timeout=0.2)
-    with pytest.raises(TimeoutError) as info:
+    with pytest.raises(UnknownSubmissionError) as info:
         await generate_video_async(config, VideoGenerationRequest("a cat"))
     error = info.value
-    assert error.timeout_seconds == 0.2
+    assert "no answer within the 0.2s deadline" in error.message
     assert leaky.seen_keys == [KEY]
     assert_no_secret(error, expect_redacted=False)
     log.debug("after the timeout, config was %r", config)
@@ -534,12 +537,12 @@ def test_a_mock_job_past_its_deadline_is_cancelled_without_leaking(
 
 
 def _chain(last_mode: str) -> VideoGenerationConfig:
-    """leaky (KEY, HTTP 503) -> leaky (KEY_B, connection reset) -> third (KEY_C), nested."""
+    """leaky (KEY, HTTP 503) -> leaky (KEY_B, connection refused) -> third (KEY_C), nested."""
     if last_mode == "mock":
         last = VideoGenerationConfig(model="mock", provider="mock", api_key=KEY_C, mock=leaky_mock(KEY_C))
     else:
         last = leaky_config(last_mode, KEY_C)
-    middle = attrs.evolve(leaky_config("connection", KEY_B), fallback_configs=[last])
+    middle = attrs.evolve(leaky_config("refused", KEY_B), fallback_configs=[last])
     return attrs.evolve(leaky_config("http", KEY, status=503), fallback_configs=[middle])
 
 
@@ -560,8 +563,8 @@ async def test_a_fallback_chain_with_a_key_per_config_leaks_none_of_them(
     assert [a.status for a in metadata.attempts] == ["failed", "failed", "success"]
     assert [a.error_type for a in metadata.attempts] == ["HTTPError", "HTTPConnectionError", None]
     assert metadata.attempts[1].error_message == (
-        f"ConnectionError: connection reset while sending Authorization: Key {REDACTED} "
-        f"(provider={PROVIDER}, model=leaky-connection)"
+        f"ConnectionRefusedError: connection refused before sending Authorization: Key {REDACTED} "
+        f"(provider={PROVIDER}, model=leaky-refused)"
     )
     assert leaky.seen_keys == [KEY, KEY_B]
     assert_no_secret(response, metadata, updates, repr(config))
@@ -586,8 +589,16 @@ def test_a_failing_fallback_chain_reports_every_attempt_without_keys(
 
 def test_the_connection_error_in_the_middle_is_typed(leaky: LeakyHandler) -> None:
     with pytest.raises(HTTPConnectionError) as info:
+        generate_video(leaky_config("refused", KEY_B), VideoGenerationRequest("a cat"))
+    assert (info.value.retryable, info.value.request_sent) == (True, False)
+    assert_no_secret(info.value)
+
+
+def test_a_connection_lost_after_sending_is_an_unknown_submission_without_keys(leaky: LeakyHandler) -> None:
+    with pytest.raises(UnknownSubmissionError) as info:
         generate_video(leaky_config("connection", KEY_B), VideoGenerationRequest("a cat"))
-    assert info.value.retryable is True
+    assert info.value.retryable is False
+    assert isinstance(info.value.__cause__, HTTPConnectionError)
     assert_no_secret(info.value)
 
 

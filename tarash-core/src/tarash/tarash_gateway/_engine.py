@@ -372,13 +372,15 @@ def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[
     except TarashException as exc:
         if isinstance(exc, HTTPError):
             exc.response = None
-        raise _located(attempt, exc, phase) from None
+        # Re-raised as it is: a plugin's own TarashException keeps the cause the plugin gave it.
+        raise _located(attempt, exc, phase)  # noqa: B904
     except Exception as exc:
         if phase == "submit" and sent:
             raise attempt.unknown_submission(
                 f"its answer could not be read: {type(exc).__name__}: {exc}"
             ) from exc
-        raise _located(attempt, exc, phase) from None
+        # normalize() makes ``exc`` the typed error's __cause__ (scrubbed of secrets).
+        raise _located(attempt, exc, phase)  # noqa: B904
     finally:
         if flow is not None:
             flow.close()
