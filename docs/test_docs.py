@@ -146,6 +146,7 @@ def _page_id(page: Path) -> str:
 @pytest.fixture
 def isolated_tarash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary working directory and job ledger, no provider keys, a registry reset after."""
+    from tarash.tarash_gateway import default_gateway
     from tarash.tarash_gateway._plugins import HOST
 
     monkeypatch.chdir(tmp_path)
@@ -155,8 +156,7 @@ def isolated_tarash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         monkeypatch.delenv(name, raising=False)
     yield tmp_path
     HOST.reset()
-    if "tarash_fal" in sys.modules:  # examples that used the fake fal server
-        sys.modules["tarash_fal"].close_clients()
+    default_gateway().transport.close()
 
 
 def _missing_modules(marker: str) -> list[str]:

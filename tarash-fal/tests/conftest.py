@@ -16,7 +16,7 @@ pytest_plugins = ["tarash_fal.testing"]
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., FakeFalServer]]:
     """Start FakeFalServers with custom settings; all are stopped after the test."""
-    from tarash_fal import close_clients
+    from tarash.tarash_gateway import default_gateway
     from tarash_fal.testing import FakeFalServer
 
     servers: list[FakeFalServer] = []
@@ -29,7 +29,7 @@ def make_server() -> Iterator[Callable[..., FakeFalServer]]:
     yield make
     for server in servers:
         server.stop()
-    close_clients()
+    default_gateway().transport.close()
 
 
 @pytest.fixture(autouse=True)

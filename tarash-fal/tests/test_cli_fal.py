@@ -32,12 +32,12 @@ def inline_result(submission: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFalServer]:
-    from tarash_fal import close_clients
+    from tarash.tarash_gateway import default_gateway
 
     with FakeFalServer(result_factory=inline_result) as fake:
         monkeypatch.setenv("FAL_KEY", fake.api_key)
         yield fake
-    close_clients()
+    default_gateway().transport.close()
 
 
 def fal_args(server: FakeFalServer, *extra: str) -> list[str]:

@@ -19,7 +19,7 @@ FAILED = {"status": "COMPLETED", "logs": [], "error": "runner crashed", "error_t
 @pytest.fixture
 def fal_servers(tarash_api_key: str) -> Iterator[dict[str, FakeFalServer]]:
     """A normal server and one whose jobs stay queued (for the deadline/cancel test)."""
-    from tarash_fal import close_clients
+    from tarash.tarash_gateway import default_gateway
 
     servers = {
         "ok": FakeFalServer(api_key=tarash_api_key).start(),
@@ -28,7 +28,7 @@ def fal_servers(tarash_api_key: str) -> Iterator[dict[str, FakeFalServer]]:
     yield servers
     for server in servers.values():
         server.stop()
-    close_clients()
+    default_gateway().transport.close()
 
 
 class TestFalConformance(ProviderConformanceTests):

@@ -61,11 +61,11 @@ print(json.dumps({"video": response.video, "request_id": response.request_id}))
 
 @pytest.fixture
 def server() -> Iterator[FakeFalServer]:
-    from tarash_fal import close_clients
+    from tarash.tarash_gateway import default_gateway
 
     with FakeFalServer(queue_polls=2, processing_polls=2, latency=0.03) as fake:
         yield fake
-    close_clients()
+    default_gateway().transport.close()
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Turn fal's answers and transport failures into typed Tarash exceptions.
+"""Read fal's error bodies and unusable answers into typed Tarash exceptions.
 
 fal reports errors in two shapes (landscape §4.1.5): infrastructure errors as
 ``{"detail": "<text>", "error_type": "<type>"}`` and model input errors as HTTP 422 with ``detail``
@@ -11,45 +11,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     GenerationFailedError,
-    HTTPConnectionError,
     HTTPError,
     TarashException,
-    TimeoutError,
     UnknownSubmissionError,
     ValidationError,
 )
-from tarash.tarash_gateway.utils import parse_retry_after
 
-#: Status codes fal-client would retry by itself; the transport turns them into errors first.
-FAL_RETRIED_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
 #: Core's phase name for each kind of fal request.
 PHASES = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
 CONTENT_POLICY = "content_policy_violation"
 MAX_DETAIL_CHARS = 500
-
-_NEVER_SENT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-)
-
-
-def response_body(response: httpx.Response) -> Any:
-    """The response's JSON, else its text (capped), else None."""
-    try:
-        return response.json()
-    except (ValueError, UnicodeDecodeError):
-        pass
-    try:
-        return _clip(response.text)
-    except (UnicodeDecodeError, LookupError):
-        return f"<{len(response.content)} undecodable bytes>"
 
 
 def _clip(text: str) -> str:
@@ -83,19 +57,21 @@ def _describe(detail: Any, body: Any) -> str:
 
 
 def error_from_response(
-    response: httpx.Response,
+    error: HTTPError,
     *,
     kind: str,
     request_id: str | None = None,
-) -> TarashException:
-    """The exception for a non-2xx answer from fal to a ``kind`` request."""
-    code = response.status_code
-    body = response_body(response)
+) -> TarashException | None:
+    """What fal's error body says beyond the status: content refused, input rejected (a 422 naming
+    the field), or None to let core's HTTPError stand."""
+    body = error.raw_response
+    response = error.response
+    header = response.header if response is not None else (lambda name: None)
     phase = PHASES.get(kind, kind)
     detail = body.get("detail") if isinstance(body, dict) else None
     items = [d for d in detail if isinstance(d, dict)] if isinstance(detail, list) else []
     error_type = body.get("error_type") if isinstance(body, dict) else None
-    error_type = error_type or response.headers.get("x-fal-error-type")
+    error_type = error_type or header("x-fal-error-type")
     where: dict[str, Any] = {"raw_response": body, "request_id": request_id, "phase": phase}
     flagged = [d for d in items if d.get("type") == CONTENT_POLICY]
     if flagged or error_type == CONTENT_POLICY:
@@ -103,64 +79,13 @@ def error_from_response(
         label = f" ({', '.join(categories)})" if categories else ""
         text = _flatten(flagged) if flagged else _describe(detail, body)
         return ContentModerationError(f"fal refused the content{label}: {text}", **where)
-    if code == 422:
+    if error.status_code == 422:
         text = _flatten(items) if items else _describe(detail, body)
-        if response.headers.get("x-fal-retryable", "").strip().lower() == "true":
+        if (header("x-fal-retryable") or "").strip().lower() == "true":
             return GenerationFailedError(f"fal could not process the input (retryable): {text}", **where)
         field = _field(items[0].get("loc")) if items else None
         return ValidationError(f"fal rejected the input: {text}", field=field, **where)
-    text = _describe(detail, body)
-    suffix = f": {text}" if text else ""
-    return HTTPError(
-        f"fal answered HTTP {code} to the {kind} request{suffix}",
-        status_code=code,
-        retry_after=parse_retry_after(response.headers.get("retry-after")),
-        **where,
-    )
-
-
-def transport_error(
-    exc: httpx.HTTPError,
-    *,
-    kind: str,
-    deadline_passed: bool,
-    timeout: float | None,
-) -> TarashException:
-    """The exception for a request that got no (complete) answer.
-
-    Connection failures before the request left (refused, DNS, connect timeout, no free pooled
-    connection) have ``request_sent=False``; anything later may have reached fal. A submit that may
-    have arrived is never reported as a timeout: core turns it into ``UnknownSubmissionError``.
-    """
-    phase = PHASES.get(kind, kind)
-    never_sent = isinstance(exc, _NEVER_SENT)
-    if deadline_passed and (never_sent or kind != "submit"):
-        return TimeoutError(
-            f"fal did not answer the {kind} request before the deadline",
-            timeout_seconds=timeout,
-            phase=phase,
-        )
-    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
-    if never_sent:
-        return HTTPConnectionError(
-            f"Could not reach fal; the {kind} request was not sent ({text})",
-            request_sent=False,
-            phase=phase,
-        )
-    return HTTPConnectionError(
-        f"The connection to fal failed during the {kind} request ({text})",
-        request_sent=True,
-        phase=phase,
-    )
-
-
-def deadline_error(*, kind: str, timeout: float | None) -> TimeoutError:
-    """The deadline passed before a ``kind`` request could be sent."""
-    return TimeoutError(
-        f"The deadline passed before the {kind} request to fal",
-        timeout_seconds=timeout,
-        phase=PHASES.get(kind, kind),
-    )
+    return None
 
 
 def unreadable_answer(

@@ -1,7 +1,7 @@
-"""The ``fal`` entry point: registers the provider and forwards the lifecycle hooks.
+"""The ``fal`` entry point: the provider's record and its lifecycle hooks.
 
-Kept tiny on purpose: importing it imports neither fal-client nor httpx; the implementation in
-``tarash_fal._provider`` is imported by the first hook call.
+Kept cheap on purpose: importing it imports neither fal-client nor the model registry; each hook
+imports the flows of ``tarash_fal._provider`` when first called.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hookimpl
 
 if TYPE_CHECKING:
-    from tarash.tarash_gateway.plugin import CallContext, JobRef, JobStatus, SubmittedJob
+    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
 
 
 def _families() -> Any:
@@ -42,70 +42,53 @@ def register_providers() -> list[ProviderSpec]:
             models=Lazy(_families),
             field_mappings=Lazy(_mappings),
             api_key_env="FAL_KEY",
-            description="fal.ai queue API (Veo, Kling, Wan, Sora, Flux and more) via fal-client.",
+            base_url="https://queue.fal.run",
+            auth_scheme="Key",
+            description="fal.ai queue API (Veo, Kling, Wan, Sora, Flux and more).",
         )
     ]
 
 
 @hookimpl
-def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
+def resolve_api_key(provider: str) -> str | None:
+    """``FAL_KEY_ID``/``FAL_KEY_SECRET`` (or a Colab secret), through fal-client's own lookup."""
+    if provider != "fal":
+        return None
+    from fal_client.auth import MissingCredentialsError, fetch_credentials
+
+    try:
+        return fetch_credentials()
+    except MissingCredentialsError:
+        return None
+
+
+@hookimpl
+def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
     """Submit a generation to fal's queue."""
-    from ._provider import submit as run
+    from . import _provider
 
-    return run(config, request, context)
-
-
-@hookimpl
-async def submit_async(config: Any, request: Any, context: CallContext) -> SubmittedJob:
-    """Async :func:`submit`."""
-    from ._provider import submit_async as run
-
-    return await run(config, request, context)
+    return _provider.submit(config, request, context)
 
 
 @hookimpl
-def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
+def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
     """One status check of a fal job (queue position, logs)."""
-    from ._provider import status as run
+    from . import _provider
 
-    return run(config, job, context)
-
-
-@hookimpl
-async def status_async(config: Any, job: JobRef, context: CallContext) -> JobStatus:
-    """Async :func:`status`."""
-    from ._provider import status_async as run
-
-    return await run(config, job, context)
+    return _provider.status(config, job, context)
 
 
 @hookimpl
-def result(config: Any, job: JobRef, context: CallContext) -> Any:
+def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
     """The output of a completed fal job."""
-    from ._provider import result as run
+    from . import _provider
 
-    return run(config, job, context)
-
-
-@hookimpl
-async def result_async(config: Any, job: JobRef, context: CallContext) -> Any:
-    """Async :func:`result`."""
-    from ._provider import result_async as run
-
-    return await run(config, job, context)
+    return _provider.result(config, job, context)
 
 
 @hookimpl
-def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
+def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     """Cancel a fal job; False when it had already finished."""
-    from ._provider import cancel as run
+    from . import _provider
 
-    return run(config, job, context)
-
-
-@hookimpl
-async def cancel_async(config: Any, job: JobRef, context: CallContext) -> bool:
-    """Async :func:`cancel`."""
-    from ._provider import cancel_async as run
-
-    return await run(config, job, context)
+    return _provider.cancel(config, job, context)

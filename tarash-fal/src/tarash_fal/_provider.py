@@ -1,26 +1,25 @@
-"""The fal lifecycle: submit, status, result and cancel through fal-client's queue API.
+"""The fal queue API as flows: what to send for submit, status, result and cancel, and how to read
+fal's answers. Core sends every request (``tarash.tarash_gateway.hookspecs``); nothing here does I/O.
 
-Each hook has a sync variant (``fal_client.SyncClient``) and an async one
-(``fal_client.AsyncClient``), sharing everything but the I/O. Imported on the first fal call only,
-so ``import tarash_fal._plugin`` never imports fal-client.
+The queue API (fal's docs; fal-client 1.0.3 ``client.py``): ``POST /{model}`` submits (with
+``?fal_webhook=`` for a webhook); ``GET /{owner}/{alias}/requests/{id}/status?logs=1`` observes;
+``GET /{owner}/{alias}/requests/{id}`` reads the result; ``PUT .../cancel`` cancels. Status,
+result and cancel live under the app's owner/alias only, never the model's sub-path. The key goes
+in ``Authorization: Key <FAL_KEY>`` (``ProviderSpec.auth_scheme``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
-from typing import Any
-
-import attrs
-import fal_client
-import httpx
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from tarash.tarash_gateway import get_provider_field_mapping
 from tarash.tarash_gateway.exceptions import (
     GenerationFailedError,
-    TarashException,
+    HTTPError,
     ValidationError,
 )
 from tarash.tarash_gateway.models import (
@@ -28,12 +27,14 @@ from tarash.tarash_gateway.models import (
     MediaContent,
     VideoGenerationResponse,
 )
-from tarash.tarash_gateway.plugin import CallContext, JobRef, JobStatus, Modality, SubmittedJob
-from tarash.tarash_gateway.utils import get_logger, parse_retry_after, register_secret
+from tarash.tarash_gateway.plugin import JobStatus, Request, SubmittedJob
+from tarash.tarash_gateway.utils import get_logger, parse_retry_after
 
-from ._clients import DEFAULT_MAX_RESPONSE_BYTES, POOLS, Exchange, Target, exchange
-from ._errors import error_from_response, response_body, unreadable_answer
+from ._errors import error_from_response, unreadable_answer
 from ._registry import build_payload
+
+if TYPE_CHECKING:
+    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, Modality, Response
 
 log = get_logger("tarash.fal")
 
@@ -43,41 +44,12 @@ _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]*"
 _MODEL_ID = re.compile(rf"^(?:{_SEGMENT}(?:/{_SEGMENT})+|[0-9]+-[A-Za-z0-9-]+)$")
 _NAMESPACES = ("workflows", "comfy")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-#: Exceptions fal-client raises while reading a 2xx answer it cannot use.
-_UNUSABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
-
-
-@attrs.frozen
-class Settings:
-    """What a config means for fal: who to call, and the per-call options."""
-
-    target: Target
-    webhook_url: str | None = None
-    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+_STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "processing", "COMPLETED": "completed"}
 
 
 # ----------------------------------------------------------------------------------------------
 # Validation (before anything is sent)
 # ----------------------------------------------------------------------------------------------
-
-
-def _api_key(config: Any) -> str:
-    if config.api_key:
-        return str(config.api_key)
-    key = os.environ.get("FAL_KEY", "").strip()
-    if not key:
-        key_id = os.environ.get("FAL_KEY_ID", "").strip()
-        secret = os.environ.get("FAL_KEY_SECRET", "").strip()
-        key = f"{key_id}:{secret}" if key_id and secret else ""
-    if not key:
-        raise ValidationError(
-            "fal needs an API key: set config.api_key or the FAL_KEY environment variable",
-            field="api_key",
-            provider=PROVIDER,
-            model=config.model,
-        )
-    register_secret(key)
-    return key
 
 
 def _check_model(model: str) -> None:
@@ -92,22 +64,19 @@ def _check_model(model: str) -> None:
         )
 
 
-def _url(value: Any, field: str, *, query: bool) -> str:
+def _url(value: Any, field: str) -> str:
     if isinstance(value, str):
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL:
-            url = None
-        if url is not None and url.scheme in ("http", "https") and url.host and (query or not url.query):
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.hostname:
             return value
-    shape = "an http(s) URL" if query else "an http(s) URL without a query string"
     raise ValidationError(
-        f"{field} must be {shape}, got {value!r}", field=field, value=value, provider=PROVIDER
+        f"{field} must be an http(s) URL, got {value!r}", field=field, value=value, provider=PROVIDER
     )
 
 
-def settings(config: Any) -> Settings:
-    """Validate the config for fal; raise ValidationError before any request otherwise."""
+def webhook_url(config: Any, context: CallContext) -> str | None:
+    """Validate the config for fal (model id, provider_config keys, webhook URL) before anything
+    is sent; the webhook URL to submit with, if any."""
     _check_model(config.model)
     options = config.provider_config
     unknown = sorted(set(options) - set(PROVIDER_CONFIG_KEYS))
@@ -120,28 +89,9 @@ def settings(config: Any) -> Settings:
             provider=PROVIDER,
             model=config.model,
         )
-    base_url = _url(config.base_url, "base_url", query=False) if config.base_url is not None else None
-    webhook = options.get("webhook_url")
-    if webhook is not None:
-        webhook = _url(webhook, "provider_config.webhook_url", query=True)
-    ca_bundle = options.get("ca_bundle")
-    if ca_bundle is not None and not (isinstance(ca_bundle, str) and os.path.isfile(ca_bundle)):
-        raise ValidationError(
-            f"provider_config.ca_bundle must be a PEM file path, got {ca_bundle!r}",
-            field="provider_config.ca_bundle",
-            value=ca_bundle,
-            provider=PROVIDER,
-        )
-    max_bytes = options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
-        raise ValidationError(
-            f"provider_config.max_response_bytes must be an integer >= 1024, got {max_bytes!r}",
-            field="provider_config.max_response_bytes",
-            value=max_bytes,
-            provider=PROVIDER,
-        )
-    target = Target(api_key=_api_key(config), base_url=base_url, ca_bundle=ca_bundle)
-    return Settings(target=target, webhook_url=webhook, max_bytes=max_bytes)
+    if context.webhook_url is None:
+        return None
+    return _url(context.webhook_url, "provider_config.webhook_url")
 
 
 def _jsonable(value: Any, path: str) -> Any:
@@ -182,28 +132,24 @@ def payload(config: Any, request: Any, modality: Modality) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _fal_error(exc: fal_client.FalClientHTTPError, kind: str, request_id: str | None) -> TarashException:
-    return error_from_response(exc.response, kind=kind, request_id=request_id)
-
-
-def _submitted(handle: Any, record: Exchange) -> SubmittedJob:
-    request_id = handle.request_id
-    if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+def _json(response: Response, kind: str, request_id: str | None = None) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
         raise unreadable_answer(
-            kind="submit", reason=f"request_id {request_id!r} is not an id", raw=_raw(record)
-        )
-    log.debug("fal accepted job %s", request_id)
-    return SubmittedJob(job_id=request_id)
+            kind=kind, reason=f"{type(exc).__name__}: {exc}", raw=response.text[:500], request_id=request_id
+        ) from None
 
 
-def _raw(record: Exchange) -> Any:
-    return response_body(record.response) if record.response is not None else None
+def _app(model: str) -> str:
+    """The owner/alias part of a model id: status, result and cancel URLs live there."""
+    parts = model.split("/")
+    keep = 3 if parts[0] in _NAMESPACES else 2
+    return "/".join(parts[:keep])
 
 
-def _unusable(exc: Exception, kind: str, record: Exchange, request_id: str | None = None) -> TarashException:
-    return unreadable_answer(
-        kind=kind, reason=f"{type(exc).__name__}: {exc}", raw=_raw(record), request_id=request_id
-    )
+def _job_url(job: JobRef, tail: str = "") -> str:
+    return f"/{_app(job.model)}/requests/{quote(job.job_id, safe='')}{tail}"
 
 
 def _log_lines(logs: Any) -> tuple[str, ...]:
@@ -217,32 +163,34 @@ def _log_lines(logs: Any) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def job_status(state: Any, record: Exchange, job: JobRef) -> JobStatus:
-    """A JobStatus from fal-client's parsed status and the raw answer."""
-    raw = _raw(record)
-    raw = raw if isinstance(raw, dict) else {}
-    headers = record.response.headers if record.response is not None else {}
-    hint = parse_retry_after(headers.get("retry-after"))
-    if isinstance(state, fal_client.Queued):
-        position = state.position
+def job_status(body: Any, response: Response, job: JobRef) -> JobStatus:
+    """A JobStatus from fal's status answer."""
+    if not isinstance(body, dict):
+        raise unreadable_answer(
+            kind="status", reason="the status is not a JSON object", raw=body, request_id=job.job_id
+        )
+    hint = parse_retry_after(response.header("retry-after"))
+    state = _STATES.get(body.get("status"))  # type: ignore[arg-type]
+    logs = _log_lines(body.get("logs"))
+    if state == "queued":
+        position = body.get("queue_position")
         valid = isinstance(position, int) and not isinstance(position, bool) and position >= 0
-        return JobStatus(state="queued", queue_position=position if valid else None, poll_after=hint, raw=raw)
-    if isinstance(state, fal_client.InProgress):
-        return JobStatus(state="processing", logs=_log_lines(state.logs), poll_after=hint, raw=raw)
-    if isinstance(state, fal_client.Completed):
-        logs = _log_lines(state.logs)
-        if state.error or state.error_type:
-            kind = f" [{state.error_type}]" if state.error_type else ""
+        return JobStatus(state="queued", queue_position=position if valid else None, poll_after=hint, raw=body)
+    if state == "processing":
+        return JobStatus(state="processing", logs=logs, poll_after=hint, raw=body)
+    if state == "completed":
+        if body.get("error") or body.get("error_type"):
+            kind = f" [{body['error_type']}]" if body.get("error_type") else ""
             error = GenerationFailedError(
-                f"fal job {job.job_id} failed{kind}: {state.error or 'no detail given'}",
-                raw_response=raw,
+                f"fal job {job.job_id} failed{kind}: {body.get('error') or 'no detail given'}",
+                raw_response=body,
                 request_id=job.job_id,
                 phase="poll",
             )
-            return JobStatus(state="failed", logs=logs, error=error, raw=raw)
-        return JobStatus(state="completed", logs=logs, raw=raw)
+            return JobStatus(state="failed", logs=logs, error=error, raw=body)
+        return JobStatus(state="completed", logs=logs, raw=body)
     raise unreadable_answer(
-        kind="status", reason=f"unexpected status {state!r}", raw=raw, request_id=job.job_id
+        kind="status", reason=f"unexpected status {body.get('status')!r}", raw=body, request_id=job.job_id
     )
 
 
@@ -322,144 +270,62 @@ def image_response(job: JobRef, body: Any) -> ImageGenerationResponse:
     )
 
 
-def _result(job: JobRef, response: httpx.Response, record: Exchange) -> Any:
-    if response.status_code >= 400:
-        raise error_from_response(response, kind="result", request_id=job.job_id)
+# ----------------------------------------------------------------------------------------------
+# Flows
+# ----------------------------------------------------------------------------------------------
+
+
+def _translated(exc: HTTPError, kind: str, request_id: str | None = None) -> Exception:
+    """fal's error body as a typed error where it says more than the status (422 field errors,
+    content policy); core's HTTPError otherwise."""
+    translated = error_from_response(exc, kind=kind, request_id=request_id)
+    return translated if translated is not None else exc
+
+
+def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
+    """``POST /{model}`` with the mapped payload (validated before anything is sent)."""
+    webhook = webhook_url(config, context)
+    body = payload(config, request, context.modality)
+    params = {"fal_webhook": webhook} if webhook else {}
     try:
-        body = response.json()
-    except ValueError as exc:
-        raise _unusable(exc, "result", record, job.job_id) from None
+        response = yield Request(method="POST", url=f"/{config.model}", json=body, params=params)
+    except HTTPError as exc:
+        raise _translated(exc, "submit") from None
+    answer = _json(response, "submit")
+    request_id = answer.get("request_id") if isinstance(answer, dict) else None
+    if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
+        raise unreadable_answer(kind="submit", reason=f"request_id {request_id!r} is not an id", raw=answer)
+    log.debug("fal accepted job %s", request_id)
+    return SubmittedJob(job_id=request_id)
+
+
+def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
+    """One status request, with logs."""
+    try:
+        response = yield Request(method="GET", url=_job_url(job, "/status"), params={"logs": "1"})
+    except HTTPError as exc:
+        raise _translated(exc, "status", job.job_id) from None
+    return job_status(_json(response, "status", job.job_id), response, job)
+
+
+def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
+    """The output of a completed job."""
+    try:
+        response = yield Request(method="GET", url=_job_url(job))
+    except HTTPError as exc:
+        raise _translated(exc, "result", job.job_id) from None
+    body = _json(response, "result", job.job_id)
     return video_response(job, body) if job.modality == "video" else image_response(job, body)
 
 
-def _already_finished(response: httpx.Response) -> bool:
-    body = response_body(response)
-    return (
-        response.status_code == 400 and isinstance(body, dict) and body.get("status") == "ALREADY_COMPLETED"
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Sync hooks
-# ----------------------------------------------------------------------------------------------
-
-
-def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
-    """Submit the job through ``fal_client.SyncClient.submit``."""
-    opts = settings(config)
-    body = payload(config, request, context.modality)
-    client = POOLS.sync_client(opts.target)
-    with exchange("submit", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
-        try:
-            handle = client.submit(config.model, arguments=body, webhook_url=opts.webhook_url)
-        except fal_client.FalClientHTTPError as exc:
-            raise _fal_error(exc, "submit", None) from None
-        except (httpx.HTTPError, *_UNUSABLE) as exc:
-            if record.response is None:
-                raise
-            raise _unusable(exc, "submit", record) from None
-    return _submitted(handle, record)
-
-
-def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
-    """One status request (with logs) through fal-client's request handle."""
-    opts = settings(config)
-    client = POOLS.sync_client(opts.target)
-    with exchange("status", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
-        try:
-            state = client.status(job.model, job.job_id, with_logs=True)
-        except fal_client.FalClientHTTPError as exc:
-            raise _fal_error(exc, "status", job.job_id) from None
-        except (httpx.HTTPError, *_UNUSABLE) as exc:
-            raise _unusable(exc, "status", record, job.job_id) from None
-    return job_status(state, record, job)
-
-
-def result(config: Any, job: JobRef, context: CallContext) -> Any:
-    """Fetch the output of a completed job (one GET of fal-client's response URL)."""
-    opts = settings(config)
-    handle = POOLS.sync_client(opts.target).get_handle(job.model, job.job_id)
-    with exchange("result", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
-        try:
-            response = handle.client.get(handle.response_url)
-        except httpx.HTTPError as exc:
-            raise _unusable(exc, "result", record, job.job_id) from None
-        return _result(job, response, record)
-
-
-def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
-    """Cancel through fal-client; False when the job had already finished."""
-    opts = settings(config)
-    client = POOLS.sync_client(opts.target)
-    with exchange("cancel", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout):
-        try:
-            client.cancel(job.model, job.job_id)
-        except fal_client.FalClientHTTPError as exc:
-            if _already_finished(exc.response):
-                return False
-            raise _fal_error(exc, "cancel", job.job_id) from None
-    log.debug("fal cancel accepted for job %s", job.job_id)
-    return True
-
-
-# ----------------------------------------------------------------------------------------------
-# Async hooks
-# ----------------------------------------------------------------------------------------------
-
-
-async def submit_async(config: Any, request: Any, context: CallContext) -> SubmittedJob:
-    """Async :func:`submit` through ``fal_client.AsyncClient.submit``."""
-    opts = settings(config)
-    body = payload(config, request, context.modality)
-    client = await POOLS.async_client(opts.target)
-    with exchange("submit", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
-        try:
-            handle = await client.submit(config.model, arguments=body, webhook_url=opts.webhook_url)
-        except fal_client.FalClientHTTPError as exc:
-            raise _fal_error(exc, "submit", None) from None
-        except (httpx.HTTPError, *_UNUSABLE) as exc:
-            if record.response is None:
-                raise
-            raise _unusable(exc, "submit", record) from None
-    return _submitted(handle, record)
-
-
-async def status_async(config: Any, job: JobRef, context: CallContext) -> JobStatus:
-    """Async :func:`status`."""
-    opts = settings(config)
-    client = await POOLS.async_client(opts.target)
-    with exchange("status", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
-        try:
-            state = await client.status(job.model, job.job_id, with_logs=True)
-        except fal_client.FalClientHTTPError as exc:
-            raise _fal_error(exc, "status", job.job_id) from None
-        except (httpx.HTTPError, *_UNUSABLE) as exc:
-            raise _unusable(exc, "status", record, job.job_id) from None
-    return job_status(state, record, job)
-
-
-async def result_async(config: Any, job: JobRef, context: CallContext) -> Any:
-    """Async :func:`result`."""
-    opts = settings(config)
-    handle = await (await POOLS.async_client(opts.target)).get_handle(job.model, job.job_id)
-    with exchange("result", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout) as record:
-        try:
-            response = await handle.client.get(handle.response_url)
-        except httpx.HTTPError as exc:
-            raise _unusable(exc, "result", record, job.job_id) from None
-        return _result(job, response, record)
-
-
-async def cancel_async(config: Any, job: JobRef, context: CallContext) -> bool:
-    """Async :func:`cancel`."""
-    opts = settings(config)
-    client = await POOLS.async_client(opts.target)
-    with exchange("cancel", context.timeout, max_bytes=opts.max_bytes, timeout=config.timeout):
-        try:
-            await client.cancel(job.model, job.job_id)
-        except fal_client.FalClientHTTPError as exc:
-            if _already_finished(exc.response):
-                return False
-            raise _fal_error(exc, "cancel", job.job_id) from None
+def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
+    """Cancel a job; False when it had already finished."""
+    try:
+        yield Request(method="PUT", url=_job_url(job, "/cancel"))
+    except HTTPError as exc:
+        body = exc.raw_response
+        if exc.status_code == 400 and isinstance(body, dict) and body.get("status") == "ALREADY_COMPLETED":
+            return False
+        raise _translated(exc, "cancel", job.job_id) from None
     log.debug("fal cancel accepted for job %s", job.job_id)
     return True

@@ -652,13 +652,13 @@ async def _end(writer: asyncio.StreamWriter, ending: str) -> None:
 
 @pytest.fixture
 def fake_fal() -> Iterator[FakeFalServer]:
-    """A started :class:`FakeFalServer`; afterwards it is stopped and tarash-fal's pooled
+    """A started :class:`FakeFalServer`; afterwards it is stopped and core's pooled
     connections are closed, so nothing outlives the test."""
-    from . import close_clients
+    from tarash.tarash_gateway import default_gateway
 
     server = FakeFalServer().start()
     try:
         yield server
     finally:
         server.stop()
-        close_clients()
+        default_gateway().transport.close()

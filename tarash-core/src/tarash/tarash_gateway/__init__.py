@@ -42,6 +42,7 @@ __all__ = [
     "VideoGenerationResponse",
     "VideoGenerationUpdate",
     "__version__",
+    "default_gateway",
     "generate_image",
     "generate_image_async",
     "generate_video",
@@ -79,6 +80,7 @@ _LOCATIONS = {
     "unregister_provider": "._api",
     "hookimpl": ".plugin",
     "Gateway": "._gateway",
+    "default_gateway": "._gateway",
     "MissingCredentialsError": ".exceptions",
     "ContentModerationError": ".exceptions",
     "GenerationFailedError": ".exceptions",
@@ -155,7 +157,7 @@ if TYPE_CHECKING:
         register_provider_field_mapping,
         unregister_provider,
     )
-    from ._gateway import Gateway
+    from ._gateway import Gateway, default_gateway
     from .exceptions import (
         ContentModerationError,
         GenerationFailedError,

@@ -355,14 +355,19 @@ def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[
             if attempt.remaining() <= 0:
                 raise _deadline(attempt, phase, sent)
             try:
-                sent = True
                 response = yield rt.Send(attempt.gateway.transport, prepared, attempt.remaining())
             except transport.DeadlineReached:
-                raise _deadline(attempt, phase, sent) from None
+                raise _deadline(attempt, phase, True) from None
             except HTTPConnectionError as exc:
                 sent = exc.request_sent or sent
                 error = exc
                 continue
+            except TarashException:
+                raise
+            except Exception:
+                sent = True  # failed mid-exchange for a reason the transport did not map
+                raise
+            sent = True
             if response.status_code >= 400:
                 error = transport.http_error(response, attempt.provider)
             else:

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import hashlib
 import json
+import ssl
 import threading
 import time
 import weakref
@@ -200,6 +202,19 @@ def _too_large(limit: int) -> HTTPConnectionError:
     return HTTPConnectionError(f"answer larger than {limit} bytes; not read", request_sent=True)
 
 
+@functools.lru_cache(maxsize=32)
+def _tls(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """TLS verification: the system's trust store, or only the CA bundle a config names."""
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+
+
+def _pool_error(exc: Exception, key: PoolKey) -> GenerationFailedError:
+    return GenerationFailedError(
+        f"Could not open connections to {key.provider}: {type(exc).__name__}: {exc}. Nothing was sent.",
+        retryable=False,
+    )
+
+
 def _timeout(seconds: float) -> dict[str, float]:
     seconds = max(seconds, 0.001)
     return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT)).as_dict()  # type: ignore[return-value]
@@ -252,7 +267,7 @@ class Transport:
             if found is None or found.is_closed:
                 found = self._sync[key] = httpx.Client(
                     limits=self._limits(),
-                    verify=key.ca_bundle or True,
+                    verify=_tls(key.ca_bundle),
                     transport=self._mounted,
                     follow_redirects=False,
                 )
@@ -269,7 +284,7 @@ class Transport:
             if found is None or found[0].is_closed:
                 client = httpx.AsyncClient(
                     limits=self._limits(),
-                    verify=key.ca_bundle or True,
+                    verify=_tls(key.ca_bundle),
                     transport=self._mounted_async,
                     follow_redirects=False,
                 )
@@ -298,7 +313,11 @@ class Transport:
         request.extensions["timeout"] = _timeout(timeout)
         provider = prepared.pool.provider
         try:
-            response = self._client(prepared.pool).send(request, stream=True)
+            client = self._client(prepared.pool)
+        except (OSError, ValueError) as exc:
+            raise _pool_error(exc, prepared.pool) from None
+        try:
+            response = client.send(request, stream=True)
             try:
                 chunks = bytearray()
                 for chunk in response.iter_bytes():
@@ -317,7 +336,10 @@ class Transport:
         """Async :meth:`send` on the running loop's pool."""
         request = prepared.request
         request.extensions["timeout"] = _timeout(timeout)
-        client, gate = await self._async_client(prepared.pool)
+        try:
+            client, gate = await self._async_client(prepared.pool)
+        except (OSError, ValueError) as exc:
+            raise _pool_error(exc, prepared.pool) from None
         try:
             async with gate:
                 return await asyncio.wait_for(self._exchange(client, request), max(timeout, 0.001))
