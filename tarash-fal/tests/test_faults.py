@@ -147,9 +147,9 @@ def test_completed_with_error_is_a_generation_failure(fake_fal: FakeFalServer) -
     ("body", "reason"),
     [
         (b"{not json", "JSONDecodeError"),
-        ({"status": "PAUSED"}, "Unknown status: PAUSED"),
-        ({"status": "IN_QUEUE"}, "KeyError: 'queue_position'"),
-        (["IN_QUEUE"], "TypeError"),
+        ({"status": "PAUSED"}, "unexpected status 'PAUSED'"),
+        ({"queue_position": 1}, "unexpected status None"),
+        (["IN_QUEUE"], "the status is not a JSON object"),
     ],
 )
 def test_unusable_status_answers(fake_fal: FakeFalServer, body: object, reason: str) -> None:
@@ -269,7 +269,7 @@ def test_wrong_key_is_a_401(fake_fal: FakeFalServer) -> None:
         generate_video(fake_fal.video_config(api_key="fal-wrong-key-123"), REQUEST)
     assert caught.value.status_code == 401
     assert caught.value.retryable is False
-    assert caught.value.message == ("fal answered HTTP 401 to the submit request: Authentication is required")
+    assert caught.value.message == "fal answered HTTP 401: Authentication is required"
     assert fake_fal.submissions == []
 
 

@@ -6,24 +6,29 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
 from tarash.tarash_gateway import (
     ValidationError,
     VideoGenerationRequest,
+    default_gateway,
     generate_video,
 )
-from tarash.tarash_gateway.plugin import CallContext, JobRef
-from tarash_fal import _provider
+from tarash.tarash_gateway.plugin import JobRef
 from tarash_fal.testing import FakeFalServer
 
 NOTHING = {"submit": 0, "status": 0, "result": 0, "cancel": 0}
-CONTEXT = CallContext(provider="fal", modality="video", timeout=10)
+
+
+def run(hook: str, config: Any, **subject: Any) -> Any:
+    """One hook's flow through core's transport (no polling, no retries)."""
+    return default_gateway().run_hook(hook, config, **subject)
 
 
 def _job(server: FakeFalServer, model: str = "fal-ai/veo3") -> JobRef:
-    handle = _provider.submit(server.video_config(model), VideoGenerationRequest(prompt="x"), CONTEXT)
+    handle = run("submit", server.video_config(model), request=VideoGenerationRequest(prompt="x"))
     return JobRef(provider="fal", model=model, modality="video", job_id=handle.job_id)
 
 
@@ -32,7 +37,8 @@ def _job(server: FakeFalServer, model: str = "fal-ai/veo3") -> JobRef:
     [
         (
             {"api_key": None},
-            "fal needs an API key: set config.api_key or the FAL_KEY environment variable",
+            "No API key for provider 'fal': set FAL_KEY or pass api_key=... in the config "
+            "(--api-key on the command line)",
             "api_key",
         ),
         (
@@ -111,7 +117,7 @@ def test_registry_refusals_fail_before_any_request(fake_fal: FakeFalServer) -> N
 def test_status_reports_position_logs_and_completion(fake_fal: FakeFalServer) -> None:
     job = _job(fake_fal)
     config = fake_fal.video_config()
-    states = [_provider.status(config, job, CONTEXT) for _ in range(5)]
+    states = [run("status", config, job=job) for _ in range(5)]
     assert [(s.state, s.queue_position, s.logs) for s in states] == [
         ("queued", 1, ()),
         ("queued", 0, ()),
@@ -131,7 +137,7 @@ async def test_status_poll_hint_from_retry_after(fake_fal: FakeFalServer) -> Non
         headers={"Retry-After": "3"},
         body={"status": "IN_QUEUE", "queue_position": 9},
     )
-    status = await _provider.status_async(fake_fal.video_config(), job, CONTEXT)
+    status = run("status", fake_fal.video_config(), job=job)
     assert (status.state, status.queue_position, status.poll_after) == ("queued", 9, 3.0)
 
 
@@ -139,10 +145,10 @@ async def test_cancel_before_and_after_completion(make_server) -> None:
     server = make_server(queue_polls=0, processing_polls=0)
     config = server.video_config()
     queued, done = _job(server), _job(server)
-    assert await _provider.cancel_async(config, queued, CONTEXT) is True
-    assert _provider.status(config, done, CONTEXT).state == "completed"
-    assert _provider.cancel(config, done, CONTEXT) is False
-    cancelled = _provider.status(config, queued, CONTEXT)
+    assert run("cancel", config, job=queued) is True
+    assert run("status", config, job=done).state == "completed"
+    assert run("cancel", config, job=done) is False
+    cancelled = run("status", config, job=queued)
     assert cancelled.state == "failed"
     assert cancelled.error is not None
     assert "request_cancelled" in cancelled.error.message
@@ -153,24 +159,22 @@ def test_cancel_errors_are_typed(fake_fal: FakeFalServer) -> None:
     job = _job(fake_fal)
     fake_fal.inject("cancel", status_code=404, body={"status": "NOT_FOUND"})
     with pytest.raises(Exception) as caught:
-        _provider.cancel(fake_fal.video_config(), job, CONTEXT)
+        run("cancel", fake_fal.video_config(), job=job)
     assert type(caught.value).__name__ == "HTTPError"
     assert caught.value.status_code == 404
 
 
 def test_a_job_submitted_by_one_process_resumes_in_another(fake_fal: FakeFalServer) -> None:
     script = textwrap.dedent(f"""
-        from tarash.tarash_gateway import VideoGenerationConfig, VideoGenerationRequest
-        from tarash.tarash_gateway.plugin import CallContext
-        from tarash_fal import _provider
+        from tarash.tarash_gateway import VideoGenerationConfig, VideoGenerationRequest, default_gateway
+        from tarash.tarash_gateway.plugin import JobRef
         config = VideoGenerationConfig(
             model="fal-ai/veo3", provider="fal", api_key={fake_fal.api_key!r},
             base_url={fake_fal.base_url!r}, provider_config={{"ca_bundle": {fake_fal.ca_path!r}}})
-        job = _provider.submit(config, VideoGenerationRequest(prompt="resume me"),
-                               CallContext(provider="fal", modality="video", timeout=10))
-        _provider.status(config, job_ref := __import__("tarash.tarash_gateway.plugin",
-            fromlist=["JobRef"]).JobRef(provider="fal", model="fal-ai/veo3", modality="video",
-            job_id=job.job_id), CallContext(provider="fal", modality="video", timeout=10))
+        gateway = default_gateway()
+        job = gateway.run_hook("submit", config, request=VideoGenerationRequest(prompt="resume me"))
+        gateway.run_hook("status", config, job=JobRef(provider="fal", model="fal-ai/veo3",
+                         modality="video", job_id=job.job_id))
         print(job.job_id)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -178,9 +182,9 @@ def test_a_job_submitted_by_one_process_resumes_in_another(fake_fal: FakeFalServ
     assert fake_fal.jobs[job_id]["polls"] == 1
     job = JobRef(provider="fal", model="fal-ai/veo3", modality="video", job_id=job_id)
     config = fake_fal.video_config()
-    states = [_provider.status(config, job, CONTEXT).state for _ in range(4)]
+    states = [run("status", config, job=job).state for _ in range(4)]
     assert states == ["queued", "processing", "processing", "completed"]
-    response = _provider.result(config, job, CONTEXT)
+    response = run("result", config, job=job)
     assert response.video == f"https://v3.fal.media/files/fake/{job_id}.mp4"
     assert json.loads(json.dumps(response.raw_response))["seed"] == 42
     assert fake_fal.counts == {"submit": 1, "status": 5, "result": 1, "cancel": 0}

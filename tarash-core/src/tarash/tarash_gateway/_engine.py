@@ -144,6 +144,8 @@ class Attempt:
     on_progress: Callable[[Any], Any] | None
     ledger: Ledger | None = None
     api_key: str | None = attrs.field(default=None, repr=False)
+    ca_bundle: str | None = None
+    max_bytes: int = transport.MAX_RESPONSE_BYTES
     credentials_resolved: bool = False
     ledger_key: str = attrs.field(factory=lambda: uuid.uuid4().hex)
     started_at: datetime = attrs.field(factory=now_utc)
@@ -252,6 +254,7 @@ def resolve_credentials(attempt: Attempt) -> None:
     needs one and none is found (nothing is sent)."""
     if attempt.credentials_resolved:
         return
+    attempt.ca_bundle, attempt.max_bytes = transport.options(attempt.config)
     spec = attempt.spec
     key = attempt.config.api_key or (os.environ.get(spec.api_key_env) if spec.api_key_env else None)
     host = attempt.gateway.host
@@ -357,17 +360,26 @@ def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[
             try:
                 response = yield rt.Send(attempt.gateway.transport, prepared, attempt.remaining())
             except transport.DeadlineReached:
-                raise _deadline(attempt, phase, True) from None
+                raise _deadline(attempt, phase, sent or not step.idempotent) from None
+            except transport.AnswerTooLarge as exc:
+                if phase == "submit" and not step.idempotent:
+                    raise attempt.unknown_submission(exc.message) from None
+                raise
             except HTTPConnectionError as exc:
-                sent = exc.request_sent or sent
+                if step.idempotent and exc.request_sent:
+                    exc = HTTPConnectionError(
+                        f"{exc.message} (a request that creates nothing: safe to send again)",
+                        request_sent=False,
+                    )
+                sent = sent or exc.request_sent
                 error = exc
                 continue
             except TarashException:
                 raise
             except Exception:
-                sent = True  # failed mid-exchange for a reason the transport did not map
+                sent = sent or not step.idempotent  # failed mid-exchange; the transport did not map it
                 raise
-            sent = True
+            sent = sent or not step.idempotent
             if response.status_code >= 400:
                 error = transport.http_error(response, attempt.provider)
             else:
@@ -389,6 +401,41 @@ def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[
     finally:
         if flow is not None:
             flow.close()
+
+
+#: The phase each flow hook runs in.
+PHASES = {
+    "submit": "submit",
+    "status": "poll",
+    "result": "result",
+    "cancel": "cancel",
+    "generate_video": "submit",
+    "generate_image": "submit",
+}
+
+
+def hook_flow(
+    gateway: Gateway,
+    hook: str,
+    config: Any,
+    *,
+    modality: Modality,
+    request: Any = None,
+    job: JobRef | None = None,
+) -> rt.Flow[Any]:
+    """One hook's flow, alone: no polling, retries, ledger or fallbacks (tests and tools)."""
+    attempt = Attempt(
+        gateway=gateway,
+        config=config,
+        request=request,
+        modality=modality,
+        number=1,
+        provider=provider_for(config),
+        on_progress=None,
+        job=job,
+    )
+    subject = {"job": job} if job is not None else {"request": request}
+    return (yield from run_flow(attempt, hook, PHASES[hook], config=config, context=attempt.context(), **subject))
 
 
 def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashException:
@@ -423,7 +470,8 @@ def _prepare(attempt: Attempt, step: Any, context: CallContext) -> transport.Pre
         api_key=attempt.api_key,
         auth_header=spec.auth_header,
         auth_scheme=spec.auth_scheme,
-        ca_bundle=attempt.config.provider_config.get("ca_bundle"),
+        ca_bundle=attempt.ca_bundle,
+        max_bytes=attempt.max_bytes,
     )
 
 

@@ -179,6 +179,29 @@ class Gateway:
 
         return await rt.drive_async(run_chain(self, config, request, modality, on_progress))
 
+    def run_hook(
+        self,
+        hook: str,
+        config: Any,
+        *,
+        request: Any = None,
+        job: Any = None,
+        modality: str | None = None,
+    ) -> Any:
+        """Run one provider hook (``submit``, ``status``, ``result``, ``cancel``,
+        ``generate_video``, ``generate_image``) through this gateway's transport and return what
+        its flow returns: no polling, retries, ledger or fallbacks. For plugin authors' tests.
+
+        Pass ``request`` to ``submit``/``generate_*`` and ``job`` (a ``JobRef``) to the others;
+        ``modality`` defaults to the job's, else to the config's kind.
+        """
+        from . import _runtime as rt
+        from ._engine import hook_flow, modality_of
+
+        kind = modality or (job.modality if job is not None else modality_of(config))
+        flow = hook_flow(self, hook, config, modality=kind, request=request, job=job)  # type: ignore[arg-type]
+        return rt.drive_sync(flow, self.background)
+
     # -- providers -------------------------------------------------------------------------------
 
     def register_provider(self, provider: str, handler: Any) -> None:

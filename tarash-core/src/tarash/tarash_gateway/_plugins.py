@@ -369,6 +369,11 @@ class PluginHost:
         hatch = hook in LIFECYCLE and self._escape_hatch(provider)
         return bool(hatch) and callable(getattr(hatch, hook, None))
 
+    def call(self, name: str, hook: str, **kwargs: Any) -> Any:
+        """Call a plain (non-flow) hook of the plugin owning provider ``name``; None if it has none."""
+        caller = self._caller(self._entry(name).plugin, hook)
+        return caller(**kwargs) if caller is not None else None
+
     def flow(self, provider: str, hook: str, **kwargs: Any) -> Generator[Any, Any, Any]:
         """The flow of ``provider``'s ``hook`` for these arguments, from its plugin alone.
 

@@ -24,12 +24,14 @@ import atexit
 import functools
 import hashlib
 import json
+import os
 import ssl
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -39,7 +41,7 @@ from ._redact import redact_text
 from ._wire import Request, Response
 from .exceptions import GenerationFailedError, HTTPConnectionError, HTTPError, ValidationError
 
-__all__ = ["DeadlineReached", "PoolKey", "Prepared", "Transport", "connection_error", "http_error"]
+__all__ = ["AnswerTooLarge", "DeadlineReached", "PoolKey", "Prepared", "Transport", "connection_error", "http_error"]
 
 MAX_CONNECTIONS = 100
 KEEPALIVE_EXPIRY = 30.0
@@ -65,10 +67,43 @@ class PoolKey:
 
 @attrs.frozen
 class Prepared:
-    """A request ready to send: the httpx request and the pool it goes through."""
+    """A request ready to send: the httpx request, the pool it goes through, the answer's cap."""
 
     pool: PoolKey
     request: httpx.Request = attrs.field(repr=False)
+    max_bytes: int = MAX_RESPONSE_BYTES
+
+
+def options(config: Any) -> tuple[str | None, int]:
+    """The transport options a config may set in ``provider_config`` (any provider), checked
+    before anything is sent: ``ca_bundle`` (a PEM file to trust instead of the system's CAs) and
+    ``max_response_bytes`` (the largest answer read, default 32 MiB). ``base_url`` must be an
+    http(s) URL without a query string."""
+    base_url = config.base_url
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValidationError(
+                f"base_url must be an http(s) URL without a query string, got {base_url!r}",
+                field="base_url",
+                value=base_url,
+            )
+    settings = config.provider_config
+    ca_bundle = settings.get("ca_bundle")
+    if ca_bundle is not None and not (isinstance(ca_bundle, str) and os.path.isfile(ca_bundle)):
+        raise ValidationError(
+            f"provider_config.ca_bundle must be a PEM file path, got {ca_bundle!r}",
+            field="provider_config.ca_bundle",
+            value=ca_bundle,
+        )
+    max_bytes = settings.get("max_response_bytes", MAX_RESPONSE_BYTES)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise ValidationError(
+            f"provider_config.max_response_bytes must be an integer >= 1024, got {max_bytes!r}",
+            field="provider_config.max_response_bytes",
+            value=max_bytes,
+        )
+    return ca_bundle, max_bytes
 
 
 def fingerprint(api_key: str | None) -> str:
@@ -98,6 +133,7 @@ def prepare(
     auth_header: str,
     auth_scheme: str,
     ca_bundle: str | None = None,
+    max_bytes: int = MAX_RESPONSE_BYTES,
 ) -> Prepared:
     """The httpx request for ``request``; refuses one that carries the key outside the auth header."""
     if not isinstance(request, Request):
@@ -144,7 +180,7 @@ def prepare(
             retryable=False,
         ) from None
     pool = PoolKey(provider, base_url, fingerprint(api_key), ca_bundle)
-    return Prepared(pool=pool, request=built)
+    return Prepared(pool=pool, request=built, max_bytes=max_bytes)
 
 
 class DeadlineReached(HTTPConnectionError):
@@ -198,8 +234,13 @@ def http_error(response: Response, provider: str) -> HTTPError:
     )
 
 
-def _too_large(limit: int) -> HTTPConnectionError:
-    return HTTPConnectionError(f"answer larger than {limit} bytes; not read", request_sent=True)
+class AnswerTooLarge(GenerationFailedError):
+    """The answer was larger than ``max_response_bytes``; it was not read (not retryable: the next
+    answer would be as large)."""
+
+
+def _too_large(limit: int) -> AnswerTooLarge:
+    return AnswerTooLarge(f"the answer exceeded {limit} bytes and was not read", retryable=False)
 
 
 @functools.lru_cache(maxsize=32)
@@ -236,12 +277,10 @@ class Transport:
         self,
         *,
         max_connections: int = MAX_CONNECTIONS,
-        max_response_bytes: int = MAX_RESPONSE_BYTES,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.max_connections = max_connections
-        self.max_response_bytes = max_response_bytes
         self._mounted = transport
         self._mounted_async = async_transport
         self._lock = threading.Lock()
@@ -322,8 +361,8 @@ class Transport:
                 chunks = bytearray()
                 for chunk in response.iter_bytes():
                     chunks += chunk
-                    if len(chunks) > self.max_response_bytes:
-                        raise _too_large(self.max_response_bytes)
+                    if len(chunks) > prepared.max_bytes:
+                        raise _too_large(prepared.max_bytes)
                     if time.monotonic() > deadline:
                         raise httpx.ReadTimeout("the answer was still arriving at the deadline")
             finally:
@@ -342,7 +381,8 @@ class Transport:
             raise _pool_error(exc, prepared.pool) from None
         try:
             async with gate:
-                return await asyncio.wait_for(self._exchange(client, request), max(timeout, 0.001))
+                exchange = self._exchange(client, request, prepared.max_bytes)
+                return await asyncio.wait_for(exchange, max(timeout, 0.001))
         except asyncio.TimeoutError:
             raise connection_error(
                 httpx.ReadTimeout("no complete answer before the deadline"), prepared.pool.provider
@@ -350,14 +390,14 @@ class Transport:
         except httpx.TransportError as exc:
             raise connection_error(exc, prepared.pool.provider) from None
 
-    async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request) -> Response:
+    async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request, max_bytes: int) -> Response:
         response = await client.send(request, stream=True)
         try:
             chunks = bytearray()
             async for chunk in response.aiter_bytes():
                 chunks += chunk
-                if len(chunks) > self.max_response_bytes:
-                    raise _too_large(self.max_response_bytes)
+                if len(chunks) > max_bytes:
+                    raise _too_large(max_bytes)
         finally:
             await response.aclose()
         return _record(response, bytes(chunks))

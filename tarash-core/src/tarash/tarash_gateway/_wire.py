@@ -14,7 +14,7 @@ provider discovery.
 from __future__ import annotations
 
 import json as _json
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -42,11 +42,15 @@ class Request:
             itself (see ``auth``) and refuses to send a request that carries the key anywhere else.
         json: a JSON body (any JSON-serialisable value), or ``None`` for none.
         content: a raw body (bytes), for uploads; exclusive with ``json`` and ``files``.
-        files: multipart file parts ``{name: (filename, bytes, content_type)}``; ``data`` holds
+        files: multipart file parts, ``{name: (filename, bytes, content_type)}`` or a sequence of
+            ``(name, (filename, bytes, content_type))`` pairs (a name may repeat); ``data`` holds
             the multipart form fields that go with them.
         data: multipart form fields (only with ``files``).
         auth: add the provider's auth header (``ProviderSpec.auth_header`` /
             ``auth_scheme``) with the key core resolved. ``False`` for pre-signed or public URLs.
+        idempotent: the request creates nothing that is billed (an input upload, a schema read),
+            so in a submit its lost answer is retried like one never sent, and it does not make the
+            submit "possibly sent". Defaults to True for GET, HEAD and OPTIONS, else False.
     """
 
     method: str
@@ -55,9 +59,14 @@ class Request:
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
     json: Any = None
     content: bytes | None = None
-    files: Mapping[str, Any] | None = None
+    files: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None
     data: Mapping[str, Any] | None = None
     auth: bool = True
+    idempotent: bool = attrs.field()
+
+    @idempotent.default
+    def _safe_method(self) -> bool:
+        return self.method.upper() in ("GET", "HEAD", "OPTIONS")
 
     def __attrs_post_init__(self) -> None:
         bodies = [name for name in ("json", "content", "files") if getattr(self, name) is not None]
