@@ -76,7 +76,5 @@ def test_environment_key_echoed_by_fal_never_leaks(
     server.inject("submit", status_code=403, body={"detail": f"key {secret} is revoked"})
     with pytest.raises(HTTPError) as caught:
         generate_video(server.video_config(api_key=None), REQUEST)
-    assert caught.value.message == (
-        "fal answered HTTP 403: key ***REDACTED*** is revoked"
-    )
+    assert caught.value.message == ("fal answered HTTP 403: key ***REDACTED*** is revoked")
     assert not [t for t in [*_texts(caught.value), caplog.text] if secret in t]

@@ -175,7 +175,9 @@ def job_status(body: Any, response: Response, job: JobRef) -> JobStatus:
     if state == "queued":
         position = body.get("queue_position")
         valid = isinstance(position, int) and not isinstance(position, bool) and position >= 0
-        return JobStatus(state="queued", queue_position=position if valid else None, poll_after=hint, raw=body)
+        return JobStatus(
+            state="queued", queue_position=position if valid else None, poll_after=hint, raw=body
+        )
     if state == "processing":
         return JobStatus(state="processing", logs=logs, poll_after=hint, raw=body)
     if state == "completed":

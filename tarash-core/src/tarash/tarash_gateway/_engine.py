@@ -18,15 +18,13 @@ APIs and by job handles. The rules, per attempt:
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Protocol, TypeVar  # noqa: I001
-
-import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
@@ -435,7 +433,9 @@ def hook_flow(
         job=job,
     )
     subject = {"job": job} if job is not None else {"request": request}
-    return (yield from run_flow(attempt, hook, PHASES[hook], config=config, context=attempt.context(), **subject))
+    return (
+        yield from run_flow(attempt, hook, PHASES[hook], config=config, context=attempt.context(), **subject)
+    )
 
 
 def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashException:

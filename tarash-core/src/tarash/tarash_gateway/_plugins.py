@@ -486,7 +486,9 @@ def _handler_adapter(name: str, handler: object) -> _HandlerPlugin:
 
         def flow(config: Any, request: Any, context: Any) -> Generator[Any, Any, Any]:
             try:
-                step = Direct(sync=sync, async_=async_, kwargs={"config": config, "request": request}, progress=True)
+                step = Direct(
+                    sync=sync, async_=async_, kwargs={"config": config, "request": request}, progress=True
+                )
                 return (yield step)
             except UnsupportedModalityError:
                 raise

@@ -1,10 +1,11 @@
 """One orchestration, two drivers.
 
 Orchestration logic is written once as generators that *yield effects* (send an HTTP request, call
-a function, sleep, report progress) and receive their results. :func:`drive_sync` and :func:`drive_async` execute those
-effects with blocking or asyncio primitives. So the sync and async APIs cannot drift apart, and the
-sync API never calls ``asyncio.run``: async callbacks or async-only hooks reached from sync code run
-on one private background event loop, which works inside Jupyter or a running loop's thread pool.
+a function, sleep, report progress) and receive their results. :func:`drive_sync` and
+:func:`drive_async` execute those effects with blocking or asyncio primitives. So the sync and async
+APIs cannot drift apart, and the sync API never calls ``asyncio.run``: coroutines reached from sync
+code (async callbacks, the escape hatch) run on the gateway's background event loop, which works
+inside Jupyter or a running loop's thread pool.
 """
 
 from __future__ import annotations

@@ -41,7 +41,15 @@ from ._redact import redact_text
 from ._wire import Request, Response
 from .exceptions import GenerationFailedError, HTTPConnectionError, HTTPError, ValidationError
 
-__all__ = ["AnswerTooLarge", "DeadlineReached", "PoolKey", "Prepared", "Transport", "connection_error", "http_error"]
+__all__ = [
+    "AnswerTooLarge",
+    "DeadlineReached",
+    "PoolKey",
+    "Prepared",
+    "Transport",
+    "connection_error",
+    "http_error",
+]
 
 MAX_CONNECTIONS = 100
 KEEPALIVE_EXPIRY = 30.0
@@ -332,7 +340,9 @@ class Transport:
             await self._close_at_loop_shutdown(loop, pool)
         return found
 
-    async def _close_at_loop_shutdown(self, loop: asyncio.AbstractEventLoop, pool: dict[PoolKey, Any]) -> None:
+    async def _close_at_loop_shutdown(
+        self, loop: asyncio.AbstractEventLoop, pool: dict[PoolKey, Any]
+    ) -> None:
         """Park an async generator whose ``finally`` closes ``pool`` when the loop shuts down."""
 
         async def closer() -> AsyncIterator[None]:
@@ -421,7 +431,7 @@ class Transport:
             if loop.is_running():
                 try:
                     asyncio.run_coroutine_threadsafe(_aclose(pool), loop).result(timeout=CLOSE_TIMEOUT)
-                except Exception:  # noqa: BLE001 - closing is best effort at shutdown
+                except Exception:
                     pass
             else:
                 loop.run_until_complete(_aclose(pool))

@@ -16,7 +16,6 @@ lost is reported as ``unknown`` (it may have been billed), never sent again.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -25,6 +24,7 @@ import attrs
 
 from . import _engine as engine
 from . import _runtime as rt
+from ._gateway import default_gateway
 from ._ledger import (
     JobEvent,
     JobRecord,
@@ -35,7 +35,6 @@ from ._ledger import (
     active_store,
     set_ledger,
 )
-from ._gateway import default_gateway
 from ._redact import get_logger, redact
 from .exceptions import JobCancelledError, TarashException, UnknownSubmissionError
 from .models import (
