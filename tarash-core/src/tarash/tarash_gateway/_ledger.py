@@ -58,6 +58,7 @@ __all__ = [
 
 #: Seconds a claim on a job stays valid without a write from its owner (a status poll renews it).
 LEASE_SECONDS = 600.0
+STATUS_REFRESH_SECONDS = 60.0
 #: Days a finished job is kept; older ones are pruned when a process opens the file.
 RETENTION_DAYS = 30.0
 BUSY_TIMEOUT_MS = 10_000
@@ -677,6 +678,9 @@ class LedgerAdapter:
         self.store = store
         self.active: set[str] = set()
         self._warned: set[str] = set()
+        #: key -> (state, when) of the last status written: a poll that changes nothing is written
+        #: (renewing the lease) at most every STATUS_REFRESH_SECONDS.
+        self._written: dict[str, tuple[str, float]] = {}
 
     def _guard(self, what: str, write: Callable[[], Any]) -> Any:
         """Run ``write`` (serialising and storing); a failure is logged, never raised."""
@@ -752,6 +756,11 @@ class LedgerAdapter:
                 ),
             )
             return
+        now = time.monotonic()
+        last = self._written.get(key)
+        if last is not None and last[0] == state and now - last[1] < STATUS_REFRESH_SECONDS:
+            return
+        self._written[key] = (state, now)
         self._guard(
             "status",
             lambda: self.store.record_status(
@@ -767,6 +776,7 @@ class LedgerAdapter:
         if isinstance(error, JobCancelledError):
             state = "cancelled"
         self.active.discard(key)
+        self._written.pop(key, None)
         self._guard(
             "finished",
             lambda: self.store.record_finished(
