@@ -48,6 +48,7 @@ class FakeApi:
         return httpx.Response(404, json={"error": {"message": "no route"}})
 
 
+# --8<-- [start:gateway]
 def gateway_for(api: FakeApi) -> Gateway:
     transport = Transport(transport=httpx.MockTransport(api), async_transport=httpx.MockTransport(api))
     gateway = Gateway(ledger="off", discover=False, transport=transport)
@@ -81,6 +82,9 @@ def test_one_flow_per_phase_serves_both_apis(api: str) -> None:
         ("GET", f"{ROOT}/v1/jobs/j1", auth),
         ("GET", f"{ROOT}/v1/jobs/j1/result", auth),
     ]
+
+
+# --8<-- [end:gateway]
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])

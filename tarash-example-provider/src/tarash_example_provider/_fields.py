@@ -57,7 +57,6 @@ IMAGE_FIELDS: dict[str, fm.FieldMapper] = {
 
 
 def mappers(model: str, modality: str) -> Mapping[str, fm.FieldMapper]:
-    """The mappers of ``model`` (and any a user registered); an unknown model is refused here."""
     table = get_provider_field_mapping(PROVIDER) or SPEC.field_mappings
     prefix = fm.match_model_prefix(model, table)
     known = tuple(m.prefix for m in SPEC.models if m.modality == modality)

@@ -3,6 +3,7 @@ to make and receives the ``Response``; core sends it (API root, auth header, dea
 and throws an ``HTTPError`` into the flow for a 4xx/5xx answer. No I/O here, and no import but core's.
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ def register_providers() -> list[ProviderSpec]:
     return [SPEC]
 
 
+# --8<-- [end:imports]
 # --8<-- [start:submit]
 @hookimpl
 def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
@@ -96,6 +98,7 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
 
 
 # --8<-- [end:poll]
+# --8<-- [start:commands]
 @hookimpl
 def register_commands(subparsers: Any) -> None:
     parser = subparsers.add_parser("example-server", help="run the Example API reference server on 127.0.0.1")
