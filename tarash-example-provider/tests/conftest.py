@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tarash_example_provider import close_clients
 from tarash_example_provider.server import ExampleServer
 
 #: Fast timings: a job waits 0.2 s in the queue, then renders for 0.3 s (video) / 0.2 s (image).
@@ -32,7 +31,6 @@ def _no_ambient_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def example_server() -> Iterator[ExampleServer]:
     with ExampleServer(port=0, **TIMINGS) as server:
         yield server
-        close_clients()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ FAULT_PREFIXES = {
     "server_error": "/_faults/submit-500",
     "rate_limited": "/_faults/status-429",
     "job_failed": "/_faults/job-fails",
+    "lost_answer": "/_faults/submit-drop",
 }
 
 

@@ -34,7 +34,6 @@ from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
-from tarash_example_provider import _client
 from tarash_example_provider.server import ExampleServer
 
 KEY = "example-test-key-0001"
@@ -88,10 +87,12 @@ def test_the_installed_provider_is_found_with_its_spec() -> None:
     assert [m.prefix for m in info.spec.models] == ["example-video-1", "example-image-1"]
 
 
-def test_registering_builds_no_lifecycle_records_and_imports_no_httpx() -> None:
+def test_registering_imports_no_httpx_and_nothing_outside_core() -> None:
     code = (
-        "import sys, tarash_example_provider._plugin as p; p.register_providers(); "
-        "print(sorted(m for m in ('httpx', 'tarash.tarash_gateway._records') if m in sys.modules))"
+        "import sys; before = set(sys.modules); import tarash_example_provider._plugin as p; "
+        "p.register_providers(); new = {m.partition('.')[0] for m in set(sys.modules) - before}; "
+        "print(sorted(new - set(sys.stdlib_module_names) - {'tarash', 'tarash_example_provider', "
+        "'attr', 'attrs', 'pluggy'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -215,7 +216,7 @@ def test_allowed_values_are_checked_before_anything_is_sent(
     generate = generate_video if config == "video" else generate_image
     make = video_config if config == "video" else image_config
     with pytest.raises(ValidationError) as raised:
-        generate(make(example_server), request_)  # type: ignore[operator]
+        generate(make(example_server), request_)  # type: ignore[arg-type]
     assert (raised.value.field, raised.value.allowed, raised.value.phase) == (
         field,
         allowed,
@@ -270,7 +271,6 @@ def test_the_key_comes_from_the_config_or_the_environment(monkeypatch: pytest.Mo
         assert (wrong.value.status_code, wrong.value.retryable) == (401, False)
         monkeypatch.setenv("EXAMPLE_API_KEY", "env-key-123456")
         assert generate_video(config, VideoGenerationRequest(prompt="x")).video
-        _client.close_clients()
 
 
 def test_a_lost_submit_answer_is_never_resubmitted(
@@ -328,35 +328,25 @@ def test_a_deadline_cancels_the_job_at_the_server(
     assert after["jobs"]["cancelled"] - before["jobs"].get("cancelled", 0) == 1
 
 
-def test_one_pooled_client_per_base_url_and_key() -> None:
+def test_one_pooled_connection_per_base_url_and_key() -> None:
     with ExampleServer(port=0, queue_seconds=0, work_seconds=0.05, image_work_seconds=0.05) as server:
         config = video_config(server)
         generate_video(config, VideoGenerationRequest(prompt="x"))
-        first = _client.client(config)
         generate_video(config, VideoGenerationRequest(prompt="y"))
-        assert _client.client(config) is first
         assert server.service.connections == 1
-        other = _client.client(attrs.evolve(config, api_key="another-key-0002"))
-        assert other is not first
-        _client.close_clients()
-        assert first.is_closed
-        assert other.is_closed
+        generate_video(attrs.evolve(config, api_key="another-key-0002"), VideoGenerationRequest(prompt="z"))
+        assert server.service.connections == 2
 
 
-def test_async_clients_close_when_their_event_loop_shuts_down() -> None:
+def test_async_generations_on_one_loop_share_a_connection() -> None:
     with ExampleServer(port=0, queue_seconds=0, work_seconds=0.05) as server:
         config = video_config(server)
-        seen: list[httpx.AsyncClient] = []
 
         async def twice() -> None:
             await generate_video_async(config, VideoGenerationRequest(prompt="x"))
-            seen.append(await _client.async_client(config))
             await generate_video_async(config, VideoGenerationRequest(prompt="y"))
-            assert await _client.async_client(config) is seen[0]
-            assert not seen[0].is_closed
 
         asyncio.run(twice())
-        assert seen[0].is_closed
         assert server.service.connections == 1
 
 

@@ -1,95 +1,103 @@
-"""Entry point of the example provider (``[project.entry-points.tarash] example = ...``).
-
-Only hook implementations live here. Tarash imports this module the first time it needs the list
-of providers, so it must stay cheap: it imports tarash-core and the field tables, the module that
-uses httpx is imported inside the hooks, and the lifecycle records, which these hooks only name in
-annotations, are imported for type checkers only (core builds them on first use).
+"""Entry point of the example provider. Each lifecycle hook is a *flow*: it yields the ``Request``
+to make and receives the ``Response``; core sends it (API root, auth header, deadline, pooled client)
+and throws an ``HTTPError`` into the flow for a 4xx/5xx answer. No I/O here, and no import but core's.
 """
 
 # --8<-- [start:imports]
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
+from tarash.tarash_gateway.exceptions import GenerationFailedError, HTTPError, ValidationError
+from tarash.tarash_gateway.field_mappers import apply_field_mappers
+from tarash.tarash_gateway.models import ImageGenerationResponse, VideoGenerationResponse
+from tarash.tarash_gateway.plugin import JobStatus, ProviderSpec, Request, SubmittedJob, hookimpl
 
-from ._fields import SPEC
+from ._fields import SPEC, mappers
 
-if TYPE_CHECKING:
-    from tarash.tarash_gateway.plugin import CallContext, JobRef, JobStatus, SubmittedJob
-# --8<-- [end:imports]
+if TYPE_CHECKING:  # only named in annotations
+    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef
 
 
-# --8<-- [start:register]
 @hookimpl
-def register_providers() -> Sequence[ProviderSpec]:
+def register_providers() -> list[ProviderSpec]:
     return [SPEC]
 
 
-# --8<-- [end:register]
-
-
-# --8<-- [start:hooks]
+# --8<-- [end:imports]
+# --8<-- [start:submit]
 @hookimpl
-def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
-    from . import _provider
+def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
+    fields = mappers(config.model, context.modality)  # refuses bad values before anything is sent
+    body = {"model": config.model, "input": {**apply_field_mappers(fields, request), **request.extra_params}}
+    try:
+        answer = yield Request(method="POST", url="/v1/jobs", json=body)
+    except HTTPError as exc:  # a 422 names API fields ("input.duration"): name the caller's field
+        raw = exc.raw_response
+        detail = (
+            (raw["error"].get("details") or [None])[0] if isinstance(raw, dict) and raw.get("error") else None
+        )
+        if exc.status_code != 422 or not isinstance(detail, dict):
+            raise
+        api_field, value = str(detail.get("field")), detail.get("value")
+        field = {f"input.{api}": m.source_field for api, m in fields.items()}.get(api_field, api_field[6:])
+        message = f"Example API refused {api_field}: {detail.get('message')}"
+        raise ValidationError(message, field=field, value=value, phase="submit", raw_response=raw) from None
+    data = answer.json()
+    return SubmittedJob(job_id=str(data["id"]), data={"links": dict(data["links"])})
 
-    return _provider.submit(config, request, context)
 
-
+# --8<-- [end:submit]
+# --8<-- [start:poll]
 @hookimpl
-def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
-    from . import _provider
-
-    return _provider.status(config, job, context)
-
-
-@hookimpl
-def result(config: Any, job: JobRef, context: CallContext) -> Any:
-    from . import _provider
-
-    return _provider.result(config, job, context)
-
-
-@hookimpl
-def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
-    from . import _provider
-
-    return _provider.cancel(config, job, context)
-
-
-# --8<-- [end:hooks]
-
-
-@hookimpl
-async def submit_async(config: Any, request: Any, context: CallContext) -> SubmittedJob:
-    from . import _provider
-
-    return await _provider.submit_async(config, request, context)
-
-
-@hookimpl
-async def status_async(config: Any, job: JobRef, context: CallContext) -> JobStatus:
-    from . import _provider
-
-    return await _provider.status_async(config, job, context)
+def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
+    answer = (yield Request(method="GET", url=job.data["links"]["status"])).json()
+    state, reason = answer.get("status"), (answer.get("error") or {}).get("message", "no reason given")
+    if state not in ("queued", "processing", "completed", "failed", "cancelled"):
+        raise GenerationFailedError(f"Example API sent an unknown job status {state!r}", raw_response=answer)
+    failed = GenerationFailedError(f"Example API job {job.job_id} failed: {reason}")
+    return JobStatus(
+        state=state,
+        queue_position=answer.get("queue_position"),
+        progress_percent=answer.get("progress"),
+        logs=tuple(answer.get("logs") or ()),
+        error=failed if state == "failed" else None,
+        raw=answer,
+    )
 
 
 @hookimpl
-async def result_async(config: Any, job: JobRef, context: CallContext) -> Any:
-    from . import _provider
-
-    return await _provider.result_async(config, job, context)
+def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
+    answer = (yield Request(method="GET", url=job.data["links"]["result"])).json()
+    output = answer.get("output") or {}
+    video, images = output.get("video") or {}, [image["url"] for image in output.get("images") or ()]
+    if job.modality == "video" and video.get("url"):
+        return VideoGenerationResponse(
+            request_id=job.job_id,
+            video=video["url"],
+            content_type=video.get("content_type"),
+            duration=video.get("duration_seconds"),
+            aspect_ratio=video.get("aspect_ratio"),
+            resolution=f"{video['width']}x{video['height']}" if "width" in video else None,
+            raw_response=answer,
+        )
+    if job.modality == "image" and images:
+        return ImageGenerationResponse(request_id=job.job_id, images=images, raw_response=answer)
+    raise GenerationFailedError(f"Example API result has no {job.modality}", raw_response=answer)
 
 
 @hookimpl
-async def cancel_async(config: Any, job: JobRef, context: CallContext) -> bool:
-    from . import _provider
+def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
+    try:
+        yield Request(method="POST", url=job.data["links"]["cancel"])
+    except HTTPError as exc:
+        if exc.status_code == 409:  # the job had already finished
+            return False
+        raise
+    return True
 
-    return await _provider.cancel_async(config, job, context)
 
-
+# --8<-- [end:poll]
 # --8<-- [start:commands]
 @hookimpl
 def register_commands(subparsers: Any) -> None:
@@ -99,9 +107,6 @@ def register_commands(subparsers: Any) -> None:
 
 
 def _serve(args: Any) -> int:
-    from .server import main
+    from .server import main  # imported only when the command runs
 
     return main(["--port", str(args.port)])
-
-
-# --8<-- [end:commands]

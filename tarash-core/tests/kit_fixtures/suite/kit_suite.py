@@ -54,10 +54,6 @@ class TestKitfakecancel(PlantedConformance):
     name = "kitfakecancel"
 
 
-class TestKitasyncdiffers(PlantedConformance):
-    name = "kitasyncdiffers"
-
-
 class TestKitoutoforder(PlantedConformance):
     name = "kitoutoforder"
 
@@ -98,3 +94,25 @@ class TestKitbadmapping(PlantedConformance):
 
 class TestKitnocancelhook(PlantedConformance):
     name = "kitnocancelhook"
+
+
+class TestKitblocking(PlantedConformance):
+    """A conforming blocking provider (generate_video/generate_image, no submit)."""
+
+    name = "kitblocking"
+
+
+class TestKitblockingretry(PlantedConformance):
+    name = "kitblockingretry"
+
+
+class TestKitownhttp(PlantedConformance):
+    name = "kitownhttp"
+
+
+class TestKitswallow(PlantedConformance):
+    name = "kitswallow"
+
+
+class TestKitkeyinrequest(PlantedConformance):
+    name = "kitkeyinrequest"

@@ -30,37 +30,6 @@ def media_kind(value: Any) -> str:
     return type(value).__name__
 
 
-def response_shape(response: Any) -> dict[str, Any]:
-    """What must not depend on the sync or async API: types, kinds of media, fields that are set."""
-    shape: dict[str, Any] = {
-        "type": type(response).__name__,
-        "status": getattr(response, "status", None),
-        "provider": getattr(response, "provider", None),
-        "content_type": getattr(response, "content_type", None),
-        "is_mock": getattr(response, "is_mock", None),
-        "raw_response keys": sorted(getattr(response, "raw_response", None) or {}),
-    }
-    if isinstance(response, VideoGenerationResponse):
-        shape["video"] = media_kind(response.video)
-        shape["fields set"] = sorted(
-            name
-            for name in ("audio_url", "duration", "resolution", "aspect_ratio")
-            if getattr(response, name) is not None
-        )
-    elif isinstance(response, ImageGenerationResponse):
-        shape["images"] = [media_kind(image) for image in response.images]
-        shape["revised_prompt set"] = response.revised_prompt is not None
-    return shape
-
-
-def shape_differences(sync: Mapping[str, Any], async_: Mapping[str, Any]) -> list[str]:
-    return [
-        f"{key}: sync gave {sync.get(key)!r}, async gave {async_.get(key)!r}"
-        for key in sorted(set(sync) | set(async_))
-        if sync.get(key) != async_.get(key)
-    ]
-
-
 def response_problems(response: Any, *, modality: str, provider: str) -> list[str]:
     """A finished generation's response, as every caller relies on it."""
     expected = VideoGenerationResponse if modality == "video" else ImageGenerationResponse

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import pytest
 
-from .._plugins import HOST
 from ..exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
     TarashException,
     TimeoutError,
+    UnknownSubmissionError,
     UnsupportedModalityError,
     ValidationError,
 )
@@ -34,8 +36,12 @@ from ..models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
-from ..plugin import MODALITIES, CallContext, JobRef, JobStatus, ProviderSpec, SubmittedJob
+from ..plugin import MODALITIES, JobRef, JobStatus, ProviderSpec, SubmittedJob
 from . import _checks
+
+if TYPE_CHECKING:
+    from .._gateway import Gateway
+    from .._transport import Prepared
 
 __all__ = [
     "SCENARIOS",
@@ -55,6 +61,11 @@ PLUGIN = "tarash.tarash_gateway.testing.plugin"
 MODES = ("sync", "async")
 TERMINAL = ("completed", "failed", "cancelled")
 PROBE = Path(__file__).with_name("_probe.py")
+#: The engine's phase of each hook the kit calls directly.
+PHASES = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
+LIFECYCLE_ONLY = "there is no job to poll, cancel or resume"
+#: What core's transport says when it refuses a request carrying the key (see ``_transport``).
+KEY_REFUSED = "plugin put the API key into a request it described"
 
 
 @attrs.frozen
@@ -68,7 +79,8 @@ class Scenario:
         phases: accepted values of the exception's ``phase``.
         check: extra check of the exception; returns a problem or None.
         counts: exact number of requests of each kind the server must receive (needs
-            ``server_counts``).
+            ``server_counts``; a blocking provider counts its generation requests as ``submit``).
+        lifecycle_only: the scenario needs a job (skipped for blocking providers).
     """
 
     name: str
@@ -77,6 +89,7 @@ class Scenario:
     phases: tuple[str, ...]
     check: Callable[[Any], str | None]
     counts: Mapping[str, int] = attrs.field(factory=dict)
+    lifecycle_only: bool = False
 
 
 def _refused(exc: Any) -> str | None:
@@ -105,6 +118,10 @@ def _rate_limited(exc: Any) -> str | None:
         return f"HTTPError.status_code must be 429, got {exc.status_code!r}"
     if not isinstance(exc.retry_after, (int, float)) or exc.retry_after <= 0:
         return f"HTTPError.retry_after must carry the Retry-After seconds, got {exc.retry_after!r}"
+    return None
+
+
+def _never_resent(exc: Any) -> str | None:
     return None
 
 
@@ -148,6 +165,7 @@ SCENARIOS: dict[str, Scenario] = {
             ("poll",),
             _rate_limited,
             {"submit": 1, "status": 1, "result": 0},
+            lifecycle_only=True,
         ),
         Scenario(
             "job_failed",
@@ -156,9 +174,58 @@ SCENARIOS: dict[str, Scenario] = {
             ("poll",),
             _job_failed,
             {"submit": 1, "result": 0},
+            lifecycle_only=True,
+        ),
+        Scenario(
+            "lost_answer",
+            "the submit (or blocking generation) reaches the server, which closes the connection "
+            "without answering",
+            UnknownSubmissionError,
+            ("submit",),
+            _never_resent,
+            {"submit": 1, "status": 0},
         ),
     )
 }
+
+
+def _counting_transport() -> Any:
+    from .._transport import Transport
+
+    class CountingTransport(Transport):
+        """Core's transport, counting the requests it sends per provider."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sent: collections.Counter[str] = collections.Counter()
+            self.sent_lock = threading.Lock()
+
+        def _count(self, prepared: Prepared) -> None:
+            with self.sent_lock:
+                self.sent[prepared.pool.provider] += 1
+
+        def send(self, prepared: Prepared, timeout: float) -> Any:
+            self._count(prepared)
+            return super().send(prepared, timeout)
+
+        async def send_async(self, prepared: Prepared, timeout: float) -> Any:
+            self._count(prepared)
+            return await super().send_async(prepared, timeout)
+
+    return CountingTransport()
+
+
+_GATEWAY: Gateway | None = None
+
+
+def kit_gateway() -> Gateway:
+    """The gateway the kit generates with: installed plugins, no ledger, a counting transport."""
+    global _GATEWAY
+    if _GATEWAY is None:
+        from .._gateway import Gateway
+
+        _GATEWAY = Gateway(ledger="off", transport=_counting_transport())
+    return _GATEWAY
 
 
 @attrs.define
@@ -171,9 +238,25 @@ class Harness:
     api_key: str
     requests: Mapping[str, Any]
     server_counts: CountsFn | None
+    gateway: Gateway = attrs.field(factory=kit_gateway)
 
     def declares(self, modality: str) -> bool:
         return modality in self.spec.modalities
+
+    def implements(self, hook: str) -> bool:
+        return self.gateway.host.implements(self.provider, hook)
+
+    @property
+    def lifecycle(self) -> bool:
+        """Whether the provider hands out jobs (submit/status/result), or is a blocking provider."""
+        return self.implements("submit")
+
+    def require_lifecycle(self, what: str) -> None:
+        if not self.lifecycle:
+            pytest.skip(
+                f"{self.provider} is a blocking provider (generate_video/generate_image, no submit "
+                f"hook): {LIFECYCLE_ONLY}, so {what} does not apply"
+            )
 
     def primary_modality(self) -> str:
         return next(m for m in MODALITIES if self.declares(m))
@@ -209,13 +292,12 @@ class Harness:
     def generate(
         self, modality: str, config: Any, mode: str, on_progress: Callable[[Any], Any] | None = None
     ) -> Any:
-        from .. import _api
-
         request = self.requests[modality]
+        gw = self.gateway
         if mode == "sync":
-            sync = _api.generate_video if modality == "video" else _api.generate_image
+            sync = gw.generate_video if modality == "video" else gw.generate_image
             return sync(config, request, on_progress)
-        run_async = _api.generate_video_async if modality == "video" else _api.generate_image_async
+        run_async = gw.generate_video_async if modality == "video" else gw.generate_image_async
         return asyncio.run(run_async(config, request, on_progress))
 
     def counts(self) -> dict[str, int] | None:
@@ -223,15 +305,39 @@ class Harness:
             return None
         return dict(self.server_counts())
 
-    def call_hook(self, hook: str, **kwargs: Any) -> Any:
-        """Call the plugin's own ``hook`` (sync flavour if it has one) directly, bypassing core."""
-        _spec, plugin = HOST.entry_plugin(self.provider)
-        fn = HOST.impl(plugin, hook, prefer_async=False)
-        if fn is None:
-            pytest.fail(f"{self.provider} has no {hook} or {hook}_async hook", pytrace=False)
-        if getattr(fn, "is_async", False):
-            return asyncio.run(fn(**kwargs))
-        return fn(**kwargs)
+    def core_sent(self) -> int:
+        """Requests of this provider that core's transport sent so far."""
+        transport: Any = self.gateway.transport
+        with transport.sent_lock:
+            return int(transport.sent[self.provider])
+
+    def call_hook(
+        self, hook: str, *, modality: str, config: Any, job: JobRef | None = None, request: Any = None
+    ) -> Any:
+        """Run the plugin's ``hook`` flow once through core (no polling loop, retries or fallback):
+        core sends its requests, throws HTTP errors into it and maps what it raises."""
+        from .. import _engine as engine
+        from .. import _runtime as rt
+
+        if not self.implements(hook):
+            pytest.fail(f"{self.provider} has no {hook} hook", pytrace=False)
+        attempt = engine.Attempt(
+            gateway=self.gateway,
+            config=config,
+            request=request if request is not None else self.requests[modality],
+            modality=modality,  # type: ignore[arg-type]
+            number=1,
+            provider=self.provider,
+            on_progress=None,
+        )
+        attempt.job = job
+        kwargs: dict[str, Any] = {"config": config, "context": attempt.context()}
+        if job is None:
+            kwargs["request"] = attempt.request
+        else:
+            kwargs["job"] = job
+        flow = engine.run_flow(attempt, hook, PHASES.get(hook, "submit"), **kwargs)
+        return rt.drive_sync(flow, self.gateway.background)
 
 
 def _count_problems(
@@ -279,11 +385,11 @@ def _probe(provider: str, allowed: Collection[str]) -> dict[str, Any]:
 
 @contextmanager
 def _submitted_job(h: Harness) -> Iterator[tuple[Any, SubmittedJob]]:
-    """Submit through the plugin's own hook (bypassing core); cancel the job afterwards."""
+    """Submit through the plugin's submit flow alone (no polling); cancel the job afterwards."""
+    h.require_lifecycle("SubmittedJob.data")
     modality = h.primary_modality()
-    config = h.config(modality)
-    context = CallContext(provider=h.provider, modality=modality, timeout=30.0)  # type: ignore[arg-type]
-    job = h.call_hook("submit", config=config, request=h.requests[modality], context=context)
+    config = h.config(modality, timeout=30.0)
+    job = h.call_hook("submit", modality=modality, config=config)
     if not isinstance(job, SubmittedJob) or not isinstance(job.job_id, str) or not job.job_id:
         pytest.fail(f"submit returned {job!r}, expected a SubmittedJob with a job_id", pytrace=False)
     try:
@@ -297,15 +403,18 @@ def _submitted_job(h: Harness) -> Iterator[tuple[Any, SubmittedJob]]:
                 job_id=job.job_id,
                 data=dict(job.data),
             )
-            h.call_hook("cancel", config=config, job=ref, context=context)
+            h.call_hook("cancel", modality=modality, config=config, job=ref)
 
 
 class ProviderConformanceTests:
     """The Tarash provider conformance kit: subclass it in your plugin's tests.
 
     Every provider plugin inherits the same contract tests: discovery through its entry point,
-    lazy and light imports, sync/async parity, the progress contract, the error taxonomy per
-    phase, secrets kept out of logs and errors, cancel when claimed, and JSON-safe job handles.
+    lazy and light imports, every request sent by core (none of the plugin's own), HTTP errors let
+    through to core, the key left to core's auth header, the progress contract, the error taxonomy
+    per phase, secrets kept out of logs and errors, a lost answer never resent, cancel when claimed,
+    and JSON-safe job handles. Blocking providers (``generate_video``/``generate_image``, no
+    ``submit``) run the same kit; the tests that need a job are skipped with the reason.
 
     **Quick start** (``tests/test_conformance.py`` of your plugin)::
 
@@ -350,7 +459,8 @@ class ProviderConformanceTests:
           modality.
         * ``"slow"``: the job is accepted and does not finish for at least 30 s (cancel test).
         * the error scenarios in :data:`SCENARIOS`: ``"unreachable"``, ``"rejected"``,
-          ``"server_error"``, ``"rate_limited"``, ``"job_failed"``.
+          ``"server_error"``, ``"rate_limited"``, ``"job_failed"``, ``"lost_answer"`` (the
+          server processes the submit, then closes the connection without answering).
 
         Return ``None`` for a scenario your double cannot produce: its tests are skipped with that
         reason. ``make_config`` is called right before each generation of a fault scenario, once
@@ -372,13 +482,20 @@ class ProviderConformanceTests:
     matters): the entry point is registered, loads and resolves the provider; ``import
     tarash.tarash_gateway`` does not import the plugin; the entry module imports nothing heavy
     (failures name the module, its importer and the line); hooks match the capabilities;
-    each declared modality generates a well-formed response; sync and async responses have the
-    same shape; progress updates are typed, ordered queued -> processing -> completed and show
-    the claimed capabilities; undeclared modalities raise ``UnsupportedModalityError``; each
-    error scenario raises the documented exception, phase and request counts; the API key never
-    appears in logs, output, exceptions (whole chain), responses or progress; a deadline cancels
-    the job exactly once; ``SubmittedJob.data`` is plain JSON without the key, and a ``JobRef``
-    rebuilt from JSON can be polled to completion.
+    each declared modality generates a well-formed response through the sync and the async API,
+    with the key left to core's auth header; every request the server receives was sent by core's
+    transport (the kit counts them); a 5xx thrown into the submit flow reaches core; progress
+    updates are typed, ordered queued -> processing -> completed and show the claimed
+    capabilities; undeclared modalities raise ``UnsupportedModalityError``; each error scenario
+    raises the documented exception, phase and request counts (a lost submit answer is
+    ``UnknownSubmissionError`` after exactly one submit); the API key never appears in logs,
+    output, exceptions (whole chain), responses or progress; a deadline cancels the job exactly
+    once; ``SubmittedJob.data`` is plain JSON without the key, and a ``JobRef`` rebuilt from JSON
+    can be polled to completion.
+
+    The kit generates with a gateway of its own (installed plugins, ledger off, core's transport
+    wrapped to count what it sends), and calls single hooks the way core does: the flow runs
+    through core's engine, which sends its requests and throws HTTP errors into it.
 
     **Capability flags** are read from your ``ProviderSpec`` (``Capabilities``), never passed in:
     ``cancel`` enables the cancel test (skipped otherwise, with the reason) and must match the
@@ -449,9 +566,7 @@ class ProviderConformanceTests:
                 pytrace=False,
             )
         api_key: str = request.getfixturevalue("tarash_api_key")
-        from .. import _api
-
-        spec = _api.get_provider(provider_name).spec
+        spec = kit_gateway().get_provider(provider_name).spec
         if spec.api_key_env:
             monkeypatch.setenv(spec.api_key_env, api_key)
         return Harness(
@@ -516,9 +631,8 @@ class ProviderConformanceTests:
 
     def test_capabilities_match_hooks(self, tarash_harness: Harness) -> None:
         h = tarash_harness
-        _spec, plugin = HOST.entry_plugin(h.provider)
         has = {
-            hook: HOST.impl(plugin, hook, prefer_async=False) is not None
+            hook: h.implements(hook)
             for hook in ("submit", "status", "result", "cancel", "generate_video", "generate_image")
         }
         caps = h.spec.capabilities
@@ -533,8 +647,7 @@ class ProviderConformanceTests:
             )
         if caps.cancel and not has["cancel"]:
             problems.append(
-                "Capabilities.cancel is True but there is no cancel/cancel_async hook: "
-                "core cannot stop abandoned jobs"
+                "Capabilities.cancel is True but there is no cancel hook: core cannot stop abandoned jobs"
             )
         if has["cancel"] and not caps.cancel:
             problems.append(
@@ -558,6 +671,14 @@ class ProviderConformanceTests:
             unsupported = isinstance(error, NotImplementedError) or isinstance(
                 error.__cause__, NotImplementedError
             )
+            if KEY_REFUSED in str(error):
+                pytest.fail(
+                    f"{h.provider} put the API key into a request it described (a header, the URL, "
+                    "the query or the body) and core refused to send it. Core adds the key itself: "
+                    "declare ProviderSpec.auth_header and auth_scheme (default 'Authorization: "
+                    "Bearer <key>') and leave Request.auth=True",
+                    pytrace=False,
+                )
             pytest.fail(
                 f"ProviderSpec.modalities declares {modality!r} but {mode} generation raised "
                 f"{type(error).__name__}: {error}; remove {modality!r} from modalities or "
@@ -572,23 +693,52 @@ class ProviderConformanceTests:
             _checks.response_problems(response, modality=modality, provider=h.provider),
         )
 
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_sync_and_async_agree(self, tarash_harness: Harness, modality: str) -> None:
+    @pytest.mark.parametrize("mode", MODES)
+    def test_requests_go_through_core(self, tarash_harness: Harness, mode: str) -> None:
         h = tarash_harness
+        if h.server_counts is None:
+            pytest.skip("no server_counts fixture: the kit cannot compare the server's counts")
+        modality = h.primary_modality()
         config = h.config(modality)
-        sync = _checks.response_shape(h.generate(modality, config, "sync"))
-        async_ = _checks.response_shape(h.generate(modality, config, "async"))
-        _fail(
-            f"the sync and async {modality} hooks disagree on the response shape",
-            _checks.shape_differences(sync, async_),
+        before, sent = h.counts(), h.core_sent()
+        h.generate(modality, config, mode)
+        after, sent = h.counts(), h.core_sent() - sent
+        assert before is not None and after is not None
+        received = sum(after.get(k, 0) - before.get(k, 0) for k in ("submit", "status", "result", "cancel"))
+        if received > sent:
+            pytest.fail(
+                f"the server received {received} request(s) but core's transport sent {sent}: "
+                f"{h.provider} sends HTTP of its own (a client or SDK in a hook). Yield Request "
+                "records from the hooks and let core send them (its deadline, pooling and "
+                "was-it-sent decision depend on it)",
+                pytrace=False,
+            )
+
+    def test_http_errors_reach_core(self, tarash_harness: Harness) -> None:
+        h = tarash_harness
+        modality = h.primary_modality()
+        config = h.config(modality, "server_error", timeout=self.fault_deadline_seconds)
+        hook = "submit" if h.lifecycle else f"generate_{modality}"
+        try:
+            returned = h.call_hook(hook, modality=modality, config=config)
+        except TarashException:
+            return
+        pytest.fail(
+            f"{hook} returned {returned!r:.120} although the provider answered with a 5xx error "
+            "(make_config(..., 'server_error')): the flow swallowed the HTTPError core threw into "
+            "it. Catch only the errors you translate (a 422 into ValidationError...) and re-raise "
+            "the rest: core decides what to retry from them",
+            pytrace=False,
         )
 
     @pytest.mark.parametrize("mode", MODES)
     @pytest.mark.parametrize("modality", MODALITIES)
     def test_progress_contract(self, tarash_harness: Harness, modality: str, mode: str) -> None:
         h = tarash_harness
+        config = h.config(modality)
+        h.require_lifecycle("the progress contract (queued -> processing -> completed)")
         updates: list[Any] = []
-        response = h.generate(modality, h.config(modality), mode, updates.append)
+        response = h.generate(modality, config, mode, updates.append)
         _fail(
             f"{mode} {modality} progress updates break the progress contract",
             _checks.progress_problems(
@@ -627,6 +777,8 @@ class ProviderConformanceTests:
         h = tarash_harness
         expected = SCENARIOS[scenario]
         modality = h.primary_modality()
+        if expected.lifecycle_only:
+            h.require_lifecycle(f"scenario {scenario!r} ({expected.provoke})")
         config = h.config(modality, scenario, timeout=self.fault_deadline_seconds)
         before = h.counts()
         try:
@@ -674,8 +826,10 @@ class ProviderConformanceTests:
         updates: list[Any] = []
         response = h.generate(modality, h.config(modality), mode, updates.append)
         surfaces = _checks.response_surfaces(response, updates)
-        for scenario in SCENARIOS:
-            config = h.make_config(modality, scenario)
+        for scenario, expected in SCENARIOS.items():
+            config = (
+                None if expected.lifecycle_only and not h.lifecycle else h.make_config(modality, scenario)
+            )
             if config is None:
                 continue
             config = attrs.evolve(config, api_key=h.api_key, timeout=self.fault_deadline_seconds)
@@ -701,6 +855,7 @@ class ProviderConformanceTests:
     @pytest.mark.parametrize("mode", MODES)
     def test_deadline_cancels_the_job_once(self, tarash_harness: Harness, mode: str) -> None:
         h = tarash_harness
+        h.require_lifecycle("cancelling on deadline")
         if not h.spec.capabilities.cancel:
             pytest.skip(f"{h.provider} does not claim Capabilities.cancel")
         modality = h.primary_modality()
@@ -731,6 +886,7 @@ class ProviderConformanceTests:
 
     def test_job_resumes_from_json(self, tarash_harness: Harness) -> None:
         h = tarash_harness
+        h.require_lifecycle("resuming a job from its JobRef")
         if not h.spec.capabilities.resume:
             pytest.skip(f"{h.provider} declares Capabilities(resume=False)")
         modality = h.primary_modality()
@@ -750,9 +906,8 @@ class ProviderConformanceTests:
             loaded = json.loads(blob)
             resumed = JobRef(**{**loaded, "submitted_at": datetime.fromisoformat(loaded["submitted_at"])})
             deadline = time.monotonic() + self.fault_deadline_seconds * 3
-            context = CallContext(provider=h.provider, modality=resumed.modality, timeout=30.0)
             while True:
-                status = h.call_hook("status", config=config, job=resumed, context=context)
+                status = h.call_hook("status", modality=modality, config=config, job=resumed)
                 if not isinstance(status, JobStatus):
                     pytest.fail(
                         f"status of a JobRef rebuilt from JSON returned "
@@ -763,7 +918,7 @@ class ProviderConformanceTests:
                     break
                 time.sleep(config.poll_interval)
             assert status.state == "completed", f"the resumed job ended {status.state!r}"
-            response = h.call_hook("result", config=config, job=resumed, context=context)
+            response = h.call_hook("result", modality=modality, config=config, job=resumed)
             problems = _checks.response_problems(
                 attrs.evolve(response, provider=h.provider), modality=modality, provider=h.provider
             )
