@@ -50,6 +50,8 @@ class TestFalConformance(ProviderConformanceTests):
                 ok.inject("status", status_code=429, retry_after=60, times=1000)
             elif scenario == "job_failed":
                 ok.inject("status", status_code=200, body=FAILED, times=1000)
+            elif scenario == "lost_answer":
+                ok.inject("submit", "drop")
             extra: dict[str, Any] = {}
             if scenario == "unreachable":
                 extra["base_url"] = "https://127.0.0.1:9"

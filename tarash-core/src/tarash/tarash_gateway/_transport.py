@@ -14,8 +14,8 @@ every plugin:
   :class:`~tarash.tarash_gateway.exceptions.HTTPError` with ``retry_after`` (see :func:`http_error`).
 
 HTTP/1.1 keep-alive: at most ``max_connections`` (100) per pool. An async pool is split into
-``SHARDS`` small httpx clients taken in turn, each behind a semaphore of its share of the
-connections: httpcore scans every connection of a pool, and its idle count, for each request it
+``SHARDS`` small httpx clients, each behind a semaphore of its share of the connections (a request
+takes the first shard with a free connection): httpcore scans every connection of a pool, and its idle count, for each request it
 assigns (quadratic in the pool's size), which made one 100-connection pool spend most of a
 1000-job run in that scan.
 """
@@ -464,6 +464,11 @@ class _Shards:
         self._turn = itertools.cycle(self.entries)
 
     def next(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The first shard with a free connection (so light traffic reuses one connection), else
+        the next in turn."""
+        for entry in self.entries:
+            if not entry[1].locked():
+                return entry
         return next(self._turn)
 
     def closed(self) -> bool:
