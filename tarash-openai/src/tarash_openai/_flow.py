@@ -134,10 +134,10 @@ def generate_image(
     """Generate (JSON) or edit (multipart) images with one POST; see the module docstring."""
     call = _payload.plan(config, request, azure=context.provider == AZURE, base_url=context.base_url)
     files = {}
-    for field, source in call.images:
+    for part, field, source in call.images:
         media = source if isinstance(source, MediaContent) else (yield from _download(source, field))
         extension = _payload.INPUT_TYPES[media.content_type]
-        files[field] = (f"{field}.{extension}", media.content, media.content_type)
+        files[part] = (f"{part}.{extension}", media.content, media.content_type)
     common: dict[str, Any] = {
         "method": "POST",
         "url": call.path,

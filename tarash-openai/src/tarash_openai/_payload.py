@@ -55,15 +55,15 @@ Source = MediaContent | str
 class Call:
     """One Images API call, checked: where it goes and what it carries.
 
-    ``images`` are the multipart parts still to attach (``(field, MediaContent or https URL)``);
-    empty for a generation, which sends ``body`` as JSON.
+    ``images`` are the multipart parts still to attach: ``(part name, request field, MediaContent
+    or http(s) URL)``; empty for a generation, which sends ``body`` as JSON.
     """
 
     path: str
     params: Mapping[str, str]
     headers: Mapping[str, str]
     body: Mapping[str, Any]
-    images: tuple[tuple[str, Source], ...]
+    images: tuple[tuple[str, str, Source], ...]
     output_format: str
     model: str
 
@@ -233,7 +233,7 @@ def check_media_type(media: MediaContent, field: str) -> None:
         )
 
 
-def _images(request: ImageGenerationRequest, output_format: str) -> tuple[tuple[str, Source], ...]:
+def _images(request: ImageGenerationRequest, output_format: str) -> tuple[tuple[str, str, Source], ...]:
     if len(request.image_list) > m.MAX_EDIT_IMAGES:
         raise _invalid(
             f"at most {m.MAX_EDIT_IMAGES} input images, got {len(request.image_list)}",
@@ -247,7 +247,7 @@ def _images(request: ImageGenerationRequest, output_format: str) -> tuple[tuple[
             "image_list",
             len(request.image_list),
         )
-    parts: list[tuple[str, Source]] = []
+    parts: list[tuple[str, str, Source]] = []
     for index, item in enumerate(request.image_list):
         if item.type in FRAME_ROLES:
             raise _invalid(
@@ -255,13 +255,14 @@ def _images(request: ImageGenerationRequest, output_format: str) -> tuple[tuple[
                 f"image_list[{index}].type",
                 item.type,
             )
-        parts.append(("image", _source(item.image, f"image_list[{index}]")))
+        field = f"image_list[{index}]"
+        parts.append(("image", field, _source(item.image, field)))
     if request.mask_image is not None:
         if not parts:
             raise _invalid("mask_image needs an image to edit in image_list", "mask_image")
         if output_format == "gif":
             raise _invalid("output_format 'gif' takes no mask", "mask_image")
-        parts.append(("mask", _source(request.mask_image, "mask_image")))
+        parts.append(("mask", "mask_image", _source(request.mask_image, "mask_image")))
     return tuple(parts)
 
 

@@ -174,7 +174,9 @@ class FakeOpenAIServer:
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -308,9 +310,7 @@ class FakeOpenAIServer:
         if not 1 <= n <= 10:
             raise _error(400, f"Invalid value: {n}. 'n' must be between 1 and 10.", "n")
         size = body.get("size", "auto")
-        if size not in STANDARD_SIZES and not (
-            MODELS[model].custom_sizes and re.fullmatch(r"\d+x\d+", str(size))
-        ):
+        if size not in STANDARD_SIZES and not (MODELS[model].custom_sizes and _custom_size(str(size))):
             raise _error(
                 400, f"Invalid value: '{size}'. Supported sizes are {', '.join(STANDARD_SIZES)}.", "size"
             )
@@ -350,6 +350,24 @@ class FakeOpenAIServer:
         }
 
 
+def _custom_size(size: str) -> bool:
+    """A ``WIDTHxHEIGHT`` the 2 and 2.5 models take: multiples of 16, 1:3 to 3:1, up to 3840x2160."""
+    match = re.fullmatch(r"(\d+)x(\d+)", size)
+    if match is None:
+        return False
+    width, height = int(match[1]), int(match[2])
+    return (
+        width > 0
+        and height > 0
+        and width % 16 == 0
+        and height % 16 == 0
+        and width <= 3 * height
+        and height <= 3 * width
+        and max(width, height) <= 3840
+        and width * height <= 3840 * 2160
+    )
+
+
 def _integer(value: Any, param: str) -> int:
     try:
         return int(value)
@@ -369,7 +387,8 @@ def _multipart(
     files: list[tuple[str, str, str, bytes]] = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
         filename = part.get_filename()
         if filename is None:
             form[str(name)] = payload.decode()
