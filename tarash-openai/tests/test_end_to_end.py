@@ -35,16 +35,31 @@ def test_openai_generation(fake_openai: FakeOpenAIServer) -> None:
     request = ImageGenerationRequest(prompt="a lighthouse at dawn", n=2, size="1536x864", quality="high")
     response = generate_image(config, request)
     assert response.images == [f"data:image/png;base64,{b64(png(0))}", f"data:image/png;base64,{b64(png(1))}"]
-    assert (response.provider, response.model, response.content_type) == ("openai", "gpt-image-2.5-flare", "image/png")
+    assert (response.provider, response.model, response.content_type) == (
+        "openai",
+        "gpt-image-2.5-flare",
+        "image/png",
+    )
     assert response.request_id.startswith("req_")
     assert response.raw_response["usage"]["output_tokens_details"] == {"text_tokens": 0, "image_tokens": 544}
     assert fake_openai.counts == {"generations": 1, "edits": 0, "file": 0}
     sent = fake_openai.last("generations")
     assert sent.path == "/v1/images/generations"
-    assert sent.json == {"model": "gpt-image-2.5-flare", "prompt": "a lighthouse at dawn", "n": 2,
-                         "size": "1536x864", "quality": "high"}
-    assert (sent.headers["authorization"], sent.headers["openai-organization"], sent.headers["openai-project"]) == (
-        REDACTED, "org-1", "proj_2",
+    assert sent.json == {
+        "model": "gpt-image-2.5-flare",
+        "prompt": "a lighthouse at dawn",
+        "n": 2,
+        "size": "1536x864",
+        "quality": "high",
+    }
+    assert (
+        sent.headers["authorization"],
+        sent.headers["openai-organization"],
+        sent.headers["openai-project"],
+    ) == (
+        REDACTED,
+        "org-1",
+        "proj_2",
     )
 
 
@@ -58,13 +73,24 @@ def test_key_from_openai_api_key(fake_openai: FakeOpenAIServer, monkeypatch: pyt
 def test_azure_generation(fake_openai: FakeOpenAIServer) -> None:
     fake_openai.deployments["team-images"] = "gpt-image-2.5-sunburst"
     config = fake_openai.azure_config("gpt-image-2.5-sunburst", provider_config={"deployment": "team-images"})
-    response = generate_image(config, ImageGenerationRequest(prompt="a fox", quality="max", output_format="webp"))
+    response = generate_image(
+        config, ImageGenerationRequest(prompt="a fox", quality="max", output_format="webp")
+    )
     assert response.images == [f"data:image/webp;base64,{b64(b'RIFF' + bytes(4) + b'WEBP fake webp 0')}"]
     assert (response.provider, response.content_type) == ("azure-openai", "image/webp")
     sent = fake_openai.last("generations")
-    assert (sent.path, sent.query) == ("/openai/deployments/team-images/images/generations", {"api-version": ["2026-10-01"]})
+    assert (sent.path, sent.query) == (
+        "/openai/deployments/team-images/images/generations",
+        {"api-version": ["2026-10-01"]},
+    )
     assert sent.headers["api-key"] == REDACTED and "authorization" not in sent.headers
-    assert sent.json == {"model": "team-images", "prompt": "a fox", "n": 1, "quality": "max", "output_format": "webp"}
+    assert sent.json == {
+        "model": "team-images",
+        "prompt": "a fox",
+        "n": 1,
+        "quality": "max",
+        "output_format": "webp",
+    }
     assert fake_openai.counts["generations"] == 1
 
 
@@ -87,8 +113,16 @@ def test_edit_sends_the_exact_multipart_body(fake_openai: FakeOpenAIServer) -> N
     assert response.images == [f"data:image/png;base64,{b64(png(0))}"]
     sent = fake_openai.last("edits")
     assert sent.path == "/v1/images/edits"
-    assert sent.form == {"model": "gpt-image-2.5-flare", "prompt": "add a boat", "n": "1", "input_fidelity": "low"}
-    assert sent.files == (("image", "image.png", "image/png", png(7)), ("mask", "mask.png", "image/png", png(8)))
+    assert sent.form == {
+        "model": "gpt-image-2.5-flare",
+        "prompt": "add a boat",
+        "n": "1",
+        "input_fidelity": "low",
+    }
+    assert sent.files == (
+        ("image", "image.png", "image/png", png(7)),
+        ("mask", "mask.png", "image/png", png(8)),
+    )
     assert sent.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert fake_openai.counts == {"generations": 0, "edits": 1, "file": 0}
 
@@ -103,7 +137,9 @@ def test_edit_of_an_url_image_fetches_it_once_without_the_key(fake_openai: FakeO
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-async def test_a_lost_answer_is_unknown_submission_with_one_request(fake_openai: FakeOpenAIServer, mode: str) -> None:
+async def test_a_lost_answer_is_unknown_submission_with_one_request(
+    fake_openai: FakeOpenAIServer, mode: str
+) -> None:
     fake_openai.inject("generations", "drop")
     config, request = fake_openai.config(), ImageGenerationRequest(prompt="a cat")
     with pytest.raises(UnknownSubmissionError) as caught:
@@ -119,7 +155,8 @@ async def test_a_lost_answer_is_unknown_submission_with_one_request(fake_openai:
 def test_a_lost_edit_answer_is_unknown_submission_with_one_request(fake_openai: FakeOpenAIServer) -> None:
     fake_openai.inject("edits", "drop")
     request = ImageGenerationRequest(
-        prompt="x", image_list=[{"image": MediaContent(content=png(), content_type="image/png"), "type": "reference"}]
+        prompt="x",
+        image_list=[{"image": MediaContent(content=png(), content_type="image/png"), "type": "reference"}],
     )
     with pytest.raises(UnknownSubmissionError):
         generate_image(fake_openai.config(), request)
@@ -151,9 +188,18 @@ def test_moderation_blocked(fake_openai: FakeOpenAIServer) -> None:
 
 def test_invalid_value_names_param(fake_openai: FakeOpenAIServer) -> None:
     # The plugin's table accepts 256x256 on 2.5 (any multiple of 16); the fake's pixel limit does not.
-    fake_openai.inject("generations", status_code=400, body={"error": {
-        "message": "Invalid value: '256x256'. Below the minimum pixel count.", "type": "invalid_request_error",
-        "param": "size", "code": "invalid_value"}})
+    fake_openai.inject(
+        "generations",
+        status_code=400,
+        body={
+            "error": {
+                "message": "Invalid value: '256x256'. Below the minimum pixel count.",
+                "type": "invalid_request_error",
+                "param": "size",
+                "code": "invalid_value",
+            }
+        },
+    )
     with pytest.raises(ValidationError) as caught:
         generate_image(fake_openai.config(), ImageGenerationRequest(prompt="x", size="256x256"))
     assert (caught.value.field, caught.value.phase) == ("size", "submit")
@@ -170,9 +216,15 @@ def test_429_reset_headers_become_retry_after(fake_openai: FakeOpenAIServer) -> 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"quality": "max", "model": "gpt-image-2"}, "quality"), ({"size": "1000x1000"}, "size"), ({"model": "gpt-image-1"}, "model")],
+    [
+        ({"quality": "max", "model": "gpt-image-2"}, "quality"),
+        ({"size": "1000x1000"}, "size"),
+        ({"model": "gpt-image-1"}, "model"),
+    ],
 )
-def test_impossible_requests_reach_nobody(fake_openai: FakeOpenAIServer, kwargs: dict[str, Any], field: str) -> None:
+def test_impossible_requests_reach_nobody(
+    fake_openai: FakeOpenAIServer, kwargs: dict[str, Any], field: str
+) -> None:
     model = kwargs.pop("model", "gpt-image-2.5-flare")
     with pytest.raises(ValidationError) as caught:
         generate_image(fake_openai.config(model), ImageGenerationRequest(prompt="x", **kwargs))

@@ -1,8 +1,9 @@
-"""Entry point of tarash-openai (``[project.entry-points.tarash] openai = ...``).
+"""Entry point of the ``openai`` provider (``[project.entry-points.tarash] openai = ...``).
 
-Only hook implementations live here, and discovery imports this module: it imports tarash-core's
-plugin module and the provider records only. The flow and the model table are imported inside the
-hooks; the records the hooks name in annotations are imported for type checkers only.
+Only hook implementations live here (``_azure_plugin`` reuses the image and video hooks).
+Discovery imports this module, so it imports tarash-core's plugin module and the provider records
+only: the flow and the model table are imported inside the hooks, and the records the hooks name
+in annotations are imported for type checkers only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
-from ._specs import AZURE_SPEC, OPENAI_SPEC
+from ._specs import OPENAI_SPEC
 
 if TYPE_CHECKING:
     from tarash.tarash_gateway.plugin import CallContext, Request, Response
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_providers() -> Sequence[ProviderSpec]:
-    return [OPENAI_SPEC, AZURE_SPEC]
+    return [OPENAI_SPEC]
 
 
 @hookimpl

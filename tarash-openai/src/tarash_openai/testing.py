@@ -207,16 +207,16 @@ class FakeOpenAIServer:
     def config(self, model: str = "gpt-image-2.5-flare", **kwargs: Any) -> ImageGenerationConfig:
         """An ``openai`` config aimed at this server."""
         kwargs.setdefault("api_key", self.api_key)
-        return ImageGenerationConfig(provider="openai", model=model, base_url=self.url, **kwargs)
+        kwargs.setdefault("base_url", self.url)
+        return ImageGenerationConfig(provider="openai", model=model, **kwargs)
 
     def azure_config(
         self, model: str = "gpt-image-2.5-flare", api_version: str = "2026-10-01", **kwargs: Any
     ) -> ImageGenerationConfig:
         """An ``azure-openai`` config aimed at this server."""
         kwargs.setdefault("api_key", self.azure_key)
-        return ImageGenerationConfig(
-            provider="azure-openai", model=model, base_url=self.endpoint, api_version=api_version, **kwargs
-        )
+        kwargs.setdefault("base_url", self.endpoint)
+        return ImageGenerationConfig(provider="azure-openai", model=model, api_version=api_version, **kwargs)
 
     def add_file(self, name: str, content: bytes, content_type: str) -> str:
         """Serve ``content`` at ``GET /files/{name}``; returns its URL."""
