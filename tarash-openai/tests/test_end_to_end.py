@@ -10,6 +10,7 @@ import pytest
 from tarash.tarash_gateway import generate_image, generate_image_async, generate_video
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
+    HTTPConnectionError,
     HTTPError,
     MissingCredentialsError,
     UnknownSubmissionError,
@@ -247,3 +248,19 @@ def test_video_is_unsupported(fake_openai: FakeOpenAIServer, provider: str) -> N
         generate_video(config, VideoGenerationRequest(prompt="x"))
     assert caught.value.message.startswith(f"Provider {provider!r} does not support video generation")
     assert fake_openai.requests == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnknownSubmissionError,
+    reason="core counts any request of a blocking flow as the submit: a lost input-image download "
+    "(before the images POST) is reported as a possibly billed submission",
+)
+def test_a_lost_input_download_is_not_a_lost_submission(fake_openai: FakeOpenAIServer) -> None:
+    url = fake_openai.add_file("in.png", png(), "image/png")
+    fake_openai.inject("file", "drop")
+    request = ImageGenerationRequest(prompt="x", image_list=[{"image": url, "type": "reference"}])
+    with pytest.raises(HTTPConnectionError) as caught:
+        generate_image(fake_openai.config(), request)
+    assert type(caught.value) is HTTPConnectionError
+    assert fake_openai.counts == {"generations": 0, "edits": 0, "file": 1}
