@@ -1,0 +1,21 @@
+"""Entry point of the ``azure-openai`` provider (``[project.entry-points.tarash] azure-openai``).
+
+The same flows as ``openai`` (``_plugin``); only the registered provider differs. One entry point
+per provider name, as the conformance kit and ``tarash plugins`` expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
+
+from ._plugin import generate_image, generate_video
+from ._specs import AZURE_SPEC
+
+__all__ = ["generate_image", "generate_video", "register_providers"]
+
+
+@hookimpl
+def register_providers() -> Sequence[ProviderSpec]:
+    return [AZURE_SPEC]
