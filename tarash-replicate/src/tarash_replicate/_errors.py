@@ -61,9 +61,7 @@ def _invalid_field(body: Mapping[str, Any]) -> str | None:
     return f"input.{match.group(1)}" if match else None
 
 
-def create_error(
-    exc: HTTPError, *, model: str, sources: Mapping[str, str]
-) -> TarashException | None:
+def create_error(exc: HTTPError, *, model: str, sources: Mapping[str, str]) -> TarashException | None:
     """The typed error for a create answered 4xx, or ``None`` to let ``exc`` propagate.
 
     ``sources`` maps input names to the unified field they came from, so a 422 names the field

@@ -158,7 +158,9 @@ class Family:
         taken = {role for roles in self.frames.values() for role in roles}
         if self.references is not None:
             taken.add("reference")
-        return tuple(role for role in ("first_frame", "last_frame", "reference", "asset", "style") if role in taken)
+        return tuple(
+            role for role in ("first_frame", "last_frame", "reference", "asset", "style") if role in taken
+        )
 
     def mapping(self) -> dict[str, FieldMapper]:
         """``{input: FieldMapper}`` for this model (``prompt`` first)."""
@@ -207,16 +209,17 @@ class Family:
         return allowed
 
     def model_family(self) -> ModelFamily:
-        return ModelFamily(
-            prefix=self.model, modality=self.modality, name=self.name, allowed=self.allowed()
-        )
+        return ModelFamily(prefix=self.model, modality=self.modality, name=self.name, allowed=self.allowed())
 
 
 _VEO_ASPECT = ("aspect_ratio", ("16:9", "9:16"))
 _KLING_ASPECT = ("aspect_ratio", ("16:9", "9:16", "1:1"))
 _SEEDANCE_ASPECT = ("aspect_ratio", ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "9:21"))
 _LUMA_ASPECT = ("aspect_ratio", ("1:1", "3:4", "4:3", "9:16", "16:9", "9:21", "21:9"))
-_FLUX_ASPECT = ("aspect_ratio", ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"))
+_FLUX_ASPECT = (
+    "aspect_ratio",
+    ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"),
+)
 _IDEOGRAM_ASPECT = (
     "aspect_ratio",
     ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "16:10", "10:16", "3:1", "1:3"),
@@ -364,7 +367,7 @@ FAMILIES: tuple[Family, ...] = (
         model="black-forest-labs/flux-1.1-pro",
         modality="image",
         name="FLUX1.1 [pro]",
-        aspect_ratio=(*_FLUX_ASPECT[:1], (*_FLUX_ASPECT[1], "custom")),
+        aspect_ratio=_FLUX_ASPECT,
         frames={"image_prompt": ("reference",)},
         inputs={"seed": "seed"},
         wait=True,

@@ -28,6 +28,7 @@ from tarash.tarash_gateway.exceptions import (
     JobCancelledError,
     ValidationError,
 )
+from tarash.tarash_gateway.field_mappers import passthrough_field_mapper
 from tarash.tarash_gateway.models import ImageGenerationResponse, VideoGenerationResponse
 from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, Request, SubmittedJob
 from tarash.tarash_gateway.utils import get_logger
@@ -58,6 +59,8 @@ _TERMINAL = ("succeeded", "failed", "canceled")
 #: A terminal prediction from a ``Prefer: wait`` answer is kept in the job's data (so status and
 #: result need no request) when it is at most this large as JSON.
 _INLINE_PREDICTION = 64 * 1024
+#: A model in no table and without a schema: the prompt, and ``extra_params`` as the model's inputs.
+GENERIC_MAPPING = {"prompt": passthrough_field_mapper("prompt")}
 _SCHEMAS: OrderedDict[tuple[str, str], dict[str, Any] | None] = OrderedDict()
 _SCHEMA_CACHE_SIZE = 256
 
@@ -107,7 +110,9 @@ def _settings(config: Any, context: CallContext, wait_default: bool) -> dict[str
     wait = options.get("wait", wait_default)
     if wait is True:
         wait = MAX_WAIT
-    if wait is not False and (isinstance(wait, bool) or not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT):
+    if wait is not False and (
+        isinstance(wait, bool) or not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT
+    ):
         raise _refuse(
             f"provider_config.wait must be True, False or seconds from 1 to {MAX_WAIT}, got {wait!r}",
             "provider_config.wait",
@@ -127,7 +132,9 @@ def _settings(config: Any, context: CallContext, wait_default: bool) -> dict[str
         )
     schema = options.get("schema", True)
     if not isinstance(schema, bool):
-        raise _refuse(f"provider_config.schema must be a bool, got {schema!r}", "provider_config.schema", schema)
+        raise _refuse(
+            f"provider_config.schema must be a bool, got {schema!r}", "provider_config.schema", schema
+        )
     return {
         "wait": wait,
         "webhook": None if webhook is None else _webhook_url(webhook),
@@ -196,7 +203,7 @@ def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob
     else:
         if ref.version is None and settings["schema"]:
             schema = yield from _schema(ref, context)
-        mapping, roles = schema_mapping(schema) if schema is not None else ({}, ())
+        mapping, roles = schema_mapping(schema) if schema is not None else (GENERIC_MAPPING, ())
         required = ()
     sources = {api: mapper.source_field for api, mapper in mapping.items()}
 
@@ -301,8 +308,16 @@ def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
     return job_status(answer.json(), job)
 
 
-_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "mov": "video/quicktime", "png": "image/png",
-          "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+_TYPES = {
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "mov": "video/quicktime",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
 
 
 def _content_type(url: str) -> str | None:
@@ -387,4 +402,3 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     except (ValueError, AttributeError):
         state = None
     return state not in ("succeeded", "failed")
-

@@ -34,7 +34,7 @@ def _parse(value: Any) -> datetime | None:
     head, dot, tail = text.partition(".")
     if dot:
         digits = len(tail) - len(tail.lstrip("0123456789"))
-        text = f"{head}.{tail[:min(digits, 6)]}{tail[digits:]}"
+        text = f"{head}.{tail[: min(digits, 6)]}{tail[digits:]}"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

@@ -191,7 +191,11 @@ def input_schema(openapi: Any) -> dict[str, Any] | None:
     found = schemas.get("Input") if isinstance(schemas, Mapping) else None
     if not isinstance(found, Mapping) or not isinstance(found.get("properties"), Mapping):
         return None
-    return {"properties": dict(found["properties"]), "required": list(found.get("required") or ()), "all": schemas}
+    return {
+        "properties": dict(found["properties"]),
+        "required": list(found.get("required") or ()),
+        "all": schemas,
+    }
 
 
 def _enum(prop: Mapping[str, Any], schemas: Mapping[str, Any]) -> tuple[Any, ...] | None:
