@@ -139,7 +139,8 @@ class FakeReplicateServer:
     """A fake of Replicate's HTTP API on 127.0.0.1 (a context manager; or ``start``/``stop``).
 
     Args:
-        api_token: the token every request must carry as ``Authorization: Bearer <token>``.
+        api_token: the token every request must carry as ``Authorization: Bearer <token>``
+            (``None``: any non-empty bearer token is accepted).
         starting_polls: GETs answering ``starting`` before the prediction runs.
         processing_polls: then GETs answering ``processing``, each adding a progress-bar log line.
         latency: seconds to wait before every answer.
@@ -157,7 +158,7 @@ class FakeReplicateServer:
     def __init__(
         self,
         *,
-        api_token: str = "r8_fake_token",
+        api_token: str | None = "r8_fake_token",
         starting_polls: int = 1,
         processing_polls: int = 2,
         latency: float = 0.0,
@@ -324,6 +325,10 @@ class FakeReplicateServer:
         return fields
 
     # -- the protocol (called by the handler under no lock) ----------------------------------
+
+    def authorized(self, header: str) -> bool:
+        scheme, _, token = header.partition(" ")
+        return scheme == "Bearer" and bool(token) and (self.api_token is None or token == self.api_token)
 
     def _take_fault(self, kind: str, path_fault: str | None) -> _Fault | None:
         spec = PATH_FAULTS.get(path_fault or "")
@@ -599,7 +604,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         counted = _peek_kind(fake, path) if kind == "status" else kind
         fake._count(counted)
-        if self.headers.get("authorization") != f"Bearer {fake.api_token}":
+        if not fake.authorized(self.headers.get("authorization") or ""):
             self._send(401, _problem(401, "Unauthenticated", "You did not pass a valid authentication token"))
             return
         fault = fake._take_fault(counted, path_fault)
