@@ -77,9 +77,14 @@ def drive(flow: Generator[Request, Response, Any], base_url: str, token: str = T
                 elif request.files is not None:
                     body["files"] = dict(request.files)
                     body["data"] = dict(request.data or {})
-                got = client.request(request.method, url, params=dict(request.params), headers=headers, **body)
+                got = client.request(
+                    request.method, url, params=dict(request.params), headers=headers, **body
+                )
                 response = Response(
-                    status_code=got.status_code, headers=dict(got.headers), content=got.content, url=str(got.url)
+                    status_code=got.status_code,
+                    headers=dict(got.headers),
+                    content=got.content,
+                    url=str(got.url),
                 )
                 if got.status_code >= 400:
                     retry = got.headers.get("retry-after")

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tarash_replicate.testing import FakeReplicateServer
 
 from tarash.tarash_gateway.models import ImageGenerationConfig, VideoGenerationConfig
 from tarash.tarash_gateway.testing import ConfigFactory, ProviderConformanceTests
-from tarash_replicate.testing import FakeReplicateServer
 
 pytest_plugins = ["tarash.tarash_gateway.testing.plugin"]
 
@@ -52,10 +52,18 @@ class TestReplicateConformance(ProviderConformanceTests):
                 base_url = kit_server.url + FAULT_PREFIXES[scenario]
             if modality == "video":
                 return VideoGenerationConfig(
-                    provider="replicate", model="google/veo-3", base_url=base_url, poll_interval=0.05, timeout=20
+                    provider="replicate",
+                    model="google/veo-3",
+                    base_url=base_url,
+                    poll_interval=0.05,
+                    timeout=20,
                 )
             return ImageGenerationConfig(
-                provider="replicate", model="google/imagen-4", base_url=base_url, poll_interval=0.05, timeout=20
+                provider="replicate",
+                model="google/imagen-4",
+                base_url=base_url,
+                poll_interval=0.05,
+                timeout=20,
             )
 
         return make

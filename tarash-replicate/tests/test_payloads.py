@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from conftest import context, image_config, video_config
+from tarash_replicate import _plugin
 
 from tarash.tarash_gateway.exceptions import ValidationError
 from tarash.tarash_gateway.models import ImageGenerationRequest, ImageType, VideoGenerationRequest
-from tarash_replicate import _plugin
 
 FIRST = "https://example.com/first.png"
 LAST = "https://example.com/last.png"
@@ -68,7 +68,11 @@ def refused(config: Any, request: Any, modality: str = "video") -> ValidationErr
         ),
         (
             "kwaivgi/kling-v2.1",
-            {"prompt": "waves", "duration_seconds": 10, "image_list": [ImageType(image=FIRST, type="first_frame")]},
+            {
+                "prompt": "waves",
+                "duration_seconds": 10,
+                "image_list": [ImageType(image=FIRST, type="first_frame")],
+            },
             {"prompt": "waves", "duration": 10, "start_image": FIRST},
         ),
         (
@@ -83,7 +87,11 @@ def refused(config: Any, request: Any, modality: str = "video") -> ValidationErr
         ),
         (
             "wan-video/wan-2.5-i2v",
-            {"prompt": "a cat", "duration_seconds": 5, "image_list": [ImageType(image=FIRST, type="first_frame")]},
+            {
+                "prompt": "a cat",
+                "duration_seconds": 5,
+                "image_list": [ImageType(image=FIRST, type="first_frame")],
+            },
             {"prompt": "a cat", "duration": 5, "image": FIRST},
         ),
         (
@@ -95,16 +103,29 @@ def refused(config: Any, request: Any, modality: str = "video") -> ValidationErr
                 "aspect_ratio": "9:21",
                 "image_list": [ImageType(image=LAST, type="last_frame")],
             },
-            {"prompt": "a dancer", "duration": 12, "aspect_ratio": "9:21", "resolution": "480p", "last_frame_image": LAST},
+            {
+                "prompt": "a dancer",
+                "duration": 12,
+                "aspect_ratio": "9:21",
+                "resolution": "480p",
+                "last_frame_image": LAST,
+            },
         ),
         (
             "luma/ray-2-720p",
-            {"prompt": "a fox", "duration_seconds": 9, "aspect_ratio": "21:9", "extra_params": {"loop": True}},
+            {
+                "prompt": "a fox",
+                "duration_seconds": 9,
+                "aspect_ratio": "21:9",
+                "extra_params": {"loop": True},
+            },
             {"prompt": "a fox", "duration": 9, "aspect_ratio": "21:9", "loop": True},
         ),
     ],
 )
-def test_video_family_bodies(model: str, request_fields: dict[str, Any], expected_input: dict[str, Any]) -> None:
+def test_video_family_bodies(
+    model: str, request_fields: dict[str, Any], expected_input: dict[str, Any]
+) -> None:
     request = first_request(video_config(model), VideoGenerationRequest(**request_fields))
     assert request.method == "POST"
     assert request.url == f"/v1/models/{model}/predictions"
@@ -153,7 +174,12 @@ def test_video_family_bodies(model: str, request_fields: dict[str, Any], expecte
             {"prompt": "an icon", "size": "1365x1024", "style": "digital_illustration"},
             None,
         ),
-        ("google/imagen-4", {"prompt": "a fox", "aspect_ratio": "4:3"}, {"prompt": "a fox", "aspect_ratio": "4:3"}, None),
+        (
+            "google/imagen-4",
+            {"prompt": "a fox", "aspect_ratio": "4:3"},
+            {"prompt": "a fox", "aspect_ratio": "4:3"},
+            None,
+        ),
         ("google/imagen-4-fast", {"prompt": "a fox"}, {"prompt": "a fox"}, "wait=29"),
     ],
 )
@@ -198,7 +224,10 @@ def test_a_bare_version_id_sends_prompt_and_extra_params_as_given() -> None:
 def test_webhook_url_and_events_filter_go_in_the_body() -> None:
     config = video_config(
         "google/veo-3",
-        provider_config={"webhook_url": "https://hooks.example.com/r", "webhook_events_filter": ["start", "completed"]},
+        provider_config={
+            "webhook_url": "https://hooks.example.com/r",
+            "webhook_events_filter": ["start", "completed"],
+        },
     )
     request = first_request(config, VideoGenerationRequest(prompt="x"))
     assert request.json == {
@@ -226,19 +255,46 @@ def test_prefer_wait_is_capped_by_the_time_left_and_can_be_set_or_disabled() -> 
         "image",
     )
     assert dict(off.headers) == {}
-    on = first_request(video_config("google/veo-3", provider_config={"wait": 5}), VideoGenerationRequest(prompt="x"))
+    on = first_request(
+        video_config("google/veo-3", provider_config={"wait": 5}), VideoGenerationRequest(prompt="x")
+    )
     assert dict(on.headers) == {"Prefer": "wait=5"}
 
 
 @pytest.mark.parametrize(
     ("config", "unified", "modality", "field"),
     [
-        (video_config("google/veo-3"), VideoGenerationRequest(prompt="x", duration_seconds=5), "video", "duration_seconds"),
-        (video_config("google/veo-3"), VideoGenerationRequest(prompt="x", aspect_ratio="1:1"), "video", "aspect_ratio"),
-        (video_config("minimax/hailuo-02"), VideoGenerationRequest(prompt="x", aspect_ratio="16:9"), "video", "aspect_ratio"),
+        (
+            video_config("google/veo-3"),
+            VideoGenerationRequest(prompt="x", duration_seconds=5),
+            "video",
+            "duration_seconds",
+        ),
+        (
+            video_config("google/veo-3"),
+            VideoGenerationRequest(prompt="x", aspect_ratio="1:1"),
+            "video",
+            "aspect_ratio",
+        ),
+        (
+            video_config("minimax/hailuo-02"),
+            VideoGenerationRequest(prompt="x", aspect_ratio="16:9"),
+            "video",
+            "aspect_ratio",
+        ),
         (video_config("minimax/hailuo-02"), VideoGenerationRequest(prompt="x", seed=1), "video", "seed"),
-        (video_config("google/veo-3"), VideoGenerationRequest(prompt="x", number_of_videos=2), "video", "number_of_videos"),
-        (video_config("google/veo-3"), VideoGenerationRequest(prompt="x", video="https://e.com/v.mp4"), "video", "video"),
+        (
+            video_config("google/veo-3"),
+            VideoGenerationRequest(prompt="x", number_of_videos=2),
+            "video",
+            "number_of_videos",
+        ),
+        (
+            video_config("google/veo-3"),
+            VideoGenerationRequest(prompt="x", video="https://e.com/v.mp4"),
+            "video",
+            "video",
+        ),
         (video_config("kwaivgi/kling-v2.1"), VideoGenerationRequest(prompt="x"), "video", "image_list"),
         (
             video_config("google/veo-3"),
@@ -247,9 +303,24 @@ def test_prefer_wait_is_capped_by_the_time_left_and_can_be_set_or_disabled() -> 
             "image_list",
         ),
         (image_config("google/imagen-4"), ImageGenerationRequest(prompt="x", n=2), "image", "n"),
-        (image_config("black-forest-labs/flux-schnell"), ImageGenerationRequest(prompt="x", n=5), "image", "n"),
-        (image_config("recraft-ai/recraft-v3"), ImageGenerationRequest(prompt="x", size="1000x1000"), "image", "size"),
-        (image_config("google/imagen-4"), ImageGenerationRequest(prompt="x", style="anime"), "image", "style"),
+        (
+            image_config("black-forest-labs/flux-schnell"),
+            ImageGenerationRequest(prompt="x", n=5),
+            "image",
+            "n",
+        ),
+        (
+            image_config("recraft-ai/recraft-v3"),
+            ImageGenerationRequest(prompt="x", size="1000x1000"),
+            "image",
+            "size",
+        ),
+        (
+            image_config("google/imagen-4"),
+            ImageGenerationRequest(prompt="x", style="anime"),
+            "image",
+            "style",
+        ),
         (video_config("google/imagen-4"), VideoGenerationRequest(prompt="x"), "video", "model"),
         (video_config("not a model"), VideoGenerationRequest(prompt="x"), "video", "model"),
         (
@@ -298,4 +369,6 @@ def test_a_refusal_names_the_allowed_values() -> None:
 
 def test_a_local_webhook_receiver_may_use_http() -> None:
     config = video_config("google/veo-3", provider_config={"webhook_url": "http://127.0.0.1:9/hook"})
-    assert first_request(config, VideoGenerationRequest(prompt="x")).json["webhook"] == "http://127.0.0.1:9/hook"
+    assert (
+        first_request(config, VideoGenerationRequest(prompt="x")).json["webhook"] == "http://127.0.0.1:9/hook"
+    )
