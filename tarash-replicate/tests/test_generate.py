@@ -80,7 +80,8 @@ def test_video_from_submit_to_output_with_progress_from_the_logs(fake: FakeRepli
         ("processing", 100.0),
         ("completed", 100.0),
     ]
-    assert updates[3].logs == (" 50%|#####     | 1/2 [00:01<00:00,  1.00it/s]",)
+    assert updates[2].logs == (" 50%|#####     | 1/2 [00:01<00:00,  1.00it/s]",)
+    assert updates[3].logs == ("100%|##########| 2/2 [00:02<00:00,  1.00it/s]",)
     created = datetime.fromisoformat(video.raw_response["created_at"].replace("Z", "+00:00"))
     assert expires_at(video) == created + timedelta(hours=1)
 
