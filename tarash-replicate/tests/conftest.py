@@ -18,6 +18,12 @@ pytest_plugins = ["tarash_replicate.testing"]
 TOKEN = "r8_fake_token"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "fresh_venv: slow; builds a virtualenv (deselect with -m 'not fresh_venv')"
+    )
+
+
 def context(modality: str = "video", **kwargs: Any) -> CallContext:
     fields: dict[str, Any] = {"provider": "replicate", "modality": modality, "timeout": 30.0}
     fields.update(kwargs)
