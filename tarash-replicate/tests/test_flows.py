@@ -64,6 +64,11 @@ def test_a_failed_prediction_carries_a_typed_error() -> None:
     assert isinstance(refused.error, ContentModerationError)
 
 
+def test_the_raw_status_leaves_out_the_input() -> None:
+    observed = status_of(prediction("processing", input={"image": "data:image/png;base64,AAAA"}))
+    assert "input" not in observed.raw and observed.raw["status"] == "processing"
+
+
 def test_an_unknown_status_is_refused() -> None:
     with pytest.raises(GenerationFailedError, match="unknown status 'paused'"):
         status_of(prediction("paused"))

@@ -280,7 +280,8 @@ def job_status(prediction: Any, job: JobRef) -> JobStatus:
             request_id=job.job_id,
             phase="poll",
         )
-    raw = dict(prediction)
+    # The input is left out: it may hold inline data URIs, and every update would carry it.
+    raw = {key: value for key, value in prediction.items() if key != "input"}
     status = prediction.get("status")
     state = _STATES.get(status) if isinstance(status, str) else None
     if state is None:
