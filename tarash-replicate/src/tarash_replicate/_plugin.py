@@ -1,0 +1,51 @@
+"""Entry point of tarash-replicate (``[project.entry-points.tarash] replicate = ...``).
+
+Only hook implementations live here, and the module stays cheap: discovery imports it and the
+registration records; the model tables are :class:`~tarash.tarash_gateway.plugin.Lazy`, and the
+module holding the flows is imported inside the hooks, on the first Replicate call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
+
+from ._spec import SPEC
+
+if TYPE_CHECKING:
+    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
+
+
+@hookimpl
+def register_providers() -> Sequence[ProviderSpec]:
+    return [SPEC]
+
+
+@hookimpl
+def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
+    from . import _flows
+
+    return (yield from _flows.submit(config, request, context))
+
+
+@hookimpl
+def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
+    from . import _flows
+
+    return (yield from _flows.status(config, job, context))
+
+
+@hookimpl
+def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
+    from . import _flows
+
+    return (yield from _flows.result(config, job, context))
+
+
+@hookimpl
+def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
+    from . import _flows
+
+    return (yield from _flows.cancel(config, job, context))
