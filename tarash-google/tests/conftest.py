@@ -8,13 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tarash.tarash_gateway.exceptions import HTTPError
-from tarash.tarash_gateway.plugin import CallContext, JobRef, Response
 from tarash_google import clear_token_cache
 from tarash_google.testing import FakeGoogle, fake_google  # noqa: F401  (the shipped fixture)
 
-
+from tarash.tarash_gateway.exceptions import HTTPError
+from tarash.tarash_gateway.plugin import CallContext, JobRef, Response
 
 
 @pytest.fixture(autouse=True)
@@ -41,18 +39,30 @@ def drive(flow: Generator[Any, Any, Any], base_url: str, api_key: str | None = N
             if request.auth and api_key is not None:
                 headers["x-goog-api-key"] = api_key
             answer = client.request(
-                request.method, url, params=request.params or None, headers=headers,
-                json=request.json, content=request.content,
+                request.method,
+                url,
+                params=request.params or None,
+                headers=headers,
+                json=request.json,
+                content=request.content,
             )
-            sent = Response(status_code=answer.status_code, headers=dict(answer.headers),
-                            content=answer.content, url=str(answer.url))
+            sent = Response(
+                status_code=answer.status_code,
+                headers=dict(answer.headers),
+                content=answer.content,
+                url=str(answer.url),
+            )
             if answer.status_code >= 400:
                 try:
                     raw = json.loads(answer.content)
                 except ValueError:
                     raw = answer.text
-                throw = HTTPError(f"HTTP {answer.status_code}", status_code=answer.status_code,
-                                  response=sent, raw_response=raw)
+                throw = HTTPError(
+                    f"HTTP {answer.status_code}",
+                    status_code=answer.status_code,
+                    response=sent,
+                    raw_response=raw,
+                )
 
 
 def context(provider: str = "google", modality: str = "video") -> CallContext:

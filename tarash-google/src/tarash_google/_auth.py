@@ -68,9 +68,7 @@ def load(path: str) -> Credentials:
         "authorized_user": ("client_id", "client_secret", "refresh_token"),
     }.get(str(kind))
     if needed is None:
-        raise _invalid(
-            path, f"has type {kind!r}; supported: service_account, authorized_user"
-        )
+        raise _invalid(path, f"has type {kind!r}; supported: service_account, authorized_user")
     missing = [name for name in needed if not isinstance(info.get(name), str) or not info[name]]
     if missing:
         raise _invalid(path, f"lacks {', '.join(missing)}")
@@ -117,7 +115,7 @@ def _assertion(credentials: Credentials, now: int) -> str:
             field=FIELD,
         ) from None
     try:
-        signer = crypt.RSASigner.from_service_account_info(dict(credentials.info))
+        signer = crypt.RSASigner.from_service_account_info(dict(credentials.info))  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise _invalid(credentials.path, f"has an unusable private_key ({exc})") from None
     claims = {
@@ -127,7 +125,7 @@ def _assertion(credentials: Credentials, now: int) -> str:
         "iat": now,
         "exp": now + ASSERTION_LIFETIME,
     }
-    encoded: bytes = jwt.encode(signer, claims)
+    encoded: bytes = jwt.encode(signer, claims)  # type: ignore[no-untyped-call]
     return encoded.decode("ascii")
 
 
@@ -164,7 +162,8 @@ def access_token(credentials: Credentials) -> Flow[str]:
             reason = ": ".join(str(body[k]) for k in ("error", "error_description") if body.get(k))
             raise _invalid(
                 credentials.path,
-                f"was refused by {credentials.token_uri} (HTTP {exc.status_code}{': ' + reason if reason else ''})",
+                f"was refused by {credentials.token_uri} "
+                f"(HTTP {exc.status_code}{': ' + reason if reason else ''})",
             ) from exc
         raise
     try:

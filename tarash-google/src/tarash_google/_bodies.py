@@ -45,7 +45,11 @@ def check(model: GoogleModel, request: Any, mode: Mode, provider_config: Mapping
         if value is None or (field in ("number_of_videos", "n") and value == 1):
             continue
         if value not in allowed:
-            why = f"{model.id} accepts {', '.join(map(str, allowed))}" if allowed else f"{model.id} has no such setting"
+            why = (
+                f"{model.id} accepts {', '.join(map(str, allowed))}"
+                if allowed
+                else f"{model.id} has no such setting"
+            )
             raise _refuse(field, value, why, allowed)
     unsupported = {
         "negative_prompt": model.route in ("omni", "gemini_image"),
@@ -67,7 +71,9 @@ def check(model: GoogleModel, request: Any, mode: Mode, provider_config: Mapping
     for image in images:
         if image.type not in model.image_roles:
             roles = ", ".join(model.image_roles) or "none"
-            raise _refuse("image_list", image.type, f"{model.id} takes image roles: {roles}", model.image_roles)
+            raise _refuse(
+                "image_list", image.type, f"{model.id} takes image roles: {roles}", model.image_roles
+            )
         if isinstance(image.image, str) and image.image.startswith("gs://") and mode == "gemini":
             raise _refuse("image_list", image.image, "gs:// URIs are read only by Vertex AI (google-vertex)")
     if len(images) > model.max_images:
@@ -92,7 +98,13 @@ def media_from(value: Any) -> Media | str:
     text = str(value)
     if text.startswith("gs://"):
         lowered = text.lower()
-        mime = "image/png" if lowered.endswith(".png") else "image/webp" if lowered.endswith(".webp") else "image/jpeg"
+        mime = (
+            "image/png"
+            if lowered.endswith(".png")
+            else "image/webp"
+            if lowered.endswith(".webp")
+            else "image/jpeg"
+        )
         return Media(mime_type=mime, uri=text)
     if text.startswith("data:"):
         header, _, payload = text.partition(",")
@@ -135,7 +147,9 @@ def veo_body(
         elif role == "last_frame":
             instance["lastFrame"] = _image(media)
         else:
-            references.append({"image": _image(media), "referenceType": "style" if role == "style" else "asset"})
+            references.append(
+                {"image": _image(media), "referenceType": "style" if role == "style" else "asset"}
+            )
     if references:
         instance["referenceImages"] = references
     parameters: dict[str, Any] = {"sampleCount": 1}
@@ -158,9 +172,7 @@ def omni_body(
 ) -> dict[str, Any]:
     """``POST .../interactions``, in the background so it can be polled and cancelled."""
     roles = {role for role, _ in images}
-    task = (
-        "reference_to_video" if "reference" in roles else "image_to_video" if roles else "text_to_video"
-    )
+    task = "reference_to_video" if "reference" in roles else "image_to_video" if roles else "text_to_video"
     content: Any = request.prompt
     if images:
         content = [{"type": "text", "text": request.prompt}]

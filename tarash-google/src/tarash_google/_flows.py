@@ -46,7 +46,9 @@ class Site:
         return self.url(f"{self.parent}/{path}" if self.parent else path)
 
     def model(self, model_id: str) -> str:
-        return self.scoped(f"publishers/google/models/{model_id}" if self.mode == "vertex" else f"models/{model_id}")
+        return self.scoped(
+            f"publishers/google/models/{model_id}" if self.mode == "vertex" else f"models/{model_id}"
+        )
 
 
 def _vertex_root(location: str) -> str:
@@ -140,7 +142,9 @@ def _image_submit(site: Site, model: GoogleModel, config: Any, request: Any) -> 
         images_out = _results.imagen_images(answer.json(), job_id)
     else:
         body = _bodies.gemini_image_body(request, images)
-        answer = yield from call(site, "POST", f"{site.model(model.id)}:generateContent", body, phase="submit")
+        answer = yield from call(
+            site, "POST", f"{site.model(model.id)}:generateContent", body, phase="submit"
+        )
         payload = answer.json()
         job_id = str(payload.get("responseId") or f"gemini-image-{uuid.uuid4().hex}")
         images_out = _results.gemini_images(payload, job_id)
@@ -188,7 +192,9 @@ def _fetch(where: Site, job: JobRef, phase: str) -> Flow[Mapping[str, Any]]:
         if where.mode == "vertex":
             resource = job.job_id.rpartition("/operations/")[0]
             body = {"operationName": job.job_id}
-            answer = yield from call(where, "POST", where.url(f"{resource}:fetchPredictOperation"), body, phase)
+            answer = yield from call(
+                where, "POST", where.url(f"{resource}:fetchPredictOperation"), body, phase
+            )
         else:
             answer = yield from call(where, "GET", where.url(job.job_id), phase=phase)
     else:
@@ -222,11 +228,17 @@ def result(mode: Mode, config: Any, job: JobRef, context: CallContext) -> Flow[A
         video = _results.operation_video(state, job)
     else:
         video = _results.interaction_video(state, job)
-    if mode == "gemini" and isinstance(video.source, str) and video.source.startswith(("http://", "https://")):
+    if (
+        mode == "gemini"
+        and isinstance(video.source, str)
+        and video.source.startswith(("http://", "https://"))
+    ):
         answer = yield from call(where, "GET", video.source, phase="result")
         while answer.status_code in (301, 302, 303, 307, 308) and answer.header("location"):
             answer = yield Request(method="GET", url=str(answer.header("location")), auth=False)
-        video = attrs.evolve(video, source=answer.content, mime_type=answer.header("content-type") or video.mime_type)
+        video = attrs.evolve(
+            video, source=answer.content, mime_type=answer.header("content-type") or video.mime_type
+        )
     return _results.video_response(video, state, job)
 
 

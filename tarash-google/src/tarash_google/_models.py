@@ -64,7 +64,11 @@ class GoogleModel:
             note += f"; DEPRECATED {self.deprecated}"
             note += f", successor {self.successor}" if self.successor else ", no successor named"
         return ModelFamily(
-            prefix=self.id, modality=self.modality, name=self.name, allowed=dict(self.allowed), description=note
+            prefix=self.id,
+            modality=self.modality,
+            name=self.name,
+            allowed=dict(self.allowed),
+            description=note,
         )
 
 

@@ -19,7 +19,7 @@ from tarash.tarash_gateway.exceptions import ContentModerationError, GenerationF
 from tarash.tarash_gateway.models import ImageGenerationResponse, MediaContent, VideoGenerationResponse
 from tarash.tarash_gateway.plugin import JobRef, JobStatus, Response
 
-from ._errors import describe, is_safety_message, status_of
+from ._errors import describe, is_safety_message
 
 #: Gemini finish reasons that mean a safety or policy block (``types.FinishReason``).
 BLOCKED_FINISH = frozenset(
@@ -47,7 +47,9 @@ _INTERACTION_STATES: Mapping[str, str] = {
 
 
 def _malformed(what: str, raw: Any, job_id: str | None, phase: str) -> GenerationFailedError:
-    return GenerationFailedError(f"Google answered without {what}", raw_response=raw, request_id=job_id, phase=phase)
+    return GenerationFailedError(
+        f"Google answered without {what}", raw_response=raw, request_id=job_id, phase=phase
+    )
 
 
 def body(answer: Response, phase: str) -> Mapping[str, Any]:
@@ -78,7 +80,7 @@ def _decode(data: Any, raw: Any, job_id: str, phase: str) -> bytes:
 
 
 def _operation_output(state: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The GenerateVideoResponse: Vertex puts it in ``response``, Gemini in ``response.generateVideoResponse``."""
+    """The GenerateVideoResponse: in ``response`` (Vertex) or ``response.generateVideoResponse`` (Gemini)."""
     response = state.get("response") or {}
     return response.get("generateVideoResponse", response) if isinstance(response, Mapping) else {}
 
@@ -87,7 +89,10 @@ def _filtered(output: Mapping[str, Any], job: JobRef, raw: Any, phase: str) -> C
     reasons = "; ".join(map(str, output.get("raiMediaFilteredReasons") or ())) or "no reason given"
     count = output.get("raiMediaFilteredCount", 0)
     return ContentModerationError(
-        f"Google filtered {count} generated sample(s): {reasons}", raw_response=raw, request_id=job.job_id, phase=phase
+        f"Google filtered {count} generated sample(s): {reasons}",
+        raw_response=raw,
+        request_id=job.job_id,
+        phase=phase,
     )
 
 
@@ -129,7 +134,7 @@ def operation_video(state: Mapping[str, Any], job: JobRef) -> Video:
     if error is not None:
         raise error
     output = _operation_output(state)
-    sample = (output.get("videos") or output.get("generatedSamples"))[0]
+    sample = next(iter(output.get("videos") or output.get("generatedSamples") or ()))
     video = sample.get("video", sample) if isinstance(sample, Mapping) else {}
     mime = str(video.get("mimeType") or video.get("encoding") or "video/mp4")
     encoded = video.get("bytesBase64Encoded") or video.get("encodedVideo")
@@ -200,10 +205,13 @@ def video_response(video: Video, state: Mapping[str, Any], job: JobRef) -> Video
 
 def _slim(state: Mapping[str, Any]) -> dict[str, Any]:
     """The answer without inline media (kept as bytes in the response itself)."""
+
     def strip(value: Any) -> Any:
         if isinstance(value, Mapping):
             return {
-                k: f"<{len(v)} base64 chars>" if k in ("data", "bytesBase64Encoded", "encodedVideo") and isinstance(v, str) else strip(v)
+                k: f"<{len(v)} base64 chars>"
+                if k in ("data", "bytesBase64Encoded", "encodedVideo") and isinstance(v, str)
+                else strip(v)
                 for k, v in value.items()
             }
         if isinstance(value, list):
@@ -233,7 +241,10 @@ def imagen_images(payload: Mapping[str, Any], job_id: str) -> list[str]:
     if not images:
         why = "; ".join(reasons) or "Imagen returned no images (its filters drop blocked prompts silently)"
         raise ContentModerationError(
-            f"Google filtered the images: {why}", raw_response=_slim(payload), request_id=job_id, phase="submit"
+            f"Google filtered the images: {why}",
+            raw_response=_slim(payload),
+            request_id=job_id,
+            phase="submit",
         )
     return images
 
@@ -288,10 +299,13 @@ def held_images(job: JobRef, lock: threading.Lock, held: OrderedDict[str, Any]) 
     if not images:
         raise GenerationFailedError(
             f"The images of {job.job_id} were returned inline to the process that generated them and are "
-            "no longer held (set provider_config['output_gcs_uri'] on google-vertex to keep them in Cloud Storage)",
+            "no longer held (set provider_config['output_gcs_uri'] on google-vertex to keep them in "
+            "Cloud Storage)",
             request_id=job.job_id,
             phase="result",
             retryable=False,
         )
-    content_type = images[0].split(";")[0].removeprefix("data:") if images[0].startswith("data:") else "image/png"
+    content_type = (
+        images[0].split(";")[0].removeprefix("data:") if images[0].startswith("data:") else "image/png"
+    )
     return ImageGenerationResponse(request_id=job.job_id, images=images, content_type=content_type)

@@ -61,7 +61,10 @@ SAFETY_MESSAGE = (
     "The prompt could not be submitted. This prompt contains sensitive words that violate "
     "Google's Responsible AI practices. Try rephrasing the prompt."
 )
-RAI_REASON = "Your current safety settings for person generation prevented some of the videos from being generated."
+IMAGEN_RAI_REASON = "39322892: This prompt may violate our policies about person generation."
+RAI_REASON = (
+    "Your current safety settings for person generation prevented some of the videos from being generated."
+)
 
 
 def _png() -> bytes:
@@ -69,7 +72,12 @@ def _png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
 
 
 PNG_BYTES = _png()
@@ -112,8 +120,15 @@ def status_body(code: int, status: str, message: str, details: list[Any] | None 
     return {"error": error}
 
 
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 def _outcome(prompt: str) -> str:
@@ -132,7 +147,9 @@ class FakeGoogle:
         latency: seconds every answer is delayed.
     """
 
-    def __init__(self, api_key: str = "fake-gemini-key", processing_polls: int = 1, latency: float = 0.0) -> None:
+    def __init__(
+        self, api_key: str = "fake-gemini-key", processing_polls: int = 1, latency: float = 0.0
+    ) -> None:
         self.api_key = api_key
         self.processing_polls = processing_polls
         self.latency = latency
@@ -165,7 +182,9 @@ class FakeGoogle:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -222,9 +241,11 @@ class FakeGoogle:
             self._private_pem = key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             ).decode()
-            self._public_pem = key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ).decode()
+            self._public_pem = (
+                key.public_key()
+                .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                .decode()
+            )
         info = {
             "type": "service_account",
             "project_id": project,
@@ -257,8 +278,16 @@ class FakeGoogle:
             except ValueError:
                 body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
         with self._lock:
-            self.requests.append({"kind": kind, "method": method, "path": path, "headers": dict(handler.headers),
-                                  "query": split.query, "body": body})
+            self.requests.append(
+                {
+                    "kind": kind,
+                    "method": method,
+                    "path": path,
+                    "headers": dict(handler.headers),
+                    "query": split.query,
+                    "body": body,
+                }
+            )
             if kind in self.counts:
                 self.counts[kind] += 1
             fault = self._take_fault(kind)
@@ -308,7 +337,9 @@ class FakeGoogle:
         return None
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, code: int, answer: Any, headers: Mapping[str, str] | None = None) -> None:
+    def _send(
+        handler: BaseHTTPRequestHandler, code: int, answer: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
         if isinstance(answer, bytes):
             payload, content_type = answer, (headers or {}).get("Content-Type", "application/octet-stream")
         else:
@@ -322,7 +353,9 @@ class FakeGoogle:
         handler.end_headers()
         handler.wfile.write(payload)
 
-    def _route(self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
+    def _route(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
         if path == "/token" and method == "POST":
             return (*self._token(body or {}), {})
         if path.startswith("/_signed/"):
@@ -330,32 +363,49 @@ class FakeGoogle:
         if path.startswith("/_media/"):
             return 200, PNG_BYTES, {"Content-Type": "image/png"}
         if path.startswith("/v1beta/"):
-            mode, rest = "gemini", path[len("/v1beta/"):]
+            mode, rest = "gemini", path[len("/v1beta/") :]
             denied = self._check_key(headers)
         elif path.startswith("/v1beta1/"):
-            mode, rest = "vertex", path[len("/v1beta1/"):]
+            mode, rest = "vertex", path[len("/v1beta1/") :]
             denied = self._check_bearer(headers)
         else:
             return 404, status_body(404, "NOT_FOUND", f"no route {path}"), {}
         if denied is not None:
             return denied[0], denied[1], {}
-        return (*self._api(mode, method, rest, query, body), {}) if ":download" not in rest else self._download(rest, query)
+        return (
+            (*self._api(mode, method, rest, query, body), {})
+            if ":download" not in rest
+            else self._download(rest, query)
+        )
 
     # -- auth -----------------------------------------------------------------------------------
 
     def _check_key(self, headers: Mapping[str, str]) -> tuple[int, Any] | None:
         given = {k.lower(): v for k, v in headers.items()}.get("x-goog-api-key")
         if not given:
-            return 403, status_body(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.")
+            return 403, status_body(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). "
+                "Please use API Key or other form of API consumer identity to call this API.",
+            )
         if given != self.api_key:
-            return 400, status_body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}])
+            return 400, status_body(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+            )
         return None
 
     def _check_bearer(self, headers: Mapping[str, str]) -> tuple[int, Any] | None:
         value = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if not value.startswith("Bearer ") or value[7:] not in self.tokens:
-            return 401, status_body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token.")
+            return 401, status_body(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+            )
         return None
 
     def _token(self, form: Mapping[str, str]) -> tuple[int, Any]:
@@ -364,7 +414,9 @@ class FakeGoogle:
             from google.auth import jwt
 
             try:
-                claims = jwt.decode(form.get("assertion", ""), certs=self._public_pem, audience=self.token_uri)
+                claims = jwt.decode(  # type: ignore[no-untyped-call]
+                    form.get("assertion", ""), certs=self._public_pem, audience=self.token_uri
+                )
             except (ValueError, TypeError) as exc:
                 return 400, {"error": "invalid_grant", "error_description": f"Invalid JWT Signature. ({exc})"}
             if claims.get("scope") != "https://www.googleapis.com/auth/cloud-platform":
@@ -386,11 +438,20 @@ class FakeGoogle:
                 return 404, status_body(404, "NOT_FOUND", f"no resource {rest}")
             scope, rest = match.group(1), match.group(2)
         model_path = r"^publishers/google/models/([^/:]+)" if mode == "vertex" else r"^models/([^/:]+)"
-        if method == "POST" and (m := re.match(model_path + r":(predictLongRunning|predict|generateContent|fetchPredictOperation)$", rest)):
+        if method == "POST" and (
+            m := re.match(
+                model_path + r":(predictLongRunning|predict|generateContent|fetchPredictOperation)$", rest
+            )
+        ):
             model, verb = m.groups()
             if verb == "fetchPredictOperation":
                 return self._operation(str((body or {}).get("operationName", "")))
-            return getattr(self, f"_{verb}")(mode, scope, model, body or {})
+            verbs = {
+                "predictLongRunning": self._predict_long_running,
+                "predict": self._predict,
+                "generateContent": self._generate_content,
+            }
+            return verbs[verb](mode, scope, model, body or {})
         if method == "GET" and mode == "gemini" and re.match(r"^models/[^/]+/operations/[^/]+$", rest):
             return self._operation(rest)
         if method == "POST" and rest.endswith(":cancel") and "/operations/" in rest:
@@ -401,7 +462,9 @@ class FakeGoogle:
             return self._interaction(m.group(1), cancel=bool(m.group(2)) and method == "POST")
         return 404, status_body(404, "NOT_FOUND", f"no route {rest}")
 
-    def _new_job(self, kind: str, name: str, model: str, mode: str, body: dict[str, Any], prompt: str) -> _Job:
+    def _new_job(
+        self, kind: str, name: str, model: str, mode: str, body: dict[str, Any], prompt: str
+    ) -> _Job:
         job = _Job(kind, name, model, mode, body, _outcome(prompt), self.processing_polls)
         with self._lock:
             self.jobs[name] = job
@@ -414,7 +477,9 @@ class FakeGoogle:
         except (KeyError, IndexError, TypeError):
             return ""
 
-    def _predictLongRunning(self, mode: str, scope: str, model: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def _predict_long_running(
+        self, mode: str, scope: str, model: str, body: dict[str, Any]
+    ) -> tuple[int, Any]:
         prompt = self._prompt(body)
         if not prompt and not (body.get("instances") or [{}])[0].get("image"):
             return 400, status_body(400, "INVALID_ARGUMENT", "Either a prompt or an image is required.")
@@ -433,7 +498,13 @@ class FakeGoogle:
             return 200, {"name": name, "done": True, "error": {"code": 1, "message": "CANCELLED"}}
         if job.polls_left > 0:
             job.polls_left -= 1
-            return 200, {"name": name, "metadata": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1beta1.GenerateVideoOperationMetadata"}}
+            return 200, {
+                "name": name,
+                "metadata": {
+                    "@type": "type.googleapis.com/google.cloud.aiplatform.v1beta1."
+                    "GenerateVideoOperationMetadata"
+                },
+            }
         answer: dict[str, Any] = {"name": name, "done": True}
         if job.outcome == "error":
             answer["error"] = {"code": 13, "message": "Video generation failed due to an internal error."}
@@ -442,16 +513,36 @@ class FakeGoogle:
             output: dict[str, Any] = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [RAI_REASON]}
         elif job.mode == "gemini":
             file_id = name.rsplit("/", 1)[1]
-            output = {"generatedSamples": [{"video": {"uri": f"{self.url}/v1beta/files/{file_id}:download?alt=media"}}]}
-        elif job.body.get("parameters", {}).get("storageUri"):
-            output = {"videos": [{"gcsUri": f"{job.body['parameters']['storageUri'].rstrip('/')}/{name.rsplit('/', 1)[1]}/sample_0.mp4", "mimeType": "video/mp4"}]}
+            output = {
+                "generatedSamples": [
+                    {"video": {"uri": f"{self.url}/v1beta/files/{file_id}:download?alt=media"}}
+                ]
+            }
+        elif storage := job.body.get("parameters", {}).get("storageUri"):
+            output = {
+                "videos": [
+                    {
+                        "gcsUri": f"{storage.rstrip('/')}/{name.rsplit('/', 1)[1]}/sample_0.mp4",
+                        "mimeType": "video/mp4",
+                    }
+                ]
+            }
         else:
-            output = {"videos": [{"bytesBase64Encoded": base64.b64encode(VIDEO_BYTES).decode(), "mimeType": "video/mp4"}]}
+            output = {
+                "videos": [
+                    {"bytesBase64Encoded": base64.b64encode(VIDEO_BYTES).decode(), "mimeType": "video/mp4"}
+                ]
+            }
         if job.mode == "gemini":
-            answer["response"] = {"@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
-                                  "generateVideoResponse": output}
+            answer["response"] = {
+                "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse",
+                "generateVideoResponse": output,
+            }
         else:
-            answer["response"] = {"@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse", **output}
+            answer["response"] = {
+                "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                **output,
+            }
         return 200, answer
 
     def _download(self, rest: str, query: str) -> tuple[int, Any, dict[str, str]]:
@@ -476,32 +567,50 @@ class FakeGoogle:
         if outcome == "blocked":
             return 400, status_body(400, "INVALID_ARGUMENT", SAFETY_MESSAGE)
         if outcome == "filtered":
-            return 200, {"predictions": [{"raiFilteredReason": "39322892: This prompt may violate our policies about person generation."}]}
+            return 200, {"predictions": [{"raiFilteredReason": IMAGEN_RAI_REASON}]}
         count = int(body.get("parameters", {}).get("sampleCount", 1))
         encoded = base64.b64encode(PNG_BYTES).decode()
-        return 200, {"predictions": [{"bytesBase64Encoded": encoded, "mimeType": "image/png"} for _ in range(count)]}
+        return 200, {
+            "predictions": [{"bytesBase64Encoded": encoded, "mimeType": "image/png"} for _ in range(count)]
+        }
 
-    def _generateContent(self, mode: str, scope: str, model: str, body: dict[str, Any]) -> tuple[int, Any]:
+    def _generate_content(self, mode: str, scope: str, model: str, body: dict[str, Any]) -> tuple[int, Any]:
         try:
             prompt = str(body["contents"][0]["parts"][0]["text"])
         except (KeyError, IndexError, TypeError):
-            return 400, status_body(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
+            return 400, status_body(
+                400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"
+            )
         outcome = _outcome(prompt)
         answer: dict[str, Any] = {"responseId": f"resp-{uuid.uuid4().hex[:10]}", "modelVersion": model}
         if outcome == "blocked":
             answer["promptFeedback"] = {"blockReason": "PROHIBITED_CONTENT"}
         elif outcome == "filtered":
-            answer["candidates"] = [{"finishReason": "IMAGE_SAFETY", "finishMessage": "Unable to show the generated image."}]
+            answer["candidates"] = [
+                {"finishReason": "IMAGE_SAFETY", "finishMessage": "Unable to show the generated image."}
+            ]
         else:
             data = base64.b64encode(PNG_BYTES).decode()
-            answer["candidates"] = [{"content": {"role": "model", "parts": [{"inlineData": {"mimeType": "image/png", "data": data}}]},
-                                     "finishReason": "STOP"}]
+            answer["candidates"] = [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [{"inlineData": {"mimeType": "image/png", "data": data}}],
+                    },
+                    "finishReason": "STOP",
+                }
+            ]
         return 200, answer
 
     def _interaction_create(self, mode: str, body: dict[str, Any]) -> tuple[int, Any]:
         content = body.get("input")
-        prompt = content if isinstance(content, str) else next(
-            (c.get("text", "") for c in content or () if isinstance(c, dict) and c.get("type") == "text"), ""
+        prompt = (
+            content
+            if isinstance(content, str)
+            else next(
+                (c.get("text", "") for c in content or () if isinstance(c, dict) and c.get("type") == "text"),
+                "",
+            )
         )
         if not body.get("model") or not prompt:
             return 400, status_body(400, "INVALID_ARGUMENT", "model and input are required")
@@ -517,7 +626,9 @@ class FakeGoogle:
         base = {"id": job.name, "object": "interaction", "model": job.model}
         if cancel:
             if job.polls_left <= 0 or job.cancelled:
-                return 400, status_body(400, "FAILED_PRECONDITION", "Only running background interactions can be cancelled.")
+                return 400, status_body(
+                    400, "FAILED_PRECONDITION", "Only running background interactions can be cancelled."
+                )
             job.cancelled = True
             return 200, {**base, "status": "cancelled"}
         if job.cancelled:
@@ -526,14 +637,28 @@ class FakeGoogle:
             job.polls_left -= 1
             return 200, {**base, "status": "in_progress"}
         if job.outcome == "error":
-            return 200, {**base, "status": "failed", "errors": [{"code": "internal", "message": "Video generation failed."}]}
+            return 200, {
+                **base,
+                "status": "failed",
+                "errors": [{"code": "internal", "message": "Video generation failed."}],
+            }
         if job.outcome == "filtered":
-            return 200, {**base, "status": "failed", "errors": [{"code": "safety", "message": "The output was blocked by safety filters."}]}
+            return 200, {
+                **base,
+                "status": "failed",
+                "errors": [{"code": "safety", "message": "The output was blocked by safety filters."}],
+            }
         video = {"type": "video", "mime_type": "video/mp4", "data": base64.b64encode(VIDEO_BYTES).decode()}
-        steps = [{"type": "user_input", "content": [{"type": "text", "text": "..."}]},
-                 {"type": "model_output", "content": [video]}]
-        return 200, {**base, "status": "completed", "steps": steps,
-                     "usage": {"output_tokens_by_modality": [{"modality": "video", "tokens": 58000}]}}
+        steps = [
+            {"type": "user_input", "content": [{"type": "text", "text": "..."}]},
+            {"type": "model_output", "content": [video]},
+        ]
+        return 200, {
+            **base,
+            "status": "completed",
+            "steps": steps,
+            "usage": {"output_tokens_by_modality": [{"modality": "video", "tokens": 58000}]},
+        }
 
 
 @pytest.fixture
