@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -77,3 +78,11 @@ def job_ref(job: Any, model: str, provider: str = "google", modality: str = "vid
 def fake() -> Iterator[FakeGoogle]:
     with FakeGoogle(processing_polls=1) as server:
         yield server
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 from tarash.tarash_gateway import (
     ContentModerationError,
     GenerationFailedError,
+    HTTPError,
     ImageGenerationConfig,
     ImageGenerationRequest,
     JobHandle,
@@ -27,7 +29,6 @@ from tarash.tarash_gateway import (
     set_ledger,
     submit_video,
 )
-from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 PNG_B64 = base64.b64encode(PNG_BYTES).decode()
 NOTHING_AFTER_SUBMIT = {"submit": 1, "status": 0, "result": 0, "cancel": 0, "token": 0}
@@ -180,7 +181,7 @@ def test_a_filtered_sample(fake: FakeGoogle, tmp_path: Path) -> None:
 
 
 def test_invalid_values_send_nothing(fake: FakeGoogle) -> None:
-    with pytest.raises(ValidationError, match="duration_seconds=7: veo-3.0-generate-001 accepts 4, 6, 8"):
+    with pytest.raises(ValidationError, match=r"duration_seconds=7: veo-3\.0-generate-001 accepts 4, 6, 8"):
         generate_video(gemini(fake), VideoGenerationRequest(prompt="a", duration_seconds=7))
     assert fake.requests == []
 
@@ -206,9 +207,10 @@ def test_lost_submit_answer_is_unknown_and_never_resubmitted(fake: FakeGoogle) -
 
 def test_submit_5xx_is_not_resent(fake: FakeGoogle) -> None:
     fake.inject("submit", 503, times=5)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(HTTPError) as info:
         generate_video(gemini(fake), VideoGenerationRequest(prompt="a"))
-    assert getattr(info.value, "status_code", None) == 503 or isinstance(info.value, UnknownSubmissionError)
+    assert (info.value.status_code, info.value.phase) == (503, "submit")
+    assert "injected UNAVAILABLE" in info.value.message
     assert fake.counts == NOTHING_AFTER_SUBMIT
 
 

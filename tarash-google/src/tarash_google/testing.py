@@ -82,13 +82,16 @@ def _png() -> bytes:
 
 PNG_BYTES = _png()
 
-#: ``/_faults/<name>`` prefixes: the fault applied to every matching request under them.
+#: ``/_faults/<name>`` prefixes: the fault applied to every matching request under them
+#: (``status-429`` carries ``RetryInfo`` 60s). ``job-fails`` and ``slow`` set every job's outcome
+#: instead: its operation / interaction fails, or never finishes.
 PREFIX_FAULTS: Mapping[str, tuple[str, int]] = {
     "submit-400": ("submit", 400),
     "submit-500": ("submit", 500),
     "status-429": ("status", 429),
     "token-400": ("token", 400),
 }
+PREFIX_OUTCOMES: Mapping[str, str] = {"job-fails": "error", "slow": "slow"}
 
 
 @attrs.define
@@ -162,6 +165,7 @@ class FakeGoogle:
         self._server: ThreadingHTTPServer | None = None
         self._public_pem: str | None = None
         self._private_pem: str | None = None
+        self._request_local = threading.local()  # the /_faults/ outcome of the request being served
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -264,10 +268,11 @@ class FakeGoogle:
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         split = urlsplit(handler.path)
         path = split.path
-        prefix_fault = None
+        prefix_fault = outcome = None
         match = re.match(r"^/_faults/([^/]+)(/.*)$", path)
         if match:
-            prefix_fault, path = PREFIX_FAULTS.get(match.group(1)), match.group(2)
+            prefix_fault, outcome = PREFIX_FAULTS.get(match.group(1)), PREFIX_OUTCOMES.get(match.group(1))
+            path = match.group(2)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         kind = self._kind(method, path)
@@ -292,21 +297,27 @@ class FakeGoogle:
                 self.counts[kind] += 1
             fault = self._take_fault(kind)
         if prefix_fault is not None and prefix_fault[0] == kind:
-            fault = _Fault(status=prefix_fault[1])
+            fault = _Fault(status=prefix_fault[1], retry_delay="60s")
         time.sleep(self.latency + (fault.delay if fault else 0.0))
         if fault is not None and fault.drop:
             handler.close_connection = True
             handler.connection.close()
             return
         if fault is not None and fault.status:
-            details = (
-                [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": fault.retry_delay}]
-                if fault.status == 429 and fault.retry_delay
-                else None
-            )
+            details: list[Any] | None = None
+            if fault.status == 429 and fault.retry_delay:
+                details = [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": fault.retry_delay}
+                ]
+            elif fault.status == 400:
+                violation = {"field": "instances[0].prompt", "description": "injected"}
+                details = [
+                    {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [violation]}
+                ]
             name = _STATUS_NAMES.get(fault.status, "UNKNOWN")
             self._send(handler, fault.status, status_body(fault.status, name, f"injected {name}", details))
             return
+        self._request_local.outcome = outcome
         code, answer, headers = self._route(method, path, split.query, dict(handler.headers), body)
         self._send(handler, code, answer, headers)
 
@@ -465,7 +476,9 @@ class FakeGoogle:
     def _new_job(
         self, kind: str, name: str, model: str, mode: str, body: dict[str, Any], prompt: str
     ) -> _Job:
-        job = _Job(kind, name, model, mode, body, _outcome(prompt), self.processing_polls)
+        outcome = getattr(self._request_local, "outcome", None) or _outcome(prompt)
+        polls = 10**9 if outcome == "slow" else self.processing_polls
+        job = _Job(kind, name, model, mode, body, outcome, polls)
         with self._lock:
             self.jobs[name] = job
         return job
