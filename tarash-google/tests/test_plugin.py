@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -50,3 +51,19 @@ def test_entry_modules_import_no_flows_models_or_google_auth() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tarash_models_shows_deprecation_and_successor(tmp_path: object) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tarash.tarash_gateway.cli", "models", "google"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TARASH_HOME": str(tmp_path)},
+    ).stdout
+    row = next(line for line in out.splitlines() if line.startswith("veo-3.1-generate-preview "))
+    assert row.endswith(
+        "veo route on Gemini Developer API; DEPRECATED 2026-10-22, successor gemini-omni-1.2-flash"
+    )
+    assert "imagen-4.0-generate-001" not in out
+    assert "    size: \n" not in out and "    size:\n" not in out

@@ -67,7 +67,7 @@ class GoogleModel:
             prefix=self.id,
             modality=self.modality,
             name=self.name,
-            allowed=dict(self.allowed),
+            allowed={field: values for field, values in self.allowed.items() if values},
             description=note,
         )
 
