@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -308,3 +309,15 @@ def test_without_base_url_the_regional_host_is_used(tmp_path: Path, location: st
     assert site.model("veo-3.0-generate-001") == (
         f"{root}/v1beta1/projects/fake-project/locations/{location}/publishers/google/models/veo-3.0-generate-001"
     )
+
+
+def test_without_the_vertex_extra_a_service_account_is_refused_before_sending(
+    fake: FakeGoogle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "google.auth", None)
+    flow = _flows.submit(
+        "vertex", vconfig(fake, tmp_path), VideoGenerationRequest(prompt="a"), context("google-vertex")
+    )
+    with pytest.raises(ValidationError, match=r"need google-auth: pip install 'tarash-google\[vertex\]'"):
+        next(flow)
+    assert fake.requests == []
