@@ -183,7 +183,12 @@ def test_deliveries_come_by_themselves_after_the_delay(
 
 def test_a_sender_can_replace_the_network(fake_fal: FakeFalServer, client: httpx.Client) -> None:
     seen: list[str] = []
-    fake_fal.webhook_sender = lambda url, headers, body: seen.append(url) or 204
+
+    def sender(url: str, headers: Any, body: bytes) -> int:
+        seen.append(url)
+        return 204
+
+    fake_fal.webhook_sender = sender
     request_id = _submit(client, fake_fal, "https://app.example/hooks/fal")
     assert [a["status"] for a in fake_fal.complete(request_id)] == [204]
     assert seen == ["https://app.example/hooks/fal"]

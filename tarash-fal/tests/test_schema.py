@@ -159,7 +159,9 @@ def test_an_image_model() -> None:
 
 def test_the_input_schema_is_found_by_path_or_by_name() -> None:
     assert input_schema(VIDEO_DOC, VIDEO_ID)["title"] == "AcmeClipperImageToVideoInput"
-    bare = {"components": {"schemas": {"XInput": {"properties": {"prompt": {}}}, "XOutput": {}}}}
+    bare: dict[str, Any] = {
+        "components": {"schemas": {"XInput": {"properties": {"prompt": {}}}, "XOutput": {}}}
+    }
     assert list(input_schema(bare, "x/y")["properties"]) == ["prompt"]
     with pytest.raises(ValidationError, match="no input schema for 'x/y'"):
         input_schema({"components": {"schemas": {}}}, "x/y")

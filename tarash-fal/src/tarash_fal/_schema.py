@@ -95,7 +95,8 @@ def input_schema(document: Mapping[str, Any], endpoint_id: str) -> Mapping[str, 
     schemas = (document.get("components") or {}).get("schemas") or {}
     inputs = [schemas[name] for name in sorted(schemas) if name.endswith("Input")]
     if len(inputs) == 1 and isinstance(inputs[0].get("properties"), Mapping):
-        return inputs[0]
+        found: Mapping[str, Any] = inputs[0]
+        return found
     raise ValidationError(
         f"the OpenAPI document has no input schema for {endpoint_id!r}",
         field="endpoint_id",

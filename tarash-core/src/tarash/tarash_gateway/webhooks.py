@@ -30,7 +30,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,6 +52,9 @@ log = get_logger("tarash.webhooks")
 Send = Callable[[str, "Request"], Awaitable["Response"]]
 #: A ``verify_webhook`` implementation, called with keyword arguments.
 Verifier = Callable[..., "Flow[WebhookEvent]"]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_TIMEOUT = 10.0
@@ -254,9 +257,7 @@ class WebhookReceiver:
 
     # -- ASGI --------------------------------------------------------------------------------
 
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -272,7 +273,7 @@ class WebhookReceiver:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
-    async def _http(self, scope: dict[str, Any], receive: Callable[..., Any]) -> _Answer:
+    async def _http(self, scope: Scope, receive: Receive) -> _Answer:
         segments = [s for s in _route_path(scope).split("/") if s]
         if len(segments) != 1:
             return _Answer(404, {"error": "deliver to POST /{provider}"})
@@ -310,7 +311,7 @@ def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
-async def _read_body(receive: Callable[..., Any], limit: int) -> bytes | None:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -327,7 +328,7 @@ async def _read_body(receive: Callable[..., Any], limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _lifespan(receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+async def _lifespan(receive: Receive, send: ASGISend) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
