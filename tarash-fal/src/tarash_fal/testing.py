@@ -25,6 +25,11 @@ The server listens on ``https://127.0.0.1:<port>`` with a certificate from a thr
 * ``PUT /{owner}/{alias}/requests/{id}/cancel`` answers 202 ``CANCELLATION_REQUESTED`` (or 400
   ``ALREADY_COMPLETED``).
 
+It also fakes the rest of fal's platform a client meets (see :mod:`tarash_fal._fake_platform`):
+the webhook key set at ``/.well-known/jwks.json``, signed webhook deliveries to the submit's
+``fal_webhook`` URL (:meth:`FakeFalServer.complete`, retries, duplicates), per-model OpenAPI at
+``/api/openapi/queue/openapi.json?endpoint_id=...`` and the CDN storage token and uploads.
+
 Status, result and cancel URLs accept only ``[namespace/]owner/alias``, as fal does: a client that
 puts the model's sub-path there gets a 404. Every request needs ``Authorization: Key <api_key>``.
 Faults are injected per request kind with :meth:`FakeFalServer.inject`.
@@ -54,7 +59,9 @@ import pytest
 from tarash.tarash_gateway.field_mappers import match_model_prefix
 from tarash.tarash_gateway.models import ImageGenerationConfig, VideoGenerationConfig
 
-__all__ = ["FAULTS", "KINDS", "FakeFalServer", "fake_fal"]
+from ._fake_platform import PLATFORM_KINDS, _Platform, openapi_document
+
+__all__ = ["FAULTS", "KINDS", "PLATFORM_KINDS", "FakeFalServer", "fake_fal", "openapi_document"]
 
 #: The request kinds faults are injected for and counted by.
 KINDS = ("submit", "status", "result", "cancel")
@@ -169,7 +176,7 @@ def default_result(submission: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class FakeFalServer:
+class FakeFalServer(_Platform):
     """An HTTPS fake of fal's queue API on 127.0.0.1 (a context manager; or ``start``/``stop``).
 
     Args:
@@ -179,6 +186,12 @@ class FakeFalServer:
         api_key: the key every request must carry as ``Authorization: Key <api_key>``.
         result_factory: ``(submission) -> result body``; default: a video, or images for image
             models (see :func:`default_result`).
+        webhook_delay: if set, a job submitted with ``fal_webhook`` completes and is delivered
+            this many seconds after its submit (else only :meth:`complete` completes it early).
+        webhook_retries: redeliveries after a non-2xx answer or failed connection (fal: 10).
+        webhook_retry_interval: seconds between them (fal spreads them over 2 hours).
+        webhook_timeout: seconds a delivery may take (fal: 15).
+        token_ttl: lifetime of the storage tokens handed out, in seconds.
 
     Attributes:
         base_url: ``https://127.0.0.1:<port>`` once started.
@@ -193,6 +206,11 @@ class FakeFalServer:
         latency: float = 0.0,
         api_key: str = "fal-test-key",
         result_factory: ResultFactory | None = None,
+        webhook_delay: float | None = None,
+        webhook_retries: int = 10,
+        webhook_retry_interval: float = 0.05,
+        webhook_timeout: float = 15.0,
+        token_ttl: float = 3600.0,
     ) -> None:
         self.queue_polls = queue_polls
         self.processing_polls = processing_polls
@@ -212,6 +230,13 @@ class FakeFalServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._dir: str | None = None
+        self._init_platform(
+            webhook_delay=webhook_delay,
+            webhook_retries=webhook_retries,
+            webhook_retry_interval=webhook_retry_interval,
+            webhook_timeout=webhook_timeout,
+            token_ttl=token_ttl,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -248,6 +273,7 @@ class FakeFalServer:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        self._stop_platform()
         asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
@@ -391,6 +417,12 @@ class FakeFalServer:
                 self._tasks.discard(task)
 
     async def _serve(self, request: _Request, writer: asyncio.StreamWriter) -> str:
+        platform = self._platform_route(
+            request.method, unquote(request.path), request.query, request.headers, request.body
+        )
+        if platform is not None:
+            await _write(writer, _Answer(platform.status, platform.body, dict(platform.headers)))
+            return _CLOSE if request.headers.get("connection", "").lower() == "close" else _KEEP
         kind = _kind(request.method, request.path)
         with self._lock:
             if kind is not None:
@@ -478,6 +510,8 @@ class FakeFalServer:
         with self._lock:
             self._jobs[request_id] = _Job(request_id=request_id, app=app, submission=submission)
             self._submissions.append(submission)
+        if webhook:
+            self._schedule_webhook(request_id)
         body = {
             "request_id": request_id,
             **self._urls(app, request_id),
@@ -485,6 +519,13 @@ class FakeFalServer:
             "queue_position": max(self.queue_polls - 1, 0),
         }
         return _Answer(200, body, {"x-fal-request-id": request_id})
+
+    def _job_completed(self, request_id: str) -> tuple[str | None, dict[str, Any]]:
+        with self._lock:
+            job = self._jobs[request_id]
+            job.polls = max(job.polls, self.queue_polls + self.processing_polls + 1)
+            submission = dict(job.submission)
+        return submission["webhook_url"], self.result_factory(submission)
 
     def _completed(self, job: _Job) -> bool:
         return job.polls > self.queue_polls + self.processing_polls

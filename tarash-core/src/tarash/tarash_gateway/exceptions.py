@@ -49,6 +49,7 @@ __all__ = [
     "UnknownSubmissionError",
     "UnsupportedModalityError",
     "ValidationError",
+    "WebhookVerificationError",
     "is_retryable_error",
 ]
 
@@ -319,3 +320,17 @@ def error_summary(error: BaseException) -> Mapping[str, Any]:
         if isinstance(error, ValidationError) and error.field:
             data["field"] = error.field
     return data
+
+
+class WebhookVerificationError(TarashException):
+    """A webhook delivery failed verification: a missing header, a stale timestamp, a signature no
+    published key verifies, no usable key, or a body that is not the provider's event.
+
+    ``reason`` says which: ``"missing_header"``, ``"stale_timestamp"``, ``"bad_signature"`` (no
+    published key verifies it), ``"unknown_key"`` (no usable key is published) or ``"malformed"``.
+    Receivers answer it with 401 and apply nothing.
+    """
+
+    def __init__(self, message: str, *, reason: str, **kwargs: Any) -> None:
+        self.reason = reason
+        super().__init__(message, **kwargs)

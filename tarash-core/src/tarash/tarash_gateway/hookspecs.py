@@ -54,7 +54,7 @@ Examples below come from ``tarash-example-provider`` (``tarash_example_provider/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         VideoGenerationResponse,
     )
     from .plugin import CallContext, Flow, JobRef, JobStatus, ProviderSpec, SubmittedJob
+    from .webhooks import WebhookContext, WebhookEvent
 
 hookspec = pluggy.HookspecMarker("tarash")
 
@@ -348,3 +349,44 @@ def progress_reported(update: AnyUpdate) -> None:
         def progress_reported(update):
             log.info("%s %s %s", update.provider, update.status, update.queue_position)
     """
+
+
+# ----------------------------------------------------------------------------------------------
+# Webhooks (a provider that delivers job completions to a URL)
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def verify_webhook(
+    provider: str, headers: Mapping[str, str], body: bytes, context: WebhookContext
+) -> Flow[WebhookEvent]:
+    """Verify one webhook delivery and parse it into a typed event.
+
+    Called by :class:`~tarash.tarash_gateway.webhooks.WebhookReceiver` (only on the plugin that
+    registered ``provider``) for each ``POST /{provider}`` it receives, before anything is
+    applied. Check everything the provider signs (signature over the *raw* ``body``, timestamp
+    against ``context.now``) before trusting a byte of it. Like the lifecycle hooks it returns a
+    flow: fetching the provider's public keys is a yielded ``Request`` (``auth=False``) that the
+    receiver sends within ``context.timeout``; cache keys in the plugin so most deliveries yield
+    nothing.
+
+    :param provider: the provider the delivery was addressed to (the path segment).
+    :param headers: the delivery's headers, names lower-cased (repeated headers joined by ``", "``).
+    :param body: the raw body, exactly as received.
+    :param context: :class:`~tarash.tarash_gateway.webhooks.WebhookContext`: ``now``,
+        ``timeout`` and the receiver's ``options`` for this provider (e.g. a key set URL).
+    :returns: a flow returning a :class:`~tarash.tarash_gateway.webhooks.WebhookEvent` for
+        ``provider`` (job id, state, output or error). The receiver dedupes on
+        ``(provider, job_id, delivery_id)``, so the hook need not.
+    :raises WebhookVerificationError: the delivery is not authentic or not an event (missing
+        header, stale timestamp, bad signature, unknown key, malformed body); answered 401.
+
+    Example (tarash-fal)::
+
+        @hookimpl
+        def verify_webhook(provider, headers, body, context):
+            from tarash_fal.webhooks import verify_flow
+
+            return (yield from verify_flow(headers, body, now=context.now, **context.options))
+    """
+    raise NotImplementedError

@@ -1,0 +1,338 @@
+"""Webhook deliveries: the typed event a provider plugin turns a delivery into, and a receiver.
+
+A provider that can tell you a job finished (fal's ``fal_webhook``) sends an HTTP POST to a URL
+you gave at submit. The provider's plugin verifies and parses it in its ``verify_webhook`` hook
+(see :mod:`tarash.tarash_gateway.hookspecs`) into a :class:`WebhookEvent`; this module's
+:class:`WebhookReceiver` is a plain ASGI app doing the rest::
+
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from tarash.tarash_gateway.webhooks import WebhookReceiver
+
+    def finished(event):
+        print(event.provider, event.job_id, event.state)
+
+    app = Starlette(routes=[Mount("/webhooks", app=WebhookReceiver(finished, send=...))])
+    # fal then delivers to https://your.host/webhooks/fal
+
+For each ``POST /{provider}`` the receiver reads the body (size-capped), asks the provider's
+plugin to verify it, drops a delivery it already applied (same provider, job id and delivery id:
+providers retry deliveries, so a receiver must be idempotent), calls ``on_event`` once per event
+and answers 200. A delivery that fails verification is answered 401 and applied never; one whose
+``on_event`` raised is answered 500 and forgotten, so the provider's retry applies it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._redact import get_logger
+from .exceptions import HTTPError, ProviderNotFoundError, TarashException, WebhookVerificationError
+
+if TYPE_CHECKING:
+    from ._records import JobState
+    from ._wire import Flow, Request, Response
+
+__all__ = ["Send", "WebhookContext", "WebhookEvent", "WebhookReceiver"]
+
+log = get_logger("tarash.webhooks")
+
+#: How the receiver sends a request a plugin's verify flow yields (a key set fetch):
+#: ``await send(provider, request)``; an HTTP error answer raises
+#: :class:`~tarash.tarash_gateway.exceptions.HTTPError`.
+Send = Callable[[str, "Request"], Awaitable["Response"]]
+#: A ``verify_webhook`` implementation, called with keyword arguments.
+Verifier = Callable[..., "Flow[WebhookEvent]"]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_DEDUPE_CAPACITY = 100_000
+
+
+def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+@attrs.frozen(kw_only=True)
+class WebhookEvent:
+    """A verified delivery: what happened to which job.
+
+    Attributes:
+        provider: the provider that sent it.
+        job_id: the provider's job id (the ``job_id`` of the submit's ``SubmittedJob``).
+        state: the job's state: ``"completed"`` or ``"failed"`` for a completion delivery.
+        output: the job's output as the provider sent it (the JSON a ``result`` call would read),
+            for ``completed``.
+        error: the provider's error text, for ``failed``.
+        delivery_id: tells this event from the job's other events; retries of one event share it
+            (``None``: the provider sends one event per job).
+        raw: the parsed delivery body.
+    """
+
+    provider: str
+    job_id: str
+    state: JobState
+    output: Any = None
+    error: str | None = None
+    delivery_id: str | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class WebhookContext:
+    """Passed to ``verify_webhook``.
+
+    Attributes:
+        provider: the provider the delivery was addressed to.
+        now: the receiver's clock (unix seconds) when the delivery arrived: check timestamps
+            against it.
+        timeout: seconds the verification may spend on requests (a key set fetch).
+        options: the receiver's settings for this provider (e.g. ``{"jwks_url": ...}``).
+    """
+
+    provider: str
+    now: float
+    timeout: float = DEFAULT_TIMEOUT
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping)
+
+
+@attrs.frozen
+class _Answer:
+    status: int
+    body: Mapping[str, Any]
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+def _hook_verifier(provider: str) -> Verifier | None:
+    from ._plugins import HOST
+
+    _spec, plugin = HOST.entry_plugin(provider)
+    return HOST.impl(plugin, "verify_webhook", prefer_async=False)
+
+
+class WebhookReceiver:
+    """An ASGI app receiving provider webhooks at ``POST /{provider}`` (mount it anywhere).
+
+    Args:
+        on_event: called once per new verified event, with the :class:`WebhookEvent`; may be a
+            coroutine function. If it raises, the delivery is answered 500 and not remembered,
+            so the provider's retry brings it again.
+        send: sends a request a verify flow yields (see :data:`Send`); without it, a flow that
+            needs a request (a key set not cached yet) is answered 503.
+        options: per-provider settings handed to the hook as ``context.options``,
+            e.g. ``{"fal": {"jwks_url": "..."}}``.
+        timeout: seconds a verification may spend on its requests.
+        max_body: larger deliveries are answered 413 unread.
+        dedupe_capacity: how many applied deliveries are remembered (oldest forgotten first).
+        verifier: ``provider -> verify_webhook implementation or None``; default: the hook of the
+            installed plugin that registered the provider.
+        clock: unix time source (tests).
+    """
+
+    def __init__(
+        self,
+        on_event: Callable[[WebhookEvent], Any],
+        *,
+        send: Send | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body: int = DEFAULT_MAX_BODY,
+        dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
+        verifier: Callable[[str], Verifier | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.on_event = on_event
+        self.send = send
+        self.options = {name: dict(value) for name, value in (options or {}).items()}
+        self.timeout = timeout
+        self.max_body = max_body
+        self.dedupe_capacity = dedupe_capacity
+        self.verifier = verifier or _hook_verifier
+        self.clock = clock
+        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stats = {"accepted": 0, "duplicates": 0, "rejected": 0, "failed": 0}
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Deliveries ``accepted`` (applied), ``duplicates`` (ignored), ``rejected`` (failed
+        verification) and ``failed`` (anything else answered non-2xx): a copy."""
+        with self._lock:
+            return dict(self._stats)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1
+
+    # -- the delivery, without ASGI ----------------------------------------------------------
+
+    async def handle(
+        self, provider: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        """Verify and apply one delivery; returns the HTTP status and JSON body to answer."""
+        try:
+            verify = self.verifier(provider)
+        except ProviderNotFoundError:
+            verify = None
+        if verify is None:
+            self._count("failed")
+            return 404, {"error": f"no webhook verifier for provider {provider!r}"}
+        context = WebhookContext(
+            provider=provider, now=self.clock(), timeout=self.timeout, options=self.options.get(provider, {})
+        )
+        try:
+            flow = verify(provider=provider, headers=dict(headers), body=body, context=context)
+            event = await asyncio.wait_for(self._drive(provider, flow), self.timeout)
+        except WebhookVerificationError as exc:
+            self._count("rejected")
+            log.warning("Webhook for %s rejected (%s): %s", provider, exc.reason, exc.message)
+            return 401, {"error": exc.message, "reason": exc.reason}
+        except _NoTransport:
+            self._count("failed")
+            return 503, {"error": "verification needs a request and the receiver has no send"}
+        except (TarashException, asyncio.TimeoutError) as exc:
+            self._count("failed")
+            log.warning("Webhook for %s not verified: %s: %s", provider, type(exc).__name__, exc)
+            return 503, {"error": "verification could not complete; retry later"}
+        if not isinstance(event, WebhookEvent) or event.provider != provider:
+            self._count("failed")
+            log.error(
+                "verify_webhook of %s returned %r, not a WebhookEvent of that provider", provider, event
+            )
+            return 500, {"error": "the provider's verifier returned no event"}
+        key = (provider, event.job_id, event.delivery_id or "")
+        with self._lock:
+            if key in self._seen:
+                self._stats["duplicates"] += 1
+                return 200, {"status": "duplicate", "job_id": event.job_id}
+            self._remember(key)
+        try:
+            outcome = self.on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            with self._lock:
+                self._seen.pop(key, None)
+                self._stats["failed"] += 1
+            log.exception(
+                "Webhook callback failed for %s job %s; the provider will retry", provider, event.job_id
+            )
+            return 500, {"error": "the event could not be applied; retry later"}
+        self._count("accepted")
+        return 200, {"status": "accepted", "job_id": event.job_id}
+
+    def _remember(self, key: tuple[str, str, str]) -> None:
+        self._seen[key] = None
+        while len(self._seen) > self.dedupe_capacity:
+            self._seen.popitem(last=False)
+
+    async def _drive(self, provider: str, flow: Flow[WebhookEvent]) -> WebhookEvent:
+        try:
+            request = next(flow)
+            while True:
+                if self.send is None:
+                    flow.close()
+                    raise _NoTransport
+                try:
+                    response = await self.send(provider, request)
+                except HTTPError as exc:
+                    request = flow.throw(exc)
+                else:
+                    request = flow.send(response)
+        except StopIteration as stop:
+            event: WebhookEvent = stop.value
+            return event
+
+    # -- ASGI --------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        answer = await self._http(scope, receive)
+        data = json.dumps(answer.body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            *answer.headers,
+        ]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _http(self, scope: Scope, receive: Receive) -> _Answer:
+        segments = [s for s in _route_path(scope).split("/") if s]
+        if len(segments) != 1:
+            return _Answer(404, {"error": "deliver to POST /{provider}"})
+        if scope["method"] != "POST":
+            return _Answer(405, {"error": "method not allowed"}, ((b"allow", b"POST"),))
+        headers = _headers(scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return _Answer(413, {"error": "delivery too large"})
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            return _Answer(413, {"error": "delivery too large"})
+        status, payload = await self.handle(segments[0], headers, body)
+        return _Answer(status, payload)
+
+
+class _NoTransport(Exception):
+    """A verify flow yielded a request and the receiver was given no ``send``."""
+
+
+def _route_path(scope: Mapping[str, Any]) -> str:
+    """The path below the mount point (the way Starlette's ``get_route_path`` reads a scope)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: ASGISend) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
