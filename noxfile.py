@@ -14,6 +14,9 @@ nox.options.sessions = [
     "tests_core",
     "tests_fal",
     "tests_example",
+    "tests_replicate",
+    "tests_google",
+    "tests_openai",
     "tests_cross",
     "lint",
     "typecheck",
@@ -25,6 +28,10 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 CORE = "./tarash-core"
 FAL = "./tarash-fal"
 EXAMPLE = "./tarash-example-provider"
+REPLICATE = "./tarash-replicate"
+GOOGLE = "./tarash-google"
+OPENAI = "./tarash-openai"
+PLUGINS = (FAL, EXAMPLE, REPLICATE, f"{GOOGLE}[vertex]", OPENAI)
 
 
 def _group(name: str) -> list[str]:
@@ -59,9 +66,30 @@ def tests_example(session: nox.Session) -> None:
 
 
 @nox.session
+def tests_replicate(session: nox.Session) -> None:
+    """tarash-replicate against its fake Replicate API, and the conformance kit."""
+    session.install(f"{CORE}[testing]", REPLICATE, *_group("test"))
+    _pytest(session, "tarash-replicate/tests")
+
+
+@nox.session
+def tests_google(session: nox.Session) -> None:
+    """tarash-google against its fake Gemini API, Vertex AI and OAuth token endpoint."""
+    session.install(f"{CORE}[testing]", f"{GOOGLE}[testing,vertex]", *_group("test"))
+    _pytest(session, "tarash-google/tests")
+
+
+@nox.session
+def tests_openai(session: nox.Session) -> None:
+    """tarash-openai (OpenAI and Azure OpenAI images) against its fake images API."""
+    session.install(f"{CORE}[testing]", OPENAI, *_group("test"))
+    _pytest(session, "tarash-openai/tests")
+
+
+@nox.session
 def tests_cross(session: nox.Session) -> None:
     """Cross-distribution tests: built wheels installed into fresh venvs, discovery, isolation."""
-    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("test"), *_group("build"))
+    session.install(f"{CORE}[testing]", *PLUGINS, *_group("test"), *_group("build"))
     _pytest(session, "tests")
 
 
@@ -72,8 +100,15 @@ def tests_other_pythons(session: nox.Session) -> None:
     Needs those interpreters on PATH; with pyenv:
     ``PYENV_VERSION=3.11.7:3.10.13:3.12.1:3.13.0 nox -s tests_other_pythons``.
     """
-    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("test"))
-    for tests in ("tarash-core/tests", "tarash-fal/tests", "tarash-example-provider/tests"):
+    session.install(f"{CORE}[testing]", *PLUGINS, *_group("test"))
+    for tests in (
+        "tarash-core/tests",
+        "tarash-fal/tests",
+        "tarash-example-provider/tests",
+        "tarash-replicate/tests",
+        "tarash-google/tests",
+        "tarash-openai/tests",
+    ):
         _pytest(session, tests)
 
 
@@ -88,23 +123,21 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on tarash-core, checked on the plugins."""
-    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("typecheck"))
+    session.install(f"{CORE}[testing]", *PLUGINS, *_group("typecheck"))
     session.run("mypy", "-p", "tarash.tarash_gateway", env={"MYPYPATH": "tarash-core/src"})
+    packages = ("tarash_fal", "tarash_example_provider", "tarash_replicate", "tarash_google", "tarash_openai")
     session.run(
         "mypy",
         "--check-untyped-defs",
-        "-p",
-        "tarash_fal",
-        "-p",
-        "tarash_example_provider",
-        env={"MYPYPATH": "tarash-fal/src:tarash-example-provider/src"},
+        *(arg for package in packages for arg in ("-p", package)),
+        env={"MYPYPATH": ":".join(f"{p.split('[')[0].removeprefix('./')}/src" for p in PLUGINS)},
     )
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the docs site strictly and execute the code blocks of the guides."""
-    session.install(f"{CORE}[testing]", FAL, EXAMPLE, *_group("docs"), *_group("test"))
+    session.install(f"{CORE}[testing]", *PLUGINS, *_group("docs"), *_group("test"))
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
     _pytest(session, "docs/test_docs.py")
 

@@ -48,7 +48,18 @@ PYTHON_LANGUAGES = ("python", "py", "python3")
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 ALL_PAGES = sorted(DOCS.rglob("*.md"))
 #: Unset while the guides run, so no example can reach a real provider by accident.
-PROVIDER_KEY_VARIABLES = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "EXAMPLE_API_KEY")
+PROVIDER_KEY_VARIABLES = (
+    "FAL_KEY",
+    "FAL_KEY_ID",
+    "FAL_KEY_SECRET",
+    "EXAMPLE_API_KEY",
+    "REPLICATE_API_TOKEN",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "OPENAI_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+)
 
 _FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<what>[^>]*?)\s*-->\s*$")

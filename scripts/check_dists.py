@@ -79,6 +79,11 @@ DISTRIBUTIONS = (
         "tarash_example_provider",
         entry_point="example",
     ),
+    Distribution(
+        "tarash-replicate", "tarash-replicate", "tarash_replicate", "tarash_replicate", entry_point="replicate"
+    ),
+    Distribution("tarash-google", "tarash-google", "tarash_google", "tarash_google", entry_point="google"),
+    Distribution("tarash-openai", "tarash-openai", "tarash_openai", "tarash_openai", entry_point="openai"),
 )
 
 CHECKS = ("build", "twine", "wheel", "core range", "install", "import", "version", "runs")
