@@ -450,7 +450,7 @@ def check_config(config: Any) -> None:
     assert 0 < config.timeout <= 7 * 86400
     assert _is_int(config.max_poll_attempts, 1, 10**7)
     assert _is_real(config.poll_interval)
-    assert 0 < config.poll_interval <= 3600
+    assert 0 <= config.poll_interval <= 3600
     assert config.mock is None or isinstance(config.mock, MockConfig)
     assert config.fallback_configs is None or (
         isinstance(config.fallback_configs, tuple)

@@ -117,6 +117,7 @@ def test_numeric_strings_are_accepted_like_the_original() -> None:
         ({"timeout": 0}, "timeout"),
         ({"timeout": -1}, "timeout"),
         ({"poll_interval": float("nan")}, "poll_interval"),
+        ({"poll_interval": -0.5}, "poll_interval"),
         ({"max_poll_attempts": 0}, "max_poll_attempts"),
         ({"provider": ""}, "provider"),
         ({"fallback_configs": [ImageGenerationConfig(provider="x", model="y")]}, "fallback_configs"),
@@ -127,6 +128,28 @@ def test_bad_config_values_name_the_field(kwargs: dict[str, object], field: str)
     with pytest.raises(ValidationError) as raised:
         VideoGenerationConfig(**values)  # type: ignore[arg-type]
     assert raised.value.field == field
+
+
+def test_poll_interval_zero_means_poll_again_at_once() -> None:
+    from tarash.tarash_gateway import generate_video
+    from tarash.tarash_gateway.mock import MockConfig, MockPollingConfig
+
+    polling = MockPollingConfig(
+        status_sequence=("queued", "processing", "completed"), delay_between_updates=0
+    )
+    config = VideoGenerationConfig(
+        provider="mock", model="mock", poll_interval=0, mock=MockConfig(polling=polling)
+    )
+    assert config.poll_interval == 0
+    assert ImageGenerationConfig(provider="mock", model="mock-image", poll_interval=0).poll_interval == 0
+    statuses: list[str] = []
+    generate_video(
+        config, VideoGenerationRequest(prompt="p"), on_progress=lambda u: statuses.append(u.status)
+    )
+    assert statuses == ["queued", "queued", "processing", "completed"]
+    with pytest.raises(ValidationError) as raised:
+        VideoGenerationConfig(provider="mock", model="mock", poll_interval=-1)
+    assert raised.value.message == "VideoGenerationConfig.poll_interval: expected a number >= 0, got -1"
 
 
 def test_fallback_chain_is_depth_first() -> None:

@@ -463,7 +463,7 @@ def _config_fields(timeout: float, max_poll_attempts: int, poll_interval: float)
             default=max_poll_attempts,
             validator=v.number(integer=True, minimum=1, maximum=10**7),
         ),
-        "poll_interval": attrs.field(default=poll_interval, validator=v.number(positive=True, maximum=3600)),
+        "poll_interval": attrs.field(default=poll_interval, validator=v.number(minimum=0, maximum=3600)),
     }
 
 
