@@ -158,3 +158,29 @@ def test_fallback_chain_is_depth_first() -> None:
 
     root = cfg("a", cfg("b", cfg("c")), cfg("d"))
     assert [c.provider for c in iter_fallback_chain(root)] == ["a", "b", "c", "d"]
+
+
+def test_updates_print_as_one_short_line() -> None:
+    from tarash.tarash_gateway import generate_video
+    from tarash.tarash_gateway.models import ImageGenerationUpdate, VideoGenerationUpdate
+
+    queued = VideoGenerationUpdate(request_id="r", status="queued", progress_percent=0, queue_position=2)
+    assert str(queued) == "queued 0% (queue position 2)"
+    assert str(VideoGenerationUpdate(request_id="r", status="processing", progress_percent=40.5)) == (
+        "processing 40.5%"
+    )
+    failed = ImageGenerationUpdate(request_id="r", status="failed", error="boom")
+    assert str(failed) == "failed: boom"
+    lines: list[str] = []
+    config = VideoGenerationConfig(provider="mock", model="mock", provider_config={"delay": 0})
+    generate_video(config, VideoGenerationRequest(prompt="p"), on_progress=lambda u: lines.append(str(u)))
+    assert lines == [
+        "queued",
+        "queued 0% (queue position 1)",
+        "queued 0% (queue position 0)",
+        "processing 15%",
+        "processing 40%",
+        "processing 65%",
+        "processing 90%",
+        "completed 100%",
+    ]
