@@ -125,7 +125,7 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     outcome = mock.responses[index]
     polling = mock.polling
     if outcome.error is not None and (polling is None or not polling.enabled):
-        raise outcome.error
+        raise _fresh(outcome.error)
     from .plugin import SubmittedJob
     from .utils import generate_unique_id
 
@@ -162,7 +162,7 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
     last = step == last_step
     state = polling.status_sequence[step]
     if last and outcome.error is not None:
-        return JobStatus(state="failed", error=outcome.error, raw={"step": step})
+        return JobStatus(state="failed", error=_fresh(outcome.error), raw={"step": step})
     percents = polling.progress_percentages
     percent = percents[step] if percents is not None else _default_percent(state)
     positions = polling.queue_positions or ()
@@ -177,6 +177,19 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
         poll_after=polling.delay_between_updates,
         raw={"step": step, **custom},
     )
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A copy of a configured error for this call: no earlier call's traceback, model or job id.
+
+    An exception whose class cannot be rebuilt from its state is raised as configured.
+    """
+    import copy
+
+    try:
+        return copy.copy(error)
+    except Exception:
+        return error
 
 
 def _default_percent(state: str) -> float | None:
