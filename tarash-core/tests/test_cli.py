@@ -71,8 +71,8 @@ MOCK_MODELS = (
     "mock-image  image     Mock image  PNG test patterns drawn on the fly, offline\n"
 )
 UNKNOWN_PROVIDER = (
-    "tarash: error: Unknown provider 'nope'. Installed providers: mock. Install a plugin "
-    "(e.g. `pip install tarash-nope`) or call register_provider(). (provider=nope)\n"
+    "tarash: error: Unknown provider 'nope'. Installed providers: mock. Install the plugin that "
+    "provides it, or call register_provider(). (provider=nope)\n"
 )
 CLIP = MEDIA_DIR / "16x9_180p_4s.mp4"
 
@@ -534,6 +534,47 @@ def test_unknown_command_exits_2_listing_the_commands(run: Any) -> None:
 def test_unknown_provider_exits_3_listing_the_installed_ones(run: Any) -> None:
     assert run("generate", "video", "x", "--provider", "nope") == (3, "", UNKNOWN_PROVIDER)
     assert run("models", "nope") == (3, "", UNKNOWN_PROVIDER)
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("mokc", "Unknown provider 'mokc'. Did you mean 'mock'? Installed providers: mock."),
+        (
+            "fall",
+            "Unknown provider 'fall'. Did you mean 'fal'? Installed providers: mock. Provider 'fal' comes "
+            "with the tarash-fal plugin, which is not installed (`pip install tarash-fal`, or "
+            "`pip install ./tarash-fal` from a checkout).",
+        ),
+        (
+            "fal",
+            "Unknown provider 'fal'. Installed providers: mock. Provider 'fal' comes with the tarash-fal "
+            "plugin, which is not installed (`pip install tarash-fal`, or `pip install ./tarash-fal` "
+            "from a checkout).",
+        ),
+    ],
+)
+def test_a_mistyped_provider_suggests_a_real_one_never_a_made_up_package(
+    run: Any, typed: str, message: str
+) -> None:
+    assert run("generate", "video", "x", "--provider", typed) == (
+        3,
+        "",
+        f"tarash: error: {message} (provider={typed})\n",
+    )
+
+
+def test_a_typo_of_an_installed_provider_suggests_it() -> None:
+    from tarash.tarash_gateway.exceptions import ProviderNotFoundError
+
+    assert ProviderNotFoundError("fall", ["fal", "mock"]).message == (
+        "Unknown provider 'fall'. Did you mean 'fal'? Installed providers: fal, mock."
+    )
+    assert ProviderNotFoundError("Example", ["mock"]).message == (
+        "Unknown provider 'Example'. Did you mean 'example'? Installed providers: mock. Provider "
+        "'example' comes with the tarash-example-provider plugin, which is not installed (`pip install "
+        "tarash-example-provider`, or `pip install ./tarash-example-provider` from a checkout)."
+    )
 
 
 @pytest.mark.parametrize(
