@@ -684,6 +684,22 @@ def test_unwritable_output_exits_8_before_generating(run: Any, tmp_path: Path) -
     )
 
 
+@pytest.mark.parametrize("missing", ["nodir/", "nodir/sub/"])
+def test_out_with_a_trailing_slash_must_be_an_existing_directory(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run("generate", "video", "x", "--out", missing) == (
+        8,
+        "",
+        f"tarash: error: cannot write to {missing}: no such directory\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "clips").mkdir()
+    code, stdout, _ = run("generate", "video", "x", "--out", "clips/")
+    assert (code, Path(stdout.strip()).parent) == (0, tmp_path / "clips")
+
+
 def test_refused_result_url_exits_8(run: Any, runtime_provider: Any, tmp_path: Path) -> None:
     runtime_provider("sneaky", Recorder(VideoGenerationResponse(request_id="s1", video="file:///etc/passwd")))
     assert run("generate", "video", "x", "--provider", "sneaky", "--model", "m", "--out", str(tmp_path)) == (
