@@ -942,6 +942,24 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out) == [to_dict(first)]
 
 
+def test_cli_list_validates_the_state_and_says_when_none_is_in_it(capsys: pytest.CaptureFixture[str]) -> None:
+    generate_video(mock_video(), VideoGenerationRequest("a"))
+    code, out, err = cli(capsys, "list", "--state", "bogus")
+    assert (code, out) == (2, "")
+    # The list's quoting differs between Python versions; the states are in it either way.
+    assert err.splitlines()[-1].startswith(
+        "tarash jobs list: error: argument --state: invalid choice: 'bogus' (choose from "
+    )
+    assert "unfinished" in err
+    assert cli(capsys, "list", "--state", "FAILED") == (
+        0,
+        "No jobs in state 'failed' (1 in the ledger: `tarash jobs list` shows them).\n",
+        "",
+    )
+    code, out, _ = cli(capsys, "list", "--state", "Completed")
+    assert (code, len(out.splitlines())) == (0, 2)
+
+
 def test_cli_list_empty_and_ledger_off(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
