@@ -68,7 +68,7 @@ MOCK_MODELS = (
     "MODEL       MODALITY  NAME        DESCRIPTION\n"
     "mock        video     Mock video  bundled test-pattern MP4 clips, offline\n"
     "    aspect_ratio: 16:9, 9:16, 1:1, 4:3, 21:9\n"
-    "mock-image  image     Mock image  PNG test patterns drawn on the fly, offline\n"
+    "mock-image  image     Mock image  PNG test patterns drawn on the fly, offline (size up to 2048x2048)\n"
 )
 UNKNOWN_PROVIDER = (
     "tarash: error: Unknown provider 'nope'. Installed providers: mock. Install the plugin that "
@@ -602,6 +602,41 @@ def test_a_typo_of_an_installed_provider_suggests_it() -> None:
             ["generate", "video", "x", "--image", "missing.png"],
             "invalid --image: no such file 'missing.png' (give a local file, an http(s) URL or a data: URI)",
         ),
+        (
+            ["generate", "video", "x", "--image", "fox_1.png:banana"],
+            "invalid --image: unknown role 'banana' in 'fox_1.png:banana' (roles: reference, first_frame, "
+            "last_frame, asset, style)",
+        ),
+        (
+            ["generate", "video", "x", "--poll-interval", "-1"],
+            "invalid --poll-interval: VideoGenerationConfig.poll_interval: expected a number >= 0, got -1.0",
+        ),
+        (
+            ["generate", "video", "x", "--provider-config", "delay=abc"],
+            "invalid --provider-config: delay: expected a number of seconds from 0 to 3600, got 'abc' "
+            "(provider=mock, model=mock)",
+        ),
+        *(
+            (
+                ["generate", "video", "x", "--aspect-ratio", ratio],
+                f"invalid --aspect-ratio: aspect_ratio={ratio!r} is not allowed; allowed values: 16:9, 9:16, "
+                "1:1, 4:3, 21:9 (provider=mock, model=mock)",
+            )
+            for ratio in ("0:0", "7:3")
+        ),
+        (
+            ["generate", "image", "x", "--aspect-ratio", "0:1"],
+            "invalid --aspect-ratio: aspect_ratio='0:1': expected WIDTH:HEIGHT with both above 0, or 'auto' "
+            "(provider=mock, model=mock-image)",
+        ),
+        *(
+            (
+                ["generate", "image", "x", "--size", size],
+                f"invalid --size: size={size!r}: expected WIDTHxHEIGHT, each from 1 to 2048 "
+                "(provider=mock, model=mock-image)",
+            )
+            for size in ("banana", "0x0", "64x4096")
+        ),
     ],
 )
 def test_validation_errors_exit_4_naming_the_option(
@@ -837,7 +872,7 @@ def test_models(run: Any) -> None:
                 "prefix": "mock-image",
                 "modality": "image",
                 "name": "Mock image",
-                "description": "PNG test patterns drawn on the fly, offline",
+                "description": "PNG test patterns drawn on the fly, offline (size up to 2048x2048)",
                 "allowed": {},
             },
         ],

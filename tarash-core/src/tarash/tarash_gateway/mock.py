@@ -63,6 +63,11 @@ DEMO_POLLING = MockPollingConfig(
     delay_between_updates=0.3,
 )
 
+#: The aspect ratios of the bundled clips (``tarash models mock`` lists them).
+VIDEO_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "21:9")
+#: The largest width and height of a drawn image.
+MAX_IMAGE_SIDE = 2048
+
 _jobs: dict[str, int] = {}
 _jobs_lock = threading.Lock()
 
@@ -81,14 +86,15 @@ def register_providers() -> list[ProviderSpec]:
                     prefix="mock",
                     modality="video",
                     name="Mock video",
-                    allowed={"aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "21:9")},
+                    allowed={"aspect_ratio": VIDEO_ASPECT_RATIOS},
                     description="bundled test-pattern MP4 clips, offline",
                 ),
                 ModelFamily(
                     prefix="mock-image",
                     modality="image",
                     name="Mock image",
-                    description="PNG test patterns drawn on the fly, offline",
+                    description=f"PNG test patterns drawn on the fly, offline (size up to "
+                    f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE})",
                 ),
             ),
             description="Offline mock provider: real local MP4/PNG files, simulated queue.",
@@ -105,8 +111,70 @@ def _mock_config(config: Any) -> MockConfig:
     if delay is not None:
         import attrs
 
-        polling = attrs.evolve(DEMO_POLLING, delay_between_updates=float(delay))
+        polling = attrs.evolve(DEMO_POLLING, delay_between_updates=_delay(delay))
     return MockConfig(polling=polling)
+
+
+def _delay(value: Any) -> float:
+    """``provider_config["delay"]``: seconds (a number, or a string holding one) from 0 to 3600."""
+    import contextlib
+    import math
+
+    seconds = math.nan
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError, ValueError):
+            seconds = float(value)
+    if not 0 <= seconds <= 3600:
+        raise ValidationError(
+            f"delay: expected a number of seconds from 0 to 3600, got {value!r}",
+            field="provider_config.delay",
+            value=value,
+        )
+    return seconds
+
+
+def _check_request(config: Any, request: Any, modality: str) -> None:
+    """Refuse what the mock's own models cannot produce (as ``tarash models mock`` lists them).
+
+    Only when the mock is the chosen provider: standing in for another provider
+    (``config.mock``), it accepts that provider's values.
+    """
+    if config.provider != "mock":
+        return
+    ratio = request.aspect_ratio
+    if modality == "video":
+        if ratio is not None and ratio not in VIDEO_ASPECT_RATIOS:
+            raise ValidationError(
+                f"aspect_ratio={ratio!r} is not allowed; allowed values: {', '.join(VIDEO_ASPECT_RATIOS)}",
+                field="aspect_ratio",
+                value=ratio,
+                allowed=VIDEO_ASPECT_RATIOS,
+            )
+        return
+    if ratio is not None and ratio != "auto" and _positive_pair(ratio, ":") is None:
+        raise ValidationError(
+            f"aspect_ratio={ratio!r}: expected WIDTH:HEIGHT with both above 0, or 'auto'",
+            field="aspect_ratio",
+            value=ratio,
+        )
+    size = request.size
+    pair = _positive_pair(size, "x") if size is not None else None
+    if size is not None and (pair is None or max(pair) > MAX_IMAGE_SIDE):
+        raise ValidationError(
+            f"size={size!r}: expected WIDTHxHEIGHT, each from 1 to {MAX_IMAGE_SIDE}",
+            field="size",
+            value=size,
+        )
+
+
+def _positive_pair(text: str, separator: str) -> tuple[int, int] | None:
+    """``"16:9"`` -> ``(16, 9)`` with separator ``":"``; None unless both are integers above 0."""
+    import re
+
+    match = re.fullmatch(rf"([0-9]{{1,6}}){re.escape(separator)}([0-9]{{1,6}})", text.strip().lower())
+    if match is None or 0 in (pair := (int(match[1]), int(match[2]))):
+        return None
+    return pair
 
 
 def _pick(mock: MockConfig, request: Any) -> int:
@@ -120,6 +188,7 @@ def _pick(mock: MockConfig, request: Any) -> int:
 
 @hookimpl
 def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
+    _check_request(config, request, context.modality)
     mock = _mock_config(config)
     index = _pick(mock, request)
     outcome = mock.responses[index]

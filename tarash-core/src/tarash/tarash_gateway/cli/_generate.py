@@ -129,6 +129,13 @@ def input_image(spec: str, default_role: str) -> ImageType:
     head, sep, tail = spec.rpartition(":")
     if sep and tail in IMAGE_ROLES:
         source, role = head, tail
+    elif sep and tail.isidentifier() and not Path(spec).expanduser().is_file():
+        raise ValidationError(
+            f"unknown role {tail!r} in {spec!r} (roles: {', '.join(IMAGE_ROLES)})",
+            field="image_list",
+            value=spec,
+            allowed=IMAGE_ROLES,
+        )
     if source.lower().startswith(("http://", "https://", "data:")):
         return ImageType(image=source, type=role)  # type: ignore[arg-type]
     path = Path(source).expanduser()
