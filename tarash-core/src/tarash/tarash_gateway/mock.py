@@ -202,7 +202,9 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     with _jobs_lock:
         _jobs[job_id] = 0
     delay = polling.delay_between_updates if polling and polling.enabled else 0.0
-    data: dict[str, Any] = {"outcome": index}
+    import time
+
+    data: dict[str, Any] = {"outcome": index, "submitted_at": time.time()}
     if context.modality == "video":
         data.update(aspect_ratio=request.aspect_ratio, duration=request.duration_seconds)
     else:
@@ -225,7 +227,7 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
         counter = _jobs.get(job.job_id)
         if counter == -1:
             return JobStatus(state="cancelled")
-        step = last_step if counter is None else min(counter, last_step)
+        step = _elapsed_step(job, polling) if counter is None else min(counter, last_step)
         if counter is not None:
             _jobs[job.job_id] = step + 1
     last = step == last_step
@@ -261,6 +263,18 @@ def _fresh(error: BaseException) -> BaseException:
         return error
 
 
+def _elapsed_step(job: JobRef, polling: MockPollingConfig) -> int:
+    """The step a job submitted by another process has reached: one per delay since its submit."""
+    import time
+
+    last_step = len(polling.status_sequence) - 1
+    submitted_at = job.data.get("submitted_at")
+    delay = polling.delay_between_updates
+    if not isinstance(submitted_at, (int, float)) or delay <= 0:
+        return last_step
+    return min(int((time.time() - submitted_at) / delay), last_step)
+
+
 def _default_percent(state: str) -> float | None:
     return {"queued": 0.0, "processing": 50.0, "completed": 100.0}.get(state)
 
@@ -282,8 +296,16 @@ def result(config: Any, job: JobRef, context: CallContext) -> Any:
 
 @hookimpl
 def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
+    """Cancel a job of this process, or one submitted elsewhere that has not reached its simulated end."""
+    polling = _mock_config(config).polling
     with _jobs_lock:
-        if job.job_id in _jobs:
+        known = job.job_id in _jobs
+        running = (
+            polling is not None
+            and polling.enabled
+            and _elapsed_step(job, polling) < (len(polling.status_sequence) - 1)
+        )
+        if known or running:
             _jobs[job.job_id] = -1
             return True
     return False
