@@ -1069,7 +1069,9 @@ def test_version(run: Any) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_and_leaves_no_file(
+    tmp_path: Path, sigint_raises: None, reaped: list[subprocess.Popen[str]]
+) -> None:
     child = subprocess.Popen(
         [tarash_script(), "generate", "video", "x"],
         cwd=tmp_path,
@@ -1078,6 +1080,7 @@ def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    reaped.append(child)
     assert child.stderr is not None
     assert child.stderr.readline() == "queued\n"
     child.send_signal(signal.SIGINT)
