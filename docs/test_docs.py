@@ -273,6 +273,26 @@ def test_snippet_includes_exist(page: Path) -> None:
     assert not missing, "snippet includes name missing files:\n" + "\n".join(missing)
 
 
+#: The project's distributions, as a ``pip install`` from the package index names them.
+_INDEX_INSTALL = re.compile(r"(?<![\w./-])(tarash-(?:core|fal|example-provider))\b")
+#: A distribution installed from a checkout: ``./tarash-fal`` or ``/path/to/tarash/tarash-core``.
+_CHECKOUT_INSTALL = "/{}"
+READMES = sorted(ROOT.glob("tarash-*/README.md"))
+
+
+@pytest.mark.parametrize("page", [*ALL_PAGES, *READMES], ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_index_install_also_shows_the_checkout_install(page: Path) -> None:
+    """Until the distributions are on the package index, an install line alone would fail."""
+    text = page.read_text(encoding="utf-8")
+    published = {
+        name
+        for command in re.findall(r"pip install([^`#\n]*)", text)
+        for name in _INDEX_INSTALL.findall(command)
+    }
+    missing = sorted(name for name in published if _CHECKOUT_INSTALL.format(name) not in text)
+    assert not missing, f"{page.name} installs {missing} from the index without the checkout form"
+
+
 def test_executed_pages_are_in_the_nav() -> None:
     """Every page whose code this module executes is reachable on the site."""
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
