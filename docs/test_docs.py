@@ -293,6 +293,39 @@ def test_every_index_install_also_shows_the_checkout_install(page: Path) -> None
     assert not missing, f"{page.name} installs {missing} from the index without the checkout form"
 
 
+def test_the_docs_group_installs_what_the_site_extension_imports() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    core = tomllib.loads((ROOT / "tarash-core" / "pyproject.toml").read_text())["project"]
+    assert set(core["dependencies"]) <= set(groups["docs"])
+
+
+def test_a_missing_package_of_the_site_extension_is_named() -> None:
+    blocker = textwrap.dedent("""
+        import runpy, sys
+
+        class NoAttrs:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "attrs":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoAttrs())
+        runpy.run_path(sys.argv[1])
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", blocker, str(DOCS / "griffe_rst.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: docs/griffe_rst.py needs the 'attrs' package, which is not installed: "
+        "install the docs dependency group of the root pyproject.toml (`pip install --group docs`, "
+        "pip 25.1 or newer) or run `nox -s docs`"
+    )
+
+
 def test_executed_pages_are_in_the_nav() -> None:
     """Every page whose code this module executes is reachable on the site."""
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
