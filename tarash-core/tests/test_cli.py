@@ -68,7 +68,7 @@ MOCK_MODELS = (
     "MODEL       MODALITY  NAME        DESCRIPTION\n"
     "mock        video     Mock video  bundled test-pattern MP4 clips, offline\n"
     "    aspect_ratio: 16:9, 9:16, 1:1, 4:3, 21:9\n"
-    "mock-image  image     Mock image  PNG test patterns drawn on the fly, offline (size up to 2048x2048)\n"
+    "mock-image  image     Mock image  PNG test patterns, offline, up to 2048x2048\n"
 )
 UNKNOWN_PROVIDER = (
     "tarash: error: Unknown provider 'nope'. Installed providers: mock. Install the plugin that "
@@ -872,7 +872,7 @@ def test_models(run: Any) -> None:
                 "prefix": "mock-image",
                 "modality": "image",
                 "name": "Mock image",
-                "description": "PNG test patterns drawn on the fly, offline (size up to 2048x2048)",
+                "description": "PNG test patterns, offline, up to 2048x2048",
                 "allowed": {},
             },
         ],

@@ -93,8 +93,7 @@ def register_providers() -> list[ProviderSpec]:
                     prefix="mock-image",
                     modality="image",
                     name="Mock image",
-                    description=f"PNG test patterns drawn on the fly, offline (size up to "
-                    f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE})",
+                    description=f"PNG test patterns, offline, up to {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
                 ),
             ),
             description="Offline mock provider: real local MP4/PNG files, simulated queue.",
