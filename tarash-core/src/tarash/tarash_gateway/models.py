@@ -783,7 +783,7 @@ def _percent(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
 
 def _update_str(update: VideoGenerationUpdate | ImageGenerationUpdate) -> str:
     """``processing 40%``, ``queued (queue position 2)``, ``failed: <error>``: one short line."""
-    text = update.status
+    text: str = update.status
     if update.progress_percent is not None:
         text += f" {update.progress_percent:g}%"
     if update.queue_position is not None:
