@@ -26,19 +26,40 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
-import attrs
-from griffe import (
-    Class,
-    Extension,
-    Function,
-    Module,
-    Object,
-    Parameter,
-    ParameterKind,
-    Parameters,
-)
+#: This checkout's tarash-core sources: the runtime classes are imported from here.
+CORE_SOURCES = Path(__file__).resolve().parents[1] / "tarash-core" / "src"
+
+
+def _missing(exc: ModuleNotFoundError) -> ModuleNotFoundError:
+    return ModuleNotFoundError(
+        f"docs/griffe_rst.py needs the {exc.name!r} package, which is not installed: install the "
+        "docs dependency group of the root pyproject.toml (`pip install --group docs`, pip 25.1 "
+        "or newer) or run `nox -s docs`",
+        name=exc.name,
+    )
+
+
+try:
+    import attrs
+    from griffe import (
+        Class,
+        Extension,
+        Function,
+        Module,
+        Object,
+        Parameter,
+        ParameterKind,
+        Parameters,
+    )
+except ModuleNotFoundError as exc:
+    raise _missing(exc) from exc
+
+if str(CORE_SOURCES) not in sys.path:
+    sys.path.insert(0, str(CORE_SOURCES))
 
 _ROLE = re.compile(r":(?:py:)?(class|func|mod|data|exc|meth|attr|obj):`(~?)([^`<>]+)`")
 _LITERAL_INTRO = re.compile(r"^(?P<indent>\s*)(?P<text>.*?)\s*::\s*$")
@@ -236,8 +257,8 @@ def _runtime_class(path: str) -> type | None:
     module_path, _, name = path.rpartition(".")
     try:
         value = getattr(importlib.import_module(module_path), name, None)
-    except Exception:  # a module that cannot be imported here keeps its static signature
-        return None
+    except ModuleNotFoundError as exc:
+        raise _missing(exc) from exc
     return value if isinstance(value, type) else None
 
 

@@ -190,11 +190,25 @@ def _tarash_command() -> str:
     return found
 
 
+def _shell_commands(code: str) -> Iterator[tuple[int, str]]:
+    """(offset of the first line, command) per command; a trailing ``\\`` continues a line."""
+    pending: list[str] = []
+    start = 0
+    for offset, line in enumerate(code.splitlines()):
+        text = line.split(" #", 1)[0].strip().removeprefix("$ ")
+        if not pending:
+            start = offset
+        if text.endswith("\\"):
+            pending.append(text[:-1].strip())
+            continue
+        yield start, " ".join([*pending, text])
+        pending = []
+
+
 def run_shell_block(block: Block, cwd: Path) -> None:
     """Run the ``tarash ...`` lines of a shell block; each must succeed."""
     env = {**os.environ, "TARASH_MOCK_DELAY": "0.01"}
-    for offset, line in enumerate(block.code.splitlines()):
-        command = line.split(" #", 1)[0].strip().removeprefix("$ ")
+    for offset, command in _shell_commands(block.code):
         if not command.startswith("tarash "):
             continue
         argv = [_tarash_command(), *shlex.split(command)[1:]]
@@ -282,6 +296,86 @@ def test_snippet_includes_exist(page: Path) -> None:
         if not (ROOT / _strip_selector(path)).is_file()
     ]
     assert not missing, "snippet includes name missing files:\n" + "\n".join(missing)
+
+
+#: The project's distributions, as a ``pip install`` from the package index names them.
+_INDEX_INSTALL = re.compile(r"(?<![\w./-])(tarash-(?:core|fal|example-provider))\b")
+#: A distribution installed from a checkout: ``./tarash-fal`` or ``/path/to/tarash/tarash-core``.
+_CHECKOUT_INSTALL = "/{}"
+READMES = sorted(ROOT.glob("tarash-*/README.md"))
+
+
+@pytest.mark.parametrize("page", [*ALL_PAGES, *READMES], ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_index_install_also_shows_the_checkout_install(page: Path) -> None:
+    """Until the distributions are on the package index, an install line alone would fail."""
+    text = page.read_text(encoding="utf-8")
+    published = {
+        name
+        for command in re.findall(r"pip install([^`#\n]*)", text)
+        for name in _INDEX_INSTALL.findall(command)
+    }
+    missing = sorted(name for name in published if _CHECKOUT_INSTALL.format(name) not in text)
+    assert not missing, f"{page.name} installs {missing} from the index without the checkout form"
+
+
+def test_the_docs_group_installs_what_the_site_extension_imports() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    core = tomllib.loads((ROOT / "tarash-core" / "pyproject.toml").read_text())["project"]
+    assert set(core["dependencies"]) <= set(groups["docs"])
+
+
+def test_a_missing_package_of_the_site_extension_is_named() -> None:
+    blocker = textwrap.dedent("""
+        import runpy, sys
+
+        class NoAttrs:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "attrs":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoAttrs())
+        runpy.run_path(sys.argv[1])
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", blocker, str(DOCS / "griffe_rst.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: docs/griffe_rst.py needs the 'attrs' package, which is not installed: "
+        "install the docs dependency group of the root pyproject.toml (`pip install --group docs`, "
+        "pip 25.1 or newer) or run `nox -s docs`"
+    )
+
+
+#: Columns of code the content column shows without scrolling, from a 1240-pixel-wide window up
+#: (measured with the Material theme and docs/assets/extra.css; the right-hand contents is shown
+#: from 1220 pixels, and below that the column widens again).
+CODE_COLUMNS = 80
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=_page_id)
+def test_code_samples_fit_the_content_column(page: Path) -> None:
+    """Python and shell samples are wrapped; snippet includes come from sources formatted at 110."""
+    too_long = [
+        block.at(offset)
+        for block in iter_blocks(page)
+        if block.language in PYTHON_LANGUAGES + SHELL_LANGUAGES
+        for offset, line in enumerate(block.code.splitlines())
+        if len(line) > CODE_COLUMNS and not _SNIPPET_LINE.match(line)
+    ]
+    assert not too_long, f"code lines longer than {CODE_COLUMNS} columns at {too_long}"
+
+
+def test_shell_blocks_join_continued_lines() -> None:
+    code = 'tarash generate video "x" \\\n    --out x.mp4  # saved\ntarash providers\n'
+    assert list(_shell_commands(code)) == [
+        (0, 'tarash generate video "x" --out x.mp4'),
+        (2, "tarash providers"),
+    ]
 
 
 def test_executed_pages_are_in_the_nav() -> None:

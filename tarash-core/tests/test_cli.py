@@ -68,11 +68,11 @@ MOCK_MODELS = (
     "MODEL       MODALITY  NAME        DESCRIPTION\n"
     "mock        video     Mock video  bundled test-pattern MP4 clips, offline\n"
     "    aspect_ratio: 16:9, 9:16, 1:1, 4:3, 21:9\n"
-    "mock-image  image     Mock image  PNG test patterns drawn on the fly, offline\n"
+    "mock-image  image     Mock image  PNG test patterns, offline, up to 2048x2048\n"
 )
 UNKNOWN_PROVIDER = (
-    "tarash: error: Unknown provider 'nope'. Installed providers: mock. Install a plugin "
-    "(e.g. `pip install tarash-nope`) or call register_provider(). (provider=nope)\n"
+    "tarash: error: Unknown provider 'nope'. Installed providers: mock. Install the plugin that "
+    "provides it, or call register_provider(). (provider=nope)\n"
 )
 CLIP = MEDIA_DIR / "16x9_180p_4s.mp4"
 
@@ -537,6 +537,47 @@ def test_unknown_provider_exits_3_listing_the_installed_ones(run: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("mokc", "Unknown provider 'mokc'. Did you mean 'mock'? Installed providers: mock."),
+        (
+            "fall",
+            "Unknown provider 'fall'. Did you mean 'fal'? Installed providers: mock. Provider 'fal' comes "
+            "with the tarash-fal plugin, which is not installed (`pip install tarash-fal`, or "
+            "`pip install ./tarash-fal` from a checkout).",
+        ),
+        (
+            "fal",
+            "Unknown provider 'fal'. Installed providers: mock. Provider 'fal' comes with the tarash-fal "
+            "plugin, which is not installed (`pip install tarash-fal`, or `pip install ./tarash-fal` "
+            "from a checkout).",
+        ),
+    ],
+)
+def test_a_mistyped_provider_suggests_a_real_one_never_a_made_up_package(
+    run: Any, typed: str, message: str
+) -> None:
+    assert run("generate", "video", "x", "--provider", typed) == (
+        3,
+        "",
+        f"tarash: error: {message} (provider={typed})\n",
+    )
+
+
+def test_a_typo_of_an_installed_provider_suggests_it() -> None:
+    from tarash.tarash_gateway.exceptions import ProviderNotFoundError
+
+    assert ProviderNotFoundError("fall", ["fal", "mock"]).message == (
+        "Unknown provider 'fall'. Did you mean 'fal'? Installed providers: fal, mock."
+    )
+    assert ProviderNotFoundError("Example", ["mock"]).message == (
+        "Unknown provider 'Example'. Did you mean 'example'? Installed providers: mock. Provider "
+        "'example' comes with the tarash-example-provider plugin, which is not installed (`pip install "
+        "tarash-example-provider`, or `pip install ./tarash-example-provider` from a checkout)."
+    )
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (
@@ -560,6 +601,41 @@ def test_unknown_provider_exits_3_listing_the_installed_ones(run: Any) -> None:
         (
             ["generate", "video", "x", "--image", "missing.png"],
             "invalid --image: no such file 'missing.png' (give a local file, an http(s) URL or a data: URI)",
+        ),
+        (
+            ["generate", "video", "x", "--image", "fox_1.png:banana"],
+            "invalid --image: unknown role 'banana' in 'fox_1.png:banana' (roles: reference, first_frame, "
+            "last_frame, asset, style)",
+        ),
+        (
+            ["generate", "video", "x", "--poll-interval", "-1"],
+            "invalid --poll-interval: VideoGenerationConfig.poll_interval: expected a number >= 0, got -1.0",
+        ),
+        (
+            ["generate", "video", "x", "--provider-config", "delay=abc"],
+            "invalid --provider-config: delay: expected a number of seconds from 0 to 3600, got 'abc' "
+            "(provider=mock, model=mock)",
+        ),
+        *(
+            (
+                ["generate", "video", "x", "--aspect-ratio", ratio],
+                f"invalid --aspect-ratio: aspect_ratio={ratio!r} is not allowed; allowed values: 16:9, 9:16, "
+                "1:1, 4:3, 21:9 (provider=mock, model=mock)",
+            )
+            for ratio in ("0:0", "7:3")
+        ),
+        (
+            ["generate", "image", "x", "--aspect-ratio", "0:1"],
+            "invalid --aspect-ratio: aspect_ratio='0:1': expected WIDTH:HEIGHT with both above 0, or 'auto' "
+            "(provider=mock, model=mock-image)",
+        ),
+        *(
+            (
+                ["generate", "image", "x", "--size", size],
+                f"invalid --size: size={size!r}: expected WIDTHxHEIGHT, each from 1 to 2048 "
+                "(provider=mock, model=mock-image)",
+            )
+            for size in ("banana", "0x0", "64x4096")
         ),
     ],
 )
@@ -641,6 +717,22 @@ def test_unwritable_output_exits_8_before_generating(run: Any, tmp_path: Path) -
         "",
         f"tarash: error: cannot write {target}: directory {target.parent} does not exist\n",
     )
+
+
+@pytest.mark.parametrize("missing", ["nodir/", "nodir/sub/"])
+def test_out_with_a_trailing_slash_must_be_an_existing_directory(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run("generate", "video", "x", "--out", missing) == (
+        8,
+        "",
+        f"tarash: error: cannot write to {missing}: no such directory\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "clips").mkdir()
+    code, stdout, _ = run("generate", "video", "x", "--out", "clips/")
+    assert (code, Path(stdout.strip()).parent) == (0, tmp_path / "clips")
 
 
 def test_refused_result_url_exits_8(run: Any, runtime_provider: Any, tmp_path: Path) -> None:
@@ -780,7 +872,7 @@ def test_models(run: Any) -> None:
                 "prefix": "mock-image",
                 "modality": "image",
                 "name": "Mock image",
-                "description": "PNG test patterns drawn on the fly, offline",
+                "description": "PNG test patterns, offline, up to 2048x2048",
                 "allowed": {},
             },
         ],
@@ -977,7 +1069,9 @@ def test_version(run: Any) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_and_leaves_no_file(
+    tmp_path: Path, sigint_raises: None, reaped: list[subprocess.Popen[str]]
+) -> None:
     child = subprocess.Popen(
         [tarash_script(), "generate", "video", "x"],
         cwd=tmp_path,
@@ -986,6 +1080,7 @@ def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    reaped.append(child)
     assert child.stderr is not None
     assert child.stderr.readline() == "queued\n"
     child.send_signal(signal.SIGINT)

@@ -312,7 +312,9 @@ async def test_async_file_and_data_sources(out_dir: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT")
-def test_interrupt_mid_stream_leaves_no_file(server: MediaServer, out_dir: Path) -> None:
+def test_interrupt_mid_stream_leaves_no_file(
+    server: MediaServer, out_dir: Path, sigint_raises: None, reaped: list[subprocess.Popen[str]]
+) -> None:
     script = textwrap.dedent(f"""
         import sys
         from tarash.tarash_gateway._download import download
@@ -324,6 +326,7 @@ def test_interrupt_mid_stream_leaves_no_file(server: MediaServer, out_dir: Path)
         print("finished")
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    reaped.append(child)
     deadline = time.monotonic() + 20
     while not any(p.suffix == ".part" for p in out_dir.iterdir()):
         assert time.monotonic() < deadline, "the download never started"

@@ -450,7 +450,7 @@ def check_config(config: Any) -> None:
     assert 0 < config.timeout <= 7 * 86400
     assert _is_int(config.max_poll_attempts, 1, 10**7)
     assert _is_real(config.poll_interval)
-    assert 0 < config.poll_interval <= 3600
+    assert 0 <= config.poll_interval <= 3600
     assert config.mock is None or isinstance(config.mock, MockConfig)
     assert config.fallback_configs is None or (
         isinstance(config.fallback_configs, tuple)
@@ -770,6 +770,19 @@ FAST_VIDEO = VideoGenerationConfig(model="mock", provider="mock", provider_confi
 FAST_IMAGE = ImageGenerationConfig(model="mock-image", provider="mock", provider_config={"delay": 0.001})
 
 
+def mock_refuses(request: Any) -> str | None:
+    """The field the mock, used by name, refuses: a ratio or size its models cannot produce."""
+    ratio = request.aspect_ratio
+    if isinstance(request, VideoGenerationRequest):
+        return "aspect_ratio" if ratio not in (None, "16:9", "9:16", "1:1", "4:3", "21:9") else None
+    if ratio not in (None, "auto") and 0 in (int(side) for side in ratio.split(":")):
+        return "aspect_ratio"
+    if request.size is None:
+        return None
+    sides = re.fullmatch(r"([0-9]{1,6})x([0-9]{1,6})", request.size.strip().lower())
+    return None if sides and all(0 < int(side) <= 2048 for side in sides.groups()) else "size"
+
+
 def test_fuzzed_video_requests_generate(mock_files: Path, outcomes: Counter[str]) -> None:
 
     @FUZZ_E2E
@@ -781,6 +794,12 @@ def test_fuzzed_video_requests_generate(mock_files: Path, outcomes: Counter[str]
         if request is None:
             return
         updates: list[Any] = []
+        refused = mock_refuses(request)
+        if refused is not None:
+            with pytest.raises(ValidationError) as raised:
+                generate_video(FAST_VIDEO, request)
+            assert raised.value.field == refused
+            return
         response = generate_video(FAST_VIDEO, request, on_progress=updates.append)
         assert response.is_mock
         assert response.status == "completed"
@@ -803,6 +822,12 @@ def test_fuzzed_image_requests_generate(mock_files: Path, outcomes: Counter[str]
             ImageGenerationRequest, kwargs, outcomes, check_image_request, prompt_positional=True
         )
         if request is None:
+            return
+        refused = mock_refuses(request)
+        if refused is not None:
+            with pytest.raises(ValidationError) as raised:
+                generate_image(FAST_IMAGE, request)
+            assert raised.value.field == refused
             return
         response = generate_image(FAST_IMAGE, request)
         assert response.is_mock
@@ -960,12 +985,22 @@ async def test_fuzzed_requests_through_the_async_api(mock_files: Path, outcomes:
     assert_both_outcomes(outcomes)
     accepted = [r for r in requests if r is not None][:40]
     for request in accepted:
-        if isinstance(request, VideoGenerationRequest):
+        video = isinstance(request, VideoGenerationRequest)
+        if mock_refuses(request) is not None:
+            with pytest.raises(ValidationError):
+                await (
+                    generate_video_async(FAST_VIDEO, request)
+                    if video
+                    else generate_image_async(FAST_IMAGE, request)
+                )
+            outcomes["refused by the mock"] += 1
+            continue
+        if video:
             assert (await generate_video_async(FAST_VIDEO, request)).is_mock
         else:
             assert len((await generate_image_async(FAST_IMAGE, request)).images) == request.n
         outcomes["generated"] += 1
-    assert outcomes["generated"] == len(accepted) == 40
+    assert outcomes["generated"] + outcomes["refused by the mock"] == len(accepted) == 40
 
 
 def test_deeply_nested_values_generate(mock_files: Path) -> None:

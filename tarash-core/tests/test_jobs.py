@@ -701,6 +701,52 @@ class _Count(logging.Handler):
         self.count += 1
 
 
+def child_mock_job(raw: str) -> None:
+    """Child: a mock job another process submitted: its state, then (if asked) cancel and state."""
+    args = json.loads(raw)
+    handle = JobHandle.from_json(args["handle"])
+    states: list[Any] = [handle.status().state]
+    if args["cancel"]:
+        states += [handle.cancel(), handle.status().state]
+    print(json.dumps(states))
+
+
+def test_a_mock_job_seen_from_another_process_is_where_its_time_says() -> None:
+    slow = MockPollingConfig(status_sequence=("queued", "processing", "completed"), delay_between_updates=60)
+    running = submit_video(mock_video(mock=MockConfig(polling=slow)), VideoGenerationRequest("slow"))
+    assert run_child("child_mock_job", {"handle": running.to_json(), "cancel": True}) == [
+        "queued",
+        True,
+        "cancelled",
+    ]
+    done = submit_video(mock_video(), VideoGenerationRequest("fast"))
+    time.sleep(0.05)
+    assert run_child("child_mock_job", {"handle": done.to_json(), "cancel": False}) == ["completed"]
+
+
+def test_an_interrupted_generation_whose_job_was_cancelled_ends_cancelled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def interrupt(update: Any) -> None:
+        if update.status == "processing":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_video(mock_video(), VideoGenerationRequest("a"), on_progress=interrupt)
+    (record,) = list_jobs()
+    assert (record.state, record.finished) == ("cancelled", True)
+    assert record.cancel == {"reason": "interrupted", "outcome": "cancelled"}
+    assert [(e.kind, e.state) for e in store().events(record.key)][-2:] == [
+        ("cancel", None),
+        ("finished", "cancelled"),
+    ]
+    assert resume() == []
+    code, out, _ = cli(capsys, "status", record.key)
+    assert code == 0
+    assert "state:     cancelled\ncollected: yes\n" in out
+    assert "cancel:    cancelled (interrupted)\n" in out
+
+
 def child_generate_mock(raw: str) -> None:
     """Child: many fast mock generations on the shared ledger; report ledger warnings."""
     args = json.loads(raw)
@@ -944,6 +990,24 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "list", "--state", "completed", "--json")
     assert code == 0
     assert json.loads(out) == [to_dict(first)]
+
+
+def test_cli_list_validates_the_state_and_says_when_none_is_in_it(capsys: pytest.CaptureFixture[str]) -> None:
+    generate_video(mock_video(), VideoGenerationRequest("a"))
+    code, out, err = cli(capsys, "list", "--state", "bogus")
+    assert (code, out) == (2, "")
+    # The list's quoting differs between Python versions; the states are in it either way.
+    assert err.splitlines()[-1].startswith(
+        "tarash jobs list: error: argument --state: invalid choice: 'bogus' (choose from "
+    )
+    assert "unfinished" in err
+    assert cli(capsys, "list", "--state", "FAILED") == (
+        0,
+        "No jobs in state 'failed' (1 in the ledger: `tarash jobs list` shows them).\n",
+        "",
+    )
+    code, out, _ = cli(capsys, "list", "--state", "Completed")
+    assert (code, len(out.splitlines())) == (0, 2)
 
 
 def test_cli_list_empty_and_ledger_off(

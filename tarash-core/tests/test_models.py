@@ -117,6 +117,7 @@ def test_numeric_strings_are_accepted_like_the_original() -> None:
         ({"timeout": 0}, "timeout"),
         ({"timeout": -1}, "timeout"),
         ({"poll_interval": float("nan")}, "poll_interval"),
+        ({"poll_interval": -0.5}, "poll_interval"),
         ({"max_poll_attempts": 0}, "max_poll_attempts"),
         ({"provider": ""}, "provider"),
         ({"fallback_configs": [ImageGenerationConfig(provider="x", model="y")]}, "fallback_configs"),
@@ -129,9 +130,57 @@ def test_bad_config_values_name_the_field(kwargs: dict[str, object], field: str)
     assert raised.value.field == field
 
 
+def test_poll_interval_zero_means_poll_again_at_once() -> None:
+    from tarash.tarash_gateway import generate_video
+    from tarash.tarash_gateway.mock import MockConfig, MockPollingConfig
+
+    polling = MockPollingConfig(
+        status_sequence=("queued", "processing", "completed"), delay_between_updates=0
+    )
+    config = VideoGenerationConfig(
+        provider="mock", model="mock", poll_interval=0, mock=MockConfig(polling=polling)
+    )
+    assert config.poll_interval == 0
+    assert ImageGenerationConfig(provider="mock", model="mock-image", poll_interval=0).poll_interval == 0
+    statuses: list[str] = []
+    generate_video(
+        config, VideoGenerationRequest(prompt="p"), on_progress=lambda u: statuses.append(u.status)
+    )
+    assert statuses == ["queued", "queued", "processing", "completed"]
+    with pytest.raises(ValidationError) as raised:
+        VideoGenerationConfig(provider="mock", model="mock", poll_interval=-1)
+    assert raised.value.message == "VideoGenerationConfig.poll_interval: expected a number >= 0, got -1"
+
+
 def test_fallback_chain_is_depth_first() -> None:
     def cfg(name: str, *children: VideoGenerationConfig) -> VideoGenerationConfig:
         return VideoGenerationConfig(provider=name, model=name, fallback_configs=list(children) or None)
 
     root = cfg("a", cfg("b", cfg("c")), cfg("d"))
     assert [c.provider for c in iter_fallback_chain(root)] == ["a", "b", "c", "d"]
+
+
+def test_updates_print_as_one_short_line() -> None:
+    from tarash.tarash_gateway import generate_video
+    from tarash.tarash_gateway.models import ImageGenerationUpdate, VideoGenerationUpdate
+
+    queued = VideoGenerationUpdate(request_id="r", status="queued", progress_percent=0, queue_position=2)
+    assert str(queued) == "queued 0% (queue position 2)"
+    assert str(VideoGenerationUpdate(request_id="r", status="processing", progress_percent=40.5)) == (
+        "processing 40.5%"
+    )
+    failed = ImageGenerationUpdate(request_id="r", status="failed", error="boom")
+    assert str(failed) == "failed: boom"
+    lines: list[str] = []
+    config = VideoGenerationConfig(provider="mock", model="mock", provider_config={"delay": 0})
+    generate_video(config, VideoGenerationRequest(prompt="p"), on_progress=lambda u: lines.append(str(u)))
+    assert lines == [
+        "queued",
+        "queued 0% (queue position 1)",
+        "queued 0% (queue position 0)",
+        "processing 15%",
+        "processing 40%",
+        "processing 65%",
+        "processing 90%",
+        "completed 100%",
+    ]

@@ -514,7 +514,9 @@ def test_http_connection_error_is_retryable_by_default() -> None:
     assert not UnknownSubmissionError("x").retryable
 
 
-def test_keyboard_interrupt_while_waiting_cancels_the_remote_job(jobs_provider: Any) -> None:
+def test_keyboard_interrupt_while_waiting_cancels_the_remote_job(
+    jobs_provider: Any, sigint_raises: None
+) -> None:
     import _thread
     import threading
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "fresh_venv: slow; builds a virtualenv (deselect with -m 'not fresh_venv')"
     )
+
+
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt here, and child processes start with its default action.
+
+    A test process launched in the background or by CI may inherit SIGINT ignored, and so would
+    the servers it starts: they would never stop on SIGINT.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def reaped() -> Iterator[list[subprocess.Popen[str]]]:
+    """Child processes appended here are killed if still running, and waited for, after the test."""
+    children: list[subprocess.Popen[str]] = []
+    yield children
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=30)
 
 
 @pytest.fixture(autouse=True)

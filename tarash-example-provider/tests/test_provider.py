@@ -350,18 +350,18 @@ def test_async_generations_on_one_loop_share_a_connection() -> None:
         assert server.service.connections == 1
 
 
-def test_the_tarash_command_gains_an_example_server_subcommand() -> None:
+def test_the_tarash_command_gains_an_example_server_subcommand(
+    sigint_raises: None, reaped: list[subprocess.Popen[str]]
+) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tarash.tarash_gateway.cli", "example-server", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Example API listening on http://127.0.0.1:")
-        assert httpx.get(f"{line.split()[4]}/_admin/stats").json()["connections"] == 1
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-        process.stdout.close()  # type: ignore[union-attr]
+    reaped.append(process)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("Example API listening on http://127.0.0.1:")
+    assert httpx.get(f"{line.split()[4]}/_admin/stats").json()["connections"] == 1
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 0

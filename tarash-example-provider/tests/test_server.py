@@ -260,19 +260,19 @@ def test_stats_count_requests_by_route_and_errors_by_status(api: httpx.Client, s
     assert after["last_submit"] == {"model": "example-video-1", "input": {"prompt": "x"}}
 
 
-def test_the_command_line_serves_on_loopback_until_interrupted() -> None:
+def test_the_command_line_serves_on_loopback_until_interrupted(
+    sigint_raises: None, reaped: list[subprocess.Popen[str]]
+) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tarash_example_provider.server", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Example API listening on http://127.0.0.1:")
-        url = line.split()[4]
-        assert httpx.get(f"{url}/_admin/stats").json()["requests"] == {}
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-        process.stdout.close()  # type: ignore[union-attr]
+    reaped.append(process)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("Example API listening on http://127.0.0.1:")
+    url = line.split()[4]
+    assert httpx.get(f"{url}/_admin/stats").json()["requests"] == {}
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 0

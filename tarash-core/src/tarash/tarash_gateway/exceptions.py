@@ -144,14 +144,42 @@ class ValidationError(TarashException):
         super().__init__(message, **kwargs)
 
 
+#: The provider plugins the Tarash project publishes, by provider name: the only distributions an
+#: unknown-provider message names (a name made up from a typo could be anyone's package).
+_PUBLISHED_PLUGINS = {"fal": "tarash-fal", "example": "tarash-example-provider"}
+
+
+def _unknown_provider_message(provider: str, installed: Sequence[str]) -> str:
+    import difflib
+
+    head = f"Unknown provider {provider!r}."
+    listed = f"Installed providers: {', '.join(sorted(installed)) or 'none'}."
+    close = difflib.get_close_matches(provider.lower(), sorted(installed), n=1)
+    if close:
+        return f"{head} Did you mean {close[0]!r}? {listed}"
+    missing = sorted(set(_PUBLISHED_PLUGINS) - set(installed))
+    published = difflib.get_close_matches(provider.lower(), missing, n=1)
+    if published:
+        name = published[0]
+        distribution = _PUBLISHED_PLUGINS[name]
+        guess = "" if name == provider else f" Did you mean {name!r}?"
+        return (
+            f"{head}{guess} {listed} Provider {name!r} comes with the {distribution} plugin, which is not "
+            f"installed (`pip install {distribution}`, or `pip install ./{distribution}` from a checkout)."
+        )
+    return f"{head} {listed} Install the plugin that provides it, or call register_provider()."
+
+
 class ProviderNotFoundError(ValidationError):
-    """No provider of the requested name is registered or installed."""
+    """No provider of the requested name is registered or installed.
+
+    The message suggests the closest installed provider ("did you mean 'fal'?"), or the Tarash
+    plugin to install when the name is one of the project's published providers.
+    """
 
     def __init__(self, provider: str, installed: Sequence[str]) -> None:
-        listed = ", ".join(sorted(installed)) or "none"
         super().__init__(
-            f"Unknown provider {provider!r}. Installed providers: {listed}. "
-            f"Install a plugin (e.g. `pip install tarash-{provider}`) or call register_provider().",
+            _unknown_provider_message(provider, installed),
             field="provider",
             value=provider,
             allowed=sorted(installed),

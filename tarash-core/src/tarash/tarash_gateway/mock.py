@@ -63,6 +63,11 @@ DEMO_POLLING = MockPollingConfig(
     delay_between_updates=0.3,
 )
 
+#: The aspect ratios of the bundled clips (``tarash models mock`` lists them).
+VIDEO_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "21:9")
+#: The largest width and height of a drawn image.
+MAX_IMAGE_SIDE = 2048
+
 _jobs: dict[str, int] = {}
 _jobs_lock = threading.Lock()
 
@@ -81,14 +86,14 @@ def register_providers() -> list[ProviderSpec]:
                     prefix="mock",
                     modality="video",
                     name="Mock video",
-                    allowed={"aspect_ratio": ("16:9", "9:16", "1:1", "4:3", "21:9")},
+                    allowed={"aspect_ratio": VIDEO_ASPECT_RATIOS},
                     description="bundled test-pattern MP4 clips, offline",
                 ),
                 ModelFamily(
                     prefix="mock-image",
                     modality="image",
                     name="Mock image",
-                    description="PNG test patterns drawn on the fly, offline",
+                    description=f"PNG test patterns, offline, up to {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
                 ),
             ),
             description="Offline mock provider: real local MP4/PNG files, simulated queue.",
@@ -105,8 +110,70 @@ def _mock_config(config: Any) -> MockConfig:
     if delay is not None:
         import attrs
 
-        polling = attrs.evolve(DEMO_POLLING, delay_between_updates=float(delay))
+        polling = attrs.evolve(DEMO_POLLING, delay_between_updates=_delay(delay))
     return MockConfig(polling=polling)
+
+
+def _delay(value: Any) -> float:
+    """``provider_config["delay"]``: seconds (a number, or a string holding one) from 0 to 3600."""
+    import contextlib
+    import math
+
+    seconds = math.nan
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError, ValueError):
+            seconds = float(value)
+    if not 0 <= seconds <= 3600:
+        raise ValidationError(
+            f"delay: expected a number of seconds from 0 to 3600, got {value!r}",
+            field="provider_config.delay",
+            value=value,
+        )
+    return seconds
+
+
+def _check_request(config: Any, request: Any, modality: str) -> None:
+    """Refuse what the mock's own models cannot produce (as ``tarash models mock`` lists them).
+
+    Only when the mock is the chosen provider: standing in for another provider
+    (``config.mock``), it accepts that provider's values.
+    """
+    if config.provider != "mock":
+        return
+    ratio = request.aspect_ratio
+    if modality == "video":
+        if ratio is not None and ratio not in VIDEO_ASPECT_RATIOS:
+            raise ValidationError(
+                f"aspect_ratio={ratio!r} is not allowed; allowed values: {', '.join(VIDEO_ASPECT_RATIOS)}",
+                field="aspect_ratio",
+                value=ratio,
+                allowed=VIDEO_ASPECT_RATIOS,
+            )
+        return
+    if ratio is not None and ratio != "auto" and _positive_pair(ratio, ":") is None:
+        raise ValidationError(
+            f"aspect_ratio={ratio!r}: expected WIDTH:HEIGHT with both above 0, or 'auto'",
+            field="aspect_ratio",
+            value=ratio,
+        )
+    size = request.size
+    pair = _positive_pair(size, "x") if size is not None else None
+    if size is not None and (pair is None or max(pair) > MAX_IMAGE_SIDE):
+        raise ValidationError(
+            f"size={size!r}: expected WIDTHxHEIGHT, each from 1 to {MAX_IMAGE_SIDE}",
+            field="size",
+            value=size,
+        )
+
+
+def _positive_pair(text: str, separator: str) -> tuple[int, int] | None:
+    """``"16:9"`` -> ``(16, 9)`` with separator ``":"``; None unless both are integers above 0."""
+    import re
+
+    match = re.fullmatch(rf"([0-9]{{1,6}}){re.escape(separator)}([0-9]{{1,6}})", text.strip().lower())
+    if match is None or 0 in (pair := (int(match[1]), int(match[2]))):
+        return None
+    return pair
 
 
 def _pick(mock: MockConfig, request: Any) -> int:
@@ -120,12 +187,13 @@ def _pick(mock: MockConfig, request: Any) -> int:
 
 @hookimpl
 def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
+    _check_request(config, request, context.modality)
     mock = _mock_config(config)
     index = _pick(mock, request)
     outcome = mock.responses[index]
     polling = mock.polling
     if outcome.error is not None and (polling is None or not polling.enabled):
-        raise outcome.error
+        raise _fresh(outcome.error)
     from .plugin import SubmittedJob
     from .utils import generate_unique_id
 
@@ -133,7 +201,9 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     with _jobs_lock:
         _jobs[job_id] = 0
     delay = polling.delay_between_updates if polling and polling.enabled else 0.0
-    data: dict[str, Any] = {"outcome": index}
+    import time
+
+    data: dict[str, Any] = {"outcome": index, "submitted_at": time.time()}
     if context.modality == "video":
         data.update(aspect_ratio=request.aspect_ratio, duration=request.duration_seconds)
     else:
@@ -156,13 +226,13 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
         counter = _jobs.get(job.job_id)
         if counter == -1:
             return JobStatus(state="cancelled")
-        step = last_step if counter is None else min(counter, last_step)
+        step = _elapsed_step(job, polling) if counter is None else min(counter, last_step)
         if counter is not None:
             _jobs[job.job_id] = step + 1
     last = step == last_step
     state = polling.status_sequence[step]
     if last and outcome.error is not None:
-        return JobStatus(state="failed", error=outcome.error, raw={"step": step})
+        return JobStatus(state="failed", error=_fresh(outcome.error), raw={"step": step})
     percents = polling.progress_percentages
     percent = percents[step] if percents is not None else _default_percent(state)
     positions = polling.queue_positions or ()
@@ -177,6 +247,31 @@ def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
         poll_after=polling.delay_between_updates,
         raw={"step": step, **custom},
     )
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A copy of a configured error for this call: no earlier call's traceback, model or job id.
+
+    An exception whose class cannot be rebuilt from its state is raised as configured.
+    """
+    import copy
+
+    try:
+        return copy.copy(error)
+    except Exception:
+        return error
+
+
+def _elapsed_step(job: JobRef, polling: MockPollingConfig) -> int:
+    """The step a job submitted by another process has reached: one per delay since its submit."""
+    import time
+
+    last_step = len(polling.status_sequence) - 1
+    submitted_at = job.data.get("submitted_at")
+    delay = polling.delay_between_updates
+    if not isinstance(submitted_at, (int, float)) or delay <= 0:
+        return last_step
+    return min(int((time.time() - submitted_at) / delay), last_step)
 
 
 def _default_percent(state: str) -> float | None:
@@ -200,8 +295,16 @@ def result(config: Any, job: JobRef, context: CallContext) -> Any:
 
 @hookimpl
 def cancel(config: Any, job: JobRef, context: CallContext) -> bool:
+    """Cancel a job of this process, or one submitted elsewhere that has not reached its simulated end."""
+    polling = _mock_config(config).polling
     with _jobs_lock:
-        if job.job_id in _jobs:
+        known = job.job_id in _jobs
+        running = (
+            polling is not None
+            and polling.enabled
+            and _elapsed_step(job, polling) < (len(polling.status_sequence) - 1)
+        )
+        if known or running:
             _jobs[job.job_id] = -1
             return True
     return False

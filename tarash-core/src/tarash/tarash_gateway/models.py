@@ -463,7 +463,7 @@ def _config_fields(timeout: float, max_poll_attempts: int, poll_interval: float)
             default=max_poll_attempts,
             validator=v.number(integer=True, minimum=1, maximum=10**7),
         ),
-        "poll_interval": attrs.field(default=poll_interval, validator=v.number(positive=True, maximum=3600)),
+        "poll_interval": attrs.field(default=poll_interval, validator=v.number(minimum=0, maximum=3600)),
     }
 
 
@@ -781,6 +781,18 @@ def _percent(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         raise v.fail(inst, attr, value, "a percentage between 0 and 100")
 
 
+def _update_str(update: VideoGenerationUpdate | ImageGenerationUpdate) -> str:
+    """``processing 40%``, ``queued (queue position 2)``, ``failed: <error>``: one short line."""
+    text: str = update.status
+    if update.progress_percent is not None:
+        text += f" {update.progress_percent:g}%"
+    if update.queue_position is not None:
+        text += f" (queue position {update.queue_position})"
+    if update.error:
+        text += f": {update.error}"
+    return text
+
+
 @attrs.frozen(kw_only=True)
 class VideoGenerationUpdate:
     """A progress update passed to ``on_progress``.
@@ -788,7 +800,8 @@ class VideoGenerationUpdate:
     ``status`` is queued/processing/completed/failed; ``queue_position`` (0 = next) and
     ``progress_percent`` are set when the provider reports them; ``attempt`` is the 1-based attempt
     number in the fallback chain; ``update`` is the provider's raw status payload (redacted), and
-    ``logs`` and ``error`` are scrubbed of secrets too.
+    ``logs`` and ``error`` are scrubbed of secrets too. ``str(update)`` is one short line
+    (``processing 40%``, ``queued (queue position 2)``), so ``on_progress=print`` stays readable.
     """
 
     request_id: str
@@ -803,6 +816,8 @@ class VideoGenerationUpdate:
     provider: str | None = None
     model: str | None = None
     elapsed_seconds: float | None = None
+
+    __str__ = _update_str
 
 
 @attrs.frozen(kw_only=True)
@@ -821,6 +836,8 @@ class ImageGenerationUpdate:
     provider: str | None = None
     model: str | None = None
     elapsed_seconds: float | None = None
+
+    __str__ = _update_str
 
 
 SyncProgressCallback = Callable[[VideoGenerationUpdate], None]

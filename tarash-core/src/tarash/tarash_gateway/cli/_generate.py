@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args, info, model)
     request = build_request(args)
     if args.out:
-        check_destination(Path(args.out))
+        check_destination(args.out)
     progress = contextlib.nullcontext(None) if args.quiet else Progress(sys.stderr, live=is_live(sys.stderr))
     with progress as on_progress:
         response: Response
@@ -129,6 +129,13 @@ def input_image(spec: str, default_role: str) -> ImageType:
     head, sep, tail = spec.rpartition(":")
     if sep and tail in IMAGE_ROLES:
         source, role = head, tail
+    elif sep and tail.isidentifier() and not Path(spec).expanduser().is_file():
+        raise ValidationError(
+            f"unknown role {tail!r} in {spec!r} (roles: {', '.join(IMAGE_ROLES)})",
+            field="image_list",
+            value=spec,
+            allowed=IMAGE_ROLES,
+        )
     if source.lower().startswith(("http://", "https://", "data:")):
         return ImageType(image=source, type=role)  # type: ignore[arg-type]
     path = Path(source).expanduser()
@@ -152,8 +159,15 @@ def input_image(spec: str, default_role: str) -> ImageType:
     return ImageType(image=media, type=role)  # type: ignore[arg-type]
 
 
-def check_destination(target: Path) -> None:
-    """Fail before generating (and paying) when ``--out`` cannot be written."""
+def check_destination(out: str) -> None:
+    """Fail before generating (and paying) when ``--out`` cannot be written.
+
+    A trailing separator (``--out clips/``) means a directory: it must exist, or the result would
+    be written to a file named like the directory.
+    """
+    target = Path(out)
+    if out.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) and not target.is_dir():
+        raise OutputError(f"cannot write to {out}: no such directory")
     if not target.is_dir() and not target.parent.is_dir():
         raise OutputError(f"cannot write {target}: directory {target.parent} does not exist")
 

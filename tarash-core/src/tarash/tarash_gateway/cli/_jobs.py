@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from .._ledger import JobRecord, LedgerAdapter
     from ..jobs import JobOutcome
 
+#: The states ``tarash jobs list --state`` accepts: a ledger record's states, and ``unfinished``.
+LIST_STATES = (
+    "submitting",
+    "submitted",
+    "queued",
+    "processing",
+    "completed",
+    "failed",
+    "cancelled",
+    "unknown",
+    "unfinished",
+)
+
 JOBS_EPILOG = """\
 The ledger records every submission (see the durable-jobs guide): TARASH_LEDGER=/path/jobs.db
 chooses its file, TARASH_LEDGER=off switches it off; by default it is jobs.db under TARASH_HOME,
@@ -50,9 +63,10 @@ def add_parser(subparsers: SubParsers) -> None:
     )
     listing.add_argument(
         "--state",
-        help="only this state (submitting, submitted, queued, "
-        "processing, completed, failed, cancelled, unknown), "
-        "or 'unfinished' for jobs not collected yet",
+        type=str.lower,
+        choices=LIST_STATES,
+        metavar="STATE",
+        help=f"only this state ({', '.join(LIST_STATES[:-1])}), or 'unfinished' for jobs not collected yet",
     )
     listing.add_argument("--json", dest="json_output", action="store_true", help=json_help)
     listing.set_defaults(func=command("_jobs", "list_jobs"))
@@ -148,7 +162,11 @@ def list_jobs(args: argparse.Namespace) -> int:
         _print_json([to_dict(record) for record in records])
         return EXIT_OK
     if not records:
-        print(f"No jobs in the ledger ({ledger.store!r}).")
+        total = len(ledger.store.records()) if args.state else 0
+        if total:
+            print(f"No jobs in state {args.state!r} ({total} in the ledger: `tarash jobs list` shows them).")
+        else:
+            print(f"No jobs in the ledger ({ledger.store!r}).")
         return EXIT_OK
     headers = ("KEY", "PROVIDER", "MODEL", "STATE", "JOB ID", "CREATED (UTC)")
     rows = [(r.key, r.provider, r.model, _state(r), r.job_id or "-", _when(r)) for r in records]
