@@ -18,8 +18,8 @@ progress callback makes the same requests as a Tarash generation (1 submit, the 
 
 Run: ``python benchmarks/fal_bench.py`` (two to three minutes). Targets: time ratio <= 1.05,
 equal requests per generation, peak RSS <= 80 MiB and <= 100 connections for 1000 concurrent
-generations, cold start <= 1.0x raw fal-client. Core's job ledger (on by default) adds SQLite writes to every Tarash generation;
-``TARASH_LEDGER=off`` measures the provider without it.
+generations, cold start <= 1.0x raw fal-client. Core's job ledger (on by default) adds SQLite
+writes to every Tarash generation; ``TARASH_LEDGER=off`` measures the provider without it.
 """
 
 from __future__ import annotations

@@ -80,7 +80,11 @@ DISTRIBUTIONS = (
         entry_point="example",
     ),
     Distribution(
-        "tarash-replicate", "tarash-replicate", "tarash_replicate", "tarash_replicate", entry_point="replicate"
+        "tarash-replicate",
+        "tarash-replicate",
+        "tarash_replicate",
+        "tarash_replicate",
+        entry_point="replicate",
     ),
     Distribution("tarash-google", "tarash-google", "tarash_google", "tarash_google", entry_point="google"),
     Distribution("tarash-openai", "tarash-openai", "tarash_openai", "tarash_openai", entry_point="openai"),

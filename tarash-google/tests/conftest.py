@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tarash_google import clear_token_cache
-from tarash_google.testing import FakeGoogle, fake_google  # noqa: F401  (the shipped fixture)
 
 from tarash.tarash_gateway.exceptions import HTTPError
 from tarash.tarash_gateway.plugin import CallContext, JobRef, Response
+from tarash_google import clear_token_cache
+from tarash_google.testing import FakeGoogle, fake_google  # noqa: F401  (the shipped fixture)
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tarash_google.testing import FakeGoogle
 
 from tarash.tarash_gateway.models import ImageGenerationConfig, VideoGenerationConfig
 from tarash.tarash_gateway.testing import ConfigFactory, ProviderConformanceTests
-from tarash.tarash_gateway.testing._suite import Harness
+from tarash_google.testing import FakeGoogle
 
 pytest_plugins = ["tarash.tarash_gateway.testing.plugin"]
 
@@ -28,13 +27,6 @@ MODELS = {
     "google": {"video": "veo-3.0-generate-001", "image": "gemini-2.5-flash-image"},
     "google-vertex": {"video": "veo-3.0-generate-001", "image": "imagen-4.0-generate-001"},
 }
-
-
-#: The kit's Harness.call_hook and test_capabilities_match_hooks still call PluginHost.impl, which
-#: "Core drives provider flows" (cd988a4) removed; strict, so these fail loudly once the kit is fixed.
-KIT_NOT_PORTED = pytest.mark.xfail(
-    raises=AttributeError, strict=True, reason="conformance kit calls PluginHost.impl, removed by cd988a4"
-)
 
 
 @pytest.fixture
@@ -57,6 +49,9 @@ class _GoogleConformance(ProviderConformanceTests):
         def make(modality: str, scenario: str) -> Any:
             if scenario == "unreachable":
                 base_url = f"http://127.0.0.1:{closed_port}"
+            elif scenario == "lost_answer":
+                kit_fake.inject("submit", drop=True)
+                base_url = kit_fake.url
             else:
                 base_url = kit_fake.url + FAULT_PREFIXES[scenario]
             config_type = VideoGenerationConfig if modality == "video" else ImageGenerationConfig
@@ -74,18 +69,6 @@ class _GoogleConformance(ProviderConformanceTests):
     @pytest.fixture
     def server_counts(self, kit_fake: FakeGoogle) -> Callable[[], dict[str, int]]:
         return lambda: {kind: kit_fake.counts[kind] for kind in ("submit", "status", "result", "cancel")}
-
-    @KIT_NOT_PORTED
-    def test_capabilities_match_hooks(self, tarash_harness: Harness) -> None:
-        super().test_capabilities_match_hooks(tarash_harness)
-
-    @KIT_NOT_PORTED
-    def test_submitted_job_data_is_json(self, tarash_harness: Harness) -> None:
-        super().test_submitted_job_data_is_json(tarash_harness)
-
-    @KIT_NOT_PORTED
-    def test_job_resumes_from_json(self, tarash_harness: Harness) -> None:
-        super().test_job_resumes_from_json(tarash_harness)
 
 
 class TestGeminiApiConformance(_GoogleConformance):

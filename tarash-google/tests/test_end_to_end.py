@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 from tarash.tarash_gateway import (
     ContentModerationError,
@@ -29,6 +28,7 @@ from tarash.tarash_gateway import (
     set_ledger,
     submit_video,
 )
+from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 PNG_B64 = base64.b64encode(PNG_BYTES).decode()
 NOTHING_AFTER_SUBMIT = {"submit": 1, "status": 0, "result": 0, "cancel": 0, "token": 0}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tarash_google._errors import retry_delay, translate
 
 from tarash.tarash_gateway.exceptions import ContentModerationError, HTTPError, ValidationError
+from tarash_google._errors import retry_delay, translate
 
 
 def status(code: int, name: str, message: str, *details: dict[str, object]) -> dict[str, object]:

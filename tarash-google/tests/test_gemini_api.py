@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-from tarash_google import _flows
-from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
@@ -21,6 +19,8 @@ from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
+from tarash_google import _flows
+from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 from .conftest import context, drive, job_ref
 

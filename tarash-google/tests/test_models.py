@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tarash_google import _flows
-from tarash_google._models import BY_ID, MODELS, families
 
 from tarash.tarash_gateway.exceptions import ValidationError
 from tarash.tarash_gateway.models import (
@@ -14,6 +12,8 @@ from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
+from tarash_google import _flows
+from tarash_google._models import BY_ID, MODELS, families
 
 from .conftest import context
 

@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import entry_points
 
 import pytest
+
 from tarash_google import _plugin, _vertex_plugin
 
 

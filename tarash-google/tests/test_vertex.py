@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tarash_google import _auth, _flows
-from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 from tarash.tarash_gateway.exceptions import ContentModerationError, ValidationError
 from tarash.tarash_gateway.models import (
@@ -23,6 +21,8 @@ from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
+from tarash_google import _auth, _flows
+from tarash_google.testing import PNG_BYTES, VIDEO_BYTES, FakeGoogle
 
 from .conftest import context, drive, job_ref
 

@@ -250,12 +250,6 @@ def test_video_is_unsupported(fake_openai: FakeOpenAIServer, provider: str) -> N
     assert fake_openai.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnknownSubmissionError,
-    reason="core counts any request of a blocking flow as the submit: a lost input-image download "
-    "(before the images POST) is reported as a possibly billed submission",
-)
 def test_a_lost_input_download_is_not_a_lost_submission(fake_openai: FakeOpenAIServer) -> None:
     url = fake_openai.add_file("in.png", png(), "image/png")
     fake_openai.inject("file", "drop")

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tarash_replicate.testing import FakeReplicateServer
 
 from tarash.tarash_gateway.models import ImageGenerationConfig, VideoGenerationConfig
 from tarash.tarash_gateway.testing import ConfigFactory, ProviderConformanceTests
+from tarash_replicate.testing import FakeReplicateServer
 
 pytest_plugins = ["tarash.tarash_gateway.testing.plugin"]
 
@@ -48,6 +48,9 @@ class TestReplicateConformance(ProviderConformanceTests):
         def make(modality: str, scenario: str) -> Any:
             if scenario == "unreachable":
                 base_url = f"http://127.0.0.1:{closed_port}"
+            elif scenario == "lost_answer":
+                kit_server.inject("submit", "drop")
+                base_url = kit_server.url
             else:
                 base_url = kit_server.url + FAULT_PREFIXES[scenario]
             if modality == "video":

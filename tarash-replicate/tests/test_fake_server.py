@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from tarash_replicate.testing import FakeReplicateServer
 
 AUTH = {"Authorization": "Bearer r8_fake_token"}

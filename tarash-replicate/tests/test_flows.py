@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from conftest import answer, context, finish, http_error, image_config, job, no_request, video_config
-from tarash_replicate import _flows, _plugin
 
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
@@ -16,6 +15,7 @@ from tarash.tarash_gateway.exceptions import (
     ValidationError,
 )
 from tarash.tarash_gateway.models import VideoGenerationRequest
+from tarash_replicate import _flows, _plugin
 
 
 def prediction(status: str, **fields: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import venv
 from pathlib import Path
 
 import pytest
+
 from tarash_replicate.testing import FakeReplicateServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tarash_replicate import expires_at
-from tarash_replicate.testing import FakeReplicateServer
 
 from tarash.tarash_gateway import (
     ContentModerationError,
@@ -32,6 +30,8 @@ from tarash.tarash_gateway import (
     generate_video,
     set_ledger,
 )
+from tarash_replicate import expires_at
+from tarash_replicate.testing import FakeReplicateServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from conftest import context, image_config, video_config
-from tarash_replicate import _plugin
 
 from tarash.tarash_gateway.exceptions import ValidationError
 from tarash.tarash_gateway.models import ImageGenerationRequest, ImageType, VideoGenerationRequest
+from tarash_replicate import _plugin
 
 FIRST = "https://example.com/first.png"
 LAST = "https://example.com/last.png"

@@ -6,10 +6,9 @@ import json
 import subprocess
 import sys
 
+from tarash.tarash_gateway.plugin import Lazy
 from tarash_replicate import API_KEY_ENV, DEFAULT_BASE_URL, PROVIDER
 from tarash_replicate._spec import SPEC
-
-from tarash.tarash_gateway.plugin import Lazy
 
 
 def test_the_spec() -> None:

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from tarash_replicate.testing import FakeReplicateServer
-from tarash_replicate.webhooks import ReplicateWebhookEvent, WebhookVerificationError, verify
 
 from tarash.tarash_gateway import VideoGenerationRequest, set_ledger, submit_video
 from tarash.tarash_gateway.exceptions import TarashException
+from tarash_replicate.testing import FakeReplicateServer
+from tarash_replicate.webhooks import ReplicateWebhookEvent, WebhookVerificationError, verify
 
 BODY = json.dumps(
     {

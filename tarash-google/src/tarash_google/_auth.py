@@ -146,6 +146,7 @@ def token_request(credentials: Credentials, now: int | None = None) -> Request:
         content=urlencode(form).encode("ascii"),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         auth=False,
+        idempotent=True,
     )
 
 

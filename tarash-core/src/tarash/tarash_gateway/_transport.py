@@ -14,9 +14,10 @@ every plugin:
   :class:`~tarash.tarash_gateway.exceptions.HTTPError` with ``retry_after`` (see :func:`http_error`).
 
 HTTP/1.1 keep-alive: at most ``max_connections`` (100) per pool. An async pool is split into
-``SHARDS`` small httpx clients, each behind a semaphore of its share of the connections (a request
-takes the first shard with a free connection): httpcore scans every connection of a pool, and its idle count, for each request it
-assigns (quadratic in the pool's size), which made one 100-connection pool spend most of a
+``SHARDS`` small httpx clients, each behind a semaphore of its share of the connections (a
+request takes the first shard with a free connection): httpcore scans every connection of a pool,
+and its idle count, for each request it assigns (quadratic in the pool's size), which made one
+100-connection pool spend most of a
 1000-job run in that scan.
 """
 
