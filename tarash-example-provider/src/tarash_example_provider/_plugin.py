@@ -1,22 +1,21 @@
-"""Entry point of the example provider. Each lifecycle hook is a *flow*: it yields the ``Request``
-to make and receives the ``Response``; core sends it (API root, auth header, deadline, pooled client)
-and throws an ``HTTPError`` into the flow for a 4xx/5xx answer. No I/O here, and no import but core's.
-"""
+"""Entry point of the example provider. Each lifecycle hook is a *flow*: it yields ``Request``s and
+receives ``Response``s; core sends them and throws an ``HTTPError`` in for a 4xx/5xx. No I/O here."""
 
 # --8<-- [start:imports]
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import tarash.tarash_gateway as tarash  # models and records (t.Request...) load on first use,
+from tarash.tarash_gateway import plugin as t  # not at discovery
 from tarash.tarash_gateway.exceptions import GenerationFailedError, HTTPError, ValidationError
 from tarash.tarash_gateway.field_mappers import apply_field_mappers
-from tarash.tarash_gateway.models import ImageGenerationResponse, VideoGenerationResponse
-from tarash.tarash_gateway.plugin import JobStatus, ProviderSpec, Request, SubmittedJob, hookimpl
+from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
 from ._fields import SPEC, mappers
 
 if TYPE_CHECKING:  # only named in annotations
-    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef
+    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
 
 
 @hookimpl
@@ -31,7 +30,7 @@ def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob
     fields = mappers(config.model, context.modality)  # refuses bad values before anything is sent
     body = {"model": config.model, "input": {**apply_field_mappers(fields, request), **request.extra_params}}
     try:
-        answer = yield Request(method="POST", url="/v1/jobs", json=body)
+        answer = yield t.Request(method="POST", url="/v1/jobs", json=body)
     except HTTPError as exc:  # a 422 names API fields ("input.duration"): name the caller's field
         raw = exc.raw_response
         detail = (
@@ -44,19 +43,19 @@ def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob
         message = f"Example API refused {api_field}: {detail.get('message')}"
         raise ValidationError(message, field=field, value=value, phase="submit", raw_response=raw) from None
     data = answer.json()
-    return SubmittedJob(job_id=str(data["id"]), data={"links": dict(data["links"])})
+    return t.SubmittedJob(job_id=str(data["id"]), data={"links": dict(data["links"])})
 
 
 # --8<-- [end:submit]
 # --8<-- [start:poll]
 @hookimpl
 def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
-    answer = (yield Request(method="GET", url=job.data["links"]["status"])).json()
+    answer = (yield t.Request(method="GET", url=job.data["links"]["status"])).json()
     state, reason = answer.get("status"), (answer.get("error") or {}).get("message", "no reason given")
     if state not in ("queued", "processing", "completed", "failed", "cancelled"):
         raise GenerationFailedError(f"Example API sent an unknown job status {state!r}", raw_response=answer)
     failed = GenerationFailedError(f"Example API job {job.job_id} failed: {reason}")
-    return JobStatus(
+    return t.JobStatus(
         state=state,
         queue_position=answer.get("queue_position"),
         progress_percent=answer.get("progress"),
@@ -68,11 +67,11 @@ def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
 
 @hookimpl
 def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
-    answer = (yield Request(method="GET", url=job.data["links"]["result"])).json()
+    answer = (yield t.Request(method="GET", url=job.data["links"]["result"])).json()
     output = answer.get("output") or {}
     video, images = output.get("video") or {}, [image["url"] for image in output.get("images") or ()]
     if job.modality == "video" and video.get("url"):
-        return VideoGenerationResponse(
+        return tarash.VideoGenerationResponse(
             request_id=job.job_id,
             video=video["url"],
             content_type=video.get("content_type"),
@@ -82,18 +81,18 @@ def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
             raw_response=answer,
         )
     if job.modality == "image" and images:
-        return ImageGenerationResponse(request_id=job.job_id, images=images, raw_response=answer)
+        return tarash.ImageGenerationResponse(request_id=job.job_id, images=images, raw_response=answer)
     raise GenerationFailedError(f"Example API result has no {job.modality}", raw_response=answer)
 
 
 @hookimpl
 def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     try:
-        yield Request(method="POST", url=job.data["links"]["cancel"])
+        yield t.Request(method="POST", url=job.data["links"]["cancel"])
     except HTTPError as exc:
-        if exc.status_code == 409:  # the job had already finished
-            return False
-        raise
+        if exc.status_code != 409:  # 409: the job had already finished
+            raise
+        return False
     return True
 
 

@@ -34,7 +34,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -258,9 +258,10 @@ def _too_large(limit: int) -> AnswerTooLarge:
 
 
 @functools.lru_cache(maxsize=32)
-def _tls(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    """TLS verification: the system's trust store, or only the CA bundle a config names."""
-    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+def _tls(ca_bundle: str | None) -> ssl.SSLContext:
+    """TLS verification, built once per CA bundle and shared by every client: httpx's default
+    trust store, or only the CA bundle a config names."""
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else httpx.create_ssl_context()
 
 
 def _pool_error(exc: Exception, key: PoolKey) -> GenerationFailedError:
@@ -337,18 +338,13 @@ class Transport:
             shards = pool.get(key)
             if shards is None or shards.closed():
                 shards = pool[key] = _Shards(
-                    [
-                        (
-                            httpx.AsyncClient(
-                                limits=self._limits(size),
-                                verify=_tls(key.ca_bundle),
-                                transport=self._mounted_async,
-                                follow_redirects=False,
-                            ),
-                            size,
-                        )
-                        for size in _split(self.max_connections, SHARDS)
-                    ]
+                    lambda size: httpx.AsyncClient(
+                        limits=self._limits(size),
+                        verify=_tls(key.ca_bundle),
+                        transport=self._mounted_async,
+                        follow_redirects=False,
+                    ),
+                    _split(self.max_connections, SHARDS),
                 )
         if fresh:
             await self._close_at_loop_shutdown(loop, pool)
@@ -458,27 +454,35 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 class _Shards:
-    """An async pool: small httpx clients, each with a semaphore of its connection count."""
+    """An async pool: small httpx clients, made on first use, each behind a semaphore of its
+    connection count."""
 
-    def __init__(self, clients: list[tuple[httpx.AsyncClient, int]]) -> None:
-        self.entries = [(client, asyncio.Semaphore(size)) for client, size in clients]
-        self._turn = itertools.cycle(self.entries)
+    def __init__(self, make: Callable[[int], httpx.AsyncClient], sizes: list[int]) -> None:
+        self._make = make
+        self._sizes = sizes
+        self.clients: list[httpx.AsyncClient | None] = [None] * len(sizes)
+        self._gates = [asyncio.Semaphore(size) for size in sizes]
+        self._turn = itertools.cycle(range(len(sizes)))
 
     def next(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         """The first shard with a free connection (so light traffic reuses one connection), else
         the next in turn."""
-        for entry in self.entries:
-            if not entry[1].locked():
-                return entry
-        return next(self._turn)
+        index = next((i for i, gate in enumerate(self._gates) if not gate.locked()), None)
+        if index is None:
+            index = next(self._turn)
+        client = self.clients[index]
+        if client is None:
+            client = self.clients[index] = self._make(self._sizes[index])
+        return client, self._gates[index]
 
     def closed(self) -> bool:
-        return any(client.is_closed for client, _ in self.entries)
+        return any(client is not None and client.is_closed for client in self.clients)
 
 
 async def _aclose(pool: dict[PoolKey, _Shards]) -> None:
     entries = list(pool.values())
     pool.clear()
     for shards in entries:
-        for client, _gate in shards.entries:
-            await client.aclose()
+        for client in shards.clients:
+            if client is not None:
+                await client.aclose()

@@ -25,6 +25,7 @@ and answers 200. A delivery that fails verification is answered 401 and applied 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import threading
@@ -116,10 +117,13 @@ class _Answer:
 
 
 def _hook_verifier(provider: str) -> Verifier | None:
-    from ._plugins import HOST
+    """The ``verify_webhook`` flow of ``provider``'s plugin (on the default gateway), if it has one."""
+    from ._gateway import default_gateway
 
-    _spec, plugin = HOST.entry_plugin(provider)
-    return HOST.impl(plugin, "verify_webhook", prefer_async=False)
+    host = default_gateway().host
+    if not host.implements(provider, "verify_webhook"):
+        return None
+    return functools.partial(host.flow, provider, "verify_webhook")
 
 
 class WebhookReceiver:
