@@ -18,7 +18,7 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-KEYS = Request(method="GET", url="https://keys.example/jwks", auth=False)
+KEYS = Request(method="GET", url="http://127.0.0.1:9/jwks", auth=False)  # a closed port
 
 
 def _verify(provider: str, headers: Mapping[str, str], body: bytes, context: WebhookContext) -> Any:
@@ -148,7 +148,7 @@ def test_requests_a_flow_yields_go_through_send() -> None:
     assert sent == [("toy", KEYS)]
 
 
-def test_without_send_a_fetch_is_answered_503() -> None:
+def test_without_send_the_fetch_goes_through_core_and_its_failure_is_answered_503() -> None:
     events: list[WebhookEvent] = []
     receiver = _receiver(events)
     answer = TestClient(receiver).post("/toy", content=_body(), headers={"X-Sig": "ok", "X-Fetch": "1"})

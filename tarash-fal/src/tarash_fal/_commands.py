@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,6 @@ OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
 TABLE_VERSION = 1
 
 #: Runs a flow to its result (core's transport); ``tarash fal add-model`` fetches with it.
-FlowRunner = Callable[["Flow[Any]"], Any]
 
 
 def _data_dir() -> Path:
@@ -105,17 +104,8 @@ def add_model(endpoint_id: str, document: Mapping[str, Any], path: Path | None =
     return spec
 
 
-def _no_runner(flow: Flow[Any]) -> Any:
-    flow.close()
-    raise ValidationError(
-        "fetching a schema needs Tarash's transport, not wired yet: pass --from FILE "
-        f"(download {OPENAPI_URL}?endpoint_id=...)",
-        field="from",
-    )
-
-
-def add_commands(subparsers: Any, runner: FlowRunner = _no_runner) -> None:
-    """Add ``tarash fal add-model`` (``runner`` sends the schema fetch)."""
+def add_commands(subparsers: Any) -> None:
+    """Add ``tarash fal add-model``; the schema fetch goes through tarash-core's transport."""
     fal = subparsers.add_parser("fal", help="fal.ai tools")
     commands = fal.add_subparsers(dest="fal_command", required=True)
     add = commands.add_parser(
@@ -128,11 +118,14 @@ def add_commands(subparsers: Any, runner: FlowRunner = _no_runner) -> None:
     add.add_argument(
         "--from", dest="source", metavar="FILE", help="read the OpenAPI JSON from FILE (offline)"
     )
+    add.add_argument("--ca-bundle", metavar="PEM", help="trust this CA for the fetch (a proxy)")
     add.add_argument("--url", default=OPENAPI_URL, help=argparse.SUPPRESS)
-    add.set_defaults(func=lambda args: _run_add_model(args, runner))
+    add.set_defaults(func=_run_add_model)
 
 
-def _run_add_model(args: argparse.Namespace, runner: FlowRunner) -> int:
+def _run_add_model(args: argparse.Namespace) -> int:
+    from tarash.tarash_gateway import default_gateway
+
     try:
         if args.source:
             try:
@@ -140,7 +133,8 @@ def _run_add_model(args: argparse.Namespace, runner: FlowRunner) -> int:
             except (OSError, ValueError) as exc:
                 raise ValidationError(f"cannot read {args.source}: {exc}", field="from") from None
         else:
-            document = runner(fetch_schema_flow(args.endpoint_id, args.url))
+            fetch = fetch_schema_flow(args.endpoint_id, args.url)
+            document = default_gateway().run_flow(fetch, label="fal", ca_bundle=args.ca_bundle)
         spec = add_model(args.endpoint_id, document)
     except TarashException as exc:
         print(f"tarash fal add-model: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hooki
 
 if TYPE_CHECKING:
     from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
+    from tarash.tarash_gateway.webhooks import WebhookContext, WebhookEvent
 
 
 def _families() -> Any:
@@ -92,3 +93,19 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     from . import _provider
 
     return _provider.cancel(config, job, context)
+
+
+@hookimpl
+def verify_webhook(provider: str, headers: Any, body: bytes, context: WebhookContext) -> Flow[WebhookEvent]:
+    """Verify a fal delivery's ED25519 signature against fal's JWKS; its typed event."""
+    from .webhooks import verify_webhook as flow
+
+    return flow(provider, headers, body, context)
+
+
+@hookimpl
+def register_commands(subparsers: Any) -> None:
+    """``tarash fal add-model ENDPOINT_ID``: a model's mapping from its published schema."""
+    from ._commands import add_commands
+
+    add_commands(subparsers)

@@ -438,6 +438,47 @@ def hook_flow(
     )
 
 
+def standalone_flow(
+    gateway: Gateway, flow: Any, label: str, *, timeout: float, ca_bundle: str | None = None
+) -> rt.Flow[Any]:
+    """A flow that belongs to no generation (a webhook key fetch, a schema download): its
+    requests go to absolute URLs without a key, through the gateway's transport, within
+    ``timeout``; error answers are thrown into it as ``HTTPError``."""
+    deadline = time.monotonic() + timeout
+    reply: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply, error = None, None
+            prepared = transport.prepare(
+                step,
+                provider=label,
+                base_url="",
+                api_key=None,
+                auth_header="",
+                auth_scheme="",
+                ca_bundle=ca_bundle,
+            )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{label} did not answer within {timeout:g}s", timeout_seconds=timeout)
+            try:
+                response = yield rt.Send(gateway.transport, prepared, remaining)
+            except HTTPConnectionError as exc:
+                error = exc
+                continue
+            if response.status_code >= 400:
+                error = transport.http_error(response, label)
+            else:
+                reply = response
+    finally:
+        flow.close()
+
+
 def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashException:
     """``exc`` as a typed error with phase, provider, model and job id (keeping a plugin's own
     cause; a foreign exception becomes the typed error's ``__cause__``)."""

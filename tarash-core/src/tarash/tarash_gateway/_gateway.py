@@ -202,6 +202,27 @@ class Gateway:
         flow = hook_flow(self, hook, config, modality=kind, request=request, job=job)  # type: ignore[arg-type]
         return rt.drive_sync(flow, self.background)
 
+    def run_flow(
+        self, flow: Any, *, label: str = "tarash", timeout: float = 30.0, ca_bundle: str | None = None
+    ) -> Any:
+        """Drive a flow that belongs to no generation (a webhook key set, a model schema):
+        requests to absolute URLs, no key, through this gateway's transport; ``ca_bundle`` trusts
+        a private CA (a proxy, a local server) instead of the system's."""
+        from . import _runtime as rt
+        from ._engine import standalone_flow
+
+        flow = standalone_flow(self, flow, label, timeout=timeout, ca_bundle=ca_bundle)
+        return rt.drive_sync(flow, self.background)
+
+    async def run_flow_async(
+        self, flow: Any, *, label: str = "tarash", timeout: float = 30.0, ca_bundle: str | None = None
+    ) -> Any:
+        """Async :meth:`run_flow`."""
+        from . import _runtime as rt
+        from ._engine import standalone_flow
+
+        return await rt.drive_async(standalone_flow(self, flow, label, timeout=timeout, ca_bundle=ca_bundle))
+
     # -- providers -------------------------------------------------------------------------------
 
     def register_provider(self, provider: str, handler: Any) -> None:

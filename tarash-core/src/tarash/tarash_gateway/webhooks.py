@@ -133,8 +133,9 @@ class WebhookReceiver:
         on_event: called once per new verified event, with the :class:`WebhookEvent`; may be a
             coroutine function. If it raises, the delivery is answered 500 and not remembered,
             so the provider's retry brings it again.
-        send: sends a request a verify flow yields (see :data:`Send`); without it, a flow that
-            needs a request (a key set not cached yet) is answered 503.
+        send: sends a request a verify flow yields (see :data:`Send`); by default core's
+            transport sends it (the default gateway's pools, within ``timeout``). A fetch that
+            fails is answered 503, so the provider retries the delivery.
         options: per-provider settings handed to the hook as ``context.options``,
             e.g. ``{"fal": {"jwks_url": "..."}}``.
         timeout: seconds a verification may spend on its requests.
@@ -203,9 +204,6 @@ class WebhookReceiver:
             self._count("rejected")
             log.warning("Webhook for %s rejected (%s): %s", provider, exc.reason, exc.message)
             return 401, {"error": exc.message, "reason": exc.reason}
-        except _NoTransport:
-            self._count("failed")
-            return 503, {"error": "verification needs a request and the receiver has no send"}
         except (TarashException, asyncio.TimeoutError) as exc:
             self._count("failed")
             log.warning("Webhook for %s not verified: %s: %s", provider, type(exc).__name__, exc)
@@ -243,12 +241,16 @@ class WebhookReceiver:
             self._seen.popitem(last=False)
 
     async def _drive(self, provider: str, flow: Flow[WebhookEvent]) -> WebhookEvent:
+        if self.send is None:
+            from ._gateway import default_gateway
+
+            event: WebhookEvent = await default_gateway().run_flow_async(
+                flow, label=provider, timeout=self.timeout
+            )
+            return event
         try:
             request = next(flow)
             while True:
-                if self.send is None:
-                    flow.close()
-                    raise _NoTransport
                 try:
                     response = await self.send(provider, request)
                 except HTTPError as exc:
@@ -256,8 +258,8 @@ class WebhookReceiver:
                 else:
                     request = flow.send(response)
         except StopIteration as stop:
-            event: WebhookEvent = stop.value
-            return event
+            sent: WebhookEvent = stop.value
+            return sent
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -292,10 +294,6 @@ class WebhookReceiver:
             return _Answer(413, {"error": "delivery too large"})
         status, payload = await self.handle(segments[0], headers, body)
         return _Answer(status, payload)
-
-
-class _NoTransport(Exception):
-    """A verify flow yielded a request and the receiver was given no ``send``."""
 
 
 def _route_path(scope: Mapping[str, Any]) -> str:
