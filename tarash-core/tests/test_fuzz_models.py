@@ -36,6 +36,7 @@ from tarash.tarash_gateway import (
     ContentModerationError,
     GenerationFailedError,
     HTTPError,
+    LedgerError,
     ProviderNotFoundError,
     TarashException,
     TimeoutError,
@@ -45,6 +46,7 @@ from tarash.tarash_gateway import (
     generate_image_async,
     generate_video,
     generate_video_async,
+    serialization,
 )
 from tarash.tarash_gateway.models import (
     ImageGenerationConfig,
@@ -783,6 +785,48 @@ def mock_refuses(request: Any) -> str | None:
     return None if sides and all(0 < int(side) <= 2048 for side in sides.groups()) else "size"
 
 
+def ledger_refuses(value: Any) -> bool:
+    """Whether the job ledger cannot record ``value`` (then, with the ledger on, nothing is sent)."""
+    if attrs.has(type(value)) and hasattr(value, "fallback_configs"):
+        value = attrs.evolve(value, fallback_configs=None)
+    try:
+        serialization.to_json(value)
+    except (ValidationError, RecursionError, ValueError, TypeError):
+        return True
+    return False
+
+
+def core_refuses(request: Any) -> tuple[type[TarashException], str | None] | None:
+    """What core refuses before the mock sees a request, in core's order: an empty or white-space
+    prompt with nothing to work from, extra_params naming a unified field, text that UTF-8 cannot
+    encode (ValidationError naming the field), then a request the ledger cannot record
+    (LedgerError: with the ledger on, nothing goes out unrecorded)."""
+    prompt = request.prompt
+    media = bool(request.image_list) or getattr(request, "video", None) is not None
+    if prompt.strip() == "" and (prompt != "" or not media):
+        return ValidationError, "prompt"
+    unified = {a.name for a in attrs.fields(type(request))} - {"extra_params"}
+    clash = sorted(unified & set(request.extra_params))
+    if clash:
+        return ValidationError, f"extra_params.{clash[0]}"
+    try:
+        serialization.to_json(request).encode("utf-8")
+    except UnicodeEncodeError:
+        return ValidationError, None
+    except (ValidationError, RecursionError, ValueError, TypeError):
+        return LedgerError, None
+    refused = mock_refuses(request)
+    return (ValidationError, refused) if refused is not None else None
+
+
+def _assert_refused(expected: tuple[type[TarashException], str | None], run: Callable[[], Any]) -> None:
+    kind, field = expected
+    with pytest.raises(kind) as raised:
+        run()
+    if field is not None:
+        assert getattr(raised.value, "field", None) == field
+
+
 def test_fuzzed_video_requests_generate(mock_files: Path, outcomes: Counter[str]) -> None:
 
     @FUZZ_E2E
@@ -794,11 +838,9 @@ def test_fuzzed_video_requests_generate(mock_files: Path, outcomes: Counter[str]
         if request is None:
             return
         updates: list[Any] = []
-        refused = mock_refuses(request)
+        refused = core_refuses(request)
         if refused is not None:
-            with pytest.raises(ValidationError) as raised:
-                generate_video(FAST_VIDEO, request)
-            assert raised.value.field == refused
+            _assert_refused(refused, lambda: generate_video(FAST_VIDEO, request))
             return
         response = generate_video(FAST_VIDEO, request, on_progress=updates.append)
         assert response.is_mock
@@ -823,11 +865,9 @@ def test_fuzzed_image_requests_generate(mock_files: Path, outcomes: Counter[str]
         )
         if request is None:
             return
-        refused = mock_refuses(request)
+        refused = core_refuses(request)
         if refused is not None:
-            with pytest.raises(ValidationError) as raised:
-                generate_image(FAST_IMAGE, request)
-            assert raised.value.field == refused
+            _assert_refused(refused, lambda: generate_image(FAST_IMAGE, request))
             return
         response = generate_image(FAST_IMAGE, request)
         assert response.is_mock
@@ -877,6 +917,10 @@ def test_fuzzed_configs_generate_or_raise_typed_errors(outcomes: Counter[str]) -
             if config is None:
                 return
             result = outcome_of(config, VideoGenerationRequest("a cat"))
+        if isinstance(result, LedgerError):
+            assert ledger_refuses(config), repr(result)
+            outcomes["typed error"] += 1
+            return
         if isinstance(result, TarashException):
             assert isinstance(result, (ProviderNotFoundError, TimeoutError)), repr(result)
             assert result.execution_metadata is not None
@@ -949,7 +993,7 @@ def test_fuzzed_mock_setups_generate_or_raise_typed_errors(mock_files: Path, out
             )
             result = outcome_of(config, ImageGenerationRequest("a cat"))
         if isinstance(result, TarashException):
-            assert not _must_succeed(mock, 20), repr(result)
+            assert not _must_succeed(mock, 20) or ledger_refuses(config), repr(result)
             assert result.execution_metadata is not None
             outcomes["typed error"] += 1
             return
@@ -986,8 +1030,9 @@ async def test_fuzzed_requests_through_the_async_api(mock_files: Path, outcomes:
     accepted = [r for r in requests if r is not None][:40]
     for request in accepted:
         video = isinstance(request, VideoGenerationRequest)
-        if mock_refuses(request) is not None:
-            with pytest.raises(ValidationError):
+        refused = core_refuses(request)
+        if refused is not None:
+            with pytest.raises(refused[0]):
                 await (
                     generate_video_async(FAST_VIDEO, request)
                     if video
@@ -1003,10 +1048,17 @@ async def test_fuzzed_requests_through_the_async_api(mock_files: Path, outcomes:
     assert outcomes["generated"] + outcomes["refused by the mock"] == len(accepted) == 40
 
 
-def test_deeply_nested_values_generate(mock_files: Path) -> None:
-    """Found by the fuzzer: the job ledger overflowed the stack recording this request."""
+def test_deeply_nested_values_are_refused_unrecorded_or_generate_with_the_ledger_off(
+    mock_files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fuzzer: the job ledger overflowed the stack recording this request. With the
+    ledger on, a request it cannot record is not sent (LedgerError); off, it generates."""
     request = VideoGenerationRequest("a cat", extra_params={"deep": _nested_list(5000)}, huge=10**5000)
     config = attrs.evolve(FAST_VIDEO, provider_config={"delay": 0.001, "deep": _nested_dict(5000)})
+    with pytest.raises(LedgerError) as raised:
+        generate_video(config, request)
+    assert raised.value.message.startswith("The job ledger cannot record this config")
+    monkeypatch.setenv("TARASH_LEDGER", "off")
     assert generate_video(config, request).is_mock
 
 

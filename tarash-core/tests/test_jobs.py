@@ -436,20 +436,45 @@ def test_a_lost_submit_answer_is_unknown_and_never_resubmitted(jobapi: JobServer
     assert list(jobapi.jobs) == ["job-1"]
 
 
-def test_a_failing_store_never_breaks_generation(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_store_that_cannot_record_the_intent_stops_the_submit(jobapi: JobServer) -> None:
     class BrokenStore(SQLiteJobStore):
         def _connection(self) -> sqlite3.Connection:
             raise sqlite3.OperationalError("disk I/O error")
 
     broken = BrokenStore("/nonexistent/jobs.db")
     set_ledger(broken)
+    with provider(jobapi_plugin()), pytest.raises(LedgerError) as raised:
+        generate_video(jobapi_config(jobapi), VideoGenerationRequest("a"))
+    assert raised.value.message == (
+        f"The job ledger {broken!r} could not record the submit intent (OperationalError: disk I/O "
+        "error), so nothing was submitted. Switch the ledger off (TARASH_LEDGER=off) to submit "
+        "unrecorded."
+    )
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    assert raised.value.retryable is False
+    assert dict(jobapi.counts) == {}
+
+
+def test_a_store_failing_after_the_intent_never_breaks_generation(caplog: pytest.LogCaptureFixture) -> None:
+    class FailingAfterIntent(SQLiteJobStore):
+        def record_submitted(self, *args: Any, **kwargs: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        record_status = record_finished = record_submitted
+
+    store_ = FailingAfterIntent(Path(os.environ["TARASH_HOME"]) / "failing.db").open()
+    set_ledger(store_)
     caplog.set_level(logging.WARNING, logger="tarash.ledger")
-    for _ in range(2):
-        assert generate_video(mock_video(), VideoGenerationRequest("a")).is_mock
+    try:
+        for _ in range(2):
+            assert generate_video(mock_video(), VideoGenerationRequest("a")).is_mock
+    finally:
+        set_ledger(None)
+        store_.close()
     assert [r.getMessage() for r in caplog.records] == [
-        f"Tarash job ledger {what} failed on {broken!r}; continuing without it: "
+        f"Tarash job ledger {what} failed on {store_!r}; continuing without it: "
         "OperationalError: disk I/O error"
-        for what in ("intent", "submitted", "status", "finished")
+        for what in ("submitted", "status", "finished")
     ]
 
 

@@ -586,8 +586,79 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
 # ----------------------------------------------------------------------------------------------
 
 
+def check_request(attempt: Attempt) -> None:
+    """Refuse, before anything is recorded or sent, a request no provider should receive.
+
+    * a prompt of only white space, or an empty prompt with no image or video to work from;
+    * ``extra_params`` that would override a unified field (``prompt``) or the provider field a
+      set unified field is mapped to (``duration`` for ``duration_seconds``);
+    * text that cannot be sent as UTF-8 JSON (a lone surrogate).
+    """
+    request = attempt.request
+    prompt = request.prompt
+    media = bool(request.image_list) or getattr(request, "video", None) is not None
+    if prompt.strip() == "" and (prompt != "" or not media):
+        raise ValidationError(
+            "prompt is empty"
+            + (" (only white space)" if prompt else "")
+            + ": give a prompt, or an image or video for the model to work from",
+            field="prompt",
+            value=prompt,
+        )
+    extras = dict(request.extra_params)
+    unified = {a.name for a in attrs.fields(type(request))} - {"extra_params"}
+    clash = sorted(unified & set(extras))
+    if clash:
+        raise ValidationError(
+            f"extra_params[{clash[0]!r}] would override the unified field {clash[0]}: set "
+            f"{clash[0]}=... on the request instead",
+            field=f"extra_params.{clash[0]}",
+            value=extras[clash[0]],
+        )
+    _prefix, mappers = attempt.gateway.host.resolve_field_mappers(attempt.provider, attempt.model)
+    for api_field, mapper in sorted((mappers or {}).items()):
+        source = getattr(mapper, "source_field", None)
+        if api_field in extras and source and getattr(request, source, None) not in (None, [], ()):
+            raise ValidationError(
+                f"extra_params[{api_field!r}] would override {source}, which {attempt.provider} "
+                f"sends as {api_field!r}: set one of them, not both",
+                field=f"extra_params.{api_field}",
+                value=extras[api_field],
+            )
+    _utf8(request, "request")
+
+
+def _utf8(value: Any, path: str) -> None:
+    """Raise ValidationError naming the first text in ``value`` that UTF-8 cannot encode (walked
+    without recursion: values may nest deeply)."""
+    pending: list[tuple[Any, str]] = [(value, path)]
+    seen: set[int] = set()
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValidationError(
+                    f"{where} cannot be sent: {exc.reason} at position {exc.start}",
+                    field=where.removeprefix("request."),
+                    value=None,
+                ) from None
+            continue
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if attrs.has(type(item)):
+            pending.extend((getattr(item, f.name), f"{where}.{f.name}") for f in attrs.fields(type(item)))
+        elif isinstance(item, Mapping):
+            for key, entry in item.items():
+                pending.extend(((key, f"{where}.{key}"), (entry, f"{where}.{key}")))
+        elif isinstance(item, (list, tuple)):
+            pending.extend((entry, f"{where}[{index}]") for index, entry in enumerate(item))
+
+
 def record_intent(attempt: Attempt) -> None:
-    """Write the submit intent to the ledger (before anything is sent)."""
+    """Write the submit intent to the ledger (before anything is sent; fails closed)."""
     if attempt.ledger is not None:
         attempt.ledger.intent(
             attempt.ledger_key,
@@ -609,6 +680,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     if not attempt.gateway.host.implements(attempt.provider, "submit"):
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no submit hook")
     key = attempt.ledger_key
+    check_request(attempt)
     resolve_credentials(attempt)
     record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
@@ -797,7 +869,9 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
     hook = "generate_video" if attempt.modality == "video" else "generate_image"
     if not attempt.gateway.host.implements(attempt.provider, hook):
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
+    check_request(attempt)
     resolve_credentials(attempt)
+    record_intent(attempt)
     try:
         response = yield from run_flow(
             attempt, hook, "submit", config=attempt.config, request=attempt.request, context=attempt.context()

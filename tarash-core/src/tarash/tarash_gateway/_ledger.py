@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from ._redact import get_logger
-from .exceptions import JobCancelledError, ValidationError, error_summary
+from .exceptions import JobCancelledError, LedgerError, ValidationError, error_summary
 from .plugin import JobRef, Modality
 
 if TYPE_CHECKING:
@@ -721,20 +721,40 @@ class LedgerAdapter:
     def intent(
         self, key: str, *, provider: str, model: str, modality: str, config: Any, request: Any
     ) -> None:
-        self.active.add(key)
-        self._guard(
-            "intent",
-            lambda: self.store.record_intent(
+        """Record the intent to submit. Fails closed: if it cannot be recorded (the store fails,
+        or the config or request cannot be serialised), LedgerError is raised and nothing is sent."""
+        plain_config = self._plain(attrs.evolve(config, fallback_configs=None))
+        plain_request = self._plain(request)
+        if plain_config is None or plain_request is None:
+            what = "config" if plain_config is None else "request"
+            raise LedgerError(
+                f"The job ledger cannot record this {what} (see the log), so nothing was submitted. "
+                "Fix the value, or switch the ledger off (TARASH_LEDGER=off) to submit unrecorded.",
+                provider=provider,
+                model=model,
+                phase="validate",
+            )
+        try:
+            self.store.record_intent(
                 key,
                 provider=provider,
                 model=model,
                 modality=modality,
-                config=self._plain(attrs.evolve(config, fallback_configs=None)),
-                request=self._plain(request),
+                config=plain_config,
+                request=plain_request,
                 owner=process_owner(),
                 lease_seconds=LEASE_SECONDS,
-            ),
-        )
+            )
+        except Exception as exc:
+            raise LedgerError(
+                f"The job ledger {self.store!r} could not record the submit intent "
+                f"({type(exc).__name__}: {exc}), so nothing was submitted. Switch the ledger off "
+                "(TARASH_LEDGER=off) to submit unrecorded.",
+                provider=provider,
+                model=model,
+                phase="validate",
+            ) from exc
+        self.active.add(key)
 
     def submitted(self, key: str, job: JobRef) -> None:
         self._guard(

@@ -15,6 +15,8 @@ The hierarchy::
         ├── JobCancelledError           the job was cancelled
         ├── UnknownSubmissionError      the submit may have reached the provider; nothing was resubmitted
         ├── UnsupportedModalityError    also a NotImplementedError, so seed-style code still catches it
+        ├── LedgerError                 the job ledger is off, has no such job, or cannot record
+        ├── JobNotFinishedError         JobHandle.result() before the job completed
         ├── ProviderConflictError       two distributions claim one provider name
         └── PluginLoadError             a plugin failed to import or to register
 
@@ -40,6 +42,8 @@ __all__ = [
     "HTTPConnectionError",
     "HTTPError",
     "JobCancelledError",
+    "JobNotFinishedError",
+    "LedgerError",
     "MissingCredentialsError",
     "PluginLoadError",
     "ProviderConflictError",
@@ -281,6 +285,21 @@ class UnknownSubmissionError(TarashException):
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("phase", "submit")
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)
+
+
+class LedgerError(TarashException):
+    """The job ledger is off, has no such job, or cannot record a submit intent (then nothing was
+    submitted: with the ledger on, no submit goes out unrecorded)."""
+
+
+class JobNotFinishedError(TarashException):
+    """``JobHandle.result()`` was called before the job completed (``state`` says where it is)."""
+
+    def __init__(self, message: str, *, state: str, **kwargs: Any) -> None:
+        self.state = state
+        kwargs.setdefault("phase", "result")
         kwargs.setdefault("retryable", False)
         super().__init__(message, **kwargs)
 

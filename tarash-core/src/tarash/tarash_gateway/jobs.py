@@ -36,7 +36,13 @@ from ._ledger import (
     set_ledger,
 )
 from ._redact import get_logger, redact
-from .exceptions import JobCancelledError, TarashException, UnknownSubmissionError
+from .exceptions import (
+    JobCancelledError,
+    JobNotFinishedError,
+    LedgerError,
+    TarashException,
+    UnknownSubmissionError,
+)
 from .models import (
     ImageGenerationConfig,
     ImageGenerationRequest,
@@ -76,20 +82,6 @@ RESUME_CONCURRENCY = 8
 AnyConfig = VideoGenerationConfig | ImageGenerationConfig
 OnProgress = Callable[[Any], Any]
 OutcomeState = Literal["completed", "failed", "cancelled", "unknown", "unfinished", "claimed"]
-
-
-class JobNotFinishedError(TarashException):
-    """:meth:`JobHandle.result` was called before the job completed (``state`` says where it is)."""
-
-    def __init__(self, message: str, *, state: str, **kwargs: Any) -> None:
-        self.state = state
-        kwargs.setdefault("phase", "result")
-        kwargs.setdefault("retryable", False)
-        super().__init__(message, **kwargs)
-
-
-class LedgerError(TarashException):
-    """The job ledger is off, or has no such job."""
 
 
 @attrs.frozen(kw_only=True)
