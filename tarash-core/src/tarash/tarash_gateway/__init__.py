@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "AspectRatio",
+    "CancelUnconfirmedError",
     "ContentModerationError",
     "Gateway",
     "GenerationFailedError",
@@ -32,6 +33,7 @@ __all__ = [
     "MockConfig",
     "ProviderNotFoundError",
     "Resolution",
+    "ResultNotCollectedError",
     "TarashException",
     "TimeoutError",
     "UnknownSubmissionError",
@@ -82,7 +84,9 @@ _LOCATIONS = {
     "Gateway": "._gateway",
     "default_gateway": "._gateway",
     "MissingCredentialsError": ".exceptions",
+    "CancelUnconfirmedError": ".exceptions",
     "ContentModerationError": ".exceptions",
+    "ResultNotCollectedError": ".exceptions",
     "GenerationFailedError": ".exceptions",
     "HTTPConnectionError": ".exceptions",
     "HTTPError": ".exceptions",
@@ -159,6 +163,7 @@ if TYPE_CHECKING:
     )
     from ._gateway import Gateway, default_gateway
     from .exceptions import (
+        CancelUnconfirmedError,
         ContentModerationError,
         GenerationFailedError,
         HTTPConnectionError,
@@ -168,6 +173,7 @@ if TYPE_CHECKING:
         LedgerError,
         MissingCredentialsError,
         ProviderNotFoundError,
+        ResultNotCollectedError,
         TarashException,
         TimeoutError,
         UnknownSubmissionError,

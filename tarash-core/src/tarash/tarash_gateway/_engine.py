@@ -35,11 +35,13 @@ from ._plugins import Direct
 from ._redact import get_logger, redact
 from ._wire import Request
 from .exceptions import (
+    CancelUnconfirmedError,
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
     JobCancelledError,
     MissingCredentialsError,
+    ResultNotCollectedError,
     TarashException,
     TimeoutError,
     UnknownSubmissionError,
@@ -538,7 +540,13 @@ def _direct(attempt: Attempt, step: Direct, phase: str) -> rt.Flow[Any]:
 
 
 def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
-    """Best-effort remote cancel of the attempt's job; records the outcome on the attempt."""
+    """Cancel the attempt's job at the provider; records the outcome on the attempt and ledger.
+
+    A cancel is idempotent, so it is retried on 429/5xx/connection errors (honouring
+    ``Retry-After``) within its own budget of ``CANCEL_GRACE_SECONDS``, whatever the attempt's
+    deadline. Outcomes: ``cancelled`` (the provider accepted), ``finished`` (the job had already
+    ended: it may be billed), ``failed`` (unconfirmed after the retries), ``unsupported``.
+    """
     if attempt.job is None or attempt.cancel_status is not None:
         return
     host = attempt.gateway.host
@@ -555,26 +563,25 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
             attempt, deadline=time.monotonic() + CANCEL_GRACE_SECONDS, on_progress=None
         )
         try:
-            yield from run_flow(
-                cancel_attempt,
-                "cancel",
-                "cancel",
-                config=attempt.config,
-                job=attempt.job,
-                context=cancel_attempt.context(),
-            )
+            accepted = yield from retrying(cancel_attempt, "cancel", "cancel")
         except Exception as exc:
             attempt.cancel_status = "failed"
             attempt.cancel_error = f"{type(exc).__name__}: {exc}"
             log.warning(
-                "Cancel of job %s on %s failed: %s",
+                "Cancel of job %s on %s not confirmed: %s",
                 attempt.job.job_id,
                 attempt.provider,
                 attempt.cancel_error,
             )
         else:
-            attempt.cancel_status = "cancelled"
-            log.info("Cancelled job %s on %s (%s)", attempt.job.job_id, attempt.provider, reason)
+            attempt.cancel_status = "cancelled" if accepted is not False else "finished"
+            log.info(
+                "Cancel of job %s on %s (%s): %s",
+                attempt.job.job_id,
+                attempt.provider,
+                reason,
+                attempt.cancel_status,
+            )
     if attempt.ledger is not None:
         attempt.ledger.status(
             attempt.ledger_key, "cancel", {"reason": reason, "outcome": attempt.cancel_status}
@@ -936,7 +943,12 @@ def provider_for(config: Any) -> str:
 
 
 def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
-    """One attempt: validate provider/modality, then lifecycle or blocking path."""
+    """One attempt: validate provider/modality, then lifecycle or blocking path.
+
+    A job that exists when the attempt fails is cancelled (unless it already ended); a job the
+    provider reported completed whose result could not be read is paid for, so it is kept for
+    collection (``ResultNotCollectedError``), never abandoned for a fallback.
+    """
     if attempt.modality not in attempt.spec.modalities:
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
     if not attempt.gateway.host.implements(attempt.provider, "submit"):
@@ -949,7 +961,11 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         yield from cancel_job(attempt, "the progress callback raised")
         raise
     except TarashException as exc:
-        if attempt.job is not None and not isinstance(exc, JobCancelledError) and exc.phase != "result":
+        if attempt.job is None or isinstance(exc, JobCancelledError):
+            raise
+        if attempt.state == "completed":
+            raise result_not_collected(attempt, exc) from exc
+        if attempt.state not in ("failed", "cancelled"):
             yield from cancel_job(attempt, f"{type(exc).__name__} in {exc.phase}")
         raise
     except GeneratorExit:
@@ -957,7 +973,28 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
     except BaseException:
         # KeyboardInterrupt or task cancellation: stop the paid job before leaving.
         yield from cancel_job(attempt, "interrupted")
+        if attempt.cancel_status == "cancelled":
+            ledger_finish(attempt, "cancelled")
         raise
+
+
+def result_not_collected(attempt: Attempt, cause: TarashException) -> ResultNotCollectedError:
+    """The typed error for a completed job whose result could not be read; the ledger keeps it
+    as completed and unfinished, for ``resume()`` and ``JobHandle.result()``."""
+    assert attempt.job is not None
+    if attempt.ledger is not None:
+        attempt.ledger.status(attempt.ledger_key, "completed", {"result": "not collected"})
+    return ResultNotCollectedError(
+        f"Job {attempt.job.job_id} at {attempt.provider} completed (it is billed) but its result "
+        f"could not be read ({cause.message}). It was NOT resubmitted and no fallback ran: collect "
+        f"it with error.handle.result() or resume(). Ledger key: {attempt.ledger_key}.",
+        ledger_key=attempt.ledger_key,
+        job=attempt.job,
+        config=attrs.evolve(attempt.config, fallback_configs=None),
+        provider=attempt.provider,
+        model=attempt.model,
+        request_id=attempt.job.job_id,
+    )
 
 
 def plan_attempts(
@@ -1058,7 +1095,8 @@ def run_chain(
             meta = attempt.metadata("failed", exc.original)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc.original)
-            ledger_finish(attempt, "failed", error=exc.original)
+            if not job_left_for_resume(attempt, exc.original):
+                ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
         except (UnsupportedModalityError, MissingCredentialsError) as exc:
             meta = attempt.metadata("skipped", exc)
@@ -1072,8 +1110,13 @@ def run_chain(
             meta = attempt.metadata("failed", exc)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc)
-            ledger_finish(attempt, "failed", error=exc)
+            if not job_left_for_resume(attempt, exc):
+                ledger_finish(attempt, "failed", error=exc)
             log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
+            if exc.retryable and number < len(chain) and holds_the_fallback(attempt):
+                stopped = cancel_unconfirmed(attempt, exc)
+                stopped.execution_metadata = finish(None)
+                raise stopped from exc
             if not exc.retryable or number == len(chain):
                 exc.execution_metadata = finish(None)
                 raise
@@ -1089,6 +1132,37 @@ def run_chain(
             model=response.model or attempt.model,
         )
     raise AssertionError("unreachable: the chain has at least one config")
+
+
+def job_left_for_resume(attempt: Attempt, error: BaseException) -> bool:
+    """A job that may still run or hold a paid result stays unfinished in the ledger, released
+    for ``resume()`` (here or in another process): a completed job whose result was not read, or
+    one whose cancel is unconfirmed."""
+    left = isinstance(error, ResultNotCollectedError) or attempt.cancel_status == "failed"
+    if left and attempt.ledger is not None:
+        attempt.ledger.release(attempt.ledger_key)
+    return left
+
+
+def holds_the_fallback(attempt: Attempt) -> bool:
+    """The attempt's job may still run (its cancel is unconfirmed) and the config does not allow
+    paying for a second job meanwhile."""
+    return attempt.cancel_status == "failed" and not attempt.config.fallback_on_unconfirmed_cancel
+
+
+def cancel_unconfirmed(attempt: Attempt, cause: TarashException) -> CancelUnconfirmedError:
+    assert attempt.job is not None
+    return CancelUnconfirmedError(
+        f"Job {attempt.job.job_id} at {attempt.provider} was abandoned ({type(cause).__name__}: "
+        f"{cause.message}) but its cancel was not confirmed ({attempt.cancel_error}), so the "
+        "fallback was NOT started: two jobs would be billed. resume() retries the cancel, or collects "
+        "the result if the job completed; fallback_on_unconfirmed_cancel=True falls back anyway. "
+        f"Ledger key: {attempt.ledger_key}.",
+        provider=attempt.provider,
+        model=attempt.model,
+        request_id=attempt.job.job_id,
+        phase="cancel",
+    )
 
 
 def submission_unknown(error: BaseException | None) -> bool:

@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ._plugins import HOST, PluginHost
+from .exceptions import ResultNotCollectedError
 
 if TYPE_CHECKING:
     from . import _runtime as rt
@@ -171,13 +172,19 @@ class Gateway:
         from . import _runtime as rt
         from ._engine import run_chain
 
-        return rt.drive_sync(run_chain(self, config, request, modality, on_progress), self.background)
+        try:
+            return rt.drive_sync(run_chain(self, config, request, modality, on_progress), self.background)
+        except ResultNotCollectedError as exc:
+            raise _with_handle(exc) from exc.__cause__
 
     async def _run_async(self, config: Any, request: Any, modality: Any, on_progress: Any) -> Any:
         from . import _runtime as rt
         from ._engine import run_chain
 
-        return await rt.drive_async(run_chain(self, config, request, modality, on_progress))
+        try:
+            return await rt.drive_async(run_chain(self, config, request, modality, on_progress))
+        except ResultNotCollectedError as exc:
+            raise _with_handle(exc) from exc.__cause__
 
     def run_hook(
         self,
@@ -254,6 +261,14 @@ class Gateway:
     def get_provider(self, name: str) -> Any:
         """One provider's description."""
         return self.host.get(name)
+
+
+def _with_handle(error: ResultNotCollectedError) -> ResultNotCollectedError:
+    """Give a completed-but-uncollected job's error the handle that collects it."""
+    from .jobs import JobHandle
+
+    error.handle = JobHandle(key=error.ledger_key, job=error.job, config=error.config)
+    return error
 
 
 def _open_ledger(choice: Any) -> LedgerAdapter | None:

@@ -64,8 +64,6 @@ RETENTION_DAYS = 30.0
 BUSY_TIMEOUT_MS = 10_000
 OFF_VALUES = frozenset({"off", "0", "false", "no", "none", "disabled"})
 MEDIA_TEXT_LIMIT = 1024
-#: The reason core gives the cancel it sends when a generation is interrupted (Ctrl-C, task cancel).
-INTERRUPTED = "interrupted"
 SCHEMA_VERSION = 1
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -777,9 +775,6 @@ class LedgerAdapter:
                     detail=self._plain(dict(detail)) or {},
                 ),
             )
-            if detail.get("reason") == INTERRUPTED and detail.get("outcome") == "cancelled":
-                # An interrupted generation records no other end: its accepted cancel is the end.
-                self.finished(key, "cancelled")
             return
         now = time.monotonic()
         last = self._written.get(key)

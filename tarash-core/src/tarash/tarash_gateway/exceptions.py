@@ -15,6 +15,8 @@ The hierarchy::
         ├── JobCancelledError           the job was cancelled
         ├── UnknownSubmissionError      the submit may have reached the provider; nothing was resubmitted
         ├── UnsupportedModalityError    also a NotImplementedError, so seed-style code still catches it
+        ├── ResultNotCollectedError     the job completed (it is billed) but its result was not read
+        ├── CancelUnconfirmedError      an abandoned job's cancel failed: no fallback was started
         ├── LedgerError                 the job ledger is off, has no such job, or cannot record
         ├── JobNotFinishedError         JobHandle.result() before the job completed
         ├── ProviderConflictError       two distributions claim one provider name
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from .models import AttemptMetadata, ExecutionMetadata
 
 __all__ = [
+    "CancelUnconfirmedError",
     "ContentModerationError",
     "GenerationFailedError",
     "HTTPConnectionError",
@@ -48,6 +51,7 @@ __all__ = [
     "PluginLoadError",
     "ProviderConflictError",
     "ProviderNotFoundError",
+    "ResultNotCollectedError",
     "TarashException",
     "TimeoutError",
     "UnknownSubmissionError",
@@ -285,6 +289,34 @@ class UnknownSubmissionError(TarashException):
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("phase", "submit")
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)
+
+
+class ResultNotCollectedError(TarashException):
+    """The provider reported the job completed, so it is paid for, but its result could not be
+    fetched before the deadline. No fallback ran and nothing was resubmitted; the job stays in the
+    ledger as completed-not-collected. ``handle`` (a ``JobHandle``, set by the gateway) collects
+    it: ``error.handle.result()``; ``resume()`` does too. ``__cause__`` is the last fetch error."""
+
+    def __init__(self, message: str, *, ledger_key: str, job: Any, config: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("phase", "result")
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)
+        self.ledger_key = ledger_key
+        self.job = job
+        self.config = config
+        self.handle: Any = None
+
+
+class CancelUnconfirmedError(TarashException):
+    """An attempt failed after its job existed and the cancel sent to stop that job was not
+    confirmed (it failed after its retries). The fallback was not started, so two jobs are not
+    billed; the job stays in the ledger, and ``resume()`` retries the cancel or collects the
+    result if it completed meanwhile. ``__cause__`` is the attempt's own error;
+    ``fallback_on_unconfirmed_cancel=True`` on the config falls back anyway."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", False)
         super().__init__(message, **kwargs)
 

@@ -499,6 +499,24 @@ def _resume_flow(
         ledger.release(record.key)
         return outcome("unfinished", error=exc)
     attempt = handle._attempt(on_progress, timeout, ledger)
+    if (record.cancel or {}).get("outcome") == "failed":
+        # Abandoned with an unconfirmed cancel: the caller did not want this job. Cancel it
+        # now; collect it only if it had finished meanwhile (then it is paid for).
+        yield from engine.cancel_job(attempt, "resume: the earlier cancel was not confirmed")
+        if attempt.cancel_status == "cancelled":
+            engine.ledger_finish(attempt, "cancelled")
+            return outcome("cancelled")
+        if attempt.cancel_status == "failed":
+            ledger.release(record.key)
+            error = TarashException(
+                f"Cancel of job {record.job_id} at {record.provider} still not confirmed: "
+                f"{attempt.cancel_error}",
+                provider=record.provider,
+                model=record.model,
+                request_id=record.job_id,
+                phase="cancel",
+            )
+            return outcome("unfinished", error=error)
     try:
         response = yield from _collect(attempt, engine.wait_phase(attempt))
     except TarashException as exc:

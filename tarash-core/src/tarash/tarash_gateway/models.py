@@ -478,6 +478,9 @@ class VideoGenerationConfig:
     ``timeout`` is one wall-clock deadline (seconds) for the whole generation: submit, waiting and
     fetching the result. On expiry core cancels the remote job and raises ``TimeoutError``.
     ``fallback_configs`` are tried depth-first when an attempt fails with a retryable error.
+    A job abandoned for a fallback is cancelled first; while that cancel is unconfirmed the fallback
+    is not started (``CancelUnconfirmedError``), unless ``fallback_on_unconfirmed_cancel`` is set
+    (then two jobs may be billed).
     """
 
     model: str = attrs.field(validator=v.string(nonempty=True, max_len=500))
@@ -504,6 +507,7 @@ class VideoGenerationConfig:
         repr=_safe_repr,
         validator=v.mapping,
     )
+    fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
 
 
 @attrs.frozen(kw_only=True)
@@ -534,6 +538,7 @@ class ImageGenerationConfig:
         repr=_safe_repr,
         validator=v.mapping,
     )
+    fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -683,7 +688,7 @@ class AttemptMetadata:
     is_retryable: bool | None = None
     request_id: str | None = None
     phase: str | None = None
-    cancel_status: Literal["cancelled", "failed", "unsupported"] | None = None
+    cancel_status: Literal["cancelled", "finished", "failed", "unsupported"] | None = None
     cancel_error: str | None = attrs.field(default=None, converter=_scrubbed)
 
     @property
