@@ -151,6 +151,8 @@ WHERE key = %(key)s AND owner = %(owner)s"""
 #: Seconds between checks that the liveness connection still holds its locks (a database restart
 #: drops them: they are then taken again).
 LIVENESS_CHECK_SECONDS = 5.0
+_LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+_CONNECT_TIMEOUT = BUSY_TIMEOUT_MS // 1000
 #: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
 _KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
@@ -191,24 +193,45 @@ class PostgresJobStore:
 
     def __repr__(self) -> str:
         parts = conninfo_to_dict(self.url)
-        user = f"{parts['user']}@" if parts.get("user") else ""
         port = f":{parts['port']}" if parts.get("port") else ""
-        where = f"{parts.get('host', '')}{port}/{parts.get('dbname', '')}"
-        return f"PostgresJobStore('postgresql://{user}{where}')"
+        return f"PostgresJobStore('postgresql://{parts.get('host', '')}{port}/{parts.get('dbname', '')}')"
 
     # -- connections -------------------------------------------------------------------------
 
+    def _liveness(self) -> psycopg.Connection[Any]:
+        """This process's own connection, holding its owners' locks; reconnected (and the locks
+        taken again) when the database dropped it."""
+        alive = self._alive
+        if (
+            alive is not None
+            and not alive.closed
+            and time.monotonic() - self._checked > LIVENESS_CHECK_SECONDS
+        ):
+            try:
+                alive.execute("SELECT 1")
+            except psycopg.Error:
+                alive.close()
+        if alive is None or alive.closed:
+            alive = psycopg.connect(self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+            alive.execute(_KEEPALIVES)
+            for name in self._held:
+                alive.execute(_LOCK_OWNER, (name,))
+            self._alive = alive
+        self._checked = time.monotonic()
+        return alive
+
     def _raw_pool(self) -> ConnectionPool[Any]:
         with self._lock:
-            if self._pool is None or self._pid != os.getpid():
-                if self._pool is not None:
-                    _INHERITED.extend((self._pool, self._alive))
-                    self._alive, self._held, self._ready = None, set(), False
+            if self._pool is not None and self._pid != os.getpid():
+                _INHERITED.extend((self._pool, self._alive))
+                self._pool, self._alive, self._held, self._ready = None, None, set(), False
+            if self._pool is None:
+                self._liveness()
                 self._pool = ConnectionPool(
                     self.url,
                     min_size=1,
                     max_size=self.pool_size,
-                    kwargs={"autocommit": True},
+                    kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT},
                     timeout=BUSY_TIMEOUT_MS / 1000,
                     name="tarash-ledger",
                     open=False,
@@ -297,24 +320,12 @@ class PostgresJobStore:
             return
         with self._lock:
             self._connections()
-            alive = self._alive
-            if alive is not None and time.monotonic() - self._checked > LIVENESS_CHECK_SECONDS:
-                try:
-                    alive.execute("SELECT 1")
-                except psycopg.Error:
-                    alive.close()
-                self._checked = time.monotonic()
-            if owner in self._held and alive is not None and not alive.closed:
+            if owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS:
                 return
-            if alive is None or alive.closed:
-                alive = self._alive = psycopg.connect(self.url, autocommit=True)
-                alive.execute(_KEEPALIVES)
-                held, self._held = self._held, set()
-            else:
-                held = set()
-            for name in {*held, owner}:
-                alive.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (name,))
-                self._held.add(name)
+            alive = self._liveness()
+            if owner not in self._held:
+                alive.execute(_LOCK_OWNER, (owner,))
+                self._held.add(owner)
 
     def _execute(self, statement: str, params: Mapping[str, Any]) -> bool:
         """Run one write statement; True when it returned a row."""
