@@ -5,7 +5,11 @@ Retry-After) or 500, at random. A lifecycle plugin registered in-process talks t
 pooled httpx.AsyncClient. Prints wall time, polls, injected faults, submits counted by the server
 (must equal N: a fault never causes a resubmission) and peak RSS.
 
-    python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1]
+The run is repeated with the job ledger off, on a SQLite file, and on PostgreSQL (a throwaway
+cluster started like the tests' one, with PostgreSQL's default durability settings; needs the
+server binaries and the postgres extra), then the wall times are compared.
+
+    python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1] [--ledgers off,sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -16,13 +20,18 @@ import collections
 import json
 import random
 import resource
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
-from tarash.tarash_gateway import generate_video_async
+from tarash.tarash_gateway import generate_video_async, set_ledger
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.exceptions import HTTPError
 from tarash.tarash_gateway.models import (
@@ -137,7 +146,7 @@ def make_plugin(base_url: str, client: httpx.AsyncClient, in_flight: int) -> Sim
     )
 
 
-async def main(jobs: int, fault_rate: float) -> None:
+async def main(jobs: int, fault_rate: float) -> float:
     server = Server(fault_rate, polls_to_finish=3)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=2048)
     port = listener.sockets[0].getsockname()[1]
@@ -147,10 +156,13 @@ async def main(jobs: int, fault_rate: float) -> None:
         HOST.register_plugin_object(plugin, "loadtest")
         config = VideoGenerationConfig(provider="loadtest", model="m", poll_interval=0.05, timeout=120)
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
-            return_exceptions=True,
-        )
+        try:
+            results = await asyncio.gather(
+                *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
+                return_exceptions=True,
+            )
+        finally:
+            HOST.unregister_plugin_object(plugin)
         wall = time.perf_counter() - started
     await asyncio.sleep(0.1)
     listener.close()
@@ -166,11 +178,43 @@ async def main(jobs: int, fault_rate: float) -> None:
     print(f"submits counted by the server == jobs: {server.counts['submit'] == jobs}")
     print(f"TCP connections opened: {server.connections}")
     print(f"wall time: {wall:.2f} s, peak RSS (client + server process): {peak_mib:.1f} MiB")
+    return wall
+
+
+@contextmanager
+def ledger(kind: str) -> Iterator[str]:
+    """Make ``kind`` (off, sqlite, postgres) this process's ledger; yields where it is."""
+    with ExitStack() as stack:
+        if kind == "off":
+            target = "off"
+        elif kind == "sqlite":
+            target = str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "jobs.db")
+        else:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tarash-core" / "tests"))
+            import pg
+
+            target = stack.enter_context(pg.throwaway_cluster()).create_database("bench")
+        set_ledger(target)
+        try:
+            yield target
+        finally:
+            set_ledger("off")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--fault-rate", type=float, default=0.1)
+    parser.add_argument(
+        "--ledgers", default="off,sqlite,postgres", help="comma-separated: off, sqlite, postgres"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.jobs, arguments.fault_rate))
+    walls = {}
+    for kind in arguments.ledgers.split(","):
+        with ledger(kind) as where:
+            print(f"\n== ledger {kind}: {where}")
+            walls[kind] = asyncio.run(main(arguments.jobs, arguments.fault_rate))
+    print(f"\n{'ledger':<10} {'wall (s)':>9} {'vs off':>8}")
+    for kind, wall in walls.items():
+        versus = f"{(wall / walls['off'] - 1):+.0%}" if "off" in walls else "-"
+        print(f"{kind:<10} {wall:>9.2f} {versus:>8}")
