@@ -456,8 +456,7 @@ def test_old_finished_jobs_are_pruned_when_a_worker_starts(pg_url: str) -> None:
 def test_tarash_ledger_selects_the_database(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from tarash.tarash_gateway import generate_video, list_jobs, set_ledger
     from tarash.tarash_gateway._ledger import ledger_path
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
-    from tarash.tarash_gateway.jobs import get_ledger
+    from tarash.tarash_gateway.jobs import PostgresJobStore, get_ledger
     from tarash.tarash_gateway.models import MockConfig, MockPollingConfig, VideoGenerationConfig
     from tarash.tarash_gateway.models import VideoGenerationRequest as Request
 
