@@ -84,7 +84,7 @@ _COLUMNS = (
     " extract(epoch FROM updated_at)::float8, extract(epoch FROM finished_at)::float8, owner,"
     " extract(epoch FROM lease_until)::float8"
 )
-_NOW = "clock_timestamp()"
+_NOW = "statement_timestamp()"
 _LEASE = f"{_NOW} + %(lease)s * interval '1 second'"
 #: Makes the statement's transaction commit without waiting for the WAL flush.
 _ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
@@ -156,10 +156,6 @@ _CONNECT_TIMEOUT = BUSY_TIMEOUT_MS // 1000
 #: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
 _KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
-#: Connections a forked child inherited from its parent: closing (or freeing) them in the child
-#: would end the parent's sessions, so they are kept referenced and never used.
-_INHERITED: list[Any] = []
-
 
 class PostgresJobStore:
     """A :class:`~tarash.tarash_gateway.jobs.JobStore` in a PostgreSQL database, for a fleet.
@@ -223,7 +219,8 @@ class PostgresJobStore:
     def _raw_pool(self) -> ConnectionPool[Any]:
         with self._lock:
             if self._pool is not None and self._pid != os.getpid():
-                _INHERITED.extend((self._pool, self._alive))
+                # A forked child drops its parent's connections without closing them (psycopg
+                # never ends a session from another process when freeing it) and opens its own.
                 self._pool, self._alive, self._held, self._ready = None, None, set(), False
             if self._pool is None:
                 self._liveness()
@@ -253,7 +250,7 @@ class PostgresJobStore:
                     f"{SCHEMA_VERSION}: run `tarash jobs migrate`"
                 )
             if self.retention_days is not None:
-                old = "finished_at < clock_timestamp() - %s * interval '1 second'"
+                old = "finished_at < statement_timestamp() - %s * interval '1 second'"
                 cutoff = (self.retention_days * 86400,)
                 with pool.connection() as conn, conn.transaction():
                     conn.execute(
