@@ -240,12 +240,12 @@ def test_claim_release_and_steal(store: JobStore) -> None:
 
 
 def test_an_expired_lease_can_be_taken_and_polls_renew_it(store: JobStore) -> None:
-    intent(store, "k1", owner="a", lease_seconds=0.05)
+    intent(store, "k1", owner="a", lease_seconds=1.0)
     assert not store.claim("k1", owner="b", lease_seconds=LEASE)
-    time.sleep(0.15)
-    assert store.claim("k1", owner="b", lease_seconds=0.3)
+    time.sleep(1.1)
+    assert store.claim("k1", owner="b", lease_seconds=1.0)
     store.record_status("k1", state="queued", detail={}, owner="b", lease_seconds=LEASE)
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert not store.claim("k1", owner="c", lease_seconds=LEASE), "b's status poll renewed its lease"
     store.record_status("k1", state="processing", detail={}, owner="c", lease_seconds=0.0)
     record = store.get("k1")
@@ -381,15 +381,42 @@ def test_a_killed_workers_jobs_are_free_at_once_on_any_machine(pg_url: str) -> N
 
 
 def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
+    """(The server ends the closed session, and drops its locks, a moment later.)"""
     from tarash.tarash_gateway._pg_store import PostgresJobStore
 
     with PostgresJobStore(pg_url) as first, PostgresJobStore(pg_url) as second:
         intent(first, "k1", owner="a")
         assert not second.claim("k1", owner="b", lease_seconds=LEASE)
         first.close()
-        assert second.claim("k1", owner="b", lease_seconds=LEASE)
+        deadline = time.monotonic() + 10
+        while not second.claim("k1", owner="b", lease_seconds=LEASE):
+            assert time.monotonic() < deadline, "closing the store did not free its claim"
+            time.sleep(0.01)
         first.open()
         assert not first.claim("k1", owner="a", lease_seconds=LEASE), "b is alive now"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_uses_its_own_connections(pg_url: str) -> None:
+    from tarash.tarash_gateway._pg_store import PostgresJobStore
+
+    with PostgresJobStore(pg_url) as store:
+        intent(store, "parent", owner="parent:1:a")
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                intent(store, "child", owner="child:2:b")
+                assert not store.claim("parent", owner="child:2:b", lease_seconds=LEASE)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        store.record_status("parent", state="queued", detail={}, owner="parent:1:a", lease_seconds=LEASE)
+        assert [r.key for r in store.records()] == ["parent", "child"]
+        assert store.claim("child", owner="parent:1:a", lease_seconds=LEASE), "the child is gone"
 
 
 def test_the_schema_is_migrated_once_by_many_workers_at_once(pg_url: str) -> None:
