@@ -546,3 +546,26 @@ def test_tarash_jobs_migrate(
         f"tarash: error: cannot migrate PostgresJobStore('{shown.rsplit('/', 1)[0]}/no_such_database'): "
         'OperationalError: connection failed: connection to server at "127.0.0.1", port '
     )
+
+
+def test_without_the_postgres_extra_the_ledger_is_off_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tarash.tarash_gateway import set_ledger
+    from tarash.tarash_gateway.jobs import get_ledger
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.delitem(sys.modules, "tarash.tarash_gateway._pg_store", raising=False)
+    url = "postgresql://nobody@127.0.0.1:9/without_the_extra"
+    monkeypatch.setenv("TARASH_LEDGER", url)
+    set_ledger(None)
+    try:
+        assert get_ledger() is None
+        assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == [
+            "Tarash job ledger is off: A PostgreSQL job ledger needs psycopg: "
+            "pip install 'tarash-core[postgres]'"
+        ]
+        with pytest.raises(ImportError, match=r"needs psycopg: pip install 'tarash-core\[postgres\]'"):
+            set_ledger(url)
+    finally:
+        set_ledger(None)
