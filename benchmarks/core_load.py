@@ -7,7 +7,8 @@ pooled httpx.AsyncClient. Prints wall time, polls, injected faults, submits coun
 
 The run is repeated with the job ledger off, on a SQLite file, and on PostgreSQL (a throwaway
 cluster started like the tests' one, with PostgreSQL's default durability settings; needs the
-server binaries and the postgres extra), then the wall times are compared.
+server binaries and the postgres extra), then the wall times are compared, with the time spent
+inside the ledger's store calls (made on the event loop's thread: the loop waits for them).
 
     python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1] [--ledgers off,sqlite,postgres]
 """
@@ -34,6 +35,7 @@ import httpx
 from tarash.tarash_gateway import generate_video_async, set_ledger
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.exceptions import HTTPError
+from tarash.tarash_gateway.jobs import SQLiteJobStore
 from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
@@ -181,22 +183,49 @@ async def main(jobs: int, fault_rate: float) -> float:
     return wall
 
 
+class TimedStore:
+    """A JobStore that forwards every call to ``store`` and adds up the time spent in them."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.calls = 0
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.calls += 1
+                self.seconds += time.perf_counter() - started
+
+        return timed
+
+
 @contextmanager
-def ledger(kind: str) -> Iterator[str]:
-    """Make ``kind`` (off, sqlite, postgres) this process's ledger; yields where it is."""
+def ledger(kind: str) -> Iterator[TimedStore | None]:
+    """Make ``kind`` (off, sqlite, postgres) this process's ledger, timed; None when off."""
     with ExitStack() as stack:
-        if kind == "off":
-            target = "off"
-        elif kind == "sqlite":
-            target = str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "jobs.db")
-        else:
+        store: Any = None
+        if kind == "sqlite":
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            store = stack.enter_context(SQLiteJobStore(directory / "jobs.db"))
+        elif kind == "postgres":
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tarash-core" / "tests"))
             import pg
 
-            target = stack.enter_context(pg.throwaway_cluster()).create_database("bench")
-        set_ledger(target)
+            from tarash.tarash_gateway.jobs import PostgresJobStore
+
+            url = stack.enter_context(pg.throwaway_cluster()).create_database("bench")
+            store = stack.enter_context(PostgresJobStore(url))
+        print(f"\n== ledger {kind}: {store!r}")
+        timed = TimedStore(store) if store is not None else None
+        set_ledger(timed if timed is not None else "off")
         try:
-            yield target
+            yield timed
         finally:
             set_ledger("off")
 
@@ -209,12 +238,14 @@ if __name__ == "__main__":
         "--ledgers", default="off,sqlite,postgres", help="comma-separated: off, sqlite, postgres"
     )
     arguments = parser.parse_args()
-    walls = {}
+    rows = []
     for kind in arguments.ledgers.split(","):
-        with ledger(kind) as where:
-            print(f"\n== ledger {kind}: {where}")
-            walls[kind] = asyncio.run(main(arguments.jobs, arguments.fault_rate))
-    print(f"\n{'ledger':<10} {'wall (s)':>9} {'vs off':>8}")
-    for kind, wall in walls.items():
+        with ledger(kind) as timed:
+            wall = asyncio.run(main(arguments.jobs, arguments.fault_rate))
+            calls, seconds = (timed.calls, timed.seconds) if timed is not None else (0, 0.0)
+        rows.append((kind, wall, calls, seconds))
+    walls = {kind: wall for kind, wall, _, _ in rows}
+    print(f"\n{'ledger':<10} {'wall (s)':>9} {'vs off':>8} {'store calls':>12} {'in store (s)':>13}")
+    for kind, wall, calls, seconds in rows:
         versus = f"{(wall / walls['off'] - 1):+.0%}" if "off" in walls else "-"
-        print(f"{kind:<10} {wall:>9.2f} {versus:>8}")
+        print(f"{kind:<10} {wall:>9.2f} {versus:>8} {calls:>12} {seconds:>13.2f}")
