@@ -46,8 +46,8 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 
 @nox.session
 def tests_core(session: nox.Session) -> None:
-    """tarash-core's own tests (no provider plugin installed)."""
-    session.install(f"{CORE}[testing]", *_group("test"))
+    """tarash-core's own tests (no provider plugin installed; the job ledger also on PostgreSQL)."""
+    session.install(f"{CORE}[testing,postgres]", *_group("test"))
     _pytest(session, "tarash-core/tests")
 
 
@@ -100,7 +100,7 @@ def tests_other_pythons(session: nox.Session) -> None:
     Needs those interpreters on PATH; with pyenv:
     ``PYENV_VERSION=3.11.7:3.10.13:3.12.1:3.13.0 nox -s tests_other_pythons``.
     """
-    session.install(f"{CORE}[testing]", *PLUGINS, *_group("test"))
+    session.install(f"{CORE}[testing,postgres]", *PLUGINS, *_group("test"))
     for tests in (
         "tarash-core/tests",
         "tarash-fal/tests",
@@ -123,7 +123,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on tarash-core, checked on the plugins."""
-    session.install(f"{CORE}[testing]", *PLUGINS, *_group("typecheck"))
+    session.install(f"{CORE}[testing,postgres]", *PLUGINS, *_group("typecheck"))
     session.run("mypy", "-p", "tarash.tarash_gateway", env={"MYPYPATH": "tarash-core/src"})
     packages = ("tarash_fal", "tarash_example_provider", "tarash_replicate", "tarash_google", "tarash_openai")
     session.run(

@@ -5,7 +5,12 @@ Retry-After) or 500, at random. A lifecycle plugin registered in-process talks t
 pooled httpx.AsyncClient. Prints wall time, polls, injected faults, submits counted by the server
 (must equal N: a fault never causes a resubmission) and peak RSS.
 
-    python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1]
+The run is repeated with the job ledger off, on a SQLite file, and on PostgreSQL (a throwaway
+cluster started like the tests' one, with PostgreSQL's default durability settings; needs the
+server binaries and the postgres extra), then the wall times are compared, with the time spent
+inside the ledger's store calls (made on the event loop's thread: the loop waits for them).
+
+    python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1] [--ledgers off,sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ import collections
 import json
 import random
 import resource
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 
-from tarash.tarash_gateway import generate_video_async
+from tarash.tarash_gateway import generate_video_async, set_ledger
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.exceptions import HTTPError
+from tarash.tarash_gateway.jobs import SQLiteJobStore
 from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
@@ -137,7 +148,7 @@ def make_plugin(base_url: str, client: httpx.AsyncClient, in_flight: int) -> Sim
     )
 
 
-async def main(jobs: int, fault_rate: float) -> None:
+async def main(jobs: int, fault_rate: float) -> float:
     server = Server(fault_rate, polls_to_finish=3)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=2048)
     port = listener.sockets[0].getsockname()[1]
@@ -147,10 +158,13 @@ async def main(jobs: int, fault_rate: float) -> None:
         HOST.register_plugin_object(plugin, "loadtest")
         config = VideoGenerationConfig(provider="loadtest", model="m", poll_interval=0.05, timeout=120)
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
-            return_exceptions=True,
-        )
+        try:
+            results = await asyncio.gather(
+                *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
+                return_exceptions=True,
+            )
+        finally:
+            HOST.unregister_plugin_object(plugin)
         wall = time.perf_counter() - started
     await asyncio.sleep(0.1)
     listener.close()
@@ -166,11 +180,72 @@ async def main(jobs: int, fault_rate: float) -> None:
     print(f"submits counted by the server == jobs: {server.counts['submit'] == jobs}")
     print(f"TCP connections opened: {server.connections}")
     print(f"wall time: {wall:.2f} s, peak RSS (client + server process): {peak_mib:.1f} MiB")
+    return wall
+
+
+class TimedStore:
+    """A JobStore that forwards every call to ``store`` and adds up the time spent in them."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.calls = 0
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.calls += 1
+                self.seconds += time.perf_counter() - started
+
+        return timed
+
+
+@contextmanager
+def ledger(kind: str) -> Iterator[TimedStore | None]:
+    """Make ``kind`` (off, sqlite, postgres) this process's ledger, timed; None when off."""
+    with ExitStack() as stack:
+        store: Any = None
+        if kind == "sqlite":
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            store = stack.enter_context(SQLiteJobStore(directory / "jobs.db"))
+        elif kind == "postgres":
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tarash-core" / "tests"))
+            import pg
+
+            from tarash.tarash_gateway.jobs import PostgresJobStore
+
+            url = stack.enter_context(pg.throwaway_cluster()).create_database("bench")
+            store = stack.enter_context(PostgresJobStore(url))
+        print(f"\n== ledger {kind}: {store!r}")
+        timed = TimedStore(store) if store is not None else None
+        set_ledger(timed if timed is not None else "off")
+        try:
+            yield timed
+        finally:
+            set_ledger("off")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--fault-rate", type=float, default=0.1)
+    parser.add_argument(
+        "--ledgers", default="off,sqlite,postgres", help="comma-separated: off, sqlite, postgres"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.jobs, arguments.fault_rate))
+    rows = []
+    for kind in arguments.ledgers.split(","):
+        with ledger(kind) as timed:
+            wall = asyncio.run(main(arguments.jobs, arguments.fault_rate))
+            calls, seconds = (timed.calls, timed.seconds) if timed is not None else (0, 0.0)
+        rows.append((kind, wall, calls, seconds))
+    walls = {kind: wall for kind, wall, _, _ in rows}
+    print(f"\n{'ledger':<10} {'wall (s)':>9} {'vs off':>8} {'store calls':>12} {'in store (s)':>13}")
+    for kind, wall, calls, seconds in rows:
+        versus = f"{(wall / walls['off'] - 1):+.0%}" if "off" in walls else "-"
+        print(f"{kind:<10} {wall:>9.2f} {versus:>8} {calls:>12} {seconds:>13.2f}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
 
+import pg
 import pytest
 from jobapi import JobServer, running
 
@@ -47,3 +49,32 @@ def reaped() -> Iterator[list[subprocess.Popen[str]]]:
         if child.poll() is None:
             child.kill()
         child.communicate(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.Cluster]:
+    """A throwaway PostgreSQL cluster for the session (tests/pg.py).
+
+    Without PostgreSQL (or psycopg) the tests using it are skipped, except under CI, where they
+    fail: .ci/run installs Debian's postgresql package and nox the postgres extra.
+    """
+    missing = None
+    if pg.bin_dir() is None:
+        missing = "PostgreSQL is not installed (no initdb on PATH or under /usr/lib/postgresql)"
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            missing = "psycopg is not installed: pip install './tarash-core[postgres]'"
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}, and CI is set: the PostgreSQL tests must run in CI", pytrace=False)
+        pytest.skip(missing)
+    with pg.throwaway_cluster(pg.FAST) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pg.Cluster) -> str:
+    """The URL of a new, empty database in the session's cluster."""
+    return pg_cluster.create_database()

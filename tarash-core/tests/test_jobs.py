@@ -978,7 +978,7 @@ def test_an_unwritable_data_dir_turns_the_ledger_off(
 def test_importing_the_package_stays_light() -> None:
     code = (
         "import sys, tarash.tarash_gateway as t; t.submit_video; t.resume; t.JobHandle; "
-        "print(sorted(m for m in ('cattrs', 'sqlite3') if m in sys.modules))"
+        "print(sorted(m for m in ('cattrs', 'sqlite3', 'psycopg') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -10,7 +10,8 @@ default, :class:`SQLiteJobStore`, is one SQLite file used safely by many process
 a busy timeout, short ``BEGIN IMMEDIATE`` transactions, and collection claimed with an atomic
 ``UPDATE ... WHERE owner IS NULL OR lease expired`` so two processes never collect the same job.
 
-Where it lives (first match): ``TARASH_LEDGER`` (a file path, or ``off``), ``$TARASH_HOME/jobs.db``,
+Where it lives (first match): ``TARASH_LEDGER`` (a file path, ``off``, or a ``postgresql://`` URL for
+the :mod:`PostgreSQL store <._pg_store>` a fleet shares), ``$TARASH_HOME/jobs.db``,
 ``$XDG_DATA_HOME/tarash/jobs.db``, ``~/.local/share/tarash/jobs.db`` (``%LOCALAPPDATA%`` on
 Windows). When that place cannot be written (read-only container), the ledger is off, logged once
 at INFO, and generation works as before.
@@ -39,6 +40,8 @@ from .plugin import JobRef, Modality
 
 if TYPE_CHECKING:
     import sqlite3
+
+    from ._pg_store import PostgresJobStore
 
 log = get_logger("tarash.ledger")
 
@@ -839,9 +842,46 @@ class LedgerAdapter:
 _state_lock = threading.Lock()
 _override: tuple[JobStore | None] | None = None
 #: The store set_ledger opened from a path (closed when replaced; stores passed in are the caller's).
-_override_owned: SQLiteJobStore | None = None
-_opened: dict[str, SQLiteJobStore | None] = {}
+_override_owned: SQLiteJobStore | PostgresJobStore | None = None
+_opened: dict[str, JobStore | None] = {}
 _adapters: dict[int, LedgerAdapter] = {}
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_store(url: str) -> PostgresJobStore:
+    """A PostgreSQL store for ``url`` (not connected yet); ImportError without the extra."""
+    try:
+        from ._pg_store import PostgresJobStore
+    except ImportError as exc:
+        raise ImportError(
+            f"A PostgreSQL job ledger needs {exc.name}: pip install 'tarash-core[postgres]'",
+            name=exc.name,
+        ) from exc
+    return PostgresJobStore(url)
+
+
+def _environment_database(url: str) -> JobStore | None:
+    """The store for ``TARASH_LEDGER=postgresql://...``: None (logged) without the extra.
+
+    A database that cannot be reached now is logged and kept: its writes are retried on each use.
+    """
+    try:
+        store = _postgres_store(url)
+    except ImportError as exc:
+        log.warning("Tarash job ledger is off: %s", exc)
+        return None
+    import psycopg
+
+    try:
+        store.open()
+    except psycopg.Error as exc:
+        log.warning(
+            "Tarash job ledger %r cannot be used now (%s: %s); retried on each use",
+            store,
+            type(exc).__name__,
+            exc,
+        )
+    return store
 
 
 def _data_dir() -> Path:
@@ -857,9 +897,9 @@ def _data_dir() -> Path:
 
 
 def ledger_path() -> Path | None:
-    """Where the default ledger lives according to the environment, or None when switched off."""
+    """Where the default ledger's file is according to the environment; None when off or a database."""
     setting = os.environ.get("TARASH_LEDGER", "").strip()
-    if setting.lower() in OFF_VALUES:
+    if setting.lower() in OFF_VALUES or setting.startswith(DATABASE_URL_SCHEMES):
         return None
     if setting:
         return Path(setting).expanduser()
@@ -870,22 +910,27 @@ def ledger_path() -> Path | None:
 
 
 def set_ledger(target: JobStore | str | os.PathLike[str] | None) -> None:
-    """Choose this process's ledger: a :class:`JobStore`, a SQLite file path, ``"off"``, or None.
+    """Choose this process's ledger: a :class:`JobStore`, a SQLite file path, a ``postgresql://``
+    URL, ``"off"``, or None.
 
     None goes back to the environment's choice (``TARASH_LEDGER``, ``TARASH_HOME``...). A path is
-    opened at once, so a file that cannot be written raises here (OSError or sqlite3.Error); the
+    opened at once, so a file that cannot be written raises here (OSError or sqlite3.Error), as does
+    a database that cannot be reached (psycopg.Error; ImportError without the ``postgres`` extra); the
     store opened for it is closed when another ledger replaces it. A :class:`JobStore` passed in
     stays open: closing it is the caller's business.
     """
     global _override, _override_owned
     chosen: tuple[JobStore | None] | None
-    owned = None
+    owned: SQLiteJobStore | PostgresJobStore | None = None
     if target is None:
         chosen = None
     elif isinstance(target, (str, os.PathLike)):
         text = os.fspath(target)
         if text.strip().lower() in OFF_VALUES:
             chosen = (None,)
+        elif text.strip().startswith(DATABASE_URL_SCHEMES):
+            owned = _postgres_store(text.strip()).open()
+            chosen = (owned,)
         else:
             owned = SQLiteJobStore(text).open()
             chosen = (owned,)
@@ -909,6 +954,12 @@ def active_store() -> JobStore | None:
     with _state_lock:
         if _override is not None:
             return _override[0]
+    setting = os.environ.get("TARASH_LEDGER", "").strip()
+    if setting.startswith(DATABASE_URL_SCHEMES):
+        with _state_lock:
+            if setting not in _opened:
+                _opened[setting] = _environment_database(setting)
+            return _opened[setting]
     path = ledger_path()
     if path is None:
         return None

@@ -76,6 +76,16 @@ __all__ = [
 
 log = get_logger("tarash.jobs")
 
+
+def __getattr__(name: str) -> Any:
+    """``PostgresJobStore`` is imported when first asked for: it needs the ``postgres`` extra."""
+    if name == "PostgresJobStore":
+        from ._pg_store import PostgresJobStore
+
+        return PostgresJobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: Jobs :func:`resume` collects at the same time.
 RESUME_CONCURRENCY = 8
 

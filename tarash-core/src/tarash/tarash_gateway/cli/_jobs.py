@@ -1,4 +1,4 @@
-"""``tarash jobs list|status|resume|cancel``: the job ledger from the shell.
+"""``tarash jobs list|status|resume|cancel|migrate``: the job ledger from the shell.
 
 Only the standard library is imported here; each command imports the jobs API when it runs, so
 ``tarash --help`` stays fast.
@@ -32,12 +32,13 @@ LIST_STATES = (
 
 JOBS_EPILOG = """\
 The ledger records every submission (see the durable-jobs guide): TARASH_LEDGER=/path/jobs.db
-chooses its file, TARASH_LEDGER=off switches it off; by default it is jobs.db under TARASH_HOME,
-$XDG_DATA_HOME/tarash or ~/.local/share/tarash.
+chooses its file, TARASH_LEDGER=postgresql://... a PostgreSQL database shared by a fleet of workers
+(see the fleet guide), TARASH_LEDGER=off switches it off; by default it is jobs.db under
+TARASH_HOME, $XDG_DATA_HOME/tarash or ~/.local/share/tarash.
 
 exit codes:
   0    success (resume: every job completed, or is being collected by another process)
-  2    bad arguments, unknown job, or the ledger is off
+  2    bad arguments, unknown job, the ledger is off, or (migrate) its database cannot be used
   7    resume: some job failed, was cancelled, is unknown (may have been billed) or unfinished;
        cancel: the provider cannot cancel, or the cancel failed"""
 
@@ -52,7 +53,9 @@ def add_parser(subparsers: SubParsers) -> None:
         description="Inspect the job ledger, collect jobs a crashed process left behind, or cancel a job.",
         epilog=JOBS_EPILOG,
     )
-    commands = jobs.add_subparsers(dest="jobs_command", metavar="{list,status,resume,cancel}", required=True)
+    commands = jobs.add_subparsers(
+        dest="jobs_command", metavar="{list,status,resume,cancel,migrate}", required=True
+    )
     json_help = "print JSON instead of text"
 
     listing = commands.add_parser(
@@ -110,6 +113,19 @@ def add_parser(subparsers: SubParsers) -> None:
     cancel.add_argument("key", metavar="KEY", help="the ledger key or the provider's job id")
     cancel.add_argument("--json", dest="json_output", action="store_true", help=json_help)
     cancel.set_defaults(func=command("_jobs", "cancel"))
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade a PostgreSQL ledger's schema",
+        description="Create or upgrade the schema of a PostgreSQL ledger. Workers do it themselves "
+        "when they first use the ledger; run this to do it by hand (e.g. before a deployment). "
+        "Safe to run at any time, from several machines at once.",
+        allow_abbrev=False,
+    )
+    migrate.add_argument(
+        "url", metavar="URL", nargs="?", help="the database's postgresql:// URL (default: TARASH_LEDGER)"
+    )
+    migrate.set_defaults(func=command("_jobs", "migrate"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,3 +324,36 @@ def cancel(args: argparse.Namespace) -> int:
     else:
         print(f"{record.provider} cannot cancel jobs: job {record.job_id} keeps running.")
     return EXIT_OK if cancelled else EXIT_PROVIDER_FAILURE
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Bring a PostgreSQL ledger's schema up to date."""
+    import os
+
+    from .._ledger import DATABASE_URL_SCHEMES, _postgres_store
+    from ._errors import UsageError
+
+    url = args.url or os.environ.get("TARASH_LEDGER", "").strip()
+    if not url.startswith(DATABASE_URL_SCHEMES):
+        raise UsageError(
+            "tarash jobs migrate upgrades a PostgreSQL ledger: pass its postgresql:// URL or set "
+            "TARASH_LEDGER to it (a SQLite ledger upgrades itself)"
+        )
+    try:
+        store = _postgres_store(url)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    import psycopg
+
+    try:
+        before = store.schema_version()
+        after = store.migrate()
+    except psycopg.Error as exc:
+        raise UsageError(f"cannot migrate {store!r}: {type(exc).__name__}: {exc}") from None
+    finally:
+        store.close()
+    if before == after:
+        print(f"The ledger schema in {store!r} is up to date (version {after}).")
+    else:
+        print(f"Migrated the ledger schema in {store!r} from version {before} to {after}.")
+    return EXIT_OK

@@ -1,0 +1,472 @@
+"""The job ledger on PostgreSQL: one store shared by a fleet of workers on many machines.
+
+Selected by ``TARASH_LEDGER=postgresql://...`` or ``set_ledger("postgresql://...")``; needs the
+``postgres`` extra (psycopg 3 and psycopg_pool), imported only when selected.
+
+It keeps SQLite's guarantees across machines:
+
+- every write is one statement, committed before the call returns (the intent before the
+  submit is sent); status observations and releases are committed asynchronously
+  (``synchronous_commit = off``): a database crash can lose the last few, never a job;
+- ``claim`` is one atomic ``UPDATE`` on a row locked ``FOR UPDATE SKIP LOCKED``, so two workers
+  never both collect a job and a claimer never queues behind another;
+- a claim holds while its lease runs (renewed by every status poll) *and* while its owner is
+  alive. An owner is alive while its process holds a session advisory lock named after it, on a
+  connection of its own: when a worker dies (SIGKILL, OOM, lost machine), the server drops its
+  connection, the lock goes, and any worker on any machine may take its jobs at once. Times are
+  the database server's clock, so the workers' clocks do not matter.
+
+The schema is created and migrated by the store itself (``tarash_schema`` holds the applied
+versions; migrations run under an advisory lock, so many workers starting at once apply them
+once); ``tarash jobs migrate`` does it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from ._ledger import BUSY_TIMEOUT_MS, RETENTION_DAYS, JobEvent, JobRecord, _dumps, _record, _utc
+
+__all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
+
+#: Each migration is a list of statements, applied in one transaction; never edit a released one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE tarash_jobs (
+            key text PRIMARY KEY,
+            provider text NOT NULL,
+            model text NOT NULL,
+            modality text NOT NULL,
+            state text NOT NULL,
+            job_id text,
+            job json,
+            config json,
+            request json,
+            result json,
+            error json,
+            detail json,
+            cancel json,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            owner text,
+            lease_until timestamptz
+        )""",
+        "CREATE INDEX tarash_jobs_unfinished ON tarash_jobs (created_at) WHERE finished_at IS NULL",
+        "CREATE INDEX tarash_jobs_finished ON tarash_jobs (finished_at)",
+        "CREATE INDEX tarash_jobs_job_id ON tarash_jobs (job_id)",
+        """CREATE TABLE tarash_job_events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            key text NOT NULL,
+            at timestamptz NOT NULL,
+            kind text NOT NULL,
+            state text,
+            detail json
+        )""",
+        "CREATE INDEX tarash_job_events_key ON tarash_job_events (key, id)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_MIGRATION_LOCK = "tarash.ledger.schema"
+
+_COLUMNS = (
+    "key, provider, model, modality, state, job_id, job::text, config::text, request::text,"
+    " result::text, error::text, detail::text, cancel::text, extract(epoch FROM created_at)::float8,"
+    " extract(epoch FROM updated_at)::float8, extract(epoch FROM finished_at)::float8, owner,"
+    " extract(epoch FROM lease_until)::float8"
+)
+_NOW = "statement_timestamp()"
+_LEASE = f"{_NOW} + %(lease)s * interval '1 second'"
+#: Makes the statement's transaction commit without waiting for the WAL flush.
+_ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+_EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
+
+_INTENT = f"""WITH job AS (
+    INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request, detail,
+                             created_at, updated_at, owner, lease_until)
+    VALUES (%(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
+            %(request)s::json, '{{}}', {_NOW}, {_NOW}, %(owner)s::text,
+            CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {_LEASE} END)
+    RETURNING key, created_at)
+{_EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job"""
+
+_SUBMITTED = f"""WITH job AS (
+    UPDATE tarash_jobs SET state = 'submitted', job_id = %(job_id)s, job = %(job)s::json,
+        updated_at = {_NOW}, finished_at = NULL, error = NULL,
+        lease_until = CASE WHEN owner IS NOT DISTINCT FROM %(owner)s::text THEN {_LEASE}
+                      ELSE lease_until END
+    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown')
+    RETURNING key, updated_at)
+{_EVENT} SELECT key, updated_at, 'submitted', 'submitted', %(detail)s::json FROM job"""
+
+_STATUS = f"""WITH {_ASYNC_COMMIT},
+old AS (SELECT key, state FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE),
+job AS (
+    UPDATE tarash_jobs j SET state = %(state)s, detail = %(detail)s::json, updated_at = {_NOW},
+        lease_until = CASE WHEN j.owner IS NOT DISTINCT FROM %(owner)s::text THEN {_LEASE}
+                      ELSE j.lease_until END
+    FROM old, _async WHERE j.key = old.key
+    RETURNING j.key, j.updated_at, old.state AS before)
+{_EVENT} SELECT key, updated_at, 'status', %(state)s, %(event)s::json FROM job
+    WHERE before IS DISTINCT FROM %(state)s"""
+
+_CANCEL = f"""WITH job AS (
+    UPDATE tarash_jobs SET cancel = %(detail)s::json, updated_at = {_NOW} WHERE key = %(key)s
+    RETURNING key, updated_at)
+{_EVENT} SELECT key, updated_at, 'cancel', NULL, %(event)s::json FROM job"""
+
+_FINISHED = f"""WITH job AS (
+    UPDATE tarash_jobs SET state = %(state)s, result = %(result)s::json, error = %(error)s::json,
+        updated_at = {_NOW}, finished_at = {_NOW}, owner = NULL, lease_until = NULL
+    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown' OR %(state)s = 'completed')
+    RETURNING key, finished_at)
+{_EVENT} SELECT key, finished_at, 'finished', %(state)s, %(error)s::json FROM job"""
+
+# The owner test is a CASE so that the advisory lock is only probed when nothing cheaper decides:
+# taking the (transaction-scoped) lock succeeds only when no live process holds it.
+_CLAIM = f"""WITH target AS (
+    SELECT key FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE SKIP LOCKED),
+job AS (
+    UPDATE tarash_jobs j SET owner = %(owner)s, lease_until = {_LEASE}
+    FROM target WHERE j.key = target.key AND CASE
+        WHEN j.owner IS NULL OR j.owner = %(owner)s OR j.owner = %(steal)s::text
+             OR j.lease_until < {_NOW} THEN true
+        ELSE pg_try_advisory_xact_lock(hashtextextended(j.owner, 0)) END
+    RETURNING j.key)
+{_EVENT} SELECT key, {_NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
+
+_RELEASE = f"""WITH {_ASYNC_COMMIT}
+UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async
+WHERE key = %(key)s AND owner = %(owner)s"""
+
+#: Seconds between checks that the liveness connection still holds its locks (a database restart
+#: drops them: they are then taken again).
+LIVENESS_CHECK_SECONDS = 5.0
+_LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+_CONNECT_TIMEOUT = BUSY_TIMEOUT_MS // 1000
+#: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
+_KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
+
+
+class PostgresJobStore:
+    """A :class:`~tarash.tarash_gateway.jobs.JobStore` in a PostgreSQL database, for a fleet.
+
+    ``url``: a libpq URL or conninfo string (``postgresql://user:password@host:5432/db``).
+    ``pool_size``: the most connections this process opens for ledger writes (plus one, held for
+    the process's life, that signals it is alive). ``migrate``: create or upgrade the schema on
+    open (else it must be at :data:`SCHEMA_VERSION`: ``tarash jobs migrate``). Finished jobs older
+    than ``retention_days`` (None: keep forever) are deleted with their history on open.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        migrate: bool = True,
+        retention_days: float | None = RETENTION_DAYS,
+    ) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.auto_migrate = migrate
+        self.retention_days = retention_days
+        self._lock = threading.RLock()
+        self._pool: ConnectionPool[Any] | None = None
+        self._alive: psycopg.Connection[Any] | None = None
+        self._held: set[str] = set()
+        self._pid = 0
+        self._ready = False
+        self._checked = 0.0
+
+    def __repr__(self) -> str:
+        parts = conninfo_to_dict(self.url)
+        port = f":{parts['port']}" if parts.get("port") else ""
+        return f"PostgresJobStore('postgresql://{parts.get('host', '')}{port}/{parts.get('dbname', '')}')"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _liveness(self) -> psycopg.Connection[Any]:
+        """This process's own connection, holding its owners' locks; reconnected (and the locks
+        taken again) when the database dropped it."""
+        alive = self._alive
+        if (
+            alive is not None
+            and not alive.closed
+            and time.monotonic() - self._checked > LIVENESS_CHECK_SECONDS
+        ):
+            try:
+                alive.execute("SELECT 1")
+            except psycopg.Error:
+                alive.close()
+        if alive is None or alive.closed:
+            alive = psycopg.connect(self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
+            alive.execute(_KEEPALIVES)
+            for name in self._held:
+                alive.execute(_LOCK_OWNER, (name,))
+            self._alive = alive
+        self._checked = time.monotonic()
+        return alive
+
+    def _raw_pool(self) -> ConnectionPool[Any]:
+        with self._lock:
+            if self._pool is not None and self._pid != os.getpid():
+                # A forked child drops its parent's connections without closing them (psycopg
+                # never ends a session from another process when freeing it) and opens its own.
+                self._pool, self._alive, self._held, self._ready = None, None, set(), False
+            if self._pool is None:
+                self._liveness()
+                self._pool = ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT},
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                    name="tarash-ledger",
+                    open=False,
+                )
+                self._pool.open()
+                self._pid = os.getpid()
+            return self._pool
+
+    def _connections(self) -> ConnectionPool[Any]:
+        """The pool, once the schema is ready (migrated or checked, and pruned, on first use)."""
+        with self._lock:
+            pool = self._raw_pool()
+            if self._ready:
+                return pool
+            version = self.migrate() if self.auto_migrate else self.schema_version()
+            if version < SCHEMA_VERSION:
+                raise psycopg.ProgrammingError(
+                    f"the ledger schema in {self!r} is at version {version}, this Tarash needs "
+                    f"{SCHEMA_VERSION}: run `tarash jobs migrate`"
+                )
+            if self.retention_days is not None:
+                old = "finished_at < statement_timestamp() - %s * interval '1 second'"
+                cutoff = (self.retention_days * 86400,)
+                with pool.connection() as conn, conn.transaction():
+                    conn.execute(
+                        "DELETE FROM tarash_job_events"
+                        f" WHERE key IN (SELECT key FROM tarash_jobs WHERE {old})",
+                        cutoff,
+                    )
+                    conn.execute(f"DELETE FROM tarash_jobs WHERE {old}", cutoff)
+            self._ready = True
+            return pool
+
+    def open(self) -> PostgresJobStore:
+        """Connect, migrate (unless ``migrate=False``) and prune now; raises psycopg errors."""
+        self._connections()
+        return self
+
+    def __enter__(self) -> PostgresJobStore:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this process's connections: its claims are then free for other workers to take."""
+        with self._lock:
+            if self._pid == os.getpid():
+                if self._alive is not None:
+                    self._alive.close()
+                if self._pool is not None:
+                    self._pool.close()
+            self._pool, self._alive, self._held, self._ready = None, None, set(), False
+
+    def schema_version(self) -> int:
+        """The highest migration applied to the database (0: none)."""
+        with self._raw_pool().connection() as conn:
+            row = conn.execute("SELECT to_regclass('tarash_schema') IS NOT NULL").fetchone()
+            if not row or not row[0]:
+                return 0
+            found = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
+            return int(found[0]) if found else 0
+
+    def migrate(self) -> int:
+        """Apply the missing migrations (idempotent, safe from many processes); the version after."""
+        found = self.schema_version()
+        if found >= SCHEMA_VERSION:
+            return found
+        with self._raw_pool().connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tarash_schema ("
+                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
+            current = int(row[0]) if row else 0
+            for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO tarash_schema (version) VALUES (%s)", (version,))
+            return max(current, SCHEMA_VERSION)
+
+    def _hold(self, owner: str | None) -> None:
+        """Make ``owner`` (a process of this one) look alive to other workers until we exit."""
+        if owner is None:
+            return
+        with self._lock:
+            self._connections()
+            if owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS:
+                return
+            alive = self._liveness()
+            if owner not in self._held:
+                alive.execute(_LOCK_OWNER, (owner,))
+                self._held.add(owner)
+
+    def _execute(self, statement: str, params: Mapping[str, Any]) -> bool:
+        """Run one write statement; True when it returned a row."""
+        with self._connections().connection() as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.description is not None and cursor.fetchone() is not None
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        self._hold(owner)
+        self._execute(
+            _INTENT,
+            {
+                "key": key,
+                "provider": provider,
+                "model": model,
+                "modality": modality,
+                "config": _dumps(config),
+                "request": _dumps(request),
+                "owner": owner,
+                "lease": lease_seconds,
+            },
+        )
+
+    def record_submitted(
+        self,
+        key: str,
+        *,
+        job_id: str,
+        job: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        self._hold(owner)
+        self._execute(
+            _SUBMITTED,
+            {
+                "key": key,
+                "job_id": job_id,
+                "job": _dumps(job),
+                "owner": owner,
+                "lease": lease_seconds,
+                "detail": _dumps({"job_id": job_id}),
+            },
+        )
+
+    def record_status(
+        self,
+        key: str,
+        *,
+        state: str,
+        detail: Mapping[str, Any],
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        self._hold(owner)
+        self._execute(
+            _STATUS,
+            {
+                "key": key,
+                "state": state,
+                "detail": _dumps(detail),
+                "event": _dumps(detail) if detail else None,
+                "owner": owner,
+                "lease": lease_seconds,
+            },
+        )
+
+    def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
+        self._execute(
+            _CANCEL, {"key": key, "detail": _dumps(detail), "event": _dumps(detail) if detail else None}
+        )
+
+    def record_finished(
+        self,
+        key: str,
+        *,
+        state: str,
+        result: Mapping[str, Any] | None,
+        error: Mapping[str, Any] | None,
+    ) -> None:
+        self._execute(
+            _FINISHED, {"key": key, "state": state, "result": _dumps(result), "error": _dumps(error)}
+        )
+
+    def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
+        self._hold(owner)
+        return self._execute(
+            _CLAIM,
+            {
+                "key": key,
+                "owner": owner,
+                "steal": steal_from,
+                "lease": lease_seconds,
+                "event": _dumps({"owner": owner}),
+            },
+        )
+
+    def release(self, key: str, *, owner: str) -> None:
+        self._execute(_RELEASE, {"key": key, "owner": owner})
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: str) -> JobRecord | None:
+        with self._connections().connection() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM tarash_jobs WHERE key = %s OR job_id = %s"
+                " ORDER BY created_at LIMIT 1",
+                (key, key),
+            ).fetchone()
+        return _record(row) if row is not None else None
+
+    def records(self, state: str | None = None) -> list[JobRecord]:
+        query = f"SELECT {_COLUMNS} FROM tarash_jobs"
+        params: tuple[Any, ...] = ()
+        if state == "unfinished":
+            query += " WHERE finished_at IS NULL"
+        elif state is not None:
+            query += " WHERE state = %s"
+            params = (state,)
+        with self._connections().connection() as conn:
+            rows = conn.execute(query + " ORDER BY created_at, key", params).fetchall()
+        return [_record(row) for row in rows]
+
+    def events(self, key: str) -> list[JobEvent]:
+        with self._connections().connection() as conn:
+            rows = conn.execute(
+                "SELECT key, extract(epoch FROM at)::float8, kind, state, detail::text"
+                " FROM tarash_job_events WHERE key = %s ORDER BY id",
+                (key,),
+            ).fetchall()
+        return [
+            JobEvent(key=r[0], at=_utc(r[1]), kind=r[2], state=r[3], detail=json.loads(r[4]) if r[4] else {})
+            for r in rows
+        ]

@@ -1,0 +1,192 @@
+"""A fleet on one PostgreSQL ledger: two machines, workers killed mid-poll, resumers on both.
+
+The machines are simulated as processes with their own data dir (``TARASH_HOME``) and host name
+(so a worker's owner id names its machine, and a resumer on the other machine cannot see its
+processes): what they share is the ledger database of the session's throwaway cluster, and the
+provider (tests/jobapi.py's counting server on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from jobapi import make_plugin, running
+
+TESTS = Path(__file__).parent
+ROUNDS = 10
+JOBS_PER_WORKER = 2
+POLL_INTERVAL = 0.1
+#: Status polls a job stays queued for: its worker is killed while polling, long before the end.
+QUEUE_POLLS = 15
+
+
+def _become(machine: str) -> None:
+    """This process is on ``machine``, with the jobapi provider installed."""
+    socket.gethostname = lambda: machine  # type: ignore[assignment]
+    from tarash.tarash_gateway._plugins import HOST
+
+    HOST.register_plugin_object(make_plugin("jobapi"), "jobapi")
+
+
+def _await(path: str) -> None:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def child_worker(raw: str) -> None:
+    """Child: once its go file appears, generate several videos at once until it is killed."""
+    args = json.loads(raw)
+    _become(args["machine"])
+    from tarash.tarash_gateway import generate_video
+    from tarash.tarash_gateway.jobs import get_ledger
+    from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
+
+    assert get_ledger() is not None
+    print("ready", flush=True)
+    _await(args["go"])
+
+    config = VideoGenerationConfig(
+        model="j1",
+        provider="jobapi",
+        base_url=os.environ["JOBAPI_URL"],
+        api_key="fleet-key-0001",
+        poll_interval=POLL_INTERVAL,
+        timeout=120,
+    )
+    threads = [
+        threading.Thread(target=generate_video, args=(config, VideoGenerationRequest(f"{args['name']} {i}")))
+        for i in range(JOBS_PER_WORKER)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def child_resumer(raw: str) -> None:
+    """Child: resume the ledger again and again until its stop file appears and nothing is left."""
+    args = json.loads(raw)
+    _become(args["machine"])
+    from tarash.tarash_gateway import list_jobs, resume
+
+    completed: list[str] = []
+    other: list[tuple[str, str]] = []
+    print("ready", flush=True)
+    while True:
+        stopping = os.path.exists(args["stop"])
+        for outcome in resume():
+            if outcome.state == "completed":
+                completed.append(outcome.key)
+            elif outcome.state != "claimed":
+                other.append((outcome.key, outcome.state))
+        if stopping and not list_jobs("unfinished"):
+            break
+        time.sleep(0.05)
+    print(json.dumps({"completed": completed, "other": other}))
+
+
+def _spawn(function: str, args: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, test_fleet; test_fleet.{function}(sys.argv[1])",
+            json.dumps(args),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(pg_url: str, tmp_path: Path) -> None:
+    from tarash.tarash_gateway._pg_store import PostgresJobStore
+
+    stop = tmp_path / "stop"
+    with running(queue_polls=QUEUE_POLLS) as server, PostgresJobStore(pg_url) as ledger:
+
+        def env(machine: str) -> dict[str, str]:
+            home = tmp_path / machine
+            home.mkdir(exist_ok=True)
+            return {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                "TARASH_HOME": str(home),
+                "TARASH_LEDGER": pg_url,
+                "JOBAPI_URL": server.url,
+            }
+
+        resumers = {
+            machine: _spawn("child_resumer", {"machine": machine, "stop": str(stop)}, env(machine))
+            for machine in ("machine-a", "machine-b")
+        }
+        workers = [
+            _spawn(
+                "child_worker",
+                {"machine": "machine-a", "name": f"round {i}", "go": str(tmp_path / f"go-{i}")},
+                env("machine-a"),
+            )
+            for i in range(ROUNDS)
+        ]
+        for proc in [*resumers.values(), *workers]:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        killed: list[str] = []
+        for round_, worker in enumerate(workers):
+            (tmp_path / f"go-{round_}").write_text("go")
+            mine = f"machine-a:{worker.pid}:"
+
+            def polling() -> list[Any]:
+                return [
+                    r
+                    for r in ledger.records()
+                    if r.owner and r.owner.startswith(mine) and r.state in ("queued", "processing")  # noqa: B023
+                ]
+
+            deadline = time.monotonic() + 30
+            while len(jobs := polling()) < JOBS_PER_WORKER:
+                assert worker.poll() is None, worker.communicate()[1]
+                assert time.monotonic() < deadline, "the worker never started polling"
+                time.sleep(0.01)
+            print("round", round_, time.monotonic(), flush=True)
+            worker.send_signal(signal.SIGKILL)
+            worker.communicate(timeout=30)
+            assert worker.returncode == -signal.SIGKILL
+            killed += [job.key for job in jobs]
+        print("stop", time.monotonic(), flush=True)
+        stop.write_text("stop")
+        results = {}
+        for machine, proc in resumers.items():
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            results[machine] = json.loads(out.strip().splitlines()[-1])
+
+        assert len(killed) == ROUNDS * JOBS_PER_WORKER
+        a, b = (results[m]["completed"] for m in ("machine-a", "machine-b"))
+        assert results["machine-a"]["other"] == results["machine-b"]["other"] == []
+        assert not set(a) & set(b), "a job was collected on both machines"
+        assert sorted(a + b) == sorted(killed), "a job was not collected, or twice on one machine"
+        assert server.counts["submit"] == len(killed)
+        results_fetched = collections.Counter(path for kind, path in server.events if kind == "result")
+        assert set(results_fetched.values()) == {1}
+        assert len(results_fetched) == len(killed)
+        for key in killed:
+            record = ledger.get(key)
+            assert record is not None and (record.state, record.finished, record.owner) == (
+                "completed",
+                True,
+                None,
+            )
+            assert [e.kind for e in ledger.events(key)].count("finished") == 1
