@@ -7,8 +7,6 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-import pytest
-
 from tarash_google import _plugin, _vertex_plugin
 
 
@@ -33,12 +31,9 @@ def test_specs_declare_auth_and_cancel_per_api() -> None:
     assert vertex.base_url == "https://aiplatform.googleapis.com"
 
 
-def test_google_api_key_is_the_fallback_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GOOGLE_API_KEY", "from-google-api-key")
-    assert _plugin.resolve_api_key("google") == "from-google-api-key"
-    assert _plugin.resolve_api_key("fal") is None
-    monkeypatch.delenv("GOOGLE_API_KEY")
-    assert _plugin.resolve_api_key("google") is None
+def test_google_api_key_is_the_fallback_key() -> None:
+    gemini = _plugin.register_providers()[0]
+    assert (gemini.api_key_env, gemini.api_key_env_fallbacks) == ("GEMINI_API_KEY", ("GOOGLE_API_KEY",))
 
 
 def test_entry_modules_import_no_flows_models_or_google_auth() -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tarash.tarash_gateway.exceptions import TarashException, ValidationError
 from tarash.tarash_gateway.plugin import Request
+from tarash.tarash_gateway.utils import data_dir
 
 from ._schema import ModelSpec, derive_spec
 
@@ -39,22 +40,10 @@ __all__ = [
 OPENAPI_URL = "https://fal.ai/api/openapi/queue/openapi.json"
 TABLE_VERSION = 1
 
-#: Runs a flow to its result (core's transport); ``tarash fal add-model`` fetches with it.
-
-
-def _data_dir() -> Path:
-    home = os.environ.get("TARASH_HOME")
-    if home:
-        return Path(home).expanduser()
-    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "tarash"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return Path(xdg).expanduser() / "tarash" if xdg else Path.home() / ".local" / "share" / "tarash"
-
 
 def user_models_path() -> Path:
     """The user's fal model table file."""
-    return _data_dir() / "fal" / "models.json"
+    return data_dir() / "fal" / "models.json"
 
 
 def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:

@@ -13,7 +13,7 @@ VERTEX_BASE_URL = "https://aiplatform.googleapis.com"
 GEMINI_API_VERSION = "v1beta"
 VERTEX_API_VERSION = "v1beta1"
 
-#: Read by core; ``GOOGLE_API_KEY`` is read by the plugin's ``resolve_api_key`` hook, as in google-genai.
+#: Read by core, in this order (``ProviderSpec.api_key_env`` and its fallback), as google-genai reads them.
 GEMINI_KEY_ENV = "GEMINI_API_KEY"
 GOOGLE_KEY_ENV = "GOOGLE_API_KEY"
 CREDENTIALS_ENV = "GOOGLE_APPLICATION_CREDENTIALS"

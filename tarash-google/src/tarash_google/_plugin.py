@@ -6,13 +6,11 @@ are imported inside the hooks, and the lifecycle records are named for type chec
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
-from ._names import GEMINI, GOOGLE_KEY_ENV
 from ._specs import GEMINI_SPEC
 
 if TYPE_CHECKING:
@@ -22,14 +20,6 @@ if TYPE_CHECKING:
 @hookimpl
 def register_providers() -> Sequence[ProviderSpec]:
     return [GEMINI_SPEC]
-
-
-@hookimpl
-def resolve_api_key(provider: str) -> str | None:
-    """``GOOGLE_API_KEY``, which google-genai also reads, when ``GEMINI_API_KEY`` is unset."""
-    if provider != GEMINI:
-        return None
-    return os.environ.get(GOOGLE_KEY_ENV) or None
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from typing import Any
 
 from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec
 
-from ._names import GEMINI, GEMINI_BASE_URL, GEMINI_KEY_ENV, VERTEX, VERTEX_BASE_URL
+from ._names import GEMINI, GEMINI_BASE_URL, GEMINI_KEY_ENV, GOOGLE_KEY_ENV, VERTEX, VERTEX_BASE_URL
 
 
 def _families(mode: str) -> Any:
@@ -22,6 +22,7 @@ GEMINI_SPEC = ProviderSpec(
     capabilities=Capabilities(cancel=False, resume=True),
     models=Lazy(lambda: _families("gemini")),
     api_key_env=GEMINI_KEY_ENV,
+    api_key_env_fallbacks=(GOOGLE_KEY_ENV,),
     base_url=GEMINI_BASE_URL,
     auth_header="x-goog-api-key",
     auth_scheme="",

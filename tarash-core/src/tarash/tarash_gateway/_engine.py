@@ -256,7 +256,8 @@ def resolve_credentials(attempt: Attempt) -> None:
         return
     attempt.ca_bundle, attempt.max_bytes = transport.options(attempt.config)
     spec = attempt.spec
-    key = attempt.config.api_key or (os.environ.get(spec.api_key_env) if spec.api_key_env else None)
+    names = (spec.api_key_env, *spec.api_key_env_fallbacks) if spec.api_key_env else ()
+    key = attempt.config.api_key or next((os.environ[n] for n in names if os.environ.get(n)), None)
     host = attempt.gateway.host
     if not key and spec.api_key_env and host.implements(attempt.provider, "resolve_api_key"):
         key = host.call(attempt.provider, "resolve_api_key", provider=attempt.provider)

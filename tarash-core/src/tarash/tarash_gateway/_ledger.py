@@ -53,6 +53,7 @@ __all__ = [
     "SQLiteJobStore",
     "active_ledger",
     "active_store",
+    "data_dir",
     "ledger_path",
     "owner_alive",
     "process_owner",
@@ -884,7 +885,8 @@ def _environment_database(url: str) -> JobStore | None:
     return store
 
 
-def _data_dir() -> Path:
+def data_dir() -> Path:
+    """Where Tarash keeps its files: ``TARASH_HOME``, else the platform's user data directory."""
     home = os.environ.get("TARASH_HOME")
     if home:
         return Path(home).expanduser()
@@ -904,7 +906,7 @@ def ledger_path() -> Path | None:
     if setting:
         return Path(setting).expanduser()
     try:
-        return _data_dir() / "jobs.db"
+        return data_dir() / "jobs.db"
     except RuntimeError:
         return None
 

@@ -162,6 +162,8 @@ class ProviderSpec:
         api_key_env: the environment variable holding the key (e.g. ``"FAL_KEY"``); ``None`` for
             a provider that needs no key. Core resolves the key (``config.api_key``, else this
             variable, else the ``resolve_api_key`` hook) before anything is sent.
+        api_key_env_fallbacks: more variables tried, in order, when ``api_key_env`` is unset
+            (``("GOOGLE_API_KEY",)`` after ``"GEMINI_API_KEY"``).
         base_url: the API root (``"https://api.example.com"``); ``config.base_url`` overrides it
             (proxies, local servers).
         auth_header: the header core puts the key in (``"Authorization"``, ``"api-key"``...).
@@ -176,6 +178,7 @@ class ProviderSpec:
     models: Sequence[ModelFamily] = attrs.field(default=(), converter=_tuple)
     field_mappings: Mapping[str, Mapping[str, FieldMapper]] = attrs.field(factory=dict)
     api_key_env: str | None = None
+    api_key_env_fallbacks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     base_url: str | None = None
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer"

@@ -1,6 +1,7 @@
 """Small helpers for provider authors and users.
 
-Plugin authors: ``get_logger`` gives a logger whose records are redacted, ``register_secret``
+Plugin authors: ``data_dir`` is where Tarash keeps its files (``TARASH_HOME``, else the platform's
+data directory), ``get_logger`` gives a logger whose records are redacted, ``register_secret``
 makes a credential read from somewhere other than ``config.api_key`` (an env var, a file) scrubbed
 everywhere, ``parse_retry_after`` reads a ``Retry-After`` header for ``HTTPError.retry_after``.
 """
@@ -13,12 +14,14 @@ import re
 import uuid
 
 from ._errors import parse_retry_after
+from ._ledger import data_dir
 from ._redact import get_logger, redact, redact_text, register_secret
 from .exceptions import ValidationError
 from .models import MediaContent
 
 __all__ = [
     "convert_to_data_url",
+    "data_dir",
     "generate_unique_id",
     "get_logger",
     "parse_data_uri",
