@@ -13,12 +13,11 @@ from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     GenerationFailedError,
     HTTPError,
-    UnsupportedModalityError,
     ValidationError,
 )
 from tarash.tarash_gateway.models import ImageGenerationConfig, ImageGenerationRequest
 from tarash.tarash_gateway.plugin import Response
-from tarash_openai import _errors, _flow, _plugin
+from tarash_openai import _errors, _flow
 from tarash_openai.testing import png
 
 B64 = [base64.b64encode(png(i)).decode() for i in range(2)]
@@ -230,14 +229,3 @@ def test_a_5xx_passes_through_untouched() -> None:
 )
 def test_parse_reset(value: str, seconds: float | None) -> None:
     assert _errors.parse_reset(value) == seconds
-
-
-@pytest.mark.parametrize("provider", ["openai", "azure-openai"])
-def test_video_is_unsupported_and_names_the_sora_retirement(provider: str) -> None:
-    flow = _plugin.generate_video(config=None, request=None, context=context(provider))
-    with pytest.raises(UnsupportedModalityError) as caught:
-        next(flow)
-    assert caught.value.message == (
-        f"Provider {provider!r} does not support video generation: OpenAI retired the Sora video API on "
-        "2026-09-24 (deprecated 2026-03-24); tarash-openai generates images only (the gpt-image-2.x models)"
-    )

@@ -246,7 +246,10 @@ def test_video_is_unsupported(fake_openai: FakeOpenAIServer, provider: str) -> N
     config = VideoGenerationConfig(provider=provider, model="sora-2", api_key="k", base_url=fake_openai.url)
     with pytest.raises(UnsupportedModalityError) as caught:
         generate_video(config, VideoGenerationRequest(prompt="x"))
-    assert caught.value.message.startswith(f"Provider {provider!r} does not support video generation")
+    assert caught.value.message == (
+        f"Provider {provider!r} does not support video generation: OpenAI retired the Sora video API on "
+        "2026-09-24 (deprecated 2026-03-24); tarash-openai generates images only (the gpt-image-2.x models)"
+    )
     assert fake_openai.requests == []
 
 

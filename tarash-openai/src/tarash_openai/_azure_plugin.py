@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
-from ._plugin import generate_image, generate_video
+from ._plugin import generate_image
 from ._specs import AZURE_SPEC
 
-__all__ = ["generate_image", "generate_video", "register_providers"]
+__all__ = ["generate_image", "register_providers"]
 
 
 @hookimpl

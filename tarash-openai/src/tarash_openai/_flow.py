@@ -15,7 +15,6 @@ from typing import Any
 from tarash.tarash_gateway.exceptions import (
     GenerationFailedError,
     HTTPError,
-    UnsupportedModalityError,
     ValidationError,
 )
 from tarash.tarash_gateway.models import (
@@ -29,19 +28,10 @@ from tarash.tarash_gateway.plugin import CallContext, Request, Response
 from . import _errors, _payload
 from ._specs import AZURE
 
-#: Why there is no video: the note every video call gets.
-SORA_RETIRED = (
-    "OpenAI retired the Sora video API on 2026-09-24 (deprecated 2026-03-24); "
-    "tarash-openai generates images only (the gpt-image-2.x models)"
-)
 #: Answer headers that carry the request id (OpenAI, then Azure's API gateway).
 REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id")
 
 Flow = Generator[Request, Response, Any]
-
-
-def no_video(provider: str) -> UnsupportedModalityError:
-    return UnsupportedModalityError(provider, "video", SORA_RETIRED)
 
 
 def _download(url: str, field: str) -> Flow:

@@ -29,11 +29,3 @@ def generate_image(config: Any, request: Any, context: CallContext) -> Generator
     from . import _flow
 
     return (yield from _flow.generate_image(config, request, context))
-
-
-@hookimpl
-def generate_video(config: Any, request: Any, context: CallContext) -> Generator[Request, Response, Any]:
-    from . import _flow
-
-    raise _flow.no_video(context.provider)
-    yield  # a flow like every blocking hook: nothing is ever sent

@@ -11,6 +11,11 @@ AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
 #: The API root, ``/v1`` included, as openai-python's ``base_url``; ``config.base_url`` replaces it.
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
+#: Why there is no video: every video call's UnsupportedModalityError says it (core reads it).
+SORA_RETIRED = (
+    "OpenAI retired the Sora video API on 2026-09-24 (deprecated 2026-03-24); "
+    "tarash-openai generates images only (the gpt-image-2.x models)"
+)
 #: One POST answers with the images: nothing to cancel, nothing to resume.
 _CAPABILITIES = Capabilities(cancel=False, resume=False)
 
@@ -26,6 +31,7 @@ OPENAI_SPEC = ProviderSpec(
     modalities={"image"},
     capabilities=_CAPABILITIES,
     models=Lazy(_families),
+    unsupported={"video": SORA_RETIRED},
     api_key_env=OPENAI_KEY_ENV,
     base_url=OPENAI_BASE_URL,
     description="OpenAI Images API: the gpt-image-2.x models (generations and edits)",
@@ -36,6 +42,7 @@ AZURE_SPEC = ProviderSpec(
     modalities={"image"},
     capabilities=_CAPABILITIES,
     models=Lazy(_families),
+    unsupported={"video": SORA_RETIRED},
     api_key_env=AZURE_KEY_ENV,
     auth_header="api-key",
     auth_scheme="",

@@ -951,7 +951,9 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
     collection (``ResultNotCollectedError``), never abandoned for a fallback.
     """
     if attempt.modality not in attempt.spec.modalities:
-        raise UnsupportedModalityError(attempt.provider, attempt.modality)
+        raise UnsupportedModalityError(
+            attempt.provider, attempt.modality, attempt.spec.unsupported.get(attempt.modality)
+        )
     if not attempt.gateway.host.implements(attempt.provider, "submit"):
         return (yield from blocking_phase(attempt))
     try:

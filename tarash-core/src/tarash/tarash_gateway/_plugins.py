@@ -218,8 +218,8 @@ class PluginHost:
             self._record_failure(name, dist, version, "registration", exc)
             return
         for spec in specs:
-            for name in (spec.api_key_env, *spec.api_key_env_fallbacks) if spec.api_key_env else ():
-                register_secret(os.environ.get(name))
+            for variable in (spec.api_key_env, *spec.api_key_env_fallbacks) if spec.api_key_env else ():
+                register_secret(os.environ.get(variable))
         info = PluginInfo(
             name=name,
             distribution=dist,

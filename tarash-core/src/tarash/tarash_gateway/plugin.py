@@ -166,6 +166,8 @@ class ProviderSpec:
             (``("GOOGLE_API_KEY",)`` after ``"GEMINI_API_KEY"``).
         base_url: the API root (``"https://api.example.com"``); ``config.base_url`` overrides it
             (proxies, local servers).
+        unsupported: modality -> why the provider has none (``{"video": "Sora was retired on
+            2026-09-24"}``): the ``UnsupportedModalityError`` for that modality says it.
         auth_header: the header core puts the key in (``"Authorization"``, ``"api-key"``...).
         auth_scheme: the word before the key in that header (``"Bearer"``, ``"Key"``; ``""`` for
             the bare key).
@@ -180,6 +182,7 @@ class ProviderSpec:
     api_key_env: str | None = None
     api_key_env_fallbacks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     base_url: str | None = None
+    unsupported: Mapping[str, str] = attrs.field(factory=dict)
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer"
     description: str = ""
