@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tarash.tarash_gateway import Gateway
 from tarash.tarash_gateway.exceptions import ValidationError
 from tarash.tarash_gateway.models import ImageGenerationRequest, VideoGenerationRequest
 from tarash.tarash_gateway.plugin import Request, Response
@@ -263,26 +262,28 @@ def test_the_fetch_flow_is_one_public_get() -> None:
         flow.send(Response(status_code=200, headers={}, content=b"[]"))
 
 
-def test_add_model_against_the_fake_then_submit_exactly_the_mapped_payload(
+def test_add_model_against_the_fake_then_generate_with_exactly_the_mapped_payload(
     fake_fal: FakeFalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TARASH_HOME", str(tmp_path))
     fake_fal.add_openapi(VIDEO_ID, VIDEO_DOC)
-    context = ssl.create_default_context(cafile=fake_fal.ca_path)
     url = f"{fake_fal.base_url}/api/openapi/queue/openapi.json"
     assert _cli("fal", "add-model", VIDEO_ID, "--url", url, "--ca-bundle", fake_fal.ca_path) == 0
     assert fake_fal.platform_counts["openapi"] == 1
-    spec = load_user_models()[VIDEO_ID]
     request = VideoGenerationRequest(
         prompt="waves", duration_seconds=4, image_list=[{"image": "https://x/a.png", "type": "reference"}]
     )
-    payload = build_payload(VIDEO_ID, request, "video", {VIDEO_ID: family_from_spec(spec).mapping})
-    assert payload == {"prompt": "waves", "duration": "4s", "image_url": "https://x/a.png"}
-    with httpx.Client(verify=context) as client:
-        client.post(
-            f"{fake_fal.base_url}/{VIDEO_ID}",
-            json=payload,
-            headers={"Authorization": f"Key {fake_fal.api_key}"},
+    gateway = Gateway(ledger="off")  # discovers tarash-fal afresh: its tables now hold the saved model
+    assert VIDEO_ID in [family.prefix for family in gateway.get_provider("fal").spec.models]
+    response = gateway.generate_video(fake_fal.video_config(VIDEO_ID), request)
+    assert [s["payload"] for s in fake_fal.submissions] == [
+        {"prompt": "waves", "duration": "4s", "image_url": "https://x/a.png"}
+    ]
+    assert response.request_id == fake_fal.submissions[0]["request_id"]
+    with pytest.raises(ValidationError) as refused:
+        gateway.generate_video(
+            fake_fal.video_config(VIDEO_ID), VideoGenerationRequest("w", duration_seconds=7)
         )
-    assert [s["payload"] for s in fake_fal.submissions] == [payload]
-    assert fake_fal.counts == {"submit": 1, "status": 0, "result": 0, "cancel": 0}
+    assert refused.value.field == "duration_seconds"
+    assert fake_fal.counts["submit"] == 1
+    gateway.close()

@@ -15,23 +15,40 @@ if TYPE_CHECKING:
     from tarash.tarash_gateway.webhooks import WebhookContext, WebhookEvent
 
 
+def _user_families() -> list[Any]:
+    """The models saved by ``tarash fal add-model`` (an unreadable table is logged and skipped)."""
+    from tarash.tarash_gateway.exceptions import TarashException
+    from tarash.tarash_gateway.utils import get_logger
+
+    from ._commands import load_user_models
+    from ._schema import family_from_spec
+
+    try:
+        return [family_from_spec(spec) for spec in load_user_models().values()]
+    except (TarashException, KeyError, TypeError) as exc:
+        get_logger("tarash.fal").warning("Your fal model table was not loaded: %s", exc)
+        return []
+
+
 def _families() -> Any:
     from ._registry import FAMILIES
 
-    return FAMILIES
+    return (*FAMILIES, *(family.record for family in _user_families()))
 
 
 def _mappings() -> Any:
     from ._registry import IMAGE_MAPPINGS, VIDEO_MAPPINGS
 
-    return {**VIDEO_MAPPINGS, **IMAGE_MAPPINGS}
+    saved = {family.record.prefix: family.mapping for family in _user_families()}
+    return {**VIDEO_MAPPINGS, **IMAGE_MAPPINGS, **saved}
 
 
 @hookimpl
 def register_providers() -> list[ProviderSpec]:
     """The ``fal`` provider: video and image models on fal's queue API.
 
-    The model tables are :class:`Lazy`: discovery does not import the registry.
+    The model tables are :class:`Lazy`: discovery does not import the registry. They include the
+    models saved with ``tarash fal add-model``.
     """
     return [
         ProviderSpec(
