@@ -1,9 +1,10 @@
 """Core orchestration under load: N concurrent async generations with faults on status polls.
 
 A small asyncio HTTP/1.1 job server on 127.0.0.1 answers 10% of status polls with 429 (with
-Retry-After) or 500, at random. A lifecycle plugin registered in-process talks to it through one
-pooled httpx.AsyncClient. Prints wall time, polls, injected faults, submits counted by the server
-(must equal N: a fault never causes a resubmission) and peak RSS.
+Retry-After) or 500, at random. A lifecycle plugin registered in-process describes its requests
+as flows; core sends them through its own pools (at most 100 connections). Prints wall time,
+polls, injected faults, submits counted by the server (must equal N: a fault never causes a
+resubmission) and peak RSS.
 
 The run is repeated with the job ledger off, on a SQLite file, and on PostgreSQL (a throwaway
 cluster started like the tests' one, with PostgreSQL's default durability settings; needs the
@@ -27,21 +28,24 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-
-import httpx
 
 from tarash.tarash_gateway import generate_video_async, set_ledger
 from tarash.tarash_gateway._plugins import HOST
-from tarash.tarash_gateway.exceptions import HTTPError
 from tarash.tarash_gateway.jobs import SQLiteJobStore
 from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
     VideoGenerationResponse,
 )
-from tarash.tarash_gateway.plugin import Capabilities, JobStatus, ProviderSpec, SubmittedJob, hookimpl
+from tarash.tarash_gateway.plugin import (
+    Capabilities,
+    JobStatus,
+    ProviderSpec,
+    Request,
+    SubmittedJob,
+    hookimpl,
+)
 
 
 class Server:
@@ -105,67 +109,47 @@ class Server:
         return 404, {}, ""
 
 
-def make_plugin(base_url: str, client: httpx.AsyncClient, in_flight: int) -> SimpleNamespace:
-    gate = asyncio.Semaphore(in_flight)
-
-    async def call(method: str, path: str, phase: str) -> Any:
-        async with gate:
-            response = await client.request(
-                method, f"{base_url}{path}", json={} if method == "POST" else None
-            )
-        if response.status_code >= 400:
-            retry = response.headers.get("retry-after")
-            raise HTTPError(
-                f"HTTP {response.status_code}",
-                status_code=response.status_code,
-                retry_after=float(retry) if retry else None,
-                phase=phase,
-            )
-        return response.json()
+class LoadPlugin:
+    """A lifecycle plugin written as flows: core sends its requests through its own pools."""
 
     @hookimpl
-    def register_providers() -> list[ProviderSpec]:
+    def register_providers(self) -> list[ProviderSpec]:
         return [ProviderSpec(name="loadtest", modalities={"video"}, capabilities=Capabilities(cancel=False))]
 
     @hookimpl
-    async def submit_async(config: Any, request: Any, context: Any) -> SubmittedJob:
-        return SubmittedJob(job_id=(await call("POST", "/jobs", "submit"))["id"])
+    def submit(self, config: Any, request: Any, context: Any) -> Any:
+        answer = yield Request(method="POST", url="/jobs", json={})
+        return SubmittedJob(job_id=answer.json()["id"])
 
     @hookimpl
-    async def status_async(config: Any, job: Any, context: Any) -> JobStatus:
-        return JobStatus(state=(await call("GET", f"/jobs/{job.job_id}", "poll"))["state"])
+    def status(self, config: Any, job: Any, context: Any) -> Any:
+        answer = yield Request(method="GET", url=f"/jobs/{job.job_id}")
+        return JobStatus(state=answer.json()["state"])
 
     @hookimpl
-    async def result_async(config: Any, job: Any, context: Any) -> VideoGenerationResponse:
-        data = await call("GET", f"/jobs/{job.job_id}/result", "result")
-        return VideoGenerationResponse(request_id=job.job_id, video=data["url"])
-
-    return SimpleNamespace(
-        register_providers=register_providers,
-        submit_async=submit_async,
-        status_async=status_async,
-        result_async=result_async,
-    )
+    def result(self, config: Any, job: Any, context: Any) -> Any:
+        answer = yield Request(method="GET", url=f"/jobs/{job.job_id}/result")
+        return VideoGenerationResponse(request_id=job.job_id, video=answer.json()["url"])
 
 
 async def main(jobs: int, fault_rate: float) -> float:
     server = Server(fault_rate, polls_to_finish=3)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=2048)
     port = listener.sockets[0].getsockname()[1]
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        plugin = make_plugin(f"http://127.0.0.1:{port}", client, in_flight=100)
-        HOST.register_plugin_object(plugin, "loadtest")
-        config = VideoGenerationConfig(provider="loadtest", model="m", poll_interval=0.05, timeout=120)
-        started = time.perf_counter()
-        try:
-            results = await asyncio.gather(
-                *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
-                return_exceptions=True,
-            )
-        finally:
-            HOST.unregister_plugin_object(plugin)
-        wall = time.perf_counter() - started
+    plugin = LoadPlugin()
+    HOST.register_plugin_object(plugin, "loadtest")
+    config = VideoGenerationConfig(
+        provider="loadtest", model="m", base_url=f"http://127.0.0.1:{port}", poll_interval=0.05, timeout=120
+    )
+    started = time.perf_counter()
+    try:
+        results = await asyncio.gather(
+            *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
+            return_exceptions=True,
+        )
+    finally:
+        HOST.unregister_plugin_object(plugin)
+    wall = time.perf_counter() - started
     await asyncio.sleep(0.1)
     listener.close()
     await listener.wait_closed()
