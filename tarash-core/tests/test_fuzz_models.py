@@ -796,6 +796,22 @@ def ledger_refuses(value: Any) -> bool:
     return False
 
 
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` holds only JSON values (finite numbers) and media: what core sends."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+        elif not (item is None or isinstance(item, (str, bool, int, float, MediaContent))):
+            return False
+    return True
+
+
 def core_refuses(request: Any) -> tuple[type[TarashException], str | None] | None:
     """What core refuses before the mock sees a request, in core's order: an empty or white-space
     prompt with nothing to work from, extra_params naming a unified field, text that UTF-8 cannot
@@ -809,6 +825,8 @@ def core_refuses(request: Any) -> tuple[type[TarashException], str | None] | Non
     clash = sorted(unified & set(request.extra_params))
     if clash:
         return ValidationError, f"extra_params.{clash[0]}"
+    if not _plain_json(request.extra_params):
+        return ValidationError, None
     try:
         serialization.to_json(request).encode("utf-8")
     except UnicodeEncodeError:

@@ -11,6 +11,7 @@ from tarash.tarash_gateway import (
     GenerationFailedError,
     HTTPError,
     ImageGenerationRequest,
+    ResultNotCollectedError,
     TimeoutError,
     ValidationError,
     VideoGenerationRequest,
@@ -140,7 +141,7 @@ def test_completed_with_error_is_a_generation_failure(fake_fal: FakeFalServer) -
     assert caught.value.message == f"fal job {job_id} failed [runner_disconnected]: Runner disconnected"
     assert (caught.value.request_id, caught.value.phase) == (job_id, "poll")
     assert caught.value.raw_response["error_type"] == "runner_disconnected"
-    assert fake_fal.counts == _counts(status=1, result=0, cancel=1)
+    assert fake_fal.counts == _counts(status=1, result=0, cancel=0)  # a failed job is not cancelled
 
 
 @pytest.mark.parametrize(
@@ -234,11 +235,15 @@ def test_stalled_status_times_out_and_cancels_once(fake_fal: FakeFalServer) -> N
     assert fake_fal.counts == _counts(status=1, result=0, cancel=1)
 
 
-async def test_stalled_result_times_out_async(fake_fal: FakeFalServer) -> None:
+async def test_a_stalled_result_keeps_the_completed_job_for_collection(fake_fal: FakeFalServer) -> None:
     fake_fal.inject("result", "stall")
-    with pytest.raises(TimeoutError):
+    with pytest.raises(ResultNotCollectedError) as caught:
         await generate_video_async(fake_fal.video_config(timeout=1), REQUEST)
+    assert type(caught.value.__cause__) is TimeoutError
     assert fake_fal.counts == _counts(cancel=0)
+    response = await caught.value.handle.result_async()
+    assert response.request_id == fake_fal.submissions[0]["request_id"]
+    assert fake_fal.counts["submit"] == 1
 
 
 def _assert_cancelled_once(server: FakeFalServer, error: TimeoutError) -> None:

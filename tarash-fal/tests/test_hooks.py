@@ -90,11 +90,11 @@ def test_invalid_configs_fail_before_any_request(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"guidance": float("nan")}, "guidance must be a finite number, got nan"),
+        ({"guidance": float("nan")}, "extra_params.guidance must be a finite number, got nan"),
         (
             {"loras": [{"path": object()}]},
-            "loras[0].path cannot be sent to fal: object is not JSON (use a URL, MediaContent or "
-            "plain JSON values)",
+            "extra_params.loras[0].path cannot be sent: object is not JSON (use a URL, MediaContent "
+            "or plain JSON values)",
         ),
     ],
 )

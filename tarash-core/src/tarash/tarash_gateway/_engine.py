@@ -18,6 +18,7 @@ APIs and by job handles. The rules, per attempt:
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -55,6 +56,7 @@ from .models import (
     ImageGenerationRequest,
     ImageGenerationResponse,
     ImageGenerationUpdate,
+    MediaContent,
     StatusType,
     VideoGenerationConfig,
     VideoGenerationRequest,
@@ -599,7 +601,8 @@ def check_request(attempt: Attempt) -> None:
 
     * a prompt of only white space, or an empty prompt with no image or video to work from;
     * ``extra_params`` that would override a unified field (``prompt``) or the provider field a
-      set unified field is mapped to (``duration`` for ``duration_seconds``);
+      set unified field is mapped to (``duration`` for ``duration_seconds``), or that hold a value
+      no provider can be sent (not JSON, not a finite number);
     * text that cannot be sent as UTF-8 JSON (a lone surrogate).
     """
     request = attempt.request
@@ -633,7 +636,29 @@ def check_request(attempt: Attempt) -> None:
                 field=f"extra_params.{api_field}",
                 value=extras[api_field],
             )
+    _plain_json(extras, "extra_params")
     _utf8(request, "request")
+
+
+def _plain_json(value: Any, path: str) -> None:
+    """Raise ValidationError naming the first value in ``extra_params`` no provider can be sent:
+    a number that is not finite, or an object that is not JSON, media or a URL."""
+    pending: list[tuple[Any, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValidationError(f"{where} must be a finite number, got {item!r}", field=where, value=item)
+        if isinstance(item, Mapping):
+            pending.extend((entry, f"{where}.{key}") for key, entry in item.items())
+        elif isinstance(item, (list, tuple)):
+            pending.extend((entry, f"{where}[{index}]") for index, entry in enumerate(item))
+        elif not (item is None or isinstance(item, (str, bool, int, float, MediaContent))):
+            raise ValidationError(
+                f"{where} cannot be sent: {type(item).__name__} is not JSON (use a URL, MediaContent "
+                "or plain JSON values)",
+                field=where,
+                value=type(item).__name__,
+            )
 
 
 def _utf8(value: Any, path: str) -> None:
@@ -947,8 +972,9 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
     """One attempt: validate provider/modality, then lifecycle or blocking path.
 
     A job that exists when the attempt fails is cancelled (unless it already ended); a job the
-    provider reported completed whose result could not be read is paid for, so it is kept for
-    collection (``ResultNotCollectedError``), never abandoned for a fallback.
+    provider reported completed whose result could not be read (5xx, connection, deadline) is
+    paid for, so it is kept for collection (``ResultNotCollectedError``), never abandoned for a
+    fallback. A result that says the job failed (no output, refused content) is that failure.
     """
     if attempt.modality not in attempt.spec.modalities:
         raise UnsupportedModalityError(
@@ -966,9 +992,9 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
     except TarashException as exc:
         if attempt.job is None or isinstance(exc, JobCancelledError):
             raise
-        if attempt.state == "completed":
+        if attempt.state == "completed" and _transient(exc):
             raise result_not_collected(attempt, exc) from exc
-        if attempt.state not in ("failed", "cancelled"):
+        if attempt.state not in ("completed", "failed", "cancelled"):  # nothing left to stop
             yield from cancel_job(attempt, f"{type(exc).__name__} in {exc.phase}")
         raise
     except GeneratorExit:
@@ -979,6 +1005,13 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         if attempt.cancel_status == "cancelled":
             ledger_finish(attempt, "cancelled")
         raise
+
+
+def _transient(error: TarashException) -> bool:
+    """A failure to read an answer (not an answer saying the job failed or is refused)."""
+    if isinstance(error, HTTPError):
+        return error.retryable
+    return isinstance(error, (HTTPConnectionError, TimeoutError))
 
 
 def result_not_collected(attempt: Attempt, cause: TarashException) -> ResultNotCollectedError:
