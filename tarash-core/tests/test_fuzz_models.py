@@ -805,9 +805,9 @@ def _plain_json(value: Any) -> bool:
             pending.extend(item.values())
         elif isinstance(item, (list, tuple)):
             pending.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item):
-            return False
-        elif not (item is None or isinstance(item, (str, bool, int, float, MediaContent))):
+        elif (isinstance(item, float) and not math.isfinite(item)) or not (
+            item is None or isinstance(item, (str, bool, int, float, MediaContent))
+        ):
             return False
     return True
 

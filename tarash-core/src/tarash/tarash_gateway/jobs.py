@@ -518,7 +518,7 @@ def _resume_flow(
             return outcome("cancelled")
         if attempt.cancel_status == "failed":
             ledger.release(record.key)
-            error = TarashException(
+            unconfirmed = TarashException(
                 f"Cancel of job {record.job_id} at {record.provider} still not confirmed: "
                 f"{attempt.cancel_error}",
                 provider=record.provider,
@@ -526,7 +526,7 @@ def _resume_flow(
                 request_id=record.job_id,
                 phase="cancel",
             )
-            return outcome("unfinished", error=error)
+            return outcome("unfinished", error=unconfirmed)
     try:
         response = yield from _collect(attempt, engine.wait_phase(attempt))
     except TarashException as exc:
