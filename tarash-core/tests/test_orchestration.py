@@ -86,7 +86,7 @@ def test_happy_path_counts_and_progress(job_server: JobServer, jobs_provider: An
         ("completed", None, 100.0, ()),
     ]
     assert {(u.attempt, u.provider, u.request_id) for u in updates} == {(1, "jobs", "job-1")}
-    assert updates[-1].result is not None
+    assert updates[-1].result == response  # provider, model and execution metadata included
     meta = response.execution_metadata
     assert meta is not None and meta.total_attempts == 1 and meta.successful_attempt == 1
     assert meta.attempts[0].status == "success" and meta.attempts[0].request_id == "job-1"

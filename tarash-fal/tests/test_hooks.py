@@ -188,3 +188,27 @@ def test_a_job_submitted_by_one_process_resumes_in_another(fake_fal: FakeFalServ
     assert response.video == f"https://v3.fal.media/files/fake/{job_id}.mp4"
     assert json.loads(json.dumps(response.raw_response))["seed"] == 42
     assert fake_fal.counts == {"submit": 1, "status": 5, "result": 1, "cancel": 0}
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            "fal-ai/flux/dev",
+            "'fal-ai/flux/dev' is a fal image model (fal-ai/flux); it cannot generate video: use "
+            "generate_image, or a video model",
+        ),
+        (
+            "fal-ai/flux",
+            "'fal-ai/flux' is a fal image model (fal-ai/flux); it cannot generate video: use "
+            "generate_image, or a video model",
+        ),
+    ],
+)
+def test_an_image_model_asked_for_video_sends_nothing(
+    fake_fal: FakeFalServer, model: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        generate_video(fake_fal.video_config(model), VideoGenerationRequest(prompt="x"))
+    assert (caught.value.message, caught.value.field) == (message, "model")
+    assert fake_fal.counts == NOTHING

@@ -850,6 +850,15 @@ def build_payload(
             or a decisive field its mapping does not read; names the field, value and allowed.
     """
     prefix = resolve_prefix(model, modality, mappings)
+    other = match_model_prefix(model, list(_OTHER_MODALITY[modality]))
+    if other is not None and (prefix is None or len(other) > len(prefix)):
+        kind = "image" if modality == "video" else "video"
+        raise ValidationError(
+            f"{model!r} is a fal {kind} model ({other}); it cannot generate {modality}: "
+            f"use generate_{kind}, or a {modality} model",
+            field="model",
+            value=model,
+        )
     if prefix is None:
         _log.debug("No fal field mapping matches %s; using the generic %s mapping", model, modality)
         mappers = _GENERIC[modality]

@@ -871,9 +871,16 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
         if status.state == "completed":
             break
         wait = status.poll_after if status.poll_after is not None else attempt.config.poll_interval
-    response = yield from fetch_result(attempt)
-    yield from emit(attempt, make_update(attempt, "completed", progress_percent=100.0, result=response))
-    return response
+    return (yield from fetch_result(attempt))
+
+
+def announce_completed(attempt: Attempt, response: Any) -> rt.Flow[None]:
+    """The last progress update, carrying the response the caller gets (provider, model and, from
+    a generation, its execution metadata); the caller's callback raising here propagates as is."""
+    try:
+        yield from emit(attempt, make_update(attempt, "completed", progress_percent=100.0, result=response))
+    except CallerError as exc:
+        raise exc.original from None
 
 
 def expect_type(attempt: Attempt, value: Any, expected: type[T], phase: str, hook: str = "") -> T:
@@ -1160,14 +1167,17 @@ def run_chain(
             continue
         meta = attempt.metadata("success", None)
         records.append(meta)
-        gateway.host.notify("attempt_finished", metadata=meta, error=None)
-        ledger_finish(attempt, "completed", result=response)
-        return attrs.evolve(
+        response = attrs.evolve(
             response,
             execution_metadata=finish(number),
             provider=response.provider or attempt.provider,
             model=response.model or attempt.model,
         )
+        ledger_finish(attempt, "completed", result=response)
+        if attempt.job is not None:
+            yield from announce_completed(attempt, response)
+        gateway.host.notify("attempt_finished", metadata=meta, error=None)
+        return response
     raise AssertionError("unreachable: the chain has at least one config")
 
 

@@ -314,7 +314,9 @@ class JobHandle:
                         record.owner,
                     )
         try:
-            return (yield from _collect(attempt, engine.wait_phase(attempt)))
+            response = yield from _collect(attempt, engine.wait_phase(attempt))
+            yield from engine.announce_completed(attempt, response)
+            return response
         finally:
             if claimed and ledger is not None:
                 ledger.release(self.key)
@@ -529,6 +531,7 @@ def _resume_flow(
             return outcome("unfinished", error=unconfirmed)
     try:
         response = yield from _collect(attempt, engine.wait_phase(attempt))
+        yield from engine.announce_completed(attempt, response)
     except TarashException as exc:
         ended = _ended_state(attempt, exc)
         return outcome(ended if ended is not None else "unfinished", error=exc)
