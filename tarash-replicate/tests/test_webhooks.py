@@ -168,3 +168,27 @@ def test_start_events_are_delivered_at_creation_when_asked(
     assert [d["event"] for d in fake_replicate.deliveries] == ["start"]
     [(headers, body)] = receiver.received
     assert verify(headers, body, fake_replicate.webhook_secret).state == "queued"
+
+
+def test_core_receiver_applies_a_signed_delivery_once(fake_replicate: FakeReplicateServer) -> None:
+    from starlette.testclient import TestClient
+
+    from tarash.tarash_gateway.webhooks import WebhookReceiver
+
+    events: list[Any] = []
+    receiver = WebhookReceiver(
+        events.append, options={"replicate": {"secret": fake_replicate.webhook_secret}}
+    )
+    client = TestClient(receiver)
+    headers = fake_replicate.sign(BODY)
+    assert client.post("/replicate", content=BODY, headers=headers).json()["status"] == "accepted"
+    assert client.post("/replicate", content=BODY, headers=headers).json()["status"] == "duplicate"
+    [event] = events
+    assert (event.provider, event.job_id, event.state) == ("replicate", "p1", "completed")
+    tampered = BODY.replace(b"succeeded", b"failed")
+    answer = client.post("/replicate", content=tampered, headers=headers)
+    assert (answer.status_code, answer.json()["reason"]) == (401, "bad_signature")
+    unsigned = WebhookReceiver(events.append)
+    answer = TestClient(unsigned).post("/replicate", content=BODY, headers=headers)
+    assert (answer.status_code, answer.json()["reason"]) == (401, "unknown_key")
+    assert len(events) == 1

@@ -49,3 +49,11 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     from . import _flows
 
     return (yield from _flows.cancel(config, job, context))
+
+
+@hookimpl
+def verify_webhook(provider: str, headers: Any, body: bytes, context: Any) -> Any:
+    """Verify a Standard Webhooks delivery with the receiver's signing secret; its typed event."""
+    from .webhooks import verify_webhook as flow
+
+    return flow(provider, headers, body, context)

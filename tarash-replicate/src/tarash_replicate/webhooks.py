@@ -27,16 +27,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tarash.tarash_gateway.exceptions import TarashException
+from tarash.tarash_gateway.exceptions import WebhookVerificationError
+from tarash.tarash_gateway.webhooks import WebhookEvent
 
 from ._outputs import expires_at, output_urls
 from ._spec import PROVIDER
 
-__all__ = ["ReplicateWebhookEvent", "WebhookVerificationError", "verify"]
+if TYPE_CHECKING:
+    from tarash.tarash_gateway.plugin import Flow
+    from tarash.tarash_gateway.webhooks import WebhookContext
+
+__all__ = ["ReplicateWebhookEvent", "WebhookVerificationError", "verify", "verify_webhook"]
 
 _STATES = {
     "starting": "queued",
@@ -45,13 +50,6 @@ _STATES = {
     "failed": "failed",
     "canceled": "cancelled",
 }
-
-
-class WebhookVerificationError(TarashException):
-    """A delivery that cannot be trusted: missing header, bad signature, stale timestamp, bad body.
-
-    Stands in for ``tarash.tarash_gateway.exceptions.WebhookVerificationError`` until core has it.
-    """
 
 
 @attrs.frozen(kw_only=True)
@@ -83,8 +81,8 @@ class ReplicateWebhookEvent:
     prediction: Mapping[str, Any] = attrs.field(repr=False)
 
 
-def _refuse(reason: str) -> WebhookVerificationError:
-    return WebhookVerificationError(f"Replicate webhook refused: {reason}", provider=PROVIDER)
+def _refuse(detail: str, reason: str = "malformed") -> WebhookVerificationError:
+    return WebhookVerificationError(f"Replicate webhook refused: {detail}", reason=reason, provider=PROVIDER)
 
 
 def verify(headers: Mapping[str, str], body: bytes | str, secret: str) -> ReplicateWebhookEvent:
@@ -102,12 +100,22 @@ def verify(headers: Mapping[str, str], body: bytes | str, secret: str) -> Replic
     try:
         hook = Webhook(secret)
     except (ValueError, RuntimeError, EmptyWebhookSecretError) as exc:
-        raise _refuse(f"the signing secret is not a whsec_ secret ({type(exc).__name__})") from None
+        raise _refuse(
+            f"the signing secret is not a whsec_ secret ({type(exc).__name__})", "unknown_key"
+        ) from None
     lowered = {str(k).lower(): str(v) for k, v in dict(headers).items()}
     try:
         payload = hook.verify(body, lowered)
     except Invalid as exc:
-        raise _refuse(str(exc)) from None
+        text = str(exc)
+        reason = (
+            "missing_header"
+            if "header" in text.lower()
+            else "stale_timestamp"
+            if "timestamp" in text.lower()
+            else "bad_signature"
+        )
+        raise _refuse(text, reason) from None
     except ValueError as exc:
         raise _refuse(f"malformed signature or body ({type(exc).__name__})") from None
     if not isinstance(payload, Mapping) or not isinstance(payload.get("id"), str):
@@ -130,3 +138,28 @@ def verify(headers: Mapping[str, str], body: bytes | str, secret: str) -> Replic
         expires_at=expires_at(payload),
         prediction=json.loads(json.dumps(payload)),
     )
+
+
+def verify_webhook(
+    provider: str, headers: Mapping[str, str], body: bytes, context: WebhookContext
+) -> Flow[WebhookEvent]:
+    """The ``verify_webhook`` hook's flow: the signing secret comes from the receiver's options
+    (``WebhookReceiver(options={"replicate": {"secret": "whsec_..."}})``); nothing is fetched."""
+    secret = context.options.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise _refuse(
+            "no signing secret: pass options={'replicate': {'secret': 'whsec_...'}} to the receiver "
+            "(GET /v1/webhooks/default/secret gives it)",
+            "unknown_key",
+        )
+    event = verify(headers, body, secret)
+    return WebhookEvent(
+        provider=provider,
+        job_id=event.prediction_id,
+        state=event.state,  # type: ignore[arg-type]
+        output=event.prediction.get("output"),
+        error=event.error,
+        delivery_id=event.webhook_id,
+        raw=event.prediction,
+    )
+    yield  # a flow that sends nothing

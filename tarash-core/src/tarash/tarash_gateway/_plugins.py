@@ -374,20 +374,20 @@ class PluginHost:
         caller = self._caller(self._entry(name).plugin, hook)
         return caller(**kwargs) if caller is not None else None
 
-    def flow(self, provider: str, hook: str, **kwargs: Any) -> Generator[Any, Any, Any]:
-        """The flow of ``provider``'s ``hook`` for these arguments, from its plugin alone.
+    def flow(self, name: str, hook: str, **kwargs: Any) -> Generator[Any, Any, Any]:
+        """The flow of provider ``name``'s ``hook`` for these arguments, from its plugin alone.
 
         A hook that returned a value instead of a generator is a flow that sends nothing; the
         escape hatch's coroutines become a flow of one :class:`Direct` step.
         """
-        caller = self._caller(self._entry(provider).plugin, hook)
+        caller = self._caller(self._entry(name).plugin, hook)
         if caller is not None:
             returned = caller(**kwargs)
             return returned if inspect.isgenerator(returned) else _done(returned)
-        hatch = self._escape_hatch(provider) if hook in LIFECYCLE else None
+        hatch = self._escape_hatch(name) if hook in LIFECYCLE else None
         method = getattr(hatch, hook, None)
         if method is None:
-            raise UnsupportedModalityError(provider, kwargs["context"].modality, f"no {hook} hook")
+            raise UnsupportedModalityError(name, kwargs["context"].modality, f"no {hook} hook")
         return _direct(Direct(sync=None, async_=method, kwargs=kwargs))
 
     def entry_plugin(self, name: str) -> tuple[ProviderSpec, object]:
