@@ -15,7 +15,7 @@ so that discovery stays cheap.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import attrs
@@ -102,6 +102,10 @@ def _frozenset(value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _tuple(value: Any) -> Sequence[Any]:
     return value if isinstance(value, Lazy) else tuple(value)
 
@@ -180,7 +184,7 @@ class ProviderSpec:
     models: Sequence[ModelFamily] = attrs.field(default=(), converter=_tuple)
     field_mappings: Mapping[str, Mapping[str, FieldMapper]] = attrs.field(factory=dict)
     api_key_env: str | None = None
-    api_key_env_fallbacks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    api_key_env_fallbacks: tuple[str, ...] = attrs.field(default=(), converter=_names)
     base_url: str | None = None
     unsupported: Mapping[str, str] = attrs.field(factory=dict)
     auth_header: str = "Authorization"
