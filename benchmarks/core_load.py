@@ -56,9 +56,11 @@ class Server:
         self.jobs: dict[str, int] = {}
         self.connections = 0
         self.rng = random.Random(7)
+        self.writers: set[asyncio.StreamWriter] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.add(writer)
         try:
             while True:
                 request_line = await reader.readline()
@@ -83,7 +85,14 @@ class Server:
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self.writers.discard(writer)
             writer.close()
+
+    async def close_connections(self) -> None:
+        """End the kept-alive connections, so no handler is left waiting when the loop stops."""
+        for writer in list(self.writers):
+            writer.close()
+        await asyncio.sleep(0.1)
 
     def answer(self, method: str, path: str) -> tuple[int, Any, str]:
         parts = [p for p in path.split("/") if p]
@@ -150,8 +159,8 @@ async def main(jobs: int, fault_rate: float) -> float:
     finally:
         HOST.unregister_plugin_object(plugin)
     wall = time.perf_counter() - started
-    await asyncio.sleep(0.1)
     listener.close()
+    await server.close_connections()
     await listener.wait_closed()
     failures = [r for r in results if isinstance(r, BaseException)]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
