@@ -53,6 +53,7 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose error messages are scrubbed of secrets (a mistyped API key)."""
 
     def error(self, message: str) -> NoReturn:
+        # lazy: `tarash --help` and usage errors start without loading the library
         from .._redact import redact_text
 
         self.print_usage(sys.stderr)
@@ -72,6 +73,7 @@ class _VersionAction(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
+        # lazy: `tarash --help` and usage errors start without loading the library
         from .. import __version__
 
         print(f"tarash {__version__}")

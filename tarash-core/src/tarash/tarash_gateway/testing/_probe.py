@@ -62,6 +62,7 @@ def probe(name: str, extra_allowed: Sequence[str]) -> dict[str, Any]:
     entry = found[0]
     module = entry.module
     own = module.partition(".")[0]
+    # imported like an application, after the plugin's own module
     import tarash.tarash_gateway as gateway
 
     gateway.hookimpl  # noqa: B018 - touch the lazily imported public API like an application

@@ -190,6 +190,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def _counting_transport() -> Any:
+    # lazy: only the scenarios that drive the engine load it
     from .._transport import Transport
 
     class CountingTransport(Transport):
@@ -222,6 +223,7 @@ def kit_gateway() -> Gateway:
     """The gateway the kit generates with: installed plugins, no ledger, a counting transport."""
     global _GATEWAY
     if _GATEWAY is None:
+        # lazy: only the scenarios that drive the engine load it
         from .._gateway import Gateway
 
         _GATEWAY = Gateway(ledger="off", transport=_counting_transport())
@@ -316,6 +318,7 @@ class Harness:
     ) -> Any:
         """Run the plugin's ``hook`` flow once through core (no polling loop, retries or fallback):
         core sends its requests, throws HTTP errors into it and maps what it raises."""
+        # lazy: only the scenarios that drive the engine load it
         from .. import _engine as engine
         from .. import _runtime as rt
 
