@@ -41,6 +41,7 @@ from .exceptions import (
     HTTPError,
     JobCancelledError,
     MissingCredentialsError,
+    Phase,
     ResultNotCollectedError,
     TarashException,
     TimeoutError,
@@ -153,7 +154,7 @@ class Attempt:
     started_mono: float = attrs.field(factory=time.monotonic)
     deadline: float = 0.0
     job: JobRef | None = None
-    phase: str = "validate"
+    phase: Phase = "validate"
     cancel_status: str | None = None
     cancel_error: str | None = None
     intent_recorded: bool = False
@@ -331,7 +332,7 @@ def _percent(value: Any) -> float | None:
     return min(max(float(value), 0.0), 100.0)
 
 
-def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[Any]:
+def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flow[Any]:
     """Run the provider's ``hook`` flow: send each request it yields through core's transport,
     throw each error answer into it, and map whatever it raises to a typed TarashException."""
     attempt.phase = phase
@@ -406,7 +407,8 @@ def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[
 
 
 #: The phase each flow hook runs in.
-PHASES = {
+#: The phase of each hook (the status hook runs in the poll phase).
+PHASES: dict[str, Phase] = {
     "submit": "submit",
     "status": "poll",
     "result": "result",
@@ -483,7 +485,7 @@ def standalone_flow(
         flow.close()
 
 
-def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashException:
+def _located(attempt: Attempt, exc: BaseException, phase: Phase) -> TarashException:
     """``exc`` as a typed error with phase, provider, model and job id (keeping a plugin's own
     cause; a foreign exception becomes the typed error's ``__cause__``)."""
     return normalize(
@@ -495,7 +497,7 @@ def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashExceptio
     )
 
 
-def _deadline(attempt: Attempt, phase: str, sent: bool) -> TarashException:
+def _deadline(attempt: Attempt, phase: Phase, sent: bool) -> TarashException:
     if phase == "submit" and sent:
         return attempt.unknown_submission(f"no answer within the {attempt.config.timeout:g}s deadline")
     return attempt.timeout_error(f"no answer to {phase} before the deadline")
@@ -520,7 +522,7 @@ def _prepare(attempt: Attempt, step: Any, context: CallContext) -> transport.Pre
     )
 
 
-def _direct(attempt: Attempt, step: Direct, phase: str) -> rt.Flow[Any]:
+def _direct(attempt: Attempt, step: Direct, phase: Phase) -> rt.Flow[Any]:
     """A call into code that does its own I/O (seed handlers, the escape hatch)."""
     kwargs = dict(step.kwargs)
     relay = _ProgressRelay(attempt) if step.progress else None
@@ -737,7 +739,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     return attempt.job
 
 
-def retrying(attempt: Attempt, hook: str, phase: str) -> rt.Flow[Any]:
+def retrying(attempt: Attempt, hook: str, phase: Phase) -> rt.Flow[Any]:
     """A status/result flow for the attempt's job, retried on 429/5xx/connection errors until
     the deadline."""
     failures = 0
@@ -851,7 +853,7 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
     return response
 
 
-def expect_type(attempt: Attempt, value: Any, expected: type[T], phase: str, hook: str = "") -> T:
+def expect_type(attempt: Attempt, value: Any, expected: type[T], phase: Phase, hook: str = "") -> T:
     """A plugin returned the wrong type: a non-retryable GenerationFailedError naming both."""
     if not isinstance(value, expected):
         raise GenerationFailedError(

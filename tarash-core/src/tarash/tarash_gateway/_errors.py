@@ -10,6 +10,7 @@ from .exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
+    Phase,
     TarashException,
     TimeoutError,
 )
@@ -74,7 +75,7 @@ def _body(response: Any) -> Any:
 
 
 def normalize(
-    exc: BaseException, *, phase: str, provider: str, model: str, request_id: str | None = None
+    exc: BaseException, *, phase: Phase, provider: str, model: str, request_id: str | None = None
 ) -> TarashException:
     """A typed TarashException for ``exc`` with phase/provider/model filled in.
 

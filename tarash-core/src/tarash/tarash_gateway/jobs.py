@@ -243,7 +243,7 @@ def _resume_flow(
             provider=record.provider,
             model=record.model,
             request_id=record.job_id,
-            phase="status",
+            phase="poll",
         )
         ledger.finished(record.key, "unknown", error=not_polled)
         return outcome("unknown", error=not_polled)

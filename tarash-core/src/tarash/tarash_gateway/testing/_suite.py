@@ -24,6 +24,7 @@ from ..exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
+    Phase,
     TarashException,
     TimeoutError,
     UnknownSubmissionError,
@@ -62,7 +63,7 @@ MODES = ("sync", "async")
 TERMINAL = ("completed", "failed", "cancelled")
 PROBE = Path(__file__).with_name("_probe.py")
 #: The engine's phase of each hook the kit calls directly.
-PHASES = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
+PHASES: dict[str, Phase] = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
 LIFECYCLE_ONLY = "there is no job to poll, cancel or resume"
 #: What core's transport says when it refuses a request carrying the key (see ``_transport``).
 KEY_REFUSED = "plugin put the API key into a request it described"
