@@ -249,3 +249,19 @@ def test_imports_inside_functions_say_why(module: str) -> None:
     assert not unexplained, "a function-level import needs a comment saying why it is lazy:\n" + "\n".join(
         unexplained
     )
+
+
+def _is_private(module: str) -> bool:
+    parts = module.removeprefix(PACKAGE).lstrip(".").split(".")
+    return any(part.startswith("_") for part in parts) or parts[0] in ("cli", "testing")
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _sources() if _is_private(m)))
+def test_private_modules_declare_all(module: str) -> None:
+    tree = ast.parse(_sources()[module].read_text(encoding="utf-8"))
+    declared = any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
+        for node in tree.body
+    )
+    assert declared, f"{module} declares no __all__"

@@ -68,6 +68,52 @@ from .plugin import CallContext, JobRef, JobStatus, Modality, ProviderSpec, Subm
 if TYPE_CHECKING:
     from ._gateway import Gateway
 
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "CANCEL_GRACE_SECONDS",
+    "MAX_CONSECUTIVE_POLL_ERRORS",
+    "MAX_SUBMIT_TRIES",
+    "PHASES",
+    "Attempt",
+    "CallerError",
+    "Ledger",
+    "backoff",
+    "blocking_phase",
+    "cancel_job",
+    "cancel_unconfirmed",
+    "check_pair",
+    "check_request",
+    "check_response",
+    "emit",
+    "emit_status",
+    "expect_type",
+    "fetch_result",
+    "holds_the_fallback",
+    "hook_flow",
+    "job_left_for_resume",
+    "ledger_finish",
+    "make_update",
+    "modality_of",
+    "now_utc",
+    "plan_attempts",
+    "poll_status",
+    "provider_for",
+    "raise_for_state",
+    "record_intent",
+    "resolve_credentials",
+    "result_not_collected",
+    "retrying",
+    "run_attempt",
+    "run_chain",
+    "run_flow",
+    "standalone_flow",
+    "submission_unknown",
+    "submit_job",
+    "submit_phase",
+    "wait_phase",
+]
+
 log = get_logger("tarash.engine")
 T = TypeVar("T")
 

@@ -15,6 +15,13 @@ from .exceptions import (
     TimeoutError,
 )
 
+__all__ = [
+    "from_httpx",
+    "normalize",
+    "parse_retry_after",
+    "scrub_chain",
+]
+
 
 def parse_retry_after(value: Any) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""

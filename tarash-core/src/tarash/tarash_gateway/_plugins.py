@@ -34,6 +34,17 @@ from .exceptions import (
 from .field_mappers import FieldMapper, match_model_prefix
 from .plugin import Capabilities, ProviderSpec, hookimpl
 
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "HOST",
+    "LIFECYCLE",
+    "Direct",
+    "PluginHost",
+    "PluginInfo",
+    "ProviderInfo",
+]
+
 log = get_logger("tarash.plugins")
 
 ENTRY_POINT_GROUP = "tarash"

@@ -16,6 +16,17 @@ from ._parser import (
     EXIT_VALIDATION,
 )
 
+__all__ = [
+    "OPTION_FOR_FIELD",
+    "OutputError",
+    "UsageError",
+    "describe",
+    "exit_code",
+    "fail",
+    "option_for",
+    "report",
+]
+
 
 class UsageError(Exception):
     """Arguments that parse but cannot work together (exit code 2)."""

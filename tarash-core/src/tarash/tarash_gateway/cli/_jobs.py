@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from .._ledger import JobRecord, LedgerAdapter
     from ..jobs import JobOutcome
 
+__all__ = [
+    "JOBS_EPILOG",
+    "LIST_STATES",
+    "add_parser",
+    "cancel",
+    "list_jobs",
+    "migrate",
+    "resume",
+    "status",
+]
+
 #: The states ``tarash jobs list --state`` accepts: a ledger record's states, and ``unfinished``.
 LIST_STATES = (
     "submitting",

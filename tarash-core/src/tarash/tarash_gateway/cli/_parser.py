@@ -12,6 +12,28 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias
 
+__all__ = [
+    "ENVIRONMENT",
+    "EXIT_CODE_TABLE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_MODERATION",
+    "EXIT_OK",
+    "EXIT_OUTPUT",
+    "EXIT_PROVIDER",
+    "EXIT_PROVIDER_FAILURE",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "EXIT_VALIDATION",
+    "IMAGE_ROLES_HELP",
+    "Handler",
+    "Parser",
+    "SubParsers",
+    "build_parser",
+    "command",
+    "param",
+]
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2

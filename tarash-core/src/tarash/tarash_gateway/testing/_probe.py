@@ -16,6 +16,12 @@ from importlib.machinery import ModuleSpec
 from types import FrameType
 from typing import Any
 
+__all__ = [
+    "CORE_LIGHT",
+    "ImportRecorder",
+    "probe",
+]
+
 #: Light dependencies of tarash-core an entry module may import at import time.
 CORE_LIGHT = frozenset({"attr", "attrs", "cattrs", "pluggy", "typing_extensions", "exceptiongroup"})
 
