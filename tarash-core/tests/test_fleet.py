@@ -113,7 +113,7 @@ def _spawn(function: str, args: dict[str, Any], env: dict[str, str]) -> subproce
 
 
 def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(pg_url: str, tmp_path: Path) -> None:
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     stop = tmp_path / "stop"
     with running(queue_polls=QUEUE_POLLS) as server, PostgresJobStore(pg_url) as ledger:

@@ -42,7 +42,7 @@ def open_store(spec: dict[str, str]) -> JobStore:
     """A new store (its own connection) on the ledger ``spec`` names."""
     if spec["kind"] == "sqlite":
         return SQLiteJobStore(spec["where"]).open()
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     return PostgresJobStore(spec["where"]).open()
 
@@ -349,7 +349,7 @@ def child_hold(raw: str) -> None:
 
 
 def test_a_killed_workers_jobs_are_free_at_once_on_any_machine(pg_url: str) -> None:
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     args = {"url": pg_url, "key": "k1", "owner": "machine-a:4242:x"}
@@ -382,7 +382,7 @@ def test_a_killed_workers_jobs_are_free_at_once_on_any_machine(pg_url: str) -> N
 
 def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
     """(The server ends the closed session, and drops its locks, a moment later.)"""
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     with PostgresJobStore(pg_url) as first, PostgresJobStore(pg_url) as second:
         intent(first, "k1", owner="a")
@@ -399,7 +399,7 @@ def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_uses_its_own_connections(pg_url: str) -> None:
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     with PostgresJobStore(pg_url) as store:
         intent(store, "parent", owner="parent:1:a")
@@ -422,7 +422,7 @@ def test_a_forked_child_uses_its_own_connections(pg_url: str) -> None:
 def test_the_schema_is_migrated_once_by_many_workers_at_once(pg_url: str) -> None:
     import psycopg
 
-    from tarash.tarash_gateway._pg_store import SCHEMA_VERSION, PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import SCHEMA_VERSION, PostgresJobStore
 
     manual = PostgresJobStore(pg_url, migrate=False)
     with pytest.raises(psycopg.ProgrammingError, match="run `tarash jobs migrate`"):
@@ -459,7 +459,7 @@ def test_the_schema_is_migrated_once_by_many_workers_at_once(pg_url: str) -> Non
 def test_old_finished_jobs_are_pruned_when_a_worker_starts(pg_url: str) -> None:
     import psycopg
 
-    from tarash.tarash_gateway._pg_store import PostgresJobStore
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     with PostgresJobStore(pg_url) as store:
         for key in ("old", "recent", "stuck"):
@@ -555,7 +555,7 @@ def test_without_the_postgres_extra_the_ledger_is_off_and_says_why(
     from tarash.tarash_gateway.jobs import get_ledger
 
     monkeypatch.setitem(sys.modules, "psycopg", None)
-    monkeypatch.delitem(sys.modules, "tarash.tarash_gateway._pg_store", raising=False)
+    monkeypatch.delitem(sys.modules, "tarash.tarash_gateway._ledger.postgres", raising=False)
     url = "postgresql://nobody@127.0.0.1:9/without_the_extra"
     monkeypatch.setenv("TARASH_LEDGER", url)
     set_ledger(None)

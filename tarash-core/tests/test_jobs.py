@@ -443,7 +443,7 @@ def test_a_store_that_cannot_record_the_intent_stops_the_submit(jobapi: JobServe
 
     broken = BrokenStore("/nonexistent/jobs.db")
     set_ledger(broken)
-    with pytest.raises(LedgerError) as raised:
+    with pytest.raises(LedgerError) as raised:  # the jobapi fixture registered the provider
         generate_video(jobapi_config(jobapi), VideoGenerationRequest("a"))
     assert raised.value.message == (
         f"The job ledger {broken!r} could not record the submit intent (OperationalError: disk I/O "

@@ -294,6 +294,9 @@ def test_discovery_builds_no_lifecycle_machinery() -> None:
         "asyncio",
         "tarash.tarash_gateway._records",
         "tarash.tarash_gateway._engine",
+        "tarash.tarash_gateway._job_flows",
+        "tarash.tarash_gateway._ledger",
+        "tarash.tarash_gateway._converters",
     )
     assert _imported_by(code, lifecycle) == []
 

@@ -21,6 +21,20 @@ if TYPE_CHECKING:
         VideoGenerationResponse,
     )
 
+__all__ = [
+    "generate_image",
+    "generate_image_async",
+    "generate_video",
+    "generate_video_async",
+    "get_provider",
+    "get_provider_field_mapping",
+    "list_plugins",
+    "list_providers",
+    "register_provider",
+    "register_provider_field_mapping",
+    "unregister_provider",
+]
+
 
 def generate_video(
     config: VideoGenerationConfig,

@@ -10,7 +10,11 @@ Built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
 * exceptions (``MockResponse.error``, ``JobStatus.error``) are written with their qualified type
   and restored only when they are Tarash or built-in exceptions (loading data never imports code);
 * every failure becomes one :class:`~tarash.tarash_gateway.exceptions.ValidationError` whose
-  message lists each problem with its path (``invalid value for type, expected int @ $.seed``).
+  message lists each problem with its path (``invalid value for type, expected int @ $.seed``);
+* a field whose type depends on the rest of the data says so itself: its attrs metadata maps
+  ``STRUCTURE_AS`` (``"tarash.structure_as"``) to ``f(data) -> type`` (a ``JobHandle``'s config is
+  a video or an image config by its job's modality). So this module knows no class above the
+  models, and ``jobs`` can be serialised without this module importing it.
 
 ``cattrs`` is imported only by this module, which nothing imports at package import time.
 """
@@ -40,7 +44,6 @@ from cattrs.v import format_exception, transform_error
 from . import _redact
 from . import exceptions as tarash_exceptions
 from .exceptions import TarashException, ValidationError, _rebuild
-from .jobs import JobHandle
 from .models import (
     ImageGenerationConfig,
     ImageGenerationRequest,
@@ -48,10 +51,14 @@ from .models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
+from .plugin import JobRef
 
 T = TypeVar("T")
 
-__all__ = ["CONVERTER", "parse_json", "structure", "to_json_text", "unstructure"]
+__all__ = ["CONVERTER", "STRUCTURE_AS", "parse_json", "structure", "to_json_text", "unstructure"]
+
+#: The attrs metadata key of a field whose type depends on the data: ``f(data) -> type``.
+STRUCTURE_AS = "tarash.structure_as"
 
 _API_KEY_REFUSED = (
     "api_key is never read from serialised data; pass api_key= when loading, set it on the "
@@ -259,22 +266,16 @@ def _structure_exception(value: Any, _type: Any) -> BaseException:
 # ----------------------------------------------------------------------------------------------
 
 
-def _structure_handle_config(value: Any, data: Mapping[str, Any]) -> Any:
-    job = data.get("job")
-    modality = job.get("modality") if isinstance(job, Mapping) else None
-    cls = ImageGenerationConfig if modality == "image" else VideoGenerationConfig
-    return CONVERTER.structure(value, cls)
-
-
 _CONFIG_SPEC = _Spec(refused={"api_key": _API_KEY_REFUSED})
 SPECS: dict[type[Any], _Spec] = {
     VideoGenerationConfig: _CONFIG_SPEC,
     ImageGenerationConfig: _CONFIG_SPEC,
     VideoGenerationRequest: _Spec(extras=True),
     ImageGenerationRequest: _Spec(extras=True),
-    JobHandle: _Spec(field_hooks={"config": _structure_handle_config}),
 }
-_LOCALNS = {"TarashException": TarashException}
+#: Names that annotations use without their module importing them at run time (``JobHandle.job``:
+#: the gateway module keeps the lifecycle records lazy for discovery).
+_LOCALNS = {"TarashException": TarashException, "JobRef": JobRef}
 
 
 def structure_fields(
@@ -337,6 +338,13 @@ def _attrs_structure_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
     field_types = {f.alias: f.type for f in fields}
     required = {f.alias for f in fields if f.default is attrs.NOTHING}
     spec = SPECS.get(cls, _Spec())
+    typed_by_data = {f.alias: f.metadata[STRUCTURE_AS] for f in fields if STRUCTURE_AS in f.metadata}
+    if typed_by_data:
+        hooks = {
+            name: (lambda value, data, type_of=type_of: CONVERTER.structure(value, type_of(data)))
+            for name, type_of in typed_by_data.items()
+        }
+        spec = attrs.evolve(spec, field_hooks={**spec.field_hooks, **hooks})
 
     def structure(data: Any, _type: Any) -> Any:
         kwargs, extras = structure_fields(cls, data, field_types, required, spec)

@@ -86,6 +86,7 @@ _WINDOWS_RESERVED = frozenset(
 
 def default_file_roots() -> list[Path]:
     """The directories whose ``file://`` URLs Tarash produces (the mock provider's media)."""
+    # lazy: needed only for a mock file:// URL or a data: URL
     from .mock import MEDIA_DIR
 
     return [MEDIA_DIR, Path(tempfile.gettempdir()) / "tarash-mock"]
@@ -354,6 +355,7 @@ def _copy_file(
 
 
 def _data_uri(url: str, target: _Target, filename: str | None, max_bytes: int) -> Path:
+    # lazy: needed only for a mock file:// URL or a data: URL
     from .utils import parse_data_uri
 
     header, _, payload = url.partition(",")

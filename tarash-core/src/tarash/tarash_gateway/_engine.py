@@ -42,6 +42,7 @@ from .exceptions import (
     HTTPError,
     JobCancelledError,
     MissingCredentialsError,
+    Phase,
     ResultNotCollectedError,
     TarashException,
     TimeoutError,
@@ -68,6 +69,52 @@ from .plugin import CallContext, JobRef, JobStatus, Modality, ProviderSpec, Subm
 
 if TYPE_CHECKING:
     from ._gateway import Gateway
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "CANCEL_GRACE_SECONDS",
+    "MAX_CONSECUTIVE_POLL_ERRORS",
+    "MAX_SUBMIT_TRIES",
+    "PHASES",
+    "Attempt",
+    "CallerError",
+    "Ledger",
+    "backoff",
+    "blocking_phase",
+    "cancel_job",
+    "cancel_unconfirmed",
+    "check_pair",
+    "check_request",
+    "check_response",
+    "emit",
+    "emit_status",
+    "expect_type",
+    "fetch_result",
+    "holds_the_fallback",
+    "hook_flow",
+    "job_left_for_resume",
+    "ledger_finish",
+    "make_update",
+    "modality_of",
+    "now_utc",
+    "plan_attempts",
+    "poll_status",
+    "provider_for",
+    "raise_for_state",
+    "record_intent",
+    "resolve_credentials",
+    "result_not_collected",
+    "retrying",
+    "run_attempt",
+    "run_chain",
+    "run_flow",
+    "standalone_flow",
+    "submission_unknown",
+    "submit_job",
+    "submit_phase",
+    "wait_phase",
+]
 
 log = get_logger("tarash.engine")
 T = TypeVar("T")
@@ -155,7 +202,7 @@ class Attempt:
     started_mono: float = attrs.field(factory=time.monotonic)
     deadline: float = 0.0
     job: JobRef | None = None
-    phase: str = "validate"
+    phase: Phase = "validate"
     cancel_status: str | None = None
     cancel_error: str | None = None
     intent_recorded: bool = False
@@ -333,7 +380,7 @@ def _percent(value: Any) -> float | None:
     return min(max(float(value), 0.0), 100.0)
 
 
-def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[Any]:
+def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flow[Any]:
     """Run the provider's ``hook`` flow: send each request it yields through core's transport,
     throw each error answer into it, and map whatever it raises to a typed TarashException."""
     attempt.phase = phase
@@ -408,7 +455,8 @@ def run_flow(attempt: Attempt, hook: str, phase: str, **kwargs: Any) -> rt.Flow[
 
 
 #: The phase each flow hook runs in.
-PHASES = {
+#: The phase of each hook (the status hook runs in the poll phase).
+PHASES: dict[str, Phase] = {
     "submit": "submit",
     "status": "poll",
     "result": "result",
@@ -485,7 +533,7 @@ def standalone_flow(
         flow.close()
 
 
-def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashException:
+def _located(attempt: Attempt, exc: BaseException, phase: Phase) -> TarashException:
     """``exc`` as a typed error with phase, provider, model and job id (keeping a plugin's own
     cause; a foreign exception becomes the typed error's ``__cause__``)."""
     return normalize(
@@ -497,7 +545,7 @@ def _located(attempt: Attempt, exc: BaseException, phase: str) -> TarashExceptio
     )
 
 
-def _deadline(attempt: Attempt, phase: str, sent: bool) -> TarashException:
+def _deadline(attempt: Attempt, phase: Phase, sent: bool) -> TarashException:
     if phase == "submit" and sent:
         return attempt.unknown_submission(f"no answer within the {attempt.config.timeout:g}s deadline")
     return attempt.timeout_error(f"no answer to {phase} before the deadline")
@@ -522,7 +570,7 @@ def _prepare(attempt: Attempt, step: Any, context: CallContext) -> transport.Pre
     )
 
 
-def _direct(attempt: Attempt, step: Direct, phase: str) -> rt.Flow[Any]:
+def _direct(attempt: Attempt, step: Direct, phase: Phase) -> rt.Flow[Any]:
     """A call into code that does its own I/O (seed handlers, the escape hatch)."""
     kwargs = dict(step.kwargs)
     relay = _ProgressRelay(attempt) if step.progress else None
@@ -762,7 +810,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     return attempt.job
 
 
-def retrying(attempt: Attempt, hook: str, phase: str) -> rt.Flow[Any]:
+def retrying(attempt: Attempt, hook: str, phase: Phase) -> rt.Flow[Any]:
     """A status/result flow for the attempt's job, retried on 429/5xx/connection errors until
     the deadline."""
     failures = 0
@@ -883,7 +931,7 @@ def announce_completed(attempt: Attempt, response: Any) -> rt.Flow[None]:
         raise exc.original from None
 
 
-def expect_type(attempt: Attempt, value: Any, expected: type[T], phase: str, hook: str = "") -> T:
+def expect_type(attempt: Attempt, value: Any, expected: type[T], phase: Phase, hook: str = "") -> T:
     """A plugin returned the wrong type: a non-retryable GenerationFailedError naming both."""
     if not isinstance(value, expected):
         raise GenerationFailedError(

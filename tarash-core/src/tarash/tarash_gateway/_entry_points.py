@@ -16,6 +16,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+__all__ = [
+    "EntryPoint",
+    "entry_points",
+]
+
 _NORMALIZE = re.compile(r"[-_.]+")
 
 

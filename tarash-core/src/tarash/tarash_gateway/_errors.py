@@ -10,9 +10,17 @@ from .exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
+    Phase,
     TarashException,
     TimeoutError,
 )
+
+__all__ = [
+    "from_httpx",
+    "normalize",
+    "parse_retry_after",
+    "scrub_chain",
+]
 
 
 def parse_retry_after(value: Any) -> float | None:
@@ -74,7 +82,7 @@ def _body(response: Any) -> Any:
 
 
 def normalize(
-    exc: BaseException, *, phase: str, provider: str, model: str, request_id: str | None = None
+    exc: BaseException, *, phase: Phase, provider: str, model: str, request_id: str | None = None
 ) -> TarashException:
     """A typed TarashException for ``exc`` with phase/provider/model filled in.
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ._plugins import HOST, PluginHost
-from .exceptions import ResultNotCollectedError
+from ._redact import register_secret
+from .exceptions import LedgerError, ResultNotCollectedError
+from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
     from . import _runtime as rt
-    from ._ledger import JobStore, LedgerAdapter
+    from ._ledger import JobRecord, JobStore, LedgerAdapter
     from ._transport import Transport
     from .field_mappers import FieldMapper
     from .models import (
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
         VideoGenerationRequest,
         VideoGenerationResponse,
     )
+    from .plugin import JobRef, JobStatus, Modality
 
 __all__ = ["Gateway", "default_gateway"]
 
@@ -82,6 +88,7 @@ class Gateway:
         if self._transport is None:
             with self._lock:
                 if self._transport is None:
+                    # lazy: loaded at the first generation, not at discovery
                     from ._transport import Transport
 
                     self._transport = Transport()
@@ -93,6 +100,7 @@ class Gateway:
         if self._background is None:
             with self._lock:
                 if self._background is None:
+                    # lazy: loaded at the first generation, not at discovery
                     from ._runtime import BackgroundLoop
 
                     self._background = BackgroundLoop()
@@ -101,21 +109,21 @@ class Gateway:
     def ledger(self) -> LedgerAdapter | None:
         """The job ledger in effect, or None when it is off."""
         if self._ledger_choice == _FROM_ENVIRONMENT:
-            from ._ledger import active_ledger
+            from ._ledger import active_ledger  # lazy: sqlite3 and the stores load at first use
 
             return active_ledger()
         if not self._ledger_ready:
             with self._lock:
                 if not self._ledger_ready:
-                    self._ledger = _open_ledger(self._ledger_choice)
+                    from ._ledger import open_ledger  # lazy: sqlite3 and the stores load at first use
+
+                    self._ledger = open_ledger(self._ledger_choice)
                     self._ledger_ready = True
         return self._ledger
 
     def register_secret(self, value: str | None) -> None:
         """Remember a credential this gateway resolved; it is scrubbed from all Tarash output."""
         if value:
-            from ._redact import register_secret
-
             self.secrets.add(value)
             register_secret(value)
 
@@ -169,6 +177,7 @@ class Gateway:
         return result
 
     def _run_sync(self, config: Any, request: Any, modality: Any, on_progress: Any) -> Any:
+        # lazy: loaded at the first generation, not at discovery
         from . import _runtime as rt
         from ._engine import run_chain
 
@@ -178,6 +187,7 @@ class Gateway:
             raise _with_handle(exc) from exc.__cause__
 
     async def _run_async(self, config: Any, request: Any, modality: Any, on_progress: Any) -> Any:
+        # lazy: loaded at the first generation, not at discovery
         from . import _runtime as rt
         from ._engine import run_chain
 
@@ -202,6 +212,7 @@ class Gateway:
         Pass ``request`` to ``submit``/``generate_*`` and ``job`` (a ``JobRef``) to the others;
         ``modality`` defaults to the job's, else to the config's kind.
         """
+        # lazy: loaded at the first generation, not at discovery
         from . import _runtime as rt
         from ._engine import hook_flow, modality_of
 
@@ -215,6 +226,7 @@ class Gateway:
         """Drive a flow that belongs to no generation (a webhook key set, a model schema):
         requests to absolute URLs, no key, through this gateway's transport; ``ca_bundle`` trusts
         a private CA (a proxy, a local server) instead of the system's."""
+        # lazy: loaded at the first generation, not at discovery
         from . import _runtime as rt
         from ._engine import standalone_flow
 
@@ -225,6 +237,7 @@ class Gateway:
         self, flow: Any, *, label: str = "tarash", timeout: float = 30.0, ca_bundle: str | None = None
     ) -> Any:
         """Async :meth:`run_flow`."""
+        # lazy: loaded at the first generation, not at discovery
         from . import _runtime as rt
         from ._engine import standalone_flow
 
@@ -265,21 +278,8 @@ class Gateway:
 
 def _with_handle(error: ResultNotCollectedError) -> ResultNotCollectedError:
     """Give a completed-but-uncollected job's error the handle that collects it."""
-    from .jobs import JobHandle
-
     error.handle = JobHandle(key=error.ledger_key, job=error.job, config=error.config)
     return error
-
-
-def _open_ledger(choice: Any) -> LedgerAdapter | None:
-    from ._ledger import OFF_VALUES, JobStore, LedgerAdapter, SQLiteJobStore
-
-    if isinstance(choice, JobStore):
-        return LedgerAdapter(choice)
-    text = os.fspath(choice)
-    if text.strip().lower() in OFF_VALUES:
-        return None
-    return LedgerAdapter(SQLiteJobStore(text).open())
 
 
 _default: Gateway | None = None
@@ -294,3 +294,183 @@ def default_gateway() -> Gateway:
             if _default is None:
                 _default = Gateway(_host=HOST)
     return _default
+
+
+# ----------------------------------------------------------------------------------------------
+# Handles: a job of a gateway
+# ----------------------------------------------------------------------------------------------
+
+
+AnyConfig = VideoGenerationConfig | ImageGenerationConfig
+OnProgress = Callable[[Any], Any]
+
+
+def _config_class(job: Any) -> type[AnyConfig]:
+    """The config class of a serialised handle's job (image or video, by its modality)."""
+    modality = job.get("modality") if isinstance(job, Mapping) else None
+    return ImageGenerationConfig if modality == "image" else VideoGenerationConfig
+
+
+def _with_key(config: AnyConfig, api_key: str | None) -> AnyConfig:
+    """``config`` with ``api_key`` when given (else core resolves the key at each call)."""
+    return attrs.evolve(config, api_key=api_key) if api_key else config
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class JobHandle:
+    """A submitted job: poll it, wait for it, fetch its result or cancel it, from any process.
+
+    Attributes:
+        key: the ledger key of the submission.
+        job: the provider's job (provider, model, modality, job id, polling data).
+        config: the config the job was submitted with (no fallbacks; the API key is kept in memory
+            but never serialised).
+
+    :meth:`wait` never cancels the job: on a timeout, an interrupt or a failing callback the job
+    keeps running and can be waited for again, resumed or cancelled with :meth:`cancel`.
+    """
+
+    key: str
+    job: JobRef
+    # _converters.STRUCTURE_AS: the config's class follows the job's modality when loading
+    config: VideoGenerationConfig | ImageGenerationConfig = attrs.field(
+        metadata={"tarash.structure_as": lambda data: _config_class(data.get("job"))}
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"JobHandle(provider={self.provider!r}, model={self.model!r}, "
+            f"job_id={self.job_id!r}, key={self.key!r})"
+        )
+
+    @property
+    def provider(self) -> str:
+        return self.job.provider
+
+    @property
+    def model(self) -> str:
+        return self.job.model
+
+    @property
+    def modality(self) -> Modality:
+        return self.job.modality
+
+    @property
+    def job_id(self) -> str:
+        """The provider's id for the job."""
+        return self.job.job_id
+
+    # -- serialisation ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data for the handle (no API key)."""
+        from .serialization import to_dict  # lazy: cattrs loads at the first (de)serialisation
+
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        """JSON text for the handle (no API key)."""
+        from .serialization import to_json  # lazy: cattrs loads at the first (de)serialisation
+
+        return to_json(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], api_key: str | None = None) -> JobHandle:
+        """Load a handle; the key is ``api_key`` or else the provider's environment variable."""
+        from .serialization import from_dict  # lazy: cattrs loads at the first (de)serialisation
+
+        handle = from_dict(cls, data)
+        return attrs.evolve(handle, config=_with_key(handle.config, api_key))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, api_key: str | None = None) -> JobHandle:
+        """Load a handle from :meth:`to_json` text (see :meth:`from_dict` for the key)."""
+        from ._converters import parse_json  # lazy: cattrs loads at the first (de)serialisation
+
+        return cls.from_dict(parse_json(text), api_key=api_key)
+
+    @classmethod
+    def from_record(cls, record: JobRecord, api_key: str | None = None) -> JobHandle:
+        """A handle for a ledger record (raises LedgerError when it has no job id or config)."""
+        from .serialization import from_dict  # lazy: cattrs loads at the first (de)serialisation
+
+        if record.job is None:
+            raise LedgerError(
+                f"Job {record.key} has no recorded provider job (its submit's answer "
+                "was lost, or its polling data could not be recorded)",
+                provider=record.provider,
+                model=record.model,
+                request_id=record.job_id,
+            )
+        if record.config is None:
+            raise LedgerError(
+                f"Job {record.key} has no recorded config, so it cannot be polled",
+                provider=record.provider,
+                model=record.model,
+                request_id=record.job.job_id,
+            )
+        config: AnyConfig
+        if record.modality == "image":
+            config = from_dict(ImageGenerationConfig, record.config)
+        else:
+            config = from_dict(VideoGenerationConfig, record.config)
+        return cls(key=record.key, job=record.job, config=_with_key(config, api_key))
+
+    # -- calls: flows of the engine layer (_job_flows) on the default gateway -------------------
+
+    def _drive(self, flow: str, *args: Any) -> Any:
+        from . import _job_flows, _runtime  # lazy: the engine loads at the first call, not at discovery
+
+        gateway = default_gateway()
+        return _runtime.drive_sync(getattr(_job_flows, flow)(self, gateway, *args), gateway.background)
+
+    async def _drive_async(self, flow: str, *args: Any) -> Any:
+        from . import _job_flows, _runtime  # lazy: the engine loads at the first call, not at discovery
+
+        return await _runtime.drive_async(getattr(_job_flows, flow)(self, default_gateway(), *args))
+
+    def status(self) -> JobStatus:
+        """One status call (retried on transient errors); ``raw`` is redacted."""
+        status: JobStatus = self._drive("status_flow")
+        return status
+
+    async def status_async(self) -> JobStatus:
+        """Async :meth:`status`."""
+        status: JobStatus = await self._drive_async("status_flow")
+        return status
+
+    def result(self) -> Any:
+        """The response of a completed job (one status call, then the result).
+
+        Raises JobNotFinishedError while it is queued or processing, and the job's typed error
+        (e.g. GenerationFailedError, JobCancelledError) when it failed or was cancelled.
+        """
+        return self._drive("result_flow")
+
+    async def result_async(self) -> Any:
+        """Async :meth:`result`."""
+        return await self._drive_async("result_flow")
+
+    def wait(self, on_progress: OnProgress | None = None, timeout: float | None = None) -> Any:
+        """Poll until the job ends and return its response.
+
+        ``timeout`` (seconds, default ``config.timeout``) counts from now. On TimeoutError the job
+        keeps running. ``on_progress`` gets the same updates as with ``generate_video``.
+        """
+        return self._drive("wait_flow", on_progress, timeout)
+
+    async def wait_async(self, on_progress: OnProgress | None = None, timeout: float | None = None) -> Any:
+        """Async :meth:`wait`; cancelling the task stops waiting but not the job."""
+        return await self._drive_async("wait_flow", on_progress, timeout)
+
+    def cancel(self) -> bool:
+        """Ask the provider to cancel the job.
+
+        True when the provider accepted (the ledger marks the job cancelled), False when it cannot
+        cancel jobs; raises TarashException (phase ``cancel``) when the cancel call failed.
+        """
+        return bool(self._drive("cancel_flow"))
+
+    async def cancel_async(self) -> bool:
+        """Async :meth:`cancel`."""
+        return bool(await self._drive_async("cancel_flow"))

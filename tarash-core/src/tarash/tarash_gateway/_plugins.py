@@ -29,9 +29,21 @@ from .exceptions import (
     ProviderConflictError,
     ProviderNotFoundError,
     UnsupportedModalityError,
+    ValidationError,
 )
 from .field_mappers import FieldMapper, match_model_prefix
 from .plugin import Capabilities, ProviderSpec, hookimpl
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "HOST",
+    "LIFECYCLE",
+    "Direct",
+    "PluginHost",
+    "PluginInfo",
+    "ProviderInfo",
+]
 
 log = get_logger("tarash.plugins")
 
@@ -128,6 +140,7 @@ class PluginHost:
         self._register_plugin(module, name=module_name, dist=None, version=None, source="builtin")
 
     def _load_entry_points(self) -> None:
+        # lazy: entry points are read at the first lookup, not at import
         from ._entry_points import entry_points
 
         disabled = _env_list("TARASH_DISABLE_PLUGINS")
@@ -246,8 +259,6 @@ class PluginHost:
     def register_handler(self, name: str, handler: object) -> None:
         """Register a seed-style handler object (four methods, no pluggy markers)."""
         if not isinstance(name, str) or not name.strip():
-            from .exceptions import ValidationError
-
             raise ValidationError(
                 "register_provider: name must be a non-empty string", field="provider", value=name
             )

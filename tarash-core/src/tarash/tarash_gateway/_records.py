@@ -15,6 +15,14 @@ import attrs
 
 from .plugin import Modality
 
+__all__ = [
+    "CallContext",
+    "JobRef",
+    "JobState",
+    "JobStatus",
+    "SubmittedJob",
+]
+
 JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
 

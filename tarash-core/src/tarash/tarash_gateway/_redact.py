@@ -18,6 +18,20 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_RAW_ITEMS",
+    "MAX_RAW_TEXT",
+    "REDACTED",
+    "RedactingFilter",
+    "cap_raw_response",
+    "get_logger",
+    "is_secret_key",
+    "redact",
+    "redact_text",
+    "register_secret",
+]
+
 REDACTED = "***REDACTED***"
 MAX_RAW_TEXT = 4096
 MAX_RAW_ITEMS = 200

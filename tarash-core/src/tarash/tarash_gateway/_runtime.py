@@ -26,6 +26,21 @@ if TYPE_CHECKING:
     from ._transport import Prepared, Transport
     from ._wire import Response
 
+__all__ = [
+    "BackgroundLoop",
+    "Call",
+    "CallerCallbackError",
+    "DeadlineExceeded",
+    "Effect",
+    "Emit",
+    "Flow",
+    "Send",
+    "Sleep",
+    "drive_async",
+    "drive_sync",
+    "is_async_fn",
+]
+
 log = get_logger("tarash.runtime")
 
 T = TypeVar("T")

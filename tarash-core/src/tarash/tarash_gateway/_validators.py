@@ -12,6 +12,24 @@ import attrs
 from ._redact import redact
 from .exceptions import ValidationError
 
+__all__ = [
+    "IMAGE_ROLES",
+    "STATUSES",
+    "Validator",
+    "aspect_ratio",
+    "binary",
+    "boolean",
+    "describe",
+    "fail",
+    "mapping",
+    "number",
+    "one_of",
+    "pattern",
+    "resolution",
+    "string",
+    "to_int_or_none",
+]
+
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 _ASPECT = re.compile(r"auto|[0-9]{1,2}:[0-9]{1,2}")

@@ -22,8 +22,9 @@ The hierarchy::
         ├── ProviderConflictError       two distributions claim one provider name
         └── PluginLoadError             a plugin failed to import or to register
 
-Every exception carries the phase it happened in (``"validate"``, ``"submit"``, ``"poll"``,
-``"result"``, ``"cancel"``) so retryability can be decided per phase, and its ``raw_response`` is
+Every exception carries the :data:`Phase` it happened in (``"validate"``, ``"submit"``,
+``"poll"``, ``"result"``, ``"cancel"``, or ``"download"`` for the media fetched after a result)
+so retryability can be decided per phase, and its ``raw_response`` is
 redacted and size-capped when the exception is built.
 """
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._redact import cap_raw_response, redact, redact_text
 
@@ -48,6 +49,7 @@ __all__ = [
     "JobNotFinishedError",
     "LedgerError",
     "MissingCredentialsError",
+    "Phase",
     "PluginLoadError",
     "ProviderConflictError",
     "ProviderNotFoundError",
@@ -61,6 +63,10 @@ __all__ = [
     "is_retryable_error",
 ]
 
+#: Where in a job's life an error happened. ``poll`` is every status call; ``download`` is
+#: fetching the media of a result.
+Phase = Literal["validate", "submit", "poll", "result", "cancel", "download"]
+
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -72,7 +78,8 @@ class TarashException(Exception):
         provider, model: the provider and model of the attempt that failed, when known.
         request_id: the provider's job id, when one exists.
         raw_response: the provider's answer, redacted and capped in size.
-        phase: where it happened: validate, submit, poll, result or cancel.
+        phase: where it happened (a :data:`Phase`): validate, submit, poll, result, cancel or
+            download.
         execution_metadata: set by core on the error that ends a generation: every attempt made.
     """
 
@@ -86,7 +93,7 @@ class TarashException(Exception):
         model: str | None = None,
         request_id: str | None = None,
         raw_response: Any = None,
-        phase: str | None = None,
+        phase: Phase | None = None,
         retryable: bool | None = None,
     ) -> None:
         self.message = redact_text(str(message))

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .exceptions import ValidationError
+from .models import MediaContent
 
 __all__ = [
     "FieldMapper",
@@ -94,8 +95,6 @@ def match_model_prefix(model: str, prefixes: Iterable[str]) -> str | None:
 
 def media_to_url(value: Any) -> str:
     """A URL or data URI for any media value (``MediaContent`` becomes a data URI)."""
-    from .models import MediaContent
-
     if isinstance(value, MediaContent):
         return value.to_data_uri()
     return str(value)

@@ -194,6 +194,7 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
     polling = mock.polling
     if outcome.error is not None and (polling is None or not polling.enabled):
         raise _fresh(outcome.error)
+    # lazy: discovery loads this module; records and ids load at the first call
     from .plugin import SubmittedJob
     from .utils import generate_unique_id
 
@@ -214,6 +215,7 @@ def submit(config: Any, request: Any, context: CallContext) -> SubmittedJob:
 
 @hookimpl
 def status(config: Any, job: JobRef, context: CallContext) -> JobStatus:
+    # lazy: discovery loads this module; records and ids load at the first call
     from .plugin import JobStatus
 
     mock = _mock_config(config)
@@ -378,6 +380,7 @@ def _video_response(config: Any, job: JobRef, outcome: MockResponse) -> VideoGen
 
 def _load(url: str) -> MediaContent:
     if url.startswith("data:"):
+        # lazy: discovery loads this module; records and ids load at the first call
         from .utils import parse_data_uri
 
         return parse_data_uri(url)

@@ -118,6 +118,7 @@ class _Answer:
 
 def _hook_verifier(provider: str) -> Verifier | None:
     """The ``verify_webhook`` flow of ``provider``'s plugin (on the default gateway), if it has one."""
+    # lazy: a plugin importing this module at discovery loads no gateway
     from ._gateway import default_gateway
 
     host = default_gateway().host
@@ -242,6 +243,7 @@ class WebhookReceiver:
 
     async def _drive(self, provider: str, flow: Flow[WebhookEvent]) -> WebhookEvent:
         if self.send is None:
+            # lazy: a plugin importing this module at discovery loads no gateway
             from ._gateway import default_gateway
 
             event: WebhookEvent = await default_gateway().run_flow_async(

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exit_:
         return _exit_status(exit_)
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ._errors import fail, report
 
     func = getattr(args, "func", None)
@@ -74,6 +75,7 @@ def _register_api_key(args: list[str]) -> None:
             value = arg.partition("=")[2]
         else:
             continue
+        # lazy: `tarash --help` and usage errors start without loading the library
         from .._redact import register_secret
 
         register_secret(value)
@@ -81,6 +83,7 @@ def _register_api_key(args: list[str]) -> None:
 
 def _add_plugin_commands(subparsers: SubParsers) -> None:
     """Let every plugin add its commands; a failing plugin is reported and skipped."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from .._plugins import HOST
     from ..exceptions import TarashException
     from ._errors import report
@@ -101,6 +104,7 @@ def _add_plugin_commands(subparsers: SubParsers) -> None:
 
 
 def _redacted(exc: BaseException) -> str:
+    # lazy: `tarash --help` and usage errors start without loading the library
     from .._redact import redact_text
 
     return " ".join(redact_text(str(exc)).split())

@@ -16,6 +16,17 @@ from ._parser import (
     EXIT_VALIDATION,
 )
 
+__all__ = [
+    "OPTION_FOR_FIELD",
+    "OutputError",
+    "UsageError",
+    "describe",
+    "exit_code",
+    "fail",
+    "option_for",
+    "report",
+]
+
 
 class UsageError(Exception):
     """Arguments that parse but cannot work together (exit code 2)."""
@@ -56,6 +67,7 @@ def option_for(field: str) -> str:
 
 def exit_code(error: BaseException) -> int:
     """The documented exit code for ``error``."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ..exceptions import (
         ContentModerationError,
         ProviderConflictError,
@@ -83,6 +95,7 @@ def exit_code(error: BaseException) -> int:
 
 def describe(error: BaseException) -> str:
     """The message for ``error``, naming the option behind an invalid field."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ..exceptions import ProviderNotFoundError, ValidationError
 
     text = str(error)
@@ -98,6 +111,7 @@ def describe(error: BaseException) -> str:
 
 def report(message: str) -> None:
     """Print ``tarash: error: <message>`` on stderr as one line, secrets scrubbed."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from .._redact import redact_text
 
     line = " ".join(redact_text(message).split())
@@ -114,6 +128,7 @@ def fail(error: BaseException) -> int:
     if os.environ.get("TARASH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
         import traceback
 
+        # lazy: `tarash --help` and usage errors start without loading the library
         from .._redact import redact_text
 
         print(redact_text("".join(traceback.format_exception(error))), file=sys.stderr, end="")

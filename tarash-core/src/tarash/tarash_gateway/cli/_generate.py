@@ -30,6 +30,22 @@ from ._errors import OutputError, UsageError
 from ._parser import EXIT_OK
 from ._progress import Progress, is_live
 
+__all__ = [
+    "DEFAULT_MODELS",
+    "MAX_INPUT_IMAGE_BYTES",
+    "MOCK_DELAY_ENV",
+    "Config",
+    "Response",
+    "build_config",
+    "build_request",
+    "check_destination",
+    "input_image",
+    "mock_provider_config",
+    "result_json",
+    "run",
+    "save_outputs",
+]
+
 #: The model used when ``--model`` is not given, per (provider, modality).
 DEFAULT_MODELS = {("mock", "video"): "mock", ("mock", "image"): "mock-image"}
 #: Local ``--image`` files larger than this are refused.

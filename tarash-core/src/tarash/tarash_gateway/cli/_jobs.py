@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from .._ledger import JobRecord, LedgerAdapter
     from ..jobs import JobOutcome
 
+__all__ = [
+    "JOBS_EPILOG",
+    "LIST_STATES",
+    "add_parser",
+    "cancel",
+    "list_jobs",
+    "migrate",
+    "resume",
+    "status",
+]
+
 #: The states ``tarash jobs list --state`` accepts: a ledger record's states, and ``unfinished``.
 LIST_STATES = (
     "submitting",
@@ -134,6 +145,7 @@ def add_parser(subparsers: SubParsers) -> None:
 
 
 def _ledger() -> LedgerAdapter:
+    # lazy: `tarash --help` and usage errors start without loading the library
     from .._ledger import active_ledger
     from ._errors import UsageError
 
@@ -146,6 +158,7 @@ def _ledger() -> LedgerAdapter:
 
 
 def _record(key: str) -> JobRecord:
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ._errors import UsageError
 
     ledger = _ledger()
@@ -169,6 +182,7 @@ def _state(record: JobRecord) -> str:
 
 def list_jobs(args: argparse.Namespace) -> int:
     """The ledger's jobs as a table (``*``: not collected yet) or JSON."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ..serialization import to_dict
     from ._listing import table
 
@@ -207,6 +221,7 @@ def _outputs(result: dict[str, Any] | None) -> list[str]:
 
 def status(args: argparse.Namespace) -> int:
     """One job's record, history and (unless ``--offline``) its provider's current status."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ..jobs import JobHandle
     from ..serialization import to_dict
 
@@ -216,6 +231,7 @@ def status(args: argparse.Namespace) -> int:
     live: Any = None
     live_error: str | None = None
     if not args.offline and not record.finished and record.job is not None:
+        # lazy: `tarash --help` and usage errors start without loading the library
         from ..exceptions import TarashException
 
         try:
@@ -282,6 +298,7 @@ def _outcome_line(outcome: JobOutcome) -> str:
 
 def resume(args: argparse.Namespace) -> int:
     """Collect unfinished jobs; one line per job and a summary (or JSON)."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ..jobs import resume as resume_jobs
     from ..serialization import to_dict
 
@@ -308,6 +325,7 @@ def resume(args: argparse.Namespace) -> int:
 
 def cancel(args: argparse.Namespace) -> int:
     """Ask the provider to cancel one job."""
+    # lazy: `tarash --help` and usage errors start without loading the library
     from ..jobs import JobHandle
     from ._errors import UsageError
 
@@ -330,7 +348,8 @@ def migrate(args: argparse.Namespace) -> int:
     """Bring a PostgreSQL ledger's schema up to date."""
     import os
 
-    from .._ledger import DATABASE_URL_SCHEMES, _postgres_store
+    # lazy: `tarash --help` and usage errors start without loading the library
+    from .._ledger.selection import DATABASE_URL_SCHEMES, _postgres_store
     from ._errors import UsageError
 
     url = args.url or os.environ.get("TARASH_LEDGER", "").strip()

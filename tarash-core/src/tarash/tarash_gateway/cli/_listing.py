@@ -14,6 +14,13 @@ from .._plugins import ProviderInfo
 from .._redact import redact_text
 from ._parser import EXIT_OK
 
+__all__ = [
+    "models",
+    "plugins",
+    "providers",
+    "table",
+]
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, without trailing spaces."""

@@ -12,6 +12,28 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias
 
+__all__ = [
+    "ENVIRONMENT",
+    "EXIT_CODE_TABLE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_MODERATION",
+    "EXIT_OK",
+    "EXIT_OUTPUT",
+    "EXIT_PROVIDER",
+    "EXIT_PROVIDER_FAILURE",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "EXIT_VALIDATION",
+    "IMAGE_ROLES_HELP",
+    "Handler",
+    "Parser",
+    "SubParsers",
+    "build_parser",
+    "command",
+    "param",
+]
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
@@ -53,6 +75,7 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose error messages are scrubbed of secrets (a mistyped API key)."""
 
     def error(self, message: str) -> NoReturn:
+        # lazy: `tarash --help` and usage errors start without loading the library
         from .._redact import redact_text
 
         self.print_usage(sys.stderr)
@@ -72,6 +95,7 @@ class _VersionAction(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
+        # lazy: `tarash --help` and usage errors start without loading the library
         from .. import __version__
 
         print(f"tarash {__version__}")

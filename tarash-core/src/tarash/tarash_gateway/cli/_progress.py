@@ -15,6 +15,16 @@ import time
 from types import TracebackType
 from typing import Any, TextIO
 
+__all__ = [
+    "BAR_WIDTH",
+    "ERASE_LINE",
+    "TICK_SECONDS",
+    "Progress",
+    "is_live",
+    "live_line",
+    "plain_line",
+]
+
 BAR_WIDTH = 20
 TICK_SECONDS = 0.2
 ERASE_LINE = "\r\x1b[K"

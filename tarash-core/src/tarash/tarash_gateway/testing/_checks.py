@@ -17,6 +17,19 @@ from ..models import (
 )
 from ..plugin import Capabilities
 
+__all__ = [
+    "MEDIA_SCHEMES",
+    "STATUS_ORDER",
+    "exception_surfaces",
+    "json_problems",
+    "leaks",
+    "media_kind",
+    "progress_problems",
+    "response_problems",
+    "response_surfaces",
+    "to_text",
+]
+
 STATUS_ORDER = {"queued": 0, "processing": 1, "completed": 2}
 MEDIA_SCHEMES = ("http", "https", "file", "data")
 

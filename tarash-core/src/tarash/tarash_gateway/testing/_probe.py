@@ -16,6 +16,12 @@ from importlib.machinery import ModuleSpec
 from types import FrameType
 from typing import Any
 
+__all__ = [
+    "CORE_LIGHT",
+    "ImportRecorder",
+    "probe",
+]
+
 #: Light dependencies of tarash-core an entry module may import at import time.
 CORE_LIGHT = frozenset({"attr", "attrs", "cattrs", "pluggy", "typing_extensions", "exceptiongroup"})
 
@@ -62,6 +68,7 @@ def probe(name: str, extra_allowed: Sequence[str]) -> dict[str, Any]:
     entry = found[0]
     module = entry.module
     own = module.partition(".")[0]
+    # imported like an application, after the plugin's own module
     import tarash.tarash_gateway as gateway
 
     gateway.hookimpl  # noqa: B018 - touch the lazily imported public API like an application

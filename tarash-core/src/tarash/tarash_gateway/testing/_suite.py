@@ -24,6 +24,7 @@ from ..exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
+    Phase,
     TarashException,
     TimeoutError,
     UnknownSubmissionError,
@@ -62,7 +63,7 @@ MODES = ("sync", "async")
 TERMINAL = ("completed", "failed", "cancelled")
 PROBE = Path(__file__).with_name("_probe.py")
 #: The engine's phase of each hook the kit calls directly.
-PHASES = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
+PHASES: dict[str, Phase] = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
 LIFECYCLE_ONLY = "there is no job to poll, cancel or resume"
 #: What core's transport says when it refuses a request carrying the key (see ``_transport``).
 KEY_REFUSED = "plugin put the API key into a request it described"
@@ -190,6 +191,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def _counting_transport() -> Any:
+    # lazy: only the scenarios that drive the engine load it
     from .._transport import Transport
 
     class CountingTransport(Transport):
@@ -222,6 +224,7 @@ def kit_gateway() -> Gateway:
     """The gateway the kit generates with: installed plugins, no ledger, a counting transport."""
     global _GATEWAY
     if _GATEWAY is None:
+        # lazy: only the scenarios that drive the engine load it
         from .._gateway import Gateway
 
         _GATEWAY = Gateway(ledger="off", transport=_counting_transport())
@@ -316,6 +319,7 @@ class Harness:
     ) -> Any:
         """Run the plugin's ``hook`` flow once through core (no polling loop, retries or fallback):
         core sends its requests, throws HTTP errors into it and maps what it raises."""
+        # lazy: only the scenarios that drive the engine load it
         from .. import _engine as engine
         from .. import _runtime as rt
 

@@ -15,6 +15,12 @@ import secrets
 
 import pytest
 
+__all__ = [
+    "pytest_configure",
+    "pytest_report_header",
+    "tarash_api_key",
+]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TARASH_STRICT_PLUGINS", "1")

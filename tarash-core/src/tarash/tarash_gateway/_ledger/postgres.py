@@ -34,7 +34,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from ._ledger import BUSY_TIMEOUT_MS, RETENTION_DAYS, JobEvent, JobRecord, _dumps, _record, _utc
+from .records import BUSY_TIMEOUT_MS, RETENTION_DAYS, JobEvent, JobRecord, dumps, record_from_row, utc
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
 
@@ -352,8 +352,8 @@ class PostgresJobStore:
                 "provider": provider,
                 "model": model,
                 "modality": modality,
-                "config": _dumps(config),
-                "request": _dumps(request),
+                "config": dumps(config),
+                "request": dumps(request),
                 "owner": owner,
                 "lease": lease_seconds,
             },
@@ -374,10 +374,10 @@ class PostgresJobStore:
             {
                 "key": key,
                 "job_id": job_id,
-                "job": _dumps(job),
+                "job": dumps(job),
                 "owner": owner,
                 "lease": lease_seconds,
-                "detail": _dumps({"job_id": job_id}),
+                "detail": dumps({"job_id": job_id}),
             },
         )
 
@@ -396,8 +396,8 @@ class PostgresJobStore:
             {
                 "key": key,
                 "state": state,
-                "detail": _dumps(detail),
-                "event": _dumps(detail) if detail else None,
+                "detail": dumps(detail),
+                "event": dumps(detail) if detail else None,
                 "owner": owner,
                 "lease": lease_seconds,
             },
@@ -405,7 +405,7 @@ class PostgresJobStore:
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
         self._execute(
-            _CANCEL, {"key": key, "detail": _dumps(detail), "event": _dumps(detail) if detail else None}
+            _CANCEL, {"key": key, "detail": dumps(detail), "event": dumps(detail) if detail else None}
         )
 
     def record_finished(
@@ -416,9 +416,7 @@ class PostgresJobStore:
         result: Mapping[str, Any] | None,
         error: Mapping[str, Any] | None,
     ) -> None:
-        self._execute(
-            _FINISHED, {"key": key, "state": state, "result": _dumps(result), "error": _dumps(error)}
-        )
+        self._execute(_FINISHED, {"key": key, "state": state, "result": dumps(result), "error": dumps(error)})
 
     def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
         self._hold(owner)
@@ -429,7 +427,7 @@ class PostgresJobStore:
                 "owner": owner,
                 "steal": steal_from,
                 "lease": lease_seconds,
-                "event": _dumps({"owner": owner}),
+                "event": dumps({"owner": owner}),
             },
         )
 
@@ -445,7 +443,7 @@ class PostgresJobStore:
                 " ORDER BY created_at LIMIT 1",
                 (key, key),
             ).fetchone()
-        return _record(row) if row is not None else None
+        return record_from_row(row) if row is not None else None
 
     def records(self, state: str | None = None) -> list[JobRecord]:
         query = f"SELECT {_COLUMNS} FROM tarash_jobs"
@@ -457,7 +455,7 @@ class PostgresJobStore:
             params = (state,)
         with self._connections().connection() as conn:
             rows = conn.execute(query + " ORDER BY created_at, key", params).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     def events(self, key: str) -> list[JobEvent]:
         with self._connections().connection() as conn:
@@ -467,6 +465,6 @@ class PostgresJobStore:
                 (key,),
             ).fetchall()
         return [
-            JobEvent(key=r[0], at=_utc(r[1]), kind=r[2], state=r[3], detail=json.loads(r[4]) if r[4] else {})
+            JobEvent(key=r[0], at=utc(r[1]), kind=r[2], state=r[3], detail=json.loads(r[4]) if r[4] else {})
             for r in rows
         ]

@@ -1,0 +1,158 @@
+"""Driving a job that was already submitted: its status, result, wait and cancel as flows.
+
+The engine layer: what :class:`~tarash.tarash_gateway.jobs.JobHandle` and ``jobs.resume`` run.
+May import the engine, the runtime, the ledger, models and exceptions; never the gateway or
+``jobs`` (they call this, passing the gateway to run on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from . import _runtime as rt
+from ._engine import (
+    Attempt,
+    CallerError,
+    announce_completed,
+    cancel_job,
+    fetch_result,
+    ledger_finish,
+    poll_status,
+    raise_for_state,
+    wait_phase,
+)
+from ._ledger import LedgerAdapter, active_ledger
+from ._redact import get_logger, redact
+from .exceptions import JobCancelledError, JobNotFinishedError, TarashException
+
+if TYPE_CHECKING:
+    from ._gateway import Gateway, JobHandle
+    from .plugin import JobStatus
+
+__all__ = ["attempt_for", "cancel_flow", "collect", "ended_state", "result_flow", "status_flow", "wait_flow"]
+
+log = get_logger("tarash.jobs")
+OnProgress = Callable[[Any], Any]
+
+
+def ended_state(attempt: Attempt, error: TarashException) -> Literal["failed", "cancelled"] | None:
+    """How ``error`` ends the job for good (failed, cancelled); None if a later try may work."""
+    if isinstance(error, JobCancelledError) or attempt.state == "cancelled":
+        return "cancelled"
+    if attempt.state == "failed":
+        return "failed"
+    if attempt.state == "completed" and error.phase == "result" and not error.retryable:
+        return "failed"
+    return None
+
+
+def collect(attempt: Attempt, flow: rt.Flow[Any]) -> rt.Flow[Any]:
+    """Run a flow that ends with the job's response; record its end in the ledger."""
+    try:
+        response = yield from flow
+    except CallerError as exc:
+        raise exc.original from None
+    except TarashException as exc:
+        ended = ended_state(attempt, exc)
+        if ended is not None:
+            ledger_finish(attempt, ended, error=exc)
+        raise
+    response = attrs.evolve(
+        response,
+        provider=response.provider or attempt.provider,
+        model=response.model or attempt.model,
+    )
+    ledger_finish(attempt, "completed", result=response)
+    return response
+
+
+def attempt_for(
+    handle: JobHandle,
+    gateway: Gateway,
+    on_progress: OnProgress | None = None,
+    timeout: float | None = None,
+    ledger: LedgerAdapter | None = None,
+) -> Attempt:
+    config = handle.config if timeout is None else attrs.evolve(handle.config, timeout=timeout)
+    return Attempt(
+        gateway=gateway,
+        config=config,
+        request=None,
+        modality=handle.job.modality,
+        number=1,
+        provider=handle.job.provider,
+        on_progress=on_progress,
+        ledger=ledger if ledger is not None else active_ledger(),
+        ledger_key=handle.key,
+        job=handle.job,
+        intent_recorded=True,
+    )
+
+
+def status_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[JobStatus]:
+    status = yield from poll_status(attempt_for(handle, gateway))
+    return attrs.evolve(status, raw=redact(dict(status.raw)))
+
+
+def result_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[Any]:
+    attempt = attempt_for(handle, gateway)
+
+    def fetch() -> rt.Flow[Any]:
+        status = yield from poll_status(attempt)
+        raise_for_state(attempt, status)
+        if status.state != "completed":
+            raise JobNotFinishedError(
+                f"Job {handle.job_id} at {handle.provider} is {status.state}, not completed",
+                state=status.state,
+                provider=handle.provider,
+                model=handle.model,
+                request_id=handle.job_id,
+            )
+        return (yield from fetch_result(attempt))
+
+    return (yield from collect(attempt, fetch()))
+
+
+def wait_flow(
+    handle: JobHandle, gateway: Gateway, on_progress: OnProgress | None, timeout: float | None
+) -> rt.Flow[Any]:
+    ledger = active_ledger()
+    attempt = attempt_for(handle, gateway, on_progress, timeout, ledger)
+    claimed = False
+    if ledger is not None:
+        record = ledger.store.get(handle.key)
+        if record is not None and not record.finished:
+            claimed = ledger.claim(record)
+            if not claimed:
+                log.info(
+                    "Job %s is being collected by another process (%s); waiting too",
+                    handle.job_id,
+                    record.owner,
+                )
+    try:
+        response = yield from collect(attempt, wait_phase(attempt))
+        yield from announce_completed(attempt, response)
+        return response
+    finally:
+        if claimed and ledger is not None:
+            ledger.release(handle.key)
+
+
+def cancel_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[bool]:
+    attempt = attempt_for(handle, gateway)
+    yield from cancel_job(attempt, "cancelled by the caller")
+    if attempt.cancel_status == "failed":
+        raise TarashException(
+            f"Cancel of job {handle.job_id} failed: {attempt.cancel_error}",
+            provider=handle.provider,
+            model=handle.model,
+            request_id=handle.job_id,
+            phase="cancel",
+        )
+    if attempt.cancel_status == "cancelled":
+        ledger_finish(attempt, "cancelled")
+        return True
+    return False

@@ -1,0 +1,258 @@
+"""The ledger's data: :class:`JobRecord`, :class:`JobEvent`, the :class:`JobStore` protocol every
+store implements, the limits they share and the row codec of the SQL stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from ..plugin import JobRef, Modality
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "COLUMNS",
+    "LEASE_SECONDS",
+    "MEDIA_TEXT_LIMIT",
+    "OFF_VALUES",
+    "RETENTION_DAYS",
+    "SCHEMA_VERSION",
+    "STATUS_REFRESH_SECONDS",
+    "JobEvent",
+    "JobRecord",
+    "JobStore",
+    "dumps",
+    "record_from_row",
+    "utc",
+]
+
+#: Seconds a claim on a job stays valid without a write from its owner (a status poll renews it).
+LEASE_SECONDS = 600.0
+STATUS_REFRESH_SECONDS = 60.0
+#: Days a finished job is kept; older ones are pruned when a process opens the file.
+RETENTION_DAYS = 30.0
+BUSY_TIMEOUT_MS = 10_000
+OFF_VALUES = frozenset({"off", "0", "false", "no", "none", "disabled"})
+MEDIA_TEXT_LIMIT = 1024
+SCHEMA_VERSION = 1
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+# ----------------------------------------------------------------------------------------------
+# Records and the store protocol
+# ----------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class JobRecord:
+    """One submission as the ledger knows it.
+
+    Attributes:
+        key: Tarash's id for the submission (also the idempotency key sent with the submit).
+        state: the last known state: ``submitting`` (intent written, no job id yet),
+            ``submitted``, ``queued``, ``processing``, ``completed``, ``failed``, ``cancelled``, or
+            ``unknown`` (the submit may have reached the provider but its answer was lost: it may
+            have been billed, and it was never resubmitted).
+        finished: whether the job's outcome was collected (result or error recorded). A job can be
+            ``completed`` but not finished: its result was not fetched yet, ``resume`` fetches it.
+        job_id: the provider's id for the job, once known.
+        job: the provider's job (id and polling data), once known.
+        config, request: as plain JSON (no API key; request media bytes replaced by their size).
+        result: the response as plain JSON (media bytes replaced by their size), once finished.
+        error: a summary of the error that ended the job.
+        detail: the last status details (queue position, progress).
+        cancel: the outcome of the last cancel, if one was sent.
+        owner, lease_until: the process collecting the job and until when its claim holds.
+    """
+
+    key: str
+    provider: str
+    model: str
+    modality: Modality
+    state: str
+    finished: bool = False
+    job_id: str | None = None
+    job: JobRef | None = None
+    config: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    detail: dict[str, Any] = attrs.field(factory=dict)
+    cancel: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@attrs.frozen(kw_only=True)
+class JobEvent:
+    """One entry of a job's history: intent, submitted, status, cancel, claim or finished."""
+
+    key: str
+    at: datetime
+    kind: str
+    state: str | None = None
+    detail: dict[str, Any] = attrs.field(factory=dict)
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Where the ledger keeps its records; everything passed in and out is plain JSON data.
+
+    Writes must be atomic per call. ``claim`` must be a single atomic compare-and-set so that two
+    processes never both collect one job.
+    """
+
+    def record_intent(
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        """Add a submission before its submit request is sent."""
+
+    def record_submitted(
+        self,
+        key: str,
+        *,
+        job_id: str,
+        job: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        """The provider accepted the submit and gave ``job_id`` (``job``: the JobRef as data)."""
+
+    def record_status(
+        self,
+        key: str,
+        *,
+        state: str,
+        detail: Mapping[str, Any],
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        """A status observation (an event is kept when the state changes); renews owner's lease."""
+
+    def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
+        """A cancel was sent (``detail`` holds the reason and the outcome)."""
+
+    def record_finished(
+        self,
+        key: str,
+        *,
+        state: str,
+        result: Mapping[str, Any] | None,
+        error: Mapping[str, Any] | None,
+    ) -> None:
+        """The outcome was collected; releases any claim.
+
+        The first outcome recorded stays (a job cancelled by the caller stays cancelled), except
+        that a collected result is always recorded and ``unknown`` can be resolved.
+        """
+
+    def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
+        """Atomically become the collector of an unfinished job.
+
+        Succeeds when nobody holds it, ``owner`` already does, the holder's lease expired, or the
+        holder is ``steal_from`` (a process the caller found dead).
+        """
+
+    def release(self, key: str, *, owner: str) -> None:
+        """Give up a claim held by ``owner``."""
+
+    def get(self, key: str) -> JobRecord | None:
+        """The record whose key, or provider job id, is ``key``."""
+
+    def records(self, state: str | None = None) -> list[JobRecord]:
+        """Records oldest first; ``state`` filters by state, ``"unfinished"`` by not finished."""
+
+    def events(self, key: str) -> list[JobEvent]:
+        """A job's history, oldest first."""
+
+
+# ----------------------------------------------------------------------------------------------
+# SQLite store
+
+#: The columns of a record's row, in the order record_from_row reads them.
+COLUMNS = (
+    "key, provider, model, modality, state, job_id, job, config, request, result, error,"
+    " detail, cancel, created_at, updated_at, finished_at, owner, lease_until"
+)
+
+
+def dumps(data: Mapping[str, Any] | None) -> str | None:
+    if data is None:
+        return None
+    # lazy: cattrs loads at the first write or read, not at import
+    from .._converters import to_json_text
+
+    return to_json_text(data)
+
+
+def record_from_row(row: tuple[Any, ...]) -> JobRecord:
+    # lazy: cattrs loads at the first write or read, not at import
+    from .._converters import structure
+
+    (
+        key,
+        provider,
+        model,
+        modality,
+        state,
+        job_id,
+        job,
+        config,
+        request,
+        result,
+        error,
+        detail,
+        cancel,
+        created_at,
+        updated_at,
+        finished_at,
+        owner,
+        lease_until,
+    ) = row
+
+    def load(text: str | None) -> Any:
+        return json.loads(text) if text else None
+
+    return JobRecord(
+        key=key,
+        provider=provider,
+        model=model,
+        modality=modality,
+        state=state,
+        finished=finished_at is not None,
+        job_id=job_id,
+        job=structure(json.loads(job), JobRef) if job else None,
+        config=load(config),
+        request=load(request),
+        result=load(result),
+        error=load(error),
+        detail=load(detail) or {},
+        cancel=load(cancel),
+        created_at=utc(created_at),
+        updated_at=utc(updated_at),
+        finished_at=utc(finished_at) if finished_at else None,
+        owner=owner,
+        lease_until=utc(lease_until) if lease_until else None,
+    )

@@ -1,0 +1,361 @@
+"""The default :class:`JobStore`: one SQLite file shared safely by the processes of one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .records import (
+    BUSY_TIMEOUT_MS,
+    COLUMNS,
+    RETENTION_DAYS,
+    SCHEMA_VERSION,
+    JobEvent,
+    JobRecord,
+    dumps,
+    record_from_row,
+    utc,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+
+
+__all__ = ["SQLiteJobStore"]
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS jobs (
+        key TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        modality TEXT NOT NULL,
+        state TEXT NOT NULL,
+        job_id TEXT,
+        job TEXT,
+        config TEXT,
+        request TEXT,
+        result TEXT,
+        error TEXT,
+        detail TEXT,
+        cancel TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL,
+        owner TEXT,
+        lease_until REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(finished_at, created_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs(job_id)",
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT,
+        detail TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_key ON events(key, id)",
+)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+#: Connections a forked child inherited from its parent: SQLite must not close (or free) them in
+#: the child, so they are kept referenced and never used.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class SQLiteJobStore:
+    """The default :class:`JobStore`: one SQLite file shared safely by processes on one machine.
+
+    Finished jobs older than ``retention_days`` (None: keep forever) are deleted, with their
+    history, when a process first opens the file; unfinished jobs are never deleted. Keep the file
+    on a local disk: SQLite's WAL mode does not work over network file systems.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], retention_days: float | None = RETENTION_DAYS) -> None:
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def __repr__(self) -> str:
+        return f"SQLiteJobStore({str(self.path)!r})"
+
+    def open(self) -> SQLiteJobStore:
+        """Create the file and schema now (raises OSError or sqlite3.Error when it cannot)."""
+        self._connection()
+        return self
+
+    def __enter__(self) -> SQLiteJobStore:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._conn is None or self._pid != os.getpid():
+                if self._conn is not None:
+                    _INHERITED.append(self._conn)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn, self._pid = self._open(), os.getpid()
+            return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, switch to WAL and create the schema.
+
+        Switching the journal mode does not wait on the busy timeout, so when several processes
+        open a new file at once it is retried until that timeout has passed.
+        """
+        import sqlite3
+
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                if self.retention_days is not None:
+                    cutoff = (time.time() - self.retention_days * 86400,)
+                    conn.execute(
+                        "DELETE FROM events WHERE key IN (SELECT key FROM jobs WHERE finished_at < ?)",
+                        cutoff,
+                    )
+                    conn.execute("DELETE FROM jobs WHERE finished_at < ?", cutoff)
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _event(
+        conn: sqlite3.Connection,
+        key: str,
+        kind: str,
+        state: str | None,
+        detail: Mapping[str, Any] | None,
+        now: float,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (key, at, kind, state, detail) VALUES (?, ?, ?, ?, ?)",
+            (key, now, kind, state, dumps(detail) if detail else None),
+        )
+
+    def record_intent(
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO jobs (key, provider, model, modality, state, config, request, detail,"
+                " created_at, updated_at, owner, lease_until)"
+                " VALUES (?, ?, ?, ?, 'submitting', ?, ?, '{}', ?, ?, ?, ?)",
+                (
+                    key,
+                    provider,
+                    model,
+                    modality,
+                    dumps(config),
+                    dumps(request),
+                    now,
+                    now,
+                    owner,
+                    now + lease_seconds if owner else None,
+                ),
+            )
+            self._event(conn, key, "intent", "submitting", None, now)
+
+    def record_submitted(
+        self,
+        key: str,
+        *,
+        job_id: str,
+        job: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        now = time.time()
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE jobs SET state = 'submitted', job_id = ?, job = ?, updated_at = ?,"
+                " finished_at = NULL, error = NULL,"
+                " lease_until = CASE WHEN owner IS ? THEN ? ELSE lease_until END"
+                " WHERE key = ? AND (finished_at IS NULL OR state = 'unknown')",
+                (job_id, dumps(job), now, owner, now + lease_seconds, key),
+            ).rowcount
+            if updated:
+                self._event(conn, key, "submitted", "submitted", {"job_id": job_id}, now)
+
+    def record_status(
+        self,
+        key: str,
+        *,
+        state: str,
+        detail: Mapping[str, Any],
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT state FROM jobs WHERE key = ? AND finished_at IS NULL", (key,)
+            ).fetchone()
+            if row is None:
+                return
+            conn.execute(
+                "UPDATE jobs SET state = ?, detail = ?, updated_at = ?,"
+                " lease_until = CASE WHEN owner IS ? THEN ? ELSE lease_until END WHERE key = ?",
+                (state, dumps(detail), now, owner, now + lease_seconds, key),
+            )
+            if row[0] != state:
+                self._event(conn, key, "status", state, detail, now)
+
+    def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
+        now = time.time()
+        with self._write() as conn:
+            if conn.execute(
+                "UPDATE jobs SET cancel = ?, updated_at = ? WHERE key = ?",
+                (dumps(detail), now, key),
+            ).rowcount:
+                self._event(conn, key, "cancel", None, detail, now)
+
+    def record_finished(
+        self,
+        key: str,
+        *,
+        state: str,
+        result: Mapping[str, Any] | None,
+        error: Mapping[str, Any] | None,
+    ) -> None:
+        now = time.time()
+        with self._write() as conn:
+            if conn.execute(
+                "UPDATE jobs SET state = ?, result = ?, error = ?, updated_at = ?, finished_at = ?,"
+                " owner = NULL, lease_until = NULL WHERE key = ?"
+                " AND (finished_at IS NULL OR state = 'unknown' OR ? = 'completed')",
+                (state, dumps(result), dumps(error), now, now, key, state),
+            ).rowcount:
+                self._event(conn, key, "finished", state, error, now)
+
+    def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
+        now = time.time()
+        with self._write() as conn:
+            claimed = (
+                conn.execute(
+                    "UPDATE jobs SET owner = ?, lease_until = ?"
+                    " WHERE key = ? AND finished_at IS NULL"
+                    " AND (owner IS NULL OR owner = ? OR lease_until < ? OR owner = ?)",
+                    (owner, now + lease_seconds, key, owner, now, steal_from),
+                ).rowcount
+                == 1
+            )
+            if claimed:
+                self._event(conn, key, "claim", None, {"owner": owner}, now)
+            return claimed
+
+    def release(self, key: str, *, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE key = ? AND owner = ?",
+                (key, owner),
+            )
+
+    def get(self, key: str) -> JobRecord | None:
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(
+                    f"SELECT {COLUMNS} FROM jobs WHERE key = ? OR job_id = ? ORDER BY created_at LIMIT 1",
+                    (key, key),
+                )
+                .fetchone()
+            )
+        return record_from_row(row) if row is not None else None
+
+    def records(self, state: str | None = None) -> list[JobRecord]:
+        query = f"SELECT {COLUMNS} FROM jobs"
+        params: tuple[Any, ...] = ()
+        if state == "unfinished":
+            query += " WHERE finished_at IS NULL"
+        elif state is not None:
+            query += " WHERE state = ?"
+            params = (state,)
+        with self._lock:
+            rows = self._connection().execute(query + " ORDER BY created_at, key", params).fetchall()
+        return [record_from_row(row) for row in rows]
+
+    def events(self, key: str) -> list[JobEvent]:
+        with self._lock:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT key, at, kind, state, detail FROM events WHERE key = ? ORDER BY id",
+                    (key,),
+                )
+                .fetchall()
+            )
+        return [
+            JobEvent(
+                key=r[0],
+                at=utc(r[1]),
+                kind=r[2],
+                state=r[3],
+                detail=json.loads(r[4]) if r[4] else {},
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        """Close this process's connection (it reopens on next use)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
