@@ -467,6 +467,18 @@ def test_api_key_comes_from_the_providers_env_var_unless_given(
     assert (tmp_path / "a.mp4").read_bytes() == b"....ftyp"
 
 
+def test_a_missing_key_names_the_variable_and_the_option(
+    run: Any, keyed_plugin: list[str | None], tmp_path: Path
+) -> None:
+    code, out, err = run("generate", "video", "x", "--provider", "keyed", "--model", "m", "-q")
+    assert (code, out) == (4, "")
+    assert err == (
+        "tarash: error: No API key for provider 'keyed': set CLI_TEST_API_KEY or pass api_key=... "
+        "in the config (--api-key on the command line) (provider=keyed)\n"
+    )
+    assert keyed_plugin == []
+
+
 def test_model_is_required_for_other_providers(run: Any, keyed_plugin: list[str | None]) -> None:
     assert run("generate", "video", "x", "--provider", "keyed") == (
         2,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import attrs
 import pytest
 from jobapi import JobServer, installed, make_plugin, running
 
@@ -256,3 +257,29 @@ def test_a_429_at_submit_was_not_accepted_and_is_sent_again(
     response = generate(api, _with_backup(job_server), VideoGenerationRequest("a cat"))
     assert (response.provider, response.request_id) == ("jobs", "job-1")
     assert job_server.counts["submit"] == 3 and len(job_server.jobs) == 1
+
+
+def test_a_provider_without_its_key_is_skipped_and_the_chain_goes_on(
+    job_server: JobServer, providers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyed = make_plugin("keyed")
+    spec = keyed.register_providers()[0]
+    keyed.register_providers = hookimpl(lambda: [attrs.evolve(spec, api_key_env="KEYED_TEST_KEY")])
+    monkeypatch.delenv("KEYED_TEST_KEY", raising=False)
+    first = video_config(job_server, "keyed", api_key=None)
+    mock = VideoGenerationConfig(provider="mock", model="mock", provider_config={"delay": 0.001})
+    with installed(keyed, "keyed-plugin"):
+        response = generate_video(attrs.evolve(first, fallback_configs=[mock]), VideoGenerationRequest("a"))
+    assert response.is_mock
+    [skipped, used] = response.execution_metadata.attempts  # type: ignore[union-attr]
+    assert (skipped.provider, skipped.status, skipped.error_type) == (
+        "keyed",
+        "skipped",
+        "MissingCredentialsError",
+    )
+    assert skipped.error_message == (
+        "No API key for provider 'keyed': set KEYED_TEST_KEY or pass api_key=... in the config "
+        "(--api-key on the command line) (provider=keyed)"
+    )
+    assert (used.provider, used.status) == ("mock", "success")
+    assert dict(job_server.counts) == {}

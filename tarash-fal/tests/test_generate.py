@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -187,3 +188,21 @@ def test_namespaced_app_ids_use_namespace_owner_alias(fake_fal: FakeFalServer) -
     assert fake_fal.submissions[0]["path"] == "workflows/acme/pipeline/step-two"
     assert response.request_id == fake_fal.submissions[0]["request_id"]
     assert fake_fal.counts == ONE_GENERATION
+
+
+def test_a_generation_sends_nothing_through_fal_client(fake_fal: FakeFalServer) -> None:
+    """fal-client's retries and its "trying backup domain" lines never touch a generation: with
+    FAL_KEY set, a generation does not even import it (core sends fal's queue API)."""
+    code = (
+        "import sys; from tarash.tarash_gateway import VideoGenerationConfig as C, "
+        "VideoGenerationRequest as R, generate_video\n"
+        f"c = C(provider='fal', model='fal-ai/veo3', base_url={fake_fal.base_url!r}, poll_interval=0.01, "
+        f"provider_config={{'ca_bundle': {fake_fal.ca_path!r}}})\n"
+        "generate_video(c, R('x'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fal_client')))"
+    )
+    env = {**os.environ, "FAL_KEY": fake_fal.api_key}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "[]"
+    assert done.stderr == ""
+    assert fake_fal.counts["submit"] == 1

@@ -96,12 +96,12 @@ def exit_code(error: BaseException) -> int:
 def describe(error: BaseException) -> str:
     """The message for ``error``, naming the option behind an invalid field."""
     # lazy: `tarash --help` and usage errors start without loading the library
-    from ..exceptions import ProviderNotFoundError, ValidationError
+    from ..exceptions import MissingCredentialsError, ProviderNotFoundError, ValidationError
 
     text = str(error)
     if (
         isinstance(error, ValidationError)
-        and not isinstance(error, ProviderNotFoundError)
+        and not isinstance(error, (ProviderNotFoundError, MissingCredentialsError))
         and error.field
         and error.phase != "download"
     ):
