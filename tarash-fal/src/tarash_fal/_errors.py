@@ -15,13 +15,14 @@ from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     GenerationFailedError,
     HTTPError,
+    Phase,
     TarashException,
     UnknownSubmissionError,
     ValidationError,
 )
 
 #: Core's phase name for each kind of fal request.
-PHASES = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
+PHASES: dict[str, Phase] = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
 CONTENT_POLICY = "content_policy_violation"
 MAX_DETAIL_CHARS = 500
 
@@ -102,5 +103,5 @@ def unreadable_answer(
         f"fal sent an unusable answer to the {kind} request ({reason})",
         raw_response=raw,
         request_id=request_id,
-        phase=PHASES.get(kind, kind),
+        phase=PHASES[kind],
     )

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     HTTPError,
+    Phase,
     ValidationError,
 )
 
@@ -57,7 +58,7 @@ def describe(status: Mapping[str, Any]) -> str:
     return ": ".join(words) or "no reason given"
 
 
-def translate(exc: HTTPError, phase: str) -> NoReturn:
+def translate(exc: HTTPError, phase: Phase) -> NoReturn:
     """Re-raise ``exc`` as the error Google's body means; anything unrecognised unchanged.
 
     * 429 with ``RetryInfo`` and no ``Retry-After`` -> the same HTTPError with ``retry_after``;

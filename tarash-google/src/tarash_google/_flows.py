@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from tarash.tarash_gateway.exceptions import HTTPError, ValidationError
+from tarash.tarash_gateway.exceptions import HTTPError, Phase, ValidationError
 from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, Request, Response, SubmittedJob
 
 from . import _auth, _bodies, _errors, _results
@@ -88,7 +88,7 @@ def site(mode: Mode, config: Any) -> Site:
     )
 
 
-def call(site: Site, method: str, url: str, json: Any = None, phase: str = "poll") -> Flow[Response]:
+def call(site: Site, method: str, url: str, json: Any = None, phase: Phase = "poll") -> Flow[Response]:
     """One request to Google, authenticated for the mode, Google's error bodies translated."""
     if site.credentials is None:
         request = Request(method=method, url=url, json=json)
@@ -186,7 +186,7 @@ def _route(job: JobRef) -> str:
     return "veo" if "/operations/" in job.job_id else "omni"
 
 
-def _fetch(where: Site, job: JobRef, phase: str) -> Flow[Mapping[str, Any]]:
+def _fetch(where: Site, job: JobRef, phase: Phase) -> Flow[Mapping[str, Any]]:
     """The job's current state: the Veo operation or the interaction."""
     if _route(job) == "veo":
         if where.mode == "vertex":

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from tarash.tarash_gateway.exceptions import ContentModerationError, GenerationFailedError
+from tarash.tarash_gateway.exceptions import ContentModerationError, GenerationFailedError, Phase
 from tarash.tarash_gateway.models import ImageGenerationResponse, MediaContent, VideoGenerationResponse
 from tarash.tarash_gateway.plugin import JobRef, JobStatus, Response
 
@@ -46,13 +46,13 @@ _INTERACTION_STATES: Mapping[str, str] = {
 }
 
 
-def _malformed(what: str, raw: Any, job_id: str | None, phase: str) -> GenerationFailedError:
+def _malformed(what: str, raw: Any, job_id: str | None, phase: Phase) -> GenerationFailedError:
     return GenerationFailedError(
         f"Google answered without {what}", raw_response=raw, request_id=job_id, phase=phase
     )
 
 
-def body(answer: Response, phase: str) -> Mapping[str, Any]:
+def body(answer: Response, phase: Phase) -> Mapping[str, Any]:
     try:
         value = answer.json()
     except ValueError:
@@ -62,14 +62,14 @@ def body(answer: Response, phase: str) -> Mapping[str, Any]:
     return value
 
 
-def required(answer: Response, key: str, phase: str) -> str:
+def required(answer: Response, key: str, phase: Phase) -> str:
     value = body(answer, phase).get(key)
     if not isinstance(value, str) or not value:
         raise _malformed(f"{key!r}", body(answer, phase), None, phase)
     return value
 
 
-def _decode(data: Any, raw: Any, job_id: str, phase: str) -> bytes:
+def _decode(data: Any, raw: Any, job_id: str, phase: Phase) -> bytes:
     try:
         return base64.b64decode(str(data), validate=True)
     except (binascii.Error, ValueError):
@@ -85,7 +85,7 @@ def _operation_output(state: Mapping[str, Any]) -> Mapping[str, Any]:
     return response.get("generateVideoResponse", response) if isinstance(response, Mapping) else {}
 
 
-def _filtered(output: Mapping[str, Any], job: JobRef, raw: Any, phase: str) -> ContentModerationError:
+def _filtered(output: Mapping[str, Any], job: JobRef, raw: Any, phase: Phase) -> ContentModerationError:
     reasons = "; ".join(map(str, output.get("raiMediaFilteredReasons") or ())) or "no reason given"
     count = output.get("raiMediaFilteredCount", 0)
     return ContentModerationError(
@@ -96,7 +96,7 @@ def _filtered(output: Mapping[str, Any], job: JobRef, raw: Any, phase: str) -> C
     )
 
 
-def _operation_failure(state: Mapping[str, Any], job: JobRef, phase: str) -> Exception | None:
+def _operation_failure(state: Mapping[str, Any], job: JobRef, phase: Phase) -> Exception | None:
     error = state.get("error")
     if isinstance(error, Mapping):
         message = f"Google operation {job.job_id} failed: {describe(error)}"
@@ -149,7 +149,7 @@ def operation_video(state: Mapping[str, Any], job: JobRef) -> Video:
 # -- interactions (Omni) ----------------------------------------------------------------------
 
 
-def _interaction_failure(state: Mapping[str, Any], job: JobRef, phase: str) -> Exception:
+def _interaction_failure(state: Mapping[str, Any], job: JobRef, phase: Phase) -> Exception:
     errors = [e for e in state.get("errors") or () if isinstance(e, Mapping)]
     for step in state.get("steps") or ():
         if isinstance(step, Mapping) and isinstance(step.get("error"), Mapping):

@@ -16,6 +16,7 @@ from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     GenerationFailedError,
     HTTPError,
+    Phase,
     TarashException,
     ValidationError,
 )
@@ -102,7 +103,7 @@ def create_error(exc: HTTPError, *, model: str, sources: Mapping[str, str]) -> T
     return None
 
 
-def failure(prediction: Mapping[str, Any], job_id: str, model: str, phase: str) -> TarashException:
+def failure(prediction: Mapping[str, Any], job_id: str, model: str, phase: Phase) -> TarashException:
     """The error of a prediction that ended ``failed``."""
     error = prediction.get("error")
     text = error if isinstance(error, str) and error else "no error message given"
