@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "tarash" / "tarash_gateway"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundations",
-        {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire", "http"}
+        {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire"}
         | {"_runtime", "_entry_points"},
     ),
     ("contract", {"plugin", "_records"}),
