@@ -100,6 +100,7 @@ class Cluster:
             ),
             check=True,
             capture_output=True,
+            cwd=self.root,
         )
         options = {
             "listen_addresses": "127.0.0.1",
@@ -116,6 +117,7 @@ class Cluster:
             ),
             check=True,
             capture_output=True,
+            cwd=self.root,
         )
 
     def stop(self) -> None:
@@ -124,6 +126,7 @@ class Cluster:
                 str(self.binaries / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"
             ),
             capture_output=True,
+            cwd=self.root,
         )
 
 
@@ -137,7 +140,9 @@ def throwaway_cluster(settings: dict[str, str] | None = None) -> Iterator[Cluste
     if binaries is None:
         raise RuntimeError("PostgreSQL is not installed (no initdb on PATH or under /usr/lib/postgresql)")
     user = _run_as()
-    root = Path(tempfile.mkdtemp(prefix="tarash-pg-"))
+    # Run as another user, the server must reach its directory through every parent: TMPDIR may
+    # be inside a private checkout (nox points it at the session's folder), /tmp never is.
+    root = Path(tempfile.mkdtemp(prefix="tarash-pg-", dir="/tmp" if user is not None else None))
     try:
         if user is not None:
             entry = pwd.getpwnam(user)
