@@ -7,7 +7,9 @@ the manual. Nothing here is imported by ``import tarash.tarash_gateway``.
 
 from __future__ import annotations
 
-from ._suite import SCENARIOS, ConfigFactory, CountsFn, Harness, ProviderConformanceTests, Scenario
+from ._harness import ConfigFactory, CountsFn, Harness
+from ._scenarios import SCENARIOS, Scenario
+from ._suite import ProviderConformanceTests
 
 __all__ = [
     "SCENARIOS",

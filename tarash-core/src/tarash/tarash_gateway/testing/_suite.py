@@ -1,35 +1,21 @@
-"""The provider conformance suite: :class:`ProviderConformanceTests` and its scenarios."""
+"""The provider conformance suite: :class:`ProviderConformanceTests`."""
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import json
 import logging
-import os
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import attrs
 import pytest
 
 from ..exceptions import (
-    GenerationFailedError,
-    HTTPConnectionError,
-    HTTPError,
-    Phase,
     TarashException,
     TimeoutError,
-    UnknownSubmissionError,
     UnsupportedModalityError,
-    ValidationError,
 )
 from ..models import (
     ImageGenerationConfig,
@@ -37,377 +23,27 @@ from ..models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
-from ..plugin import MODALITIES, JobRef, JobStatus, ProviderSpec, SubmittedJob
+from ..plugin import MODALITIES, JobRef, JobStatus
 from . import _checks
+from ._harness import (
+    ConfigFactory,
+    CountsFn,
+    Harness,
+    count_problems,
+    fail,
+    kit_gateway,
+    probe,
+    submitted_job,
+)
+from ._scenarios import SCENARIOS
 
-if TYPE_CHECKING:
-    from .._gateway import Gateway
-    from .._transport import Prepared
-
-__all__ = [
-    "SCENARIOS",
-    "ConfigFactory",
-    "CountsFn",
-    "Harness",
-    "ProviderConformanceTests",
-    "Scenario",
-]
-
-#: ``make_config(modality, scenario)`` -> a config for that scenario, or None if not possible.
-ConfigFactory = Callable[[str, str], Any]
-#: ``server_counts()`` -> requests received so far, by kind: submit, status, result, cancel.
-CountsFn = Callable[[], Mapping[str, int]]
+__all__ = ["ProviderConformanceTests"]
 
 PLUGIN = "tarash.tarash_gateway.testing.plugin"
 MODES = ("sync", "async")
 TERMINAL = ("completed", "failed", "cancelled")
-PROBE = Path(__file__).with_name("_probe.py")
-#: The engine's phase of each hook the kit calls directly.
-PHASES: dict[str, Phase] = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
-LIFECYCLE_ONLY = "there is no job to poll, cancel or resume"
 #: What core's transport says when it refuses a request carrying the key (see ``_transport``).
 KEY_REFUSED = "plugin put the API key into a request it described"
-
-
-@attrs.frozen
-class Scenario:
-    """A fault the provider's test double can produce, and the error Tarash users must then get.
-
-    Attributes:
-        name: what ``make_config(modality, name)`` is asked for.
-        provoke: what the config must make happen.
-        error: the exception type the caller must receive.
-        phases: accepted values of the exception's ``phase``.
-        check: extra check of the exception; returns a problem or None.
-        counts: exact number of requests of each kind the server must receive (needs
-            ``server_counts``; a blocking provider counts its generation requests as ``submit``).
-        lifecycle_only: the scenario needs a job (skipped for blocking providers).
-    """
-
-    name: str
-    provoke: str
-    error: type[TarashException]
-    phases: tuple[str, ...]
-    check: Callable[[Any], str | None]
-    counts: Mapping[str, int] = attrs.field(factory=dict)
-    lifecycle_only: bool = False
-
-
-def _refused(exc: Any) -> str | None:
-    if exc.request_sent is False:
-        return None
-    return (
-        "HTTPConnectionError.request_sent must be False when the connection was refused: "
-        "core may retry a submit only then"
-    )
-
-
-def _names_field(exc: Any) -> str | None:
-    if isinstance(exc.field, str) and exc.field:
-        return None
-    return "ValidationError.field must name the offending field (from the provider's details)"
-
-
-def _server_error(exc: Any) -> str | None:
-    if isinstance(exc.status_code, int) and 500 <= exc.status_code < 600:
-        return None
-    return f"HTTPError.status_code must be the provider's 5xx status, got {exc.status_code!r}"
-
-
-def _rate_limited(exc: Any) -> str | None:
-    if exc.status_code != 429:
-        return f"HTTPError.status_code must be 429, got {exc.status_code!r}"
-    if not isinstance(exc.retry_after, (int, float)) or exc.retry_after <= 0:
-        return f"HTTPError.retry_after must carry the Retry-After seconds, got {exc.retry_after!r}"
-    return None
-
-
-def _never_resent(exc: Any) -> str | None:
-    return None
-
-
-def _job_failed(exc: Any) -> str | None:
-    if exc.request_id:
-        return None
-    return "GenerationFailedError.request_id must be the job id"
-
-
-#: The error scenarios, by name. ``make_config(modality, name)`` returns None for any it cannot do.
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s
-    for s in (
-        Scenario(
-            "unreachable",
-            "the provider's endpoint refuses connections (e.g. a closed port)",
-            HTTPConnectionError,
-            ("submit",),
-            _refused,
-        ),
-        Scenario(
-            "rejected",
-            "the submit is answered with a 4xx validation error naming a field",
-            ValidationError,
-            ("validate", "submit"),
-            _names_field,
-            {"submit": 1, "status": 0},
-        ),
-        Scenario(
-            "server_error",
-            "the submit is answered with a 5xx error (no job is created)",
-            HTTPError,
-            ("submit",),
-            _server_error,
-            {"submit": 1, "status": 0},
-        ),
-        Scenario(
-            "rate_limited",
-            "status calls are answered 429 with Retry-After: 60",
-            HTTPError,
-            ("poll",),
-            _rate_limited,
-            {"submit": 1, "status": 1, "result": 0},
-            lifecycle_only=True,
-        ),
-        Scenario(
-            "job_failed",
-            "the job is accepted and then fails at the provider",
-            GenerationFailedError,
-            ("poll",),
-            _job_failed,
-            {"submit": 1, "result": 0},
-            lifecycle_only=True,
-        ),
-        Scenario(
-            "lost_answer",
-            "the submit (or blocking generation) reaches the server, which closes the connection "
-            "without answering",
-            UnknownSubmissionError,
-            ("submit",),
-            _never_resent,
-            {"submit": 1, "status": 0},
-        ),
-    )
-}
-
-
-def _counting_transport() -> Any:
-    # lazy: only the scenarios that drive the engine load it
-    from .._transport import Transport
-
-    class CountingTransport(Transport):
-        """Core's transport, counting the requests it sends per provider."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.sent: collections.Counter[str] = collections.Counter()
-            self.sent_lock = threading.Lock()
-
-        def _count(self, prepared: Prepared) -> None:
-            with self.sent_lock:
-                self.sent[prepared.pool.provider] += 1
-
-        def send(self, prepared: Prepared, timeout: float) -> Any:
-            self._count(prepared)
-            return super().send(prepared, timeout)
-
-        async def send_async(self, prepared: Prepared, timeout: float) -> Any:
-            self._count(prepared)
-            return await super().send_async(prepared, timeout)
-
-    return CountingTransport()
-
-
-_GATEWAY: Gateway | None = None
-
-
-def kit_gateway() -> Gateway:
-    """The gateway the kit generates with: installed plugins, no ledger, a counting transport."""
-    global _GATEWAY
-    if _GATEWAY is None:
-        # lazy: only the scenarios that drive the engine load it
-        from .._gateway import Gateway
-
-        _GATEWAY = Gateway(ledger="off", transport=_counting_transport())
-    return _GATEWAY
-
-
-@attrs.define
-class Harness:
-    """What the tests of the kit share: the provider under test and ways to run it."""
-
-    provider: str
-    spec: ProviderSpec
-    make_config: ConfigFactory
-    api_key: str
-    requests: Mapping[str, Any]
-    server_counts: CountsFn | None
-    gateway: Gateway = attrs.field(factory=kit_gateway)
-
-    def declares(self, modality: str) -> bool:
-        return modality in self.spec.modalities
-
-    def implements(self, hook: str) -> bool:
-        return self.gateway.host.implements(self.provider, hook)
-
-    @property
-    def lifecycle(self) -> bool:
-        """Whether the provider hands out jobs (submit/status/result), or is a blocking provider."""
-        return self.implements("submit")
-
-    def require_lifecycle(self, what: str) -> None:
-        if not self.lifecycle:
-            pytest.skip(
-                f"{self.provider} is a blocking provider (generate_video/generate_image, no submit "
-                f"hook): {LIFECYCLE_ONLY}, so {what} does not apply"
-            )
-
-    def primary_modality(self) -> str:
-        return next(m for m in MODALITIES if self.declares(m))
-
-    def config(self, modality: str, scenario: str = "ok", **overrides: Any) -> Any:
-        """The plugin's config for ``scenario``, with the kit's API key; skips or fails clearly."""
-        if not self.declares(modality):
-            pytest.skip(
-                f"{self.provider} does not declare {modality} "
-                f"(ProviderSpec.modalities = {sorted(self.spec.modalities)})"
-            )
-        config = self.make_config(modality, scenario)
-        if config is None:
-            if scenario == "ok":
-                pytest.fail(
-                    f"ProviderSpec.modalities declares {modality!r} but "
-                    f"make_config({modality!r}, 'ok') returned None",
-                    pytrace=False,
-                )
-            pytest.skip(
-                f"make_config({modality!r}, {scenario!r}) returned None: "
-                f"{self.provider} cannot provoke this scenario"
-            )
-        expected = VideoGenerationConfig if modality == "video" else ImageGenerationConfig
-        if not isinstance(config, expected) or config.provider != self.provider:
-            pytest.fail(
-                f"make_config({modality!r}, {scenario!r}) must return a "
-                f"{expected.__name__} with provider={self.provider!r}, got {config!r}",
-                pytrace=False,
-            )
-        return attrs.evolve(config, api_key=self.api_key, **overrides)
-
-    def generate(
-        self, modality: str, config: Any, mode: str, on_progress: Callable[[Any], Any] | None = None
-    ) -> Any:
-        request = self.requests[modality]
-        gw = self.gateway
-        if mode == "sync":
-            sync = gw.generate_video if modality == "video" else gw.generate_image
-            return sync(config, request, on_progress)
-        run_async = gw.generate_video_async if modality == "video" else gw.generate_image_async
-        return asyncio.run(run_async(config, request, on_progress))
-
-    def counts(self) -> dict[str, int] | None:
-        if self.server_counts is None:
-            return None
-        return dict(self.server_counts())
-
-    def core_sent(self) -> int:
-        """Requests of this provider that core's transport sent so far."""
-        transport: Any = self.gateway.transport
-        with transport.sent_lock:
-            return int(transport.sent[self.provider])
-
-    def call_hook(
-        self, hook: str, *, modality: str, config: Any, job: JobRef | None = None, request: Any = None
-    ) -> Any:
-        """Run the plugin's ``hook`` flow once through core (no polling loop, retries or fallback):
-        core sends its requests, throws HTTP errors into it and maps what it raises."""
-        # lazy: only the scenarios that drive the engine load it
-        from .. import _engine as engine
-        from .. import _runtime as rt
-
-        if not self.implements(hook):
-            pytest.fail(f"{self.provider} has no {hook} hook", pytrace=False)
-        attempt = engine.Attempt(
-            gateway=self.gateway,
-            config=config,
-            request=request if request is not None else self.requests[modality],
-            modality=modality,  # type: ignore[arg-type]
-            number=1,
-            provider=self.provider,
-            on_progress=None,
-        )
-        attempt.job = job
-        kwargs: dict[str, Any] = {"config": config, "context": attempt.context()}
-        if job is None:
-            kwargs["request"] = attempt.request
-        else:
-            kwargs["job"] = job
-        flow = engine.run_flow(attempt, hook, PHASES.get(hook, "submit"), **kwargs)
-        return rt.drive_sync(flow, self.gateway.background)
-
-
-def _count_problems(
-    before: Mapping[str, int] | None, after: Mapping[str, int] | None, expected: Mapping[str, int]
-) -> list[str]:
-    if before is None or after is None:
-        return []
-    return [
-        f"the server received {after.get(kind, 0) - before.get(kind, 0)} {kind} request(s), expected {count}"
-        for kind, count in expected.items()
-        if after.get(kind, 0) - before.get(kind, 0) != count
-    ]
-
-
-def _fail(title: str, problems: list[str]) -> None:
-    if problems:
-        pytest.fail(title + "\n  - " + "\n  - ".join(problems), pytrace=False)
-
-
-_PROBES: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-
-
-def _probe(provider: str, allowed: Collection[str]) -> dict[str, Any]:
-    key = (provider, tuple(sorted(allowed)))
-    if key not in _PROBES:
-        env = {
-            **os.environ,
-            "TARASH_PLUGINS": provider,
-            "TARASH_STRICT_PLUGINS": "1",
-            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-        }
-        done = subprocess.run(
-            [sys.executable, str(PROBE), provider, json.dumps(sorted(allowed))],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            pytest.fail(f"the entry-point probe crashed:\n{done.stderr[-2000:]}", pytrace=False)
-        _PROBES[key] = json.loads(done.stdout.strip().splitlines()[-1])
-    return _PROBES[key]
-
-
-@contextmanager
-def _submitted_job(h: Harness) -> Iterator[tuple[Any, SubmittedJob]]:
-    """Submit through the plugin's submit flow alone (no polling); cancel the job afterwards."""
-    h.require_lifecycle("SubmittedJob.data")
-    modality = h.primary_modality()
-    config = h.config(modality, timeout=30.0)
-    job = h.call_hook("submit", modality=modality, config=config)
-    if not isinstance(job, SubmittedJob) or not isinstance(job.job_id, str) or not job.job_id:
-        pytest.fail(f"submit returned {job!r}, expected a SubmittedJob with a job_id", pytrace=False)
-    try:
-        yield config, job
-    finally:
-        if h.spec.capabilities.cancel:
-            ref = JobRef(
-                provider=h.provider,
-                model=config.model,
-                modality=modality,  # type: ignore[arg-type]
-                job_id=job.job_id,
-                data=dict(job.data),
-            )
-            h.call_hook("cancel", modality=modality, config=config, job=ref)
 
 
 class ProviderConformanceTests:
@@ -587,7 +223,7 @@ class ProviderConformanceTests:
     def test_entry_point_is_registered(
         self, provider_name: str, allowed_entry_imports: Collection[str]
     ) -> None:
-        report = _probe(provider_name, allowed_entry_imports)
+        report = probe(provider_name, allowed_entry_imports)
         found = report["entry_points"]
         if len(found) != 1:
             pytest.fail(
@@ -596,7 +232,7 @@ class ProviderConformanceTests:
                 f'{provider_name} = "your_package._plugin" and reinstall',
                 pytrace=False,
             )
-        _fail(
+        fail(
             f"entry point {provider_name} = {found[0]} does not load",
             [f"loading it raised {report[key]}" for key in ("load_error", "provider_error") if key in report],
         )
@@ -613,10 +249,10 @@ class ProviderConformanceTests:
         provider_name: str,
         allowed_entry_imports: Collection[str],
     ) -> None:
-        report = _probe(provider_name, allowed_entry_imports)
+        report = probe(provider_name, allowed_entry_imports)
         if "imported_by_core" not in report:
             pytest.skip("no single entry point (see test_entry_point_is_registered)")
-        _fail(
+        fail(
             "`import tarash.tarash_gateway` imported the plugin; discovery must be lazy",
             [f"{name} was imported" for name in report["imported_by_core"]],
         )
@@ -624,10 +260,10 @@ class ProviderConformanceTests:
     def test_entry_module_imports_are_light(
         self, provider_name: str, allowed_entry_imports: Collection[str]
     ) -> None:
-        report = _probe(provider_name, allowed_entry_imports)
+        report = probe(provider_name, allowed_entry_imports)
         if "heavy" not in report:
             pytest.skip("no single entry point (see test_entry_point_is_registered)")
-        _fail(
+        fail(
             "loading the entry module imported packages beyond the standard library and "
             "tarash-core; import them inside your hooks (or list them in allowed_entry_imports)",
             [f"{h['module']} (imported by {h['importer']} at {h['where']})" for h in report["heavy"]],
@@ -657,7 +293,7 @@ class ProviderConformanceTests:
             problems.append(
                 "implements cancel but Capabilities.cancel is False, so core never calls it: declare it"
             )
-        _fail(f"{h.provider}'s hooks do not match its ProviderSpec", problems)
+        fail(f"{h.provider}'s hooks do not match its ProviderSpec", problems)
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -692,7 +328,7 @@ class ProviderConformanceTests:
                 f"{type(error).__name__}: {error}",
                 pytrace=False,
             )
-        _fail(
+        fail(
             f"{mode} {modality} generation returned a bad response",
             _checks.response_problems(response, modality=modality, provider=h.provider),
         )
@@ -743,7 +379,7 @@ class ProviderConformanceTests:
         h.require_lifecycle("the progress contract (queued -> processing -> completed)")
         updates: list[Any] = []
         response = h.generate(modality, config, mode, updates.append)
-        _fail(
+        fail(
             f"{mode} {modality} progress updates break the progress contract",
             _checks.progress_problems(
                 updates,
@@ -800,7 +436,7 @@ class ProviderConformanceTests:
             f"{expected.error.__name__} in phase {' or '.join(expected.phases)}"
         )
         if not isinstance(error, expected.error):
-            _fail(title, [f"got {type(error).__name__}: {error}"])
+            fail(title, [f"got {type(error).__name__}: {error}"])
         assert isinstance(error, TarashException)
         problems = []
         if error.phase not in expected.phases:
@@ -813,8 +449,8 @@ class ProviderConformanceTests:
         counts = dict(expected.counts)
         if scenario == "server_error" and h.spec.capabilities.idempotency_key:
             counts.pop("submit")
-        problems.extend(_count_problems(before, after, counts))
-        _fail(title, problems)
+        problems.extend(count_problems(before, after, counts))
+        fail(title, problems)
 
     @pytest.mark.parametrize("mode", MODES)
     def test_secret_never_leaks(
@@ -849,7 +485,7 @@ class ProviderConformanceTests:
             ("stdout", captured.out),
             ("stderr", captured.err),
         ]
-        _fail(
+        fail(
             "the API key leaked (run with a distinctive key and DEBUG logging)",
             _checks.leaks(h.api_key, surfaces),
         )
@@ -873,8 +509,8 @@ class ProviderConformanceTests:
             problems.append(
                 f"core's cancel outcome is {attempt.cancel_status!r} ({attempt.cancel_error or 'no error'})"
             )
-        problems.extend(_count_problems(before, h.counts(), {"cancel": 1}))
-        _fail(
+        problems.extend(count_problems(before, h.counts(), {"cancel": 1}))
+        fail(
             f"{h.provider} claims Capabilities.cancel but the timed-out job was not cancelled "
             "exactly once at the provider",
             problems,
@@ -882,8 +518,8 @@ class ProviderConformanceTests:
 
     def test_submitted_job_data_is_json(self, tarash_harness: Harness) -> None:
         h = tarash_harness
-        with _submitted_job(h) as (_config, submitted):
-            _fail(
+        with submitted_job(h) as (_config, submitted):
+            fail(
                 "SubmittedJob.data must be JSON-safe and secret-free",
                 _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
             )
@@ -894,7 +530,7 @@ class ProviderConformanceTests:
         if not h.spec.capabilities.resume:
             pytest.skip(f"{h.provider} declares Capabilities(resume=False)")
         modality = h.primary_modality()
-        with _submitted_job(h) as (config, submitted):
+        with submitted_job(h) as (config, submitted):
             ref = JobRef(
                 provider=h.provider,
                 model=config.model,
@@ -902,7 +538,7 @@ class ProviderConformanceTests:
                 job_id=submitted.job_id,
                 data=dict(submitted.data),
             )
-            _fail(
+            fail(
                 "SubmittedJob.data must be JSON-safe and secret-free",
                 _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
             )
@@ -932,4 +568,4 @@ class ProviderConformanceTests:
                     f"result's request_id is {getattr(response, 'request_id', None)!r}, "
                     f"expected the job id {submitted.job_id!r}"
                 )
-            _fail("a job resumed from a JSON round trip of its JobRef cannot be finished", problems)
+            fail("a job resumed from a JSON round trip of its JobRef cannot be finished", problems)
