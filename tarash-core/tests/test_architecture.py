@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire"}
         | {"_runtime", "_entry_points"},
     ),
-    ("contract", {"plugin", "_records"}),
+    ("contract", {"plugin", "_records", "_handlers"}),
     ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger"}),
     ("helpers", {"utils", "mock"}),
     ("engine", {"_engine", "_job_flows", "_download"}),

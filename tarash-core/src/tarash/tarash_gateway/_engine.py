@@ -32,7 +32,7 @@ import attrs
 from . import _runtime as rt
 from . import _transport as transport
 from ._errors import normalize
-from ._plugins import Direct
+from ._handlers import Direct
 from ._redact import get_logger, redact
 from ._wire import Request
 from .exceptions import (

@@ -16,13 +16,14 @@ import inspect
 import os
 import threading
 import traceback
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import attrs
 import pluggy
 
 from . import hookspecs
+from ._handlers import Direct, direct, done, handler_adapter
 from ._redact import get_logger, register_secret
 from .exceptions import (
     PluginLoadError,
@@ -32,14 +33,13 @@ from .exceptions import (
     ValidationError,
 )
 from .field_mappers import FieldMapper, match_model_prefix
-from .plugin import Capabilities, ProviderSpec, hookimpl
+from .plugin import Capabilities, ProviderSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
     "HOST",
     "LIFECYCLE",
-    "Direct",
     "PluginHost",
     "PluginInfo",
     "ProviderInfo",
@@ -262,7 +262,7 @@ class PluginHost:
             raise ValidationError(
                 "register_provider: name must be a non-empty string", field="provider", value=name
             )
-        adapter = _handler_adapter(name, handler)
+        adapter = handler_adapter(name, handler)
         with self._lock:
             old = self._runtime.pop(name, None)
             if old is not None and self.pm.is_registered(old.plugin):
@@ -394,12 +394,12 @@ class PluginHost:
         caller = self._caller(self._entry(name).plugin, hook)
         if caller is not None:
             returned = caller(**kwargs)
-            return returned if inspect.isgenerator(returned) else _done(returned)
+            return returned if inspect.isgenerator(returned) else done(returned)
         hatch = self._escape_hatch(name) if hook in LIFECYCLE else None
         method = getattr(hatch, hook, None)
         if method is None:
             raise UnsupportedModalityError(name, kwargs["context"].modality, f"no {hook} hook")
-        return _direct(Direct(sync=None, async_=method, kwargs=kwargs))
+        return direct(Direct(sync=None, async_=method, kwargs=kwargs))
 
     def entry_plugin(self, name: str) -> tuple[ProviderSpec, object]:
         entry = self._entry(name)
@@ -450,71 +450,11 @@ class PluginHost:
         self.search_path = search_path
 
 
-def _label(info: PluginInfo) -> str:
-    return f"{info.distribution or info.name} {info.version or ''}".strip()
-
-
 LIFECYCLE = frozenset({"submit", "status", "result", "cancel"})
 
 
-@attrs.frozen
-class Direct:
-    """A flow step only core's adapters yield: call a function that does its own I/O.
-
-    ``sync`` is called by the sync API, ``async_`` by the async one (the driver bridges a missing
-    one). With ``progress`` the call also receives ``on_progress`` (seed handlers take it).
-    """
-
-    sync: Callable[..., Any] | None
-    async_: Callable[..., Any] | None
-    kwargs: dict[str, Any]
-    progress: bool = False
-
-
-def _done(value: Any) -> Generator[Any, Any, Any]:
-    return value
-    yield  # a generator that sends nothing
-
-
-def _direct(step: Direct) -> Generator[Any, Any, Any]:
-    return (yield step)
-
-
-class _HandlerPlugin:
-    """The plugin object a seed-style handler is registered as (hashable, as pluggy needs)."""
-
-
-def _handler_adapter(name: str, handler: object) -> _HandlerPlugin:
-    """A seed-style handler (four ``generate_*`` methods doing their own I/O) as blocking hooks.
-
-    The sync API calls the handler's sync method, the async API its ``_async`` one (either bridges
-    to the other when one is missing); ``NotImplementedError`` becomes ``UnsupportedModalityError``.
-    """
-
-    def blocking(modality: str, sync: Any, async_: Any) -> Callable[..., Any]:
-        if sync is not None and inspect.iscoroutinefunction(sync):
-            sync, async_ = None, async_ or sync
-
-        def flow(config: Any, request: Any, context: Any) -> Generator[Any, Any, Any]:
-            try:
-                step = Direct(
-                    sync=sync, async_=async_, kwargs={"config": config, "request": request}, progress=True
-                )
-                return (yield step)
-            except UnsupportedModalityError:
-                raise
-            except NotImplementedError as exc:
-                raise UnsupportedModalityError(name, modality, str(exc)) from exc
-
-        return flow
-
-    namespace = _HandlerPlugin()
-    for modality, base in (("video", "generate_video"), ("image", "generate_image")):
-        sync, async_ = (getattr(handler, m, None) for m in (base, f"{base}_async"))
-        sync, async_ = (m if callable(m) else None for m in (sync, async_))
-        if sync is not None or async_ is not None:
-            setattr(namespace, base, hookimpl(blocking(modality, sync, async_)))
-    return namespace
+def _label(info: PluginInfo) -> str:
+    return f"{info.distribution or info.name} {info.version or ''}".strip()
 
 
 HOST = PluginHost()
