@@ -79,7 +79,9 @@ def test_without_a_lifetime_outputs_expire_after_fals_7_day_minimum(fake: FakeFa
     assert response.expires_at == _submitted_at(fake, response.request_id) + timedelta(days=7)
 
 
-def test_download_writes_the_fakes_bytes_and_records_the_checksum(fake: FakeFalServer, tmp_path: Path) -> None:
+def test_download_writes_the_fakes_bytes_and_records_the_checksum(
+    fake: FakeFalServer, tmp_path: Path
+) -> None:
     response = generate_video(_config(fake), VideoGenerationRequest(prompt="a cat"))
     out = tmp_path / "out"
     out.mkdir()
@@ -129,16 +131,22 @@ def test_an_output_the_server_deleted_is_an_expired_output(fake: FakeFalServer, 
     assert list(out.iterdir()) == []
 
 
-def test_tarash_jobs_download(fake: FakeFalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tarash_jobs_download(
+    fake: FakeFalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     response = generate_video(_config(fake), VideoGenerationRequest(prompt="a cat"))
     out = tmp_path / "out"
     out.mkdir()
-    code = main(["jobs", "download", response.request_id, "--out", str(out), "--ca-bundle", fake.ca_path, "--json"])
+    code = main(
+        ["jobs", "download", response.request_id, "--out", str(out), "--ca-bundle", fake.ca_path, "--json"]
+    )
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     [file] = printed["files"]
     assert Path(file["path"]).read_bytes() == VIDEO
     assert file["sha256"] == hashlib.sha256(VIDEO).hexdigest() and file["bytes"] == len(VIDEO)
     fake.expire(response.video)  # type: ignore[arg-type]
-    assert main(["jobs", "download", response.request_id, "--out", str(out), "--ca-bundle", fake.ca_path]) == 8
+    assert (
+        main(["jobs", "download", response.request_id, "--out", str(out), "--ca-bundle", fake.ca_path]) == 8
+    )
     assert "expire" in capsys.readouterr().err

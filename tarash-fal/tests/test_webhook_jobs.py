@@ -58,7 +58,9 @@ class Receiver:
         async def send(provider: str, request: Request) -> Response:
             async with httpx.AsyncClient(verify=context) as client:
                 answer = await client.request(request.method, request.url, headers=dict(request.headers))
-            return Response(status_code=answer.status_code, headers=dict(answer.headers), content=answer.content)
+            return Response(
+                status_code=answer.status_code, headers=dict(answer.headers), content=answer.content
+            )
 
         self.receiver = WebhookReceiver(send=send, options={"fal": {"jwks_url": fake.jwks_url}})
         self.client = TestClient(Starlette(routes=[Mount("/webhooks", app=self.receiver)]))
@@ -125,8 +127,7 @@ async def test_wait_async_returns_on_the_webhook(fake: FakeFalServer) -> None:
     Receiver(fake)
     handle = submit_video(_config(fake), VideoGenerationRequest(prompt="a dog"))
     task = asyncio.ensure_future(handle.wait_async())
-    while fake.counts["status"] < 1:
-        await asyncio.sleep(0.01)
+    await asyncio.to_thread(_wait_for, lambda: fake.counts["status"] == 1)
     await asyncio.to_thread(fake.complete, handle.job_id)
     response = await asyncio.wait_for(task, 10)
     assert response.video == default_result(fake.submissions[0])["video"]["url"]

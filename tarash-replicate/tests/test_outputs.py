@@ -30,13 +30,17 @@ def _ledger(tmp_path: Path) -> Iterator[None]:
 
 
 def _serve_video(fake: FakeReplicateServer) -> None:
-    fake.output_factory = lambda prediction: fake.put_output(prediction["id"], "output.mp4", VIDEO, "video/mp4")
+    fake.output_factory = lambda prediction: fake.put_output(
+        prediction["id"], "output.mp4", VIDEO, "video/mp4"
+    )
 
 
 def test_expires_at_is_one_hour_after_creation(fake_replicate: FakeReplicateServer) -> None:
     _serve_video(fake_replicate)
     response = generate_video(fake_replicate.video_config(), VideoGenerationRequest(prompt="a cat"))
-    created = datetime.fromisoformat(fake_replicate.prediction(response.request_id)["created_at"].replace("Z", "+00:00"))
+    created = datetime.fromisoformat(
+        fake_replicate.prediction(response.request_id)["created_at"].replace("Z", "+00:00")
+    )
     assert response.expires_at == created + timedelta(hours=1)
 
 

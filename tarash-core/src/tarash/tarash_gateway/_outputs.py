@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import ssl
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -113,9 +114,10 @@ def _targets(dest: Path, count: int) -> Path:
 
 
 def _expired(exc: HTTPError, item: str, response: AnyResponse) -> OutputExpiredError:
+    when = f" (they expire at {response.expires_at.isoformat()})" if response.expires_at else ""
     return OutputExpiredError(
         f"output {item} of job {response.request_id} answered HTTP {exc.status_code}: the provider "
-        f"deleted it (outputs expire{' at ' + response.expires_at.isoformat() if response.expires_at else ''})",
+        f"deleted it{when}; generate again (and download before outputs expire)",
         url=item,
         expires_at=response.expires_at,
         status_code=exc.status_code,
@@ -170,7 +172,7 @@ def _fetch_one(
 
 def download_outputs(
     response: AnyResponse,
-    dest: Path | str,
+    dest: str | os.PathLike[str],
     *,
     max_bytes: int = _download.DEFAULT_MAX_BYTES,
     timeout: float = _download.DEFAULT_TIMEOUT,
@@ -192,7 +194,7 @@ def download_outputs(
 
 async def download_outputs_async(
     response: AnyResponse,
-    dest: Path | str,
+    dest: str | os.PathLike[str],
     *,
     max_bytes: int = _download.DEFAULT_MAX_BYTES,
     timeout: float = _download.DEFAULT_TIMEOUT,
@@ -225,6 +227,4 @@ async def download_outputs_async(
 
 def saved_as_json(saved: Sequence[SavedOutput]) -> list[dict[str, Any]]:
     """Plain JSON for the command line."""
-    return [
-        {"path": str(s.path), "sha256": s.sha256, "bytes": s.size, "source": s.source} for s in saved
-    ]
+    return [{"path": str(s.path), "sha256": s.sha256, "bytes": s.size, "source": s.source} for s in saved]

@@ -20,8 +20,9 @@ plugin to verify it, drops a delivery it already applied (same provider, job id 
 providers retry deliveries, so a receiver must be idempotent), applies the event once
 (:func:`apply_event`: the job is completed in the ledger and a ``JobHandle.wait()`` or
 ``generate_*`` waiting for it in this process returns without another status poll), calls
-``on_event`` if given and answers 200. A delivery that fails verification is answered 401 and applied never; one whose
-``on_event`` raised is answered 500 and forgotten, so the provider's retry applies it again.
+``on_event`` if given and answers 200. A delivery that fails verification is answered 401 and
+applied never; one whose application or ``on_event`` raised is answered 500 and forgotten, so the
+provider's retry applies it again.
 """
 
 from __future__ import annotations

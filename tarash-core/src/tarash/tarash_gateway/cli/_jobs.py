@@ -412,9 +412,12 @@ def download(args: argparse.Namespace) -> int:
         raise UsageError(
             f"job {record.key} has no collected result ({record.state}): `tarash jobs resume` collects it"
         )
-    kind = ImageGenerationResponse if record.modality == "image" else VideoGenerationResponse
+    response: ImageGenerationResponse | VideoGenerationResponse
     try:
-        response = from_dict(kind, record.result)
+        if record.modality == "image":
+            response = from_dict(ImageGenerationResponse, record.result)
+        else:
+            response = from_dict(VideoGenerationResponse, record.result)
     except TarashException:
         raise UsageError(
             f"job {record.key}'s output was returned as bytes, which the ledger does not keep"

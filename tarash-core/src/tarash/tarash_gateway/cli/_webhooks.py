@@ -101,7 +101,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ModuleNotFoundError:
-        raise UsageError("tarash webhooks serve needs an ASGI server: pip install 'tarash-core[webhooks]'") from None
+        raise UsageError(
+            "tarash webhooks serve needs an ASGI server: pip install 'tarash-core[webhooks]'"
+        ) from None
     settings = options(args.option)
     print(f"Receiving webhooks at http://{args.host}:{args.port}{args.path.rstrip('/')}/PROVIDER")
     uvicorn.run(app(args.path, settings), host=args.host, port=args.port, log_level="info")
