@@ -209,6 +209,8 @@ class WebhookReceiver:
         options: per-provider settings handed to the hook as ``context.options``,
             e.g. ``{"fal": {"jwks_url": "..."}}``.
         timeout: seconds a verification may spend on its requests.
+        ca_bundle: a CA file the default ``send`` trusts instead of the system's (a proxy, a
+            local server).
         max_body: larger deliveries are answered 413 unread.
         dedupe_capacity: how many applied deliveries are remembered (oldest forgotten first).
         verifier: ``provider -> verify_webhook implementation or None``; default: the hook of the
@@ -224,6 +226,7 @@ class WebhookReceiver:
         send: Send | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        ca_bundle: str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
         verifier: Callable[[str], Verifier | None] | None = None,
@@ -234,6 +237,7 @@ class WebhookReceiver:
         self.send = send
         self.options = {name: dict(value) for name, value in (options or {}).items()}
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
         self.max_body = max_body
         self.dedupe_capacity = dedupe_capacity
         self.verifier = verifier or _hook_verifier
@@ -320,7 +324,7 @@ class WebhookReceiver:
             from ._gateway import default_gateway
 
             event: WebhookEvent = await default_gateway().run_flow_async(
-                flow, label=provider, timeout=self.timeout
+                flow, label=provider, timeout=self.timeout, ca_bundle=self.ca_bundle
             )
             return event
         try:

@@ -47,6 +47,7 @@ def add_parser(subparsers: SubParsers) -> None:
         metavar="PROVIDER.NAME=VALUE",
         help="a verification setting, e.g. fal.jwks_url=URL or replicate.secret=whsec_...; repeatable",
     )
+    serve_.add_argument("--ca-bundle", metavar="FILE", help="trust this CA for key set fetches (a proxy)")
     serve_.set_defaults(func=command("_webhooks", "serve"))
 
 
@@ -65,12 +66,12 @@ def options(values: list[str]) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def app(path: str, settings: dict[str, dict[str, Any]]) -> Any:
+def app(path: str, settings: dict[str, dict[str, Any]], ca_bundle: str | None = None) -> Any:
     """An ASGI app serving the receiver below ``path`` (404 elsewhere)."""
     # lazy: `tarash --help` and usage errors start without loading the library
     from ..webhooks import WebhookReceiver
 
-    receiver = WebhookReceiver(options=settings)
+    receiver = WebhookReceiver(options=settings, ca_bundle=ca_bundle)
     prefix = "/" + path.strip("/") if path.strip("/") else ""
     return _Mounted(receiver, prefix)
 
@@ -106,5 +107,5 @@ def serve(args: argparse.Namespace) -> int:
         ) from None
     settings = options(args.option)
     print(f"Receiving webhooks at http://{args.host}:{args.port}{args.path.rstrip('/')}/PROVIDER")
-    uvicorn.run(app(args.path, settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app(args.path, settings, args.ca_bundle), host=args.host, port=args.port, log_level="info")
     return EXIT_OK
