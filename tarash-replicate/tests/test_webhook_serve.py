@@ -95,3 +95,20 @@ def test_the_served_receiver_completes_the_job_in_the_ledger(
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     tampered = httpx.post(served, content=delivery["body"] + b" ", headers=delivery["headers"])
     assert tampered.status_code == 401
+
+
+def test_a_cancelled_prediction_is_recorded_cancelled(
+    fake_replicate: FakeReplicateServer, served: str
+) -> None:
+    config = fake_replicate.video_config(webhook_url=served, poll_interval=60)
+    handle = submit_video(config, VideoGenerationRequest(prompt="a cat"))
+    fake_replicate.finish(handle.job_id, "canceled")
+    deadline = time.monotonic() + 20
+    while not all("status_code" in d for d in fake_replicate.deliveries) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [d["status_code"] for d in fake_replicate.deliveries] == [200]
+    store = get_ledger()
+    assert store is not None
+    record = store.get(handle.key)
+    assert record is not None and record.finished and record.state == "cancelled"
+    assert fake_replicate.counts["status"] == 0

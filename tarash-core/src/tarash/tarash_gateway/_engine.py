@@ -946,15 +946,9 @@ def webhook_outcome(attempt: Attempt, event: WebhookEvent) -> rt.Flow[Any]:
     attempt.state = event.state
     if attempt.ledger is not None:
         attempt.ledger.status(attempt.ledger_key, event.state, {"source": "webhook"})
-    if event.state == "failed":
-        raise_for_state(
-            attempt,
-            JobStatus(
-                state="failed",
-                error=GenerationFailedError(event.error or f"{attempt.provider} reported the job failed"),
-                raw=dict(event.raw),
-            ),
-        )
+    if event.state in ("failed", "cancelled"):
+        error = GenerationFailedError(event.error or f"{attempt.provider} reported the job failed")
+        raise_for_state(attempt, JobStatus(state=event.state, error=error, raw=dict(event.raw)))
     response = local_response(attempt.gateway.host, attempt.config, attempt.job, event)
     if response is None:
         return (yield from fetch_result(attempt))

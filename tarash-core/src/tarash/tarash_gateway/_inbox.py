@@ -1,11 +1,11 @@
 """Webhook events of this process, and waits that end when one arrives.
 
 The webhook receiver puts every verified event in :data:`INBOX`; a job's wait (the engine's
-``wait_phase``) sleeps between status polls through :func:`sleep_or_event`, which returns as soon as
-a terminal event (``completed`` or ``failed``) for its job is in the inbox. So a wait in the process
-that runs the receiver ends on the delivery without another status poll; polling stays the
-backstop for a delivery that never comes. :func:`local_response` turns a completed event into
-the job's response without a request.
+``wait_phase``) sleeps between status polls through :func:`sleep_or_event`, which returns as
+soon as a terminal event (``completed``, ``failed`` or ``cancelled``) for its job is in the
+inbox. So a wait in the process that runs the receiver ends on the delivery without another
+status poll; polling stays the backstop for a delivery that never comes. :func:`local_response`
+turns a completed event into the job's response without a request.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = ["INBOX", "TERMINAL", "Inbox", "local_response", "sleep_or_event"]
 log = get_logger("tarash.webhooks")
 
 #: Event states that end a job's wait.
-TERMINAL = frozenset({"completed", "failed"})
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 #: Events kept (oldest forgotten first).
 DEFAULT_CAPACITY = 10_000
 

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._inbox import INBOX, local_response
 from ._redact import get_logger
 from .exceptions import (
     GenerationFailedError,
@@ -140,8 +139,10 @@ def _hook_verifier(provider: str) -> Verifier | None:
 
 def _record_outcome(gateway: Gateway, event: WebhookEvent) -> str:
     """Complete the event's job in ``gateway``'s ledger; returns what was done (for the log)."""
-    # lazy: the handle (and the gateway) load at the first delivery, not when a plugin imports this
+    # lazy: the handle, the gateway and the engine's inbox load at the first delivery, not when a
+    # plugin imports this module
     from ._gateway import JobHandle
+    from ._inbox import local_response
     from .models import ImageGenerationResponse, VideoGenerationResponse
 
     ledger = gateway.ledger()
@@ -160,6 +161,9 @@ def _record_outcome(gateway: Gateway, event: WebhookEvent) -> str:
         )
         ledger.finished(record.key, "failed", error=error)
         return "failed"
+    if event.state == "cancelled":
+        ledger.finished(record.key, "cancelled")
+        return "cancelled"
     if event.state != "completed":
         return f"{event.state}: nothing to record"
     response = None
@@ -189,6 +193,9 @@ async def apply_event(event: WebhookEvent, gateway: Gateway | None = None) -> No
         from ._gateway import default_gateway
 
         gateway = default_gateway()
+    # lazy: the engine's inbox loads at the first delivery, not when a plugin imports this module
+    from ._inbox import INBOX
+
     done = await asyncio.to_thread(_record_outcome, gateway, event)
     log.info("Webhook: %s job %s %s (ledger: %s)", event.provider, event.job_id, event.state, done)
     INBOX.deliver(event)
