@@ -518,7 +518,9 @@ class VideoGenerationConfig:
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
-    webhook_url: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=2000))
+    webhook_url: str | None = attrs.field(
+        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000)
+    )
     output_lifetime: float | None = attrs.field(
         default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
     )
@@ -553,7 +555,9 @@ class ImageGenerationConfig:
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
-    webhook_url: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=2000))
+    webhook_url: str | None = attrs.field(
+        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000)
+    )
     output_lifetime: float | None = attrs.field(
         default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
     )
