@@ -137,7 +137,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the docs site strictly and execute the code blocks of the guides."""
-    session.install(f"{CORE}[testing]", *PLUGINS, *_group("docs"), *_group("test"))
+    session.install(f"{CORE}[testing]", *PLUGINS, f"{FAL}[webhooks]", *_group("docs"), *_group("test"))
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
     _pytest(session, "docs/test_docs.py")
 

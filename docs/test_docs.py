@@ -12,7 +12,10 @@
 * A shell block (```bash) preceded by ``<!-- docs-test: run -->`` has its ``tarash ...`` command
   lines run, in order, with the installed ``tarash`` command; they must exit with status 0.
   Other lines of the block (``pip install``, ``export``) are shown to the reader only.
-* Every other page's ```python blocks must at least compile.
+* On every other page, a ```python block preceded by ``<!-- docs-test: run -->`` (or
+  ``<!-- docs-test: run requires MODULE [MODULE...]`` ``-->``) runs too, with the page's other
+  such blocks, in order (the provider pages' offline examples against the fake servers); the
+  rest of those pages' ```python blocks must at least compile.
 * Every ``--8<--`` snippet include must name a file that exists.
 
 Run with ``pytest docs/test_docs.py`` (``nox -s docs`` does, after building the site).
@@ -248,6 +251,30 @@ def test_guide_code_runs(page: Path, isolated_tarash: Path) -> None:
             raise AssertionError(f"code block at {block.where} failed: {exc!r}") from exc
     if not_run:
         pytest.skip("not run: " + "; ".join(not_run))
+
+
+RUN_MARKED_PAGES = sorted(
+    page
+    for page in set(ALL_PAGES) - set(EXECUTED_PAGES)
+    if any(b.marker and b.marker.split()[0] == "run" for b in python_blocks(page))
+)
+
+
+@pytest.mark.parametrize("page", RUN_MARKED_PAGES, ids=_page_id)
+def test_run_marked_blocks_run(page: Path, isolated_tarash: Path) -> None:
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
+    for block in python_blocks(page):
+        words = (block.marker or "").split()
+        if not words or words[0] != "run":
+            continue
+        if words[1:2] == ["requires"]:
+            missing = _missing_modules(" ".join(words[1:]))
+            if missing:
+                pytest.skip(f"{block.where} needs {', '.join(missing)}")
+        try:
+            exec(_compile(block), namespace)
+        except BaseException as exc:
+            raise AssertionError(f"code block at {block.where} failed: {exc!r}") from exc
 
 
 # ------------------------------------------------------------------------------------------------

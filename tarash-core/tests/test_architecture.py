@@ -34,11 +34,15 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("contract", {"plugin", "_records", "_handlers"}),
     ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger"}),
     ("helpers", {"utils", "mock"}),
-    ("engine", {"_engine", "_job_flows", "_download"}),
+    ("engine", {"_inbox", "_engine", "_job_flows", "_download", "_outputs"}),
     ("gateway", {"_gateway"}),
     ("public API", {"", "_api", "jobs", "webhooks"}),
     ("applications", {"cli", "testing"}),
 ]
+
+#: Function-level imports that point up on purpose, with why; left out of the graph.
+#: A response's ``download()`` method (models) runs the engine-level download path.
+DELEGATIONS = {(f"{PACKAGE}.models", f"{PACKAGE}._outputs")}
 
 #: module -> {imported module: (line, inside a function)}
 Graph = dict[str, dict[str, tuple[int, bool]]]
@@ -117,7 +121,7 @@ def build_graph() -> tuple[Graph, dict[str, list[tuple[int, str]]]]:
             if not names:  # import a.b.c
                 hits = [t for t in targets if t in sources]
             for target in hits:
-                if target != module:
+                if target != module and not (in_function and (module, target) in DELEGATIONS):
                     edges.setdefault(target, (line, in_function))
                     if in_function:
                         lazy.setdefault(module, []).append((line, target))

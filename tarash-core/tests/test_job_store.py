@@ -194,6 +194,20 @@ def test_a_cancel_is_recorded(store: JobStore) -> None:
     assert store.events("nope") == []
 
 
+def test_a_fact_is_recorded_as_an_event_leaving_the_record_alone(store: JobStore) -> None:
+    intent(store, "k1")
+    before = store.get("k1")
+    detail = {"path": "/tmp/out/cat.mp4", "sha256": "ab" * 32, "bytes": 1234, "source": "https://x/cat.mp4"}
+    store.record_event("k1", kind="download", detail=detail)
+    assert history(store, "k1") == [("intent", "submitting"), ("download", None)]
+    assert store.events("k1")[-1].detail == detail
+    after = store.get("k1")
+    assert after is not None and before is not None
+    assert (after.state, after.finished, after.detail) == (before.state, before.finished, before.detail)
+    store.record_event("nope", kind="download", detail=detail)
+    assert store.events("nope") == []
+
+
 def test_get_by_key_or_job_id_and_listing(store: JobStore) -> None:
     for key in ("k1", "k2", "k3"):
         intent(store, key, owner=None)

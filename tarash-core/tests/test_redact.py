@@ -479,3 +479,13 @@ def test_prose_of_plain_words_is_never_redacted(parts: list[tuple[str, str]]) ->
 def test_payloads_without_credentials_come_back_equal(value: dict[str, Any]) -> None:
     assert redact(value) == value
     assert cap_raw_response(value) == value
+
+
+def test_a_token_in_the_webhook_url_stays_out_of_the_configs_repr() -> None:
+    from tarash.tarash_gateway.models import VideoGenerationConfig
+
+    config = VideoGenerationConfig(
+        provider="fal", model="fal-ai/veo3", webhook_url="https://app.example/hook?token=s3cr3t-hook"
+    )
+    assert "s3cr3t-hook" not in repr(config)
+    assert config.webhook_url == "https://app.example/hook?token=s3cr3t-hook"

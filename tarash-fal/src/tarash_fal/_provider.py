@@ -3,18 +3,24 @@ fal's answers. Core sends every request (``tarash.tarash_gateway.hookspecs``); n
 
 The queue API (fal's docs; fal-client 1.0.3 ``client.py``): ``POST /{model}`` submits (with
 ``?fal_webhook=`` for a webhook); ``GET /{owner}/{alias}/requests/{id}/status?logs=1`` observes;
-``GET /{owner}/{alias}/requests/{id}`` reads the result; ``PUT .../cancel`` cancels. Status,
+``GET /{owner}/{alias}/requests/{id}`` reads the result; ``PUT .../cancel`` cancels. A submit
+with ``config.output_lifetime`` sends ``X-Fal-Object-Lifecycle-Preference``; responses carry
+``expires_at`` (that lifetime, else fal's 7-day minimum, from the submit). Status,
 result and cancel live under the app's owner/alias only, never the model's sub-path. The key goes
 in ``Authorization: Key <FAL_KEY>`` (``ProviderSpec.auth_scheme``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
+
+import attrs
 
 from tarash.tarash_gateway import get_provider_field_mapping
 from tarash.tarash_gateway.exceptions import (
@@ -45,6 +51,10 @@ _MODEL_ID = re.compile(rf"^(?:{_SEGMENT}(?:/{_SEGMENT})+|[0-9]+-[A-Za-z0-9-]+)$"
 _NAMESPACES = ("workflows", "comfy")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "processing", "COMPLETED": "completed"}
+#: Sets a job's output lifetime (https://docs.fal.ai/documentation/model-apis/media-expiration).
+LIFECYCLE_HEADER = "X-Fal-Object-Lifecycle-Preference"
+#: Seconds fal keeps outputs when no lifetime is asked for: "at least 7 days" (fal's FAQ).
+DEFAULT_OUTPUT_LIFETIME = 7 * 86400
 
 
 # ----------------------------------------------------------------------------------------------
@@ -92,6 +102,24 @@ def webhook_url(config: Any, context: CallContext) -> str | None:
     if context.webhook_url is None:
         return None
     return _url(context.webhook_url, "provider_config.webhook_url")
+
+
+def lifecycle_headers(config: Any) -> dict[str, str]:
+    """``X-Fal-Object-Lifecycle-Preference`` when ``config.output_lifetime`` asks for one: fal
+    then keeps the job's output files that many seconds."""
+    lifetime = config.output_lifetime
+    if lifetime is None:
+        return {}
+    return {LIFECYCLE_HEADER: json.dumps({"expiration_duration_seconds": math.ceil(lifetime)})}
+
+
+def outputs_expire_at(config: Any, job: JobRef) -> datetime:
+    """When fal may delete the job's outputs: the lifetime asked for, else fal's guaranteed
+    minimum (:data:`DEFAULT_OUTPUT_LIFETIME`), counted from the submit (the earliest they can
+    have been made)."""
+    lifetime = config.output_lifetime
+    seconds = DEFAULT_OUTPUT_LIFETIME if lifetime is None else math.ceil(lifetime)
+    return job.submitted_at + timedelta(seconds=seconds)
 
 
 def _jsonable(value: Any, path: str) -> Any:
@@ -289,8 +317,11 @@ def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob
     webhook = webhook_url(config, context)
     body = payload(config, request, context.modality)
     params = {"fal_webhook": webhook} if webhook else {}
+    headers = lifecycle_headers(config)
     try:
-        response = yield Request(method="POST", url=f"/{config.model}", json=body, params=params)
+        response = yield Request(
+            method="POST", url=f"/{config.model}", json=body, params=params, headers=headers
+        )
     except HTTPError as exc:
         raise _translated(exc, "submit") from None
     answer = _json(response, "submit")
@@ -317,7 +348,8 @@ def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
     except HTTPError as exc:
         raise _translated(exc, "result", job.job_id) from None
     body = _json(response, "result", job.job_id)
-    return video_response(job, body) if job.modality == "video" else image_response(job, body)
+    made = video_response(job, body) if job.modality == "video" else image_response(job, body)
+    return attrs.evolve(made, expires_at=outputs_expire_at(config, job))
 
 
 def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:

@@ -35,7 +35,7 @@ from tarash.tarash_gateway.utils import get_logger
 
 from . import _errors, _inputs
 from ._families import family_for
-from ._outputs import output_urls
+from ._outputs import expires_at, output_urls
 from ._payload import ModelRef, build_input, check_against_schema, input_schema, parse_model, schema_mapping
 from ._spec import PROVIDER
 
@@ -363,6 +363,7 @@ def _response(prediction: Mapping[str, Any], job: JobRef) -> Any:
             raw_response=raw,
             provider=PROVIDER,
             model=job.model,
+            expires_at=expires_at(prediction) or expires_at(job),
         )
     return ImageGenerationResponse(
         request_id=job.job_id,
@@ -371,6 +372,7 @@ def _response(prediction: Mapping[str, Any], job: JobRef) -> Any:
         raw_response=raw,
         provider=PROVIDER,
         model=job.model,
+        expires_at=expires_at(prediction) or expires_at(job),
     )
 
 

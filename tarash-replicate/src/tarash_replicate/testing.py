@@ -26,9 +26,11 @@ A threaded HTTP server on ``http://127.0.0.1:<random port>`` implementing:
   ``GET /v1/webhooks/default/secret``;
 * webhooks: a create with ``webhook`` gets Standard-Webhooks-signed POSTs of the prediction for
   the events in ``webhook_events_filter`` (``start`` at creation, ``completed`` when it finishes),
-  recorded in :attr:`FakeReplicateServer.deliveries`.
+  recorded in :attr:`FakeReplicateServer.deliveries`;
+* ``GET /delivery/{id}/{name}``: output files put with :meth:`FakeReplicateServer.put_output`
+  (no auth, like ``replicate.delivery``), 404 once the prediction expired.
 
-Every request needs ``Authorization: Bearer <api_token>``; errors are problem details
+Every other request needs ``Authorization: Bearer <api_token>``; errors are problem details
 (``title``, ``detail``, ``status``). Faults: :meth:`FakeReplicateServer.inject` per request kind,
 or a path prefix ``/_faults/<name>`` on the base URL (see :data:`PATH_FAULTS`), so a config whose
 ``base_url`` ends in ``/_faults/job-fails`` meets that fault on every call.
@@ -183,6 +185,10 @@ class FakeReplicateServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._senders: list[threading.Thread] = []
+        # Its own lock: put_output is called from an output_factory, under self._lock.
+        self._files_lock = threading.Lock()
+        self._files: dict[str, tuple[str, bytes, str]] = {}
+        self.file_gets = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -281,11 +287,23 @@ class FakeReplicateServer:
             self._end(prediction, status, error)
 
     def expire(self, prediction_id: str) -> None:
-        """Act out the one-hour retention: the prediction's input, output and logs are removed."""
+        """Act out the one-hour retention: the prediction's input, output and logs are removed,
+        and its output files (:meth:`put_output`) answer 404."""
         with self._lock:
             prediction = self._predictions[prediction_id]
             prediction.data_removed = True
             prediction.input, prediction.output, prediction.logs = {}, None, []
+        with self._files_lock:
+            for path in [p for p, (owner, _, _) in self._files.items() if owner == prediction_id]:
+                del self._files[path]
+
+    def put_output(self, prediction_id: str, name: str, data: bytes, content_type: str) -> str:
+        """Serve ``data`` as an output file of a prediction (no auth, as replicate.delivery does)
+        at ``GET /delivery/{prediction_id}/{name}``; returns its URL. Gone after :meth:`expire`."""
+        path = f"/delivery/{prediction_id}/{name}"
+        with self._files_lock:
+            self._files[path] = (prediction_id, data, content_type)
+        return f"{self.url}{path}"
 
     def sign(
         self, body: bytes, *, msg_id: str | None = None, timestamp: float | None = None
@@ -594,6 +612,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
+        if method == "GET" and path.startswith("/delivery/"):
+            self._file(path)
+            return
         match = _PATH_FAULT.match(path)
         path_fault, path = (match[1], match[2]) if match else (None, path)
         kind = _kind(method, path)
@@ -642,6 +663,21 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "schema":
             return fake.model(f"{parts[2]}/{parts[3]}")
         return 200, {"key": fake.webhook_secret}
+
+    def _file(self, path: str) -> None:
+        fake = self.fake
+        with fake._files_lock:
+            fake.file_gets += 1
+            stored = fake._files.get(path)
+        if stored is None:
+            self._send(404, _problem(404, "Not found", "The requested resource could not be found."))
+            return
+        _, data, content_type = stored
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _drop(self, fault: _Fault) -> None:
         if fault.fault == "stall" and fault.delay:

@@ -157,7 +157,7 @@ def verify_webhook(
         provider=provider,
         job_id=event.prediction_id,
         state=event.state,  # type: ignore[arg-type]
-        output=event.prediction.get("output"),
+        output=event.prediction,
         error=event.error,
         delivery_id=event.webhook_id,
         raw=event.prediction,

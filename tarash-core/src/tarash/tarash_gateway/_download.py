@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import ssl
 import tempfile
 import unicodedata
 import uuid
@@ -441,6 +442,7 @@ def download(
     allowed_file_roots: Sequence[Path] | None = None,
     filename: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    verify: ssl.SSLContext | bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` and return the path written.
 
@@ -453,6 +455,7 @@ def download(
         filename: the name to use when ``dest`` is a directory (sanitised); by default the
             server's name, else a generated one.
         timeout: seconds to wait for a connection or for the next chunk.
+        verify: TLS verification: an ``ssl.SSLContext`` trusting a private CA, or a bool.
 
     Raises:
         ValidationError: refused source, missing destination directory, or size cap exceeded.
@@ -469,7 +472,9 @@ def download(
         return _copy_file(url, target, filename, max_bytes, allowed_file_roots)
     try:
         with (
-            httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout) as client,
+            httpx.Client(
+                follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout, verify=verify
+            ) as client,
             client.stream("GET", url) as response,
         ):
             _prepare(response, url, target, filename, max_bytes)
@@ -489,6 +494,7 @@ async def download_async(
     allowed_file_roots: Sequence[Path] | None = None,
     filename: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    verify: ssl.SSLContext | bool = True,
 ) -> Path:
     """Async :func:`download` (file and data sources are written in a worker thread)."""
     scheme = _scheme(url)
@@ -497,7 +503,9 @@ async def download_async(
         return await asyncio.to_thread(
             download, url, dest, max_bytes=max_bytes, allowed_file_roots=allowed_file_roots, filename=filename
         )
-    client = httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout)
+    client = httpx.AsyncClient(
+        follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout, verify=verify
+    )
     try:
         async with client, client.stream("GET", url) as response:
             _prepare(response, url, target, filename, max_bytes)

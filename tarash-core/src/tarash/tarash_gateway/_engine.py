@@ -33,6 +33,7 @@ from . import _runtime as rt
 from . import _transport as transport
 from ._errors import normalize
 from ._handlers import Direct
+from ._inbox import INBOX, local_response, sleep_or_event
 from ._redact import get_logger, redact
 from ._wire import Request
 from .exceptions import (
@@ -69,6 +70,7 @@ from .plugin import CallContext, JobRef, JobStatus, Modality, ProviderSpec, Subm
 
 if TYPE_CHECKING:
     from ._gateway import Gateway
+    from .webhooks import WebhookEvent
 
 __all__ = [
     "BACKOFF_BASE",
@@ -114,6 +116,7 @@ __all__ = [
     "submit_job",
     "submit_phase",
     "wait_phase",
+    "webhook_outcome",
 ]
 
 log = get_logger("tarash.engine")
@@ -242,8 +245,14 @@ class Attempt:
             idempotency_key=idempotency_key,
             base_url=self.base_url,
             api_key=self.api_key,
-            webhook_url=self.config.provider_config.get("webhook_url"),
+            webhook_url=self.context_webhook_url(),
         )
+
+    def context_webhook_url(self) -> str | None:
+        """The webhook URL the job is submitted with: ``config.webhook_url``, else the older
+        ``provider_config["webhook_url"]``."""
+        url = self.config.webhook_url or self.config.provider_config.get("webhook_url")
+        return str(url) if url else None
 
     def unknown_submission(self, detail: str, raw_response: Any = None) -> UnknownSubmissionError:
         return UnknownSubmissionError(
@@ -901,12 +910,20 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
         raise UnsupportedModalityError(attempt.provider, attempt.modality, "no status/result hooks")
     polls = 0
     wait = sleep_first
+    job = attempt.job
+    listen = attempt.context_webhook_url() is not None
     while True:
         if wait:
             remaining = attempt.remaining()
             if remaining <= 0:
                 raise attempt.timeout_error(f"job still running after {polls} status checks")
-            yield rt.Sleep(min(wait, remaining))
+            if listen:
+                yield from sleep_or_event(job.provider, job.job_id, min(wait, remaining))
+            else:
+                yield rt.Sleep(min(wait, remaining))
+        event = INBOX.get(job.provider, job.job_id) if listen else None
+        if event is not None:
+            return (yield from webhook_outcome(attempt, event))
         if attempt.remaining() <= 0:
             raise attempt.timeout_error(f"job still running after {polls} status checks")
         if polls >= attempt.config.max_poll_attempts:
@@ -920,6 +937,22 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
             break
         wait = status.poll_after if status.poll_after is not None else attempt.config.poll_interval
     return (yield from fetch_result(attempt))
+
+
+def webhook_outcome(attempt: Attempt, event: WebhookEvent) -> rt.Flow[Any]:
+    """End a wait on the job's terminal webhook event: its response read from the delivery
+    (else one result call), or its typed error; no status poll."""
+    assert attempt.job is not None
+    attempt.state = event.state
+    if attempt.ledger is not None:
+        attempt.ledger.status(attempt.ledger_key, event.state, {"source": "webhook"})
+    if event.state in ("failed", "cancelled"):
+        error = GenerationFailedError(event.error or f"{attempt.provider} reported the job failed")
+        raise_for_state(attempt, JobStatus(state=event.state, error=error, raw=dict(event.raw)))
+    response = local_response(attempt.gateway.host, attempt.config, attempt.job, event)
+    if response is None:
+        return (yield from fetch_result(attempt))
+    return check_response(attempt, response)
 
 
 def announce_completed(attempt: Attempt, response: Any) -> rt.Flow[None]:

@@ -454,6 +454,9 @@ class JobHandle:
     def wait(self, on_progress: OnProgress | None = None, timeout: float | None = None) -> Any:
         """Poll until the job ends and return its response.
 
+        A job submitted with ``config.webhook_url`` also ends its wait the moment a
+        :class:`~tarash.tarash_gateway.webhooks.WebhookReceiver` in this process applies the
+        job's delivery, without another status poll; polling stays the backstop.
         ``timeout`` (seconds, default ``config.timeout``) counts from now. On TimeoutError the job
         keeps running. ``on_progress`` gets the same updates as with ``generate_video``.
         """

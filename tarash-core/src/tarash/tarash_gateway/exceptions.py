@@ -49,6 +49,7 @@ __all__ = [
     "JobNotFinishedError",
     "LedgerError",
     "MissingCredentialsError",
+    "OutputExpiredError",
     "Phase",
     "PluginLoadError",
     "ProviderConflictError",
@@ -251,6 +252,23 @@ class HTTPError(TarashException):
         if self._retryable is not None:
             return self._retryable
         return self.status_code in RETRYABLE_STATUS_CODES
+
+
+class OutputExpiredError(HTTPError):
+    """A generated output can no longer be downloaded: past the response's ``expires_at``
+    (refused before any request; ``status_code`` None), or its URL answered 403, 404 or 410
+    (the provider deleted it). Never retryable: generate again, or download sooner next time.
+    """
+
+    def __init__(self, message: str, *, url: str, expires_at: Any = None, **kwargs: Any) -> None:
+        self.url = url
+        self.expires_at = expires_at
+        kwargs.setdefault("phase", "download")
+        super().__init__(message, **kwargs)
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 class HTTPConnectionError(TarashException):

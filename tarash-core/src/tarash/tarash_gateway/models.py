@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 
 import attrs
 
 from . import _validators as v
 from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from ._outputs import SavedOutput
 
 __all__ = [
     "AnyDict",
@@ -481,6 +485,12 @@ class VideoGenerationConfig:
     A job abandoned for a fallback is cancelled first; while that cancel is unconfirmed the fallback
     is not started (``CancelUnconfirmedError``), unless ``fallback_on_unconfirmed_cancel`` is set
     (then two jobs may be billed).
+
+    ``webhook_url``: the provider delivers the job's completion there (providers whose
+    ``Capabilities.webhooks`` is set); a :class:`~tarash.tarash_gateway.webhooks.WebhookReceiver`
+    in this process ends the job's wait on it without another status poll.
+    ``output_lifetime``: seconds the provider should keep the outputs (where it lets you choose,
+    e.g. fal); the response's ``expires_at`` says when they go.
     """
 
     model: str = attrs.field(validator=v.string(nonempty=True, max_len=500))
@@ -508,6 +518,12 @@ class VideoGenerationConfig:
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
+    webhook_url: str | None = attrs.field(
+        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000)
+    )
+    output_lifetime: float | None = attrs.field(
+        default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -539,6 +555,12 @@ class ImageGenerationConfig:
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
+    webhook_url: str | None = attrs.field(
+        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000)
+    )
+    output_lifetime: float | None = attrs.field(
+        default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -749,6 +771,26 @@ class VideoGenerationResponse:
     execution_metadata: ExecutionMetadata | None = None
     provider: str | None = None
     model: str | None = None
+    expires_at: datetime | None = None
+
+    def download(self, dest: str | os.PathLike[str], **options: Any) -> list[SavedOutput]:
+        """Save the outputs to ``dest`` (a directory, or a file path for one output) before they
+        expire; each file's SHA-256 is recorded in the job's ledger history.
+
+        ``options``: ``max_bytes``, ``timeout``, ``verify`` (an ``ssl.SSLContext``). Raises
+        OutputExpiredError past ``expires_at`` or when the provider already deleted an output.
+        """
+        # lazy, and the one upward import of this module: the download path is engine-level
+        from ._outputs import download_outputs
+
+        return download_outputs(self, dest, **options)
+
+    async def download_async(self, dest: str | os.PathLike[str], **options: Any) -> list[SavedOutput]:
+        """Async :meth:`download`."""
+        # lazy, and the one upward import of this module: the download path is engine-level
+        from ._outputs import download_outputs_async
+
+        return await download_outputs_async(self, dest, **options)
 
 
 @attrs.frozen(kw_only=True)
@@ -768,6 +810,26 @@ class ImageGenerationResponse:
     execution_metadata: ExecutionMetadata | None = None
     provider: str | None = None
     model: str | None = None
+    expires_at: datetime | None = None
+
+    def download(self, dest: str | os.PathLike[str], **options: Any) -> list[SavedOutput]:
+        """Save the outputs to ``dest`` (a directory, or a file path for one output) before they
+        expire; each file's SHA-256 is recorded in the job's ledger history.
+
+        ``options``: ``max_bytes``, ``timeout``, ``verify`` (an ``ssl.SSLContext``). Raises
+        OutputExpiredError past ``expires_at`` or when the provider already deleted an output.
+        """
+        # lazy, and the one upward import of this module: the download path is engine-level
+        from ._outputs import download_outputs
+
+        return download_outputs(self, dest, **options)
+
+    async def download_async(self, dest: str | os.PathLike[str], **options: Any) -> list[SavedOutput]:
+        """Async :meth:`download`."""
+        # lazy, and the one upward import of this module: the download path is engine-level
+        from ._outputs import download_outputs_async
+
+        return await download_outputs_async(self, dest, **options)
 
     def __attrs_post_init__(self) -> None:
         if not self.images or not all(isinstance(i, str) and i for i in self.images):

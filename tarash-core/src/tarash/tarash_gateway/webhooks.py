@@ -12,14 +12,17 @@ you gave at submit. The provider's plugin verifies and parses it in its ``verify
     def finished(event):
         print(event.provider, event.job_id, event.state)
 
-    app = Starlette(routes=[Mount("/webhooks", app=WebhookReceiver(finished, send=...))])
+    app = Starlette(routes=[Mount("/webhooks", app=WebhookReceiver(finished))])
     # fal then delivers to https://your.host/webhooks/fal
 
 For each ``POST /{provider}`` the receiver reads the body (size-capped), asks the provider's
 plugin to verify it, drops a delivery it already applied (same provider, job id and delivery id:
-providers retry deliveries, so a receiver must be idempotent), calls ``on_event`` once per event
-and answers 200. A delivery that fails verification is answered 401 and applied never; one whose
-``on_event`` raised is answered 500 and forgotten, so the provider's retry applies it again.
+providers retry deliveries, so a receiver must be idempotent), applies the event once
+(:func:`apply_event`: the job is completed in the ledger and a ``JobHandle.wait()`` or
+``generate_*`` waiting for it in this process returns without another status poll), calls
+``on_event`` if given and answers 200. A delivery that fails verification is answered 401 and
+applied never; one whose application or ``on_event`` raised is answered 500 and forgotten, so the
+provider's retry applies it again.
 """
 
 from __future__ import annotations
@@ -37,13 +40,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._redact import get_logger
-from .exceptions import HTTPError, ProviderNotFoundError, TarashException, WebhookVerificationError
+from .exceptions import (
+    GenerationFailedError,
+    HTTPError,
+    ProviderNotFoundError,
+    TarashException,
+    WebhookVerificationError,
+)
 
 if TYPE_CHECKING:
+    from ._gateway import Gateway
     from ._records import JobState
     from ._wire import Flow, Request, Response
 
-__all__ = ["Send", "WebhookContext", "WebhookEvent", "WebhookReceiver"]
+__all__ = ["Send", "WebhookContext", "WebhookEvent", "WebhookReceiver", "apply_event"]
 
 log = get_logger("tarash.webhooks")
 
@@ -127,19 +137,87 @@ def _hook_verifier(provider: str) -> Verifier | None:
     return functools.partial(host.flow, provider, "verify_webhook")
 
 
+def _record_outcome(gateway: Gateway, event: WebhookEvent) -> str:
+    """Complete the event's job in ``gateway``'s ledger; returns what was done (for the log)."""
+    # lazy: the handle, the gateway and the engine's inbox load at the first delivery, not when a
+    # plugin imports this module
+    from ._gateway import JobHandle
+    from ._inbox import local_response
+    from .models import ImageGenerationResponse, VideoGenerationResponse
+
+    ledger = gateway.ledger()
+    record = ledger.store.get(event.job_id) if ledger is not None else None
+    if ledger is None or record is None or record.provider != event.provider:
+        return "not in the ledger"
+    if record.finished:
+        return "already finished"
+    if event.state == "failed":
+        error = GenerationFailedError(
+            event.error or f"{event.provider} reported the job failed",
+            provider=record.provider,
+            model=record.model,
+            request_id=event.job_id,
+            phase="poll",
+        )
+        ledger.finished(record.key, "failed", error=error)
+        return "failed"
+    if event.state == "cancelled":
+        ledger.finished(record.key, "cancelled")
+        return "cancelled"
+    if event.state != "completed":
+        return f"{event.state}: nothing to record"
+    response = None
+    if record.job is not None and record.config is not None:
+        handle = JobHandle.from_record(record)
+        response = local_response(gateway.host, handle.config, handle.job, event)
+    expected = ImageGenerationResponse if record.modality == "image" else VideoGenerationResponse
+    if not isinstance(response, expected):
+        ledger.status(record.key, "completed", {"source": "webhook"})
+        return "completed; its result is fetched by the job's wait or resume"
+    response = attrs.evolve(
+        response, provider=response.provider or record.provider, model=response.model or record.model
+    )
+    ledger.finished(record.key, "completed", result=response)
+    return "completed"
+
+
+async def apply_event(event: WebhookEvent, gateway: Gateway | None = None) -> None:
+    """Apply a verified event: complete its job in the ledger (result or error recorded,
+    finished) when the job is there and unfinished, and wake the waits for it in this process.
+
+    The result is read from the delivery (no request); when the delivery holds too little, the job
+    is marked ``completed`` and its wait (or ``tarash jobs resume``) fetches the result.
+    """
+    if gateway is None:
+        # lazy: a plugin importing this module at discovery loads no gateway
+        from ._gateway import default_gateway
+
+        gateway = default_gateway()
+    # lazy: the engine's inbox loads at the first delivery, not when a plugin imports this module
+    from ._inbox import INBOX
+
+    done = await asyncio.to_thread(_record_outcome, gateway, event)
+    log.info("Webhook: %s job %s %s (ledger: %s)", event.provider, event.job_id, event.state, done)
+    INBOX.deliver(event)
+
+
 class WebhookReceiver:
     """An ASGI app receiving provider webhooks at ``POST /{provider}`` (mount it anywhere).
 
     Args:
-        on_event: called once per new verified event, with the :class:`WebhookEvent`; may be a
-            coroutine function. If it raises, the delivery is answered 500 and not remembered,
-            so the provider's retry brings it again.
+        on_event: called once per new verified event (after it was applied), with the
+            :class:`WebhookEvent`; may be a coroutine function. If it (or applying) raises, the
+            delivery is answered 500 and not remembered, so the provider's retry brings it again.
+        apply: apply each new event with :func:`apply_event` (the default); ``False`` only
+            verifies, dedupes and calls ``on_event``.
         send: sends a request a verify flow yields (see :data:`Send`); by default core's
             transport sends it (the default gateway's pools, within ``timeout``). A fetch that
             fails is answered 503, so the provider retries the delivery.
         options: per-provider settings handed to the hook as ``context.options``,
             e.g. ``{"fal": {"jwks_url": "..."}}``.
         timeout: seconds a verification may spend on its requests.
+        ca_bundle: a CA file the default ``send`` trusts instead of the system's (a proxy, a
+            local server).
         max_body: larger deliveries are answered 413 unread.
         dedupe_capacity: how many applied deliveries are remembered (oldest forgotten first).
         verifier: ``provider -> verify_webhook implementation or None``; default: the hook of the
@@ -149,20 +227,24 @@ class WebhookReceiver:
 
     def __init__(
         self,
-        on_event: Callable[[WebhookEvent], Any],
+        on_event: Callable[[WebhookEvent], Any] | None = None,
         *,
+        apply: bool = True,
         send: Send | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        ca_bundle: str | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
         verifier: Callable[[str], Verifier | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.on_event = on_event
+        self.apply = apply
         self.send = send
         self.options = {name: dict(value) for name, value in (options or {}).items()}
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
         self.max_body = max_body
         self.dedupe_capacity = dedupe_capacity
         self.verifier = verifier or _hook_verifier
@@ -222,7 +304,9 @@ class WebhookReceiver:
                 return 200, {"status": "duplicate", "job_id": event.job_id}
             self._remember(key)
         try:
-            outcome = self.on_event(event)
+            if self.apply:
+                await apply_event(event)
+            outcome = self.on_event(event) if self.on_event is not None else None
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception:
@@ -247,7 +331,7 @@ class WebhookReceiver:
             from ._gateway import default_gateway
 
             event: WebhookEvent = await default_gateway().run_flow_async(
-                flow, label=provider, timeout=self.timeout
+                flow, label=provider, timeout=self.timeout, ca_bundle=self.ca_bundle
             )
             return event
         try:

@@ -186,6 +186,12 @@ class LedgerAdapter:
             ),
         )
 
+    def event(self, key: str, kind: str, detail: Mapping[str, Any]) -> None:
+        """Record a fact about a job in its history (its record is unchanged)."""
+        self._guard(
+            kind, lambda: self.store.record_event(key, kind=kind, detail=self._plain(dict(detail)) or {})
+        )
+
     def claim(self, record: JobRecord) -> bool:
         """Claim ``record`` for collection by this process (never one it is collecting already)."""
         if record.key in self.active:

@@ -124,6 +124,9 @@ _CANCEL = f"""WITH job AS (
     RETURNING key, updated_at)
 {_EVENT} SELECT key, updated_at, 'cancel', NULL, %(event)s::json FROM job"""
 
+_RECORDED = f"""{_EVENT} SELECT key, {_NOW}, %(kind)s, NULL, %(detail)s::json FROM tarash_jobs
+WHERE key = %(key)s"""
+
 _FINISHED = f"""WITH job AS (
     UPDATE tarash_jobs SET state = %(state)s, result = %(result)s::json, error = %(error)s::json,
         updated_at = {_NOW}, finished_at = {_NOW}, owner = NULL, lease_until = NULL
@@ -407,6 +410,9 @@ class PostgresJobStore:
         self._execute(
             _CANCEL, {"key": key, "detail": dumps(detail), "event": dumps(detail) if detail else None}
         )
+
+    def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
+        self._execute(_RECORDED, {"key": key, "kind": kind, "detail": dumps(detail)})
 
     def record_finished(
         self,

@@ -98,7 +98,8 @@ class JobRecord:
 
 @attrs.frozen(kw_only=True)
 class JobEvent:
-    """One entry of a job's history: intent, submitted, status, cancel, claim or finished."""
+    """One entry of a job's history: intent, submitted, status, cancel, claim, finished, or a
+    fact recorded with ``record_event`` (``download``: path, sha256 and size of a saved output)."""
 
     key: str
     at: datetime
@@ -167,6 +168,9 @@ class JobStore(Protocol):
         The first outcome recorded stays (a job cancelled by the caller stays cancelled), except
         that a collected result is always recorded and ``unknown`` can be resolved.
         """
+
+    def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
+        """Add a fact to a job's history without changing its record (e.g. a ``download``)."""
 
     def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
         """Atomically become the collector of an unfinished job.

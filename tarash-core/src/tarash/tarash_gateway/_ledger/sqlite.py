@@ -267,6 +267,12 @@ class SQLiteJobStore:
             ).rowcount:
                 self._event(conn, key, "cancel", None, detail, now)
 
+    def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
+        now = time.time()
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM jobs WHERE key = ?", (key,)).fetchone():
+                self._event(conn, key, kind, None, detail, now)
+
     def record_finished(
         self,
         key: str,

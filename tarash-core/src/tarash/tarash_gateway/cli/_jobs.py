@@ -1,4 +1,4 @@
-"""``tarash jobs list|status|resume|cancel|migrate``: the job ledger from the shell.
+"""``tarash jobs list|status|resume|cancel|download|migrate``: the job ledger from the shell.
 
 Only the standard library is imported here; each command imports the jobs API when it runs, so
 ``tarash --help`` stays fast.
@@ -22,6 +22,7 @@ __all__ = [
     "LIST_STATES",
     "add_parser",
     "cancel",
+    "download",
     "list_jobs",
     "migrate",
     "resume",
@@ -51,7 +52,8 @@ exit codes:
   0    success (resume: every job completed, or is being collected by another process)
   2    bad arguments, unknown job, the ledger is off, or (migrate) its database cannot be used
   7    resume: some job failed, was cancelled, is unknown (may have been billed) or unfinished;
-       cancel: the provider cannot cancel, or the cancel failed"""
+       cancel: the provider cannot cancel, or the cancel failed
+  8    download: an output expired (the provider deleted it) or could not be written"""
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -65,7 +67,7 @@ def add_parser(subparsers: SubParsers) -> None:
         epilog=JOBS_EPILOG,
     )
     commands = jobs.add_subparsers(
-        dest="jobs_command", metavar="{list,status,resume,cancel,migrate}", required=True
+        dest="jobs_command", metavar="{list,status,resume,cancel,download,migrate}", required=True
     )
     json_help = "print JSON instead of text"
 
@@ -124,6 +126,22 @@ def add_parser(subparsers: SubParsers) -> None:
     cancel.add_argument("key", metavar="KEY", help="the ledger key or the provider's job id")
     cancel.add_argument("--json", dest="json_output", action="store_true", help=json_help)
     cancel.set_defaults(func=command("_jobs", "cancel"))
+
+    download = commands.add_parser(
+        "download",
+        help="save a completed job's outputs to disk before they expire",
+        description="Download a collected job's outputs (atomically) and record each file's SHA-256 "
+        "in the job's ledger history. Providers delete outputs (fal: after the lifetime asked for, "
+        "else at least 7 days; Replicate: one hour after an API prediction was created).",
+        allow_abbrev=False,
+    )
+    download.add_argument("key", metavar="KEY", help="the ledger key or the provider's job id")
+    download.add_argument(
+        "--out", metavar="PATH", default=".", help="a directory (default: here), or a file for one output"
+    )
+    download.add_argument("--ca-bundle", metavar="FILE", help="trust this CA (a proxy, a local server)")
+    download.add_argument("--json", dest="json_output", action="store_true", help=json_help)
+    download.set_defaults(func=command("_jobs", "download"))
 
     migrate = commands.add_parser(
         "migrate",
@@ -375,4 +393,47 @@ def migrate(args: argparse.Namespace) -> int:
         print(f"The ledger schema in {store!r} is up to date (version {after}).")
     else:
         print(f"Migrated the ledger schema in {store!r} from version {before} to {after}.")
+    return EXIT_OK
+
+
+def download(args: argparse.Namespace) -> int:
+    """Save a collected job's outputs and record their checksums."""
+    import ssl
+
+    # lazy: `tarash --help` and usage errors start without loading the library
+    from .._outputs import download_outputs, saved_as_json
+    from ..exceptions import TarashException
+    from ..models import ImageGenerationResponse, VideoGenerationResponse
+    from ..serialization import from_dict
+    from ._errors import OutputError, UsageError
+
+    record = _record(args.key)
+    if record.state != "completed" or not record.result:
+        raise UsageError(
+            f"job {record.key} has no collected result ({record.state}): `tarash jobs resume` collects it"
+        )
+    response: ImageGenerationResponse | VideoGenerationResponse
+    try:
+        if record.modality == "image":
+            response = from_dict(ImageGenerationResponse, record.result)
+        else:
+            response = from_dict(VideoGenerationResponse, record.result)
+    except TarashException:
+        raise UsageError(
+            f"job {record.key}'s output was returned as bytes, which the ledger does not keep"
+        ) from None
+    verify: ssl.SSLContext | bool = True
+    if args.ca_bundle:
+        verify = ssl.create_default_context(cafile=args.ca_bundle)
+    try:
+        saved = download_outputs(response, args.out, verify=verify)
+    except TarashException as exc:
+        if exc.phase == "download":
+            raise OutputError(str(exc)) from None
+        raise
+    if args.json_output:
+        _print_json({"key": record.key, "job_id": record.job_id, "files": saved_as_json(saved)})
+    else:
+        for item in saved:
+            print(f"{item.path}  {item.size} bytes  sha256 {item.sha256}")
     return EXIT_OK

@@ -290,15 +290,16 @@ def _add_listings(subparsers: SubParsers) -> None:
 
 
 def _add_jobs(subparsers: SubParsers) -> None:
-    """Add the ``jobs`` group when its module is present."""
-    name = f"{__package__}._jobs"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return
-    module.add_parser(subparsers)
+    """Add the ``jobs`` and ``webhooks`` groups when their modules are present."""
+    for group in ("_jobs", "_webhooks"):
+        name = f"{__package__}.{group}"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_parser(subparsers)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, SubParsers]:
