@@ -54,6 +54,7 @@ __all__ = [
     "IMAGE_MAPPINGS",
     "VIDEO_MAPPINGS",
     "build_payload",
+    "in_a_table",
     "resolve_prefix",
 ]
 
@@ -828,6 +829,12 @@ def resolve_prefix(
     """
     other = _OTHER_MODALITY[modality]
     return match_model_prefix(model, [prefix for prefix in mappings if prefix not in other])
+
+
+def in_a_table(model: str, modality: Modality, mappings: Mapping[str, Mapping[str, FieldMapper]]) -> bool:
+    """Whether a table maps ``model`` (for ``modality``, or the built-in table of the other one)."""
+    other = match_model_prefix(model, list(_OTHER_MODALITY[modality]))
+    return other is not None or resolve_prefix(model, modality, mappings) is not None
 
 
 def build_payload(

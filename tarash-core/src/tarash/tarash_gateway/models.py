@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 import attrs
 
 from . import _validators as v
+from ._local_media import read_local
 from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
 
@@ -100,6 +101,16 @@ def _to_optional_media(value: Any) -> Any:
     return None if value is None else _to_media(value)
 
 
+def _input_media(field: str) -> Callable[[Any], Any]:
+    """The converter of an input media field: a local input (path, bytes, binary file) is read
+    into MediaContent now (see :mod:`._local_media`); anything else as :func:`_to_media`."""
+
+    def convert(value: Any) -> Any:
+        return None if value is None else _to_media(read_local(value, field))
+
+    return convert
+
+
 def _media_validator(optional: bool) -> v.Validator:
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
@@ -116,9 +127,12 @@ def _media_validator(optional: bool) -> v.Validator:
 
 @attrs.frozen(repr=False)
 class ImageType:
-    """An input image and its role (also accepted as ``{"image": ..., "type": ...}``)."""
+    """An input image and its role (also accepted as ``{"image": ..., "type": ...}``).
 
-    image: MediaType = attrs.field(converter=_to_media, validator=_media_validator(False))
+    ``image`` may also be a local input (a ``pathlib.Path``, ``bytes`` or an open binary file),
+    read into :class:`MediaContent` when the object is built (see :mod:`._local_media`)."""
+
+    image: MediaType = attrs.field(converter=_input_media("image"), validator=_media_validator(False))
     type: ImageRole = attrs.field(validator=v.one_of(v.IMAGE_ROLES, optional=False))
 
     def __getitem__(self, key: str) -> Any:
@@ -587,7 +601,7 @@ class VideoGenerationRequest:
     )
     video: MediaType | None = attrs.field(
         default=None,
-        converter=_to_optional_media,
+        converter=_input_media("video"),
         validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
@@ -634,7 +648,7 @@ class ImageGenerationRequest:
     )
     mask_image: MediaType | None = attrs.field(
         default=None,
-        converter=_to_optional_media,
+        converter=_input_media("mask_image"),
         validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
