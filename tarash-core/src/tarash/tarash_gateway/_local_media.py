@@ -1,7 +1,7 @@
 """Local inputs: a ``pathlib.Path``, ``bytes`` or an open binary file given where a request takes
 media (``ImageType.image``, ``VideoGenerationRequest.video``, ``ImageGenerationRequest.mask_image``).
 
-When: a local input is read **when the request object is built**, into :class:`MediaContent`
+When: a local input is read **when the request object is built**, into ``MediaContent``
 (bytes and their MIME type). So a missing, unreadable, empty or oversized file, or bytes whose type
 cannot be told, raises :class:`~tarash.tarash_gateway.exceptions.ValidationError` naming the field
 from the constructor: before the ledger records anything and before any request is sent, and the
@@ -56,9 +56,7 @@ def _refuse(field: str, message: str, value: Any) -> ValidationError:
     return ValidationError(f"{field}: {message}", field=field, value=value)
 
 
-def _media(data: bytes, name: str | None, field: str, shown: Any) -> Any:
-    from .models import MediaContent
-
+def _media(data: bytes, name: str | None, field: str, shown: Any) -> tuple[bytes, str]:
     if not data:
         raise _refuse(field, "the local input is empty", shown)
     if len(data) > MAX_LOCAL_INPUT_BYTES:
@@ -76,7 +74,7 @@ def _media(data: bytes, name: str | None, field: str, shown: Any) -> Any:
             "MediaContent(content=..., content_type=...)",
             shown,
         )
-    return MediaContent(content=data, content_type=content_type)
+    return data, content_type
 
 
 def _read_path(path: Path, field: str) -> bytes:
@@ -110,8 +108,8 @@ def _read_stream(stream: Any, field: str) -> bytes:
     return bytes(data)
 
 
-def read_local(value: Any, field: str) -> Any:
-    """``value`` as MediaContent if it is a local input, else ``value`` unchanged.
+def read_local(value: Any, field: str) -> tuple[bytes, str] | None:
+    """``(content, content_type)`` when ``value`` is a local input, else None.
 
     :raises ValidationError: naming ``field``: a missing, unreadable, empty or too large file, a
         text-mode file object, or bytes of an unknown type.
@@ -126,5 +124,5 @@ def read_local(value: Any, field: str) -> Any:
         data = _read_stream(value, field)
         shown = name if isinstance(name, str) else type(value).__name__
         return _media(data, name if isinstance(name, str) else None, field, shown)
-    return value
+    return None
 

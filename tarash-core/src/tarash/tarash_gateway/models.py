@@ -106,7 +106,10 @@ def _input_media(field: str) -> Callable[[Any], Any]:
     into MediaContent now (see :mod:`._local_media`); anything else as :func:`_to_media`."""
 
     def convert(value: Any) -> Any:
-        return None if value is None else _to_media(read_local(value, field))
+        if value is None:
+            return None
+        local = read_local(value, field)
+        return _to_media(value) if local is None else MediaContent(content=local[0], content_type=local[1])
 
     return convert
 
