@@ -410,7 +410,7 @@ def _veo31(prefix: str, name: str) -> list[_Family]:
             ),
             durations=_VEO_DURATIONS,
             duration_format="seconds_suffix",
-            aspect_ratios=("auto", "16:9", "9:16", "1:1"),
+            aspect_ratios=("auto", "16:9", "9:16"),
             resolutions=("720p", "1080p", "4k"),
             fields=_VEO_KNOBS,
         ),
