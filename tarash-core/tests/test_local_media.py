@@ -34,7 +34,9 @@ def test_paths_bytes_and_binary_files_become_media_content(png: Path, tmp_path: 
     clip.write_bytes(MP4)
     with clip.open("rb") as stream:
         request = VideoGenerationRequest(
-            "a cat", image_list=[{"image": png, "type": "first_frame"}, ImageType(PNG, "last_frame")], video=stream
+            "a cat",
+            image_list=[{"image": png, "type": "first_frame"}, ImageType(PNG, "last_frame")],
+            video=stream,
         )
     assert request.image_list[0].image == MediaContent(content=PNG, content_type="image/png")
     assert request.image_list[1].image == MediaContent(content=PNG, content_type="image/png")

@@ -113,7 +113,9 @@ def test_veo_3_1_families_agree_with_fal(fixture: str, request_fields: dict[str,
     assert allowed["aspect_ratio"] == _named(document, schema, "aspect_ratio")
     assert allowed["resolution"] == _named(document, schema, "resolution")
     assert tuple(f"{s}s" for s in allowed["duration_seconds"]) == _named(document, schema, "duration")
-    request = VideoGenerationRequest(prompt="go on", aspect_ratio=allowed["aspect_ratio"][-1], **request_fields)
+    request = VideoGenerationRequest(
+        prompt="go on", aspect_ratio=allowed["aspect_ratio"][-1], **request_fields
+    )
     payload = build_payload(endpoint, request, "video", VIDEO_MAPPINGS)
     assert set(payload) <= set(schema["properties"])
     assert set(schema["required"]) <= set(payload)

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tarash.tarash_gateway import ValidationError, VideoGenerationRequest, generate_video, generate_video_async
+from tarash.tarash_gateway import (
+    ValidationError,
+    VideoGenerationRequest,
+    generate_video,
+    generate_video_async,
+)
 from tarash_fal import _runtime_schema
 from tarash_fal.testing import FakeFalServer, openapi_document
 
@@ -32,7 +37,10 @@ def _fresh_cache() -> Iterator[None]:
 
 @pytest.fixture
 def fake(fake_fal: FakeFalServer) -> FakeFalServer:
-    fake_fal.add_openapi(MODEL, openapi_document(MODEL, PROPERTIES, required=("prompt", "image_url"), category="image-to-video"))
+    fake_fal.add_openapi(
+        MODEL,
+        openapi_document(MODEL, PROPERTIES, required=("prompt", "image_url"), category="image-to-video"),
+    )
     return fake_fal
 
 

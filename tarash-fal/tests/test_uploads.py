@@ -41,7 +41,9 @@ def png(tmp_path: Path) -> Path:
 
 
 def _request(image: object) -> VideoGenerationRequest:
-    return VideoGenerationRequest("a cat", duration_seconds=8, image_list=[{"image": image, "type": "first_frame"}])
+    return VideoGenerationRequest(
+        "a cat", duration_seconds=8, image_list=[{"image": image, "type": "first_frame"}]
+    )
 
 
 def _assert_uploaded_once(fake: FakeFalServer) -> str:
@@ -127,7 +129,9 @@ def test_inline_limit_zero_and_lifecycle_upload_everything_with_its_lifetime(fak
 
 def test_mask_and_references_of_an_image_model(fake_fal: FakeFalServer, tmp_path: Path) -> None:
     config = fake_fal.image_config("fal-ai/unlisted-image-edit", provider_config={"inline_max_bytes": 0})
-    request = ImageGenerationRequest("a cat", mask_image=SMALL_PNG, image_list=[{"image": PNG, "type": "reference"}])
+    request = ImageGenerationRequest(
+        "a cat", mask_image=SMALL_PNG, image_list=[{"image": PNG, "type": "reference"}]
+    )
     generate_image(config, request)
     assert fake_fal.platform_counts["token"] == 1
     urls = {u["size"]: u["access_url"] for u in fake_fal.uploads}

@@ -185,7 +185,10 @@ def test_a_local_file_and_local_bytes_are_read_into_the_same_inputs(
     big = PNG + b"\x01" * (256 * 1024)
     request = VideoGenerationRequest(
         prompt="x",
-        image_list=[{"image": tmp_path / "first.png", "type": "first_frame"}, {"image": big, "type": "last_frame"}],
+        image_list=[
+            {"image": tmp_path / "first.png", "type": "first_frame"},
+            {"image": big, "type": "last_frame"},
+        ],
     )
     generate_video(fake.video_config("kwaivgi/kling-v2.5-turbo-pro"), request)
     [upload] = fake.uploads

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
+
 from tarash.tarash_gateway.exceptions import HTTPConnectionError, HTTPError, ValidationError
 from tarash.tarash_gateway.plugin import Request
 from tarash.tarash_gateway.utils import get_logger
@@ -104,7 +105,11 @@ SCHEMAS = SchemaCache()
 def schema_url(provider_config: Mapping[str, Any]) -> str:
     """``provider_config["schema_url"]`` checked, else fal's."""
     url = provider_config.get("schema_url", SCHEMA_URL)
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    if (
+        not isinstance(url, str)
+        or urlsplit(url).scheme not in ("http", "https")
+        or not urlsplit(url).hostname
+    ):
         raise ValidationError(
             f"provider_config.schema_url must be an http(s) URL, got {url!r}",
             field="provider_config.schema_url",

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import attrs
+
 from tarash.tarash_gateway.exceptions import (
     HTTPConnectionError,
     HTTPError,
@@ -309,4 +310,5 @@ def upload_inputs(body: dict[str, Any], options: UploadOptions) -> Flow[dict[str
             url = _answer(response, "access_url", first.path)["access_url"]
             UPLOADS.put(key, url, options.lifecycle_seconds)
             urls.update((item.path, url) for item in items)
-    return _replace(body, "", urls)
+    replaced: dict[str, Any] = _replace(body, "", urls)
+    return replaced

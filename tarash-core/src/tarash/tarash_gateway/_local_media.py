@@ -70,8 +70,7 @@ def _media(data: bytes, name: str | None, field: str, shown: Any) -> tuple[bytes
     if content_type is None:
         raise _refuse(
             field,
-            "cannot tell the media type of the local input; pass "
-            "MediaContent(content=..., content_type=...)",
+            "cannot tell the media type of the local input; pass MediaContent(content=..., content_type=...)",
             shown,
         )
     return data, content_type
@@ -102,9 +101,7 @@ def _read_stream(stream: Any, field: str) -> bytes:
     except (OSError, ValueError) as exc:
         raise _refuse(field, f"cannot read the file object: {exc}", type(stream).__name__) from None
     if not isinstance(data, (bytes, bytearray)):
-        raise _refuse(
-            field, "the file object is not binary: open it with 'rb'", type(stream).__name__
-        )
+        raise _refuse(field, "the file object is not binary: open it with 'rb'", type(stream).__name__)
     return bytes(data)
 
 
@@ -125,4 +122,3 @@ def read_local(value: Any, field: str) -> tuple[bytes, str] | None:
         shown = name if isinstance(name, str) else type(value).__name__
         return _media(data, name if isinstance(name, str) else None, field, shown)
     return None
-

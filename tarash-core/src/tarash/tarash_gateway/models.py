@@ -101,17 +101,25 @@ def _to_optional_media(value: Any) -> Any:
     return None if value is None else _to_media(value)
 
 
-def _input_media(field: str) -> Callable[[Any], Any]:
-    """The converter of an input media field: a local input (path, bytes, binary file) is read
-    into MediaContent now (see :mod:`._local_media`); anything else as :func:`_to_media`."""
+def _input_media(value: Any, field: str) -> Any:
+    """An input media field's value: a local input (path, bytes, binary file) is read into
+    MediaContent now (see :mod:`._local_media`); anything else as :func:`_to_media`."""
+    if value is None:
+        return None
+    local = read_local(value, field)
+    return _to_media(value) if local is None else MediaContent(content=local[0], content_type=local[1])
 
-    def convert(value: Any) -> Any:
-        if value is None:
-            return None
-        local = read_local(value, field)
-        return _to_media(value) if local is None else MediaContent(content=local[0], content_type=local[1])
 
-    return convert
+def _image_input(value: Any) -> Any:
+    return _input_media(value, "image")
+
+
+def _video_input(value: Any) -> Any:
+    return _input_media(value, "video")
+
+
+def _mask_input(value: Any) -> Any:
+    return _input_media(value, "mask_image")
 
 
 def _media_validator(optional: bool) -> v.Validator:
@@ -135,7 +143,7 @@ class ImageType:
     ``image`` may also be a local input (a ``pathlib.Path``, ``bytes`` or an open binary file),
     read into :class:`MediaContent` when the object is built (see :mod:`._local_media`)."""
 
-    image: MediaType = attrs.field(converter=_input_media("image"), validator=_media_validator(False))
+    image: MediaType = attrs.field(converter=_image_input, validator=_media_validator(False))
     type: ImageRole = attrs.field(validator=v.one_of(v.IMAGE_ROLES, optional=False))
 
     def __getitem__(self, key: str) -> Any:
@@ -604,7 +612,7 @@ class VideoGenerationRequest:
     )
     video: MediaType | None = attrs.field(
         default=None,
-        converter=_input_media("video"),
+        converter=_video_input,
         validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
@@ -651,7 +659,7 @@ class ImageGenerationRequest:
     )
     mask_image: MediaType | None = attrs.field(
         default=None,
-        converter=_input_media("mask_image"),
+        converter=_mask_input,
         validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
