@@ -140,6 +140,17 @@ def test_a_stalled_schema_read_gives_up_after_its_own_timeout(
     assert fake.submissions[0]["payload"]["duration"] == 7  # the generic mapping
 
 
+async def test_a_stalled_schema_read_gives_up_after_its_own_timeout_async(
+    fake: FakeFalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_runtime_schema, "SCHEMA_TIMEOUT", 0.5)
+    fake.inject("openapi", "stall", delay=5)
+    started = time.monotonic()
+    await generate_video_async(fake.video_config(MODEL, timeout=20), _request(duration_seconds=7))
+    assert time.monotonic() - started < 4
+    assert fake.submissions[0]["payload"]["duration"] == 7
+
+
 def test_models_in_a_table_do_not_read_schemas(fake_fal: FakeFalServer) -> None:
     generate_video(fake_fal.video_config("fal-ai/veo3"), VideoGenerationRequest("a cat"))
     assert fake_fal.platform_counts["openapi"] == 0
@@ -150,3 +161,18 @@ def test_a_bad_schema_url_is_refused_before_sending(fake_fal: FakeFalServer) -> 
         generate_video(fake_fal.video_config(MODEL, provider_config={"schema_url": "file:///x"}), _request())
     assert caught.value.field == "provider_config.schema_url"
     assert fake_fal.platform_counts["openapi"] == fake_fal.counts["submit"] == 0
+
+
+def test_a_schema_of_the_other_modality_gives_the_generic_mapping_with_a_warning(
+    fake_fal: FakeFalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = "acme/still-maker"
+    document = openapi_document(model, {"prompt": {"type": "string"}}, category="text-to-image")
+    fake_fal.add_openapi(model, document)
+    with caplog.at_level(logging.WARNING, logger="tarash.fal"):
+        generate_video(fake_fal.video_config(model), VideoGenerationRequest("a cat", duration_seconds=5))
+    assert fake_fal.submissions[0]["payload"] == {"prompt": "a cat", "duration": 5}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"fal's schema files {model} under 'text-to-image'; generating video with the generic mapping",
+        f"{model}: 'duration' is not in {model}'s published schema; sent as given",
+    ]
