@@ -15,9 +15,8 @@ is the provider's choice (an upload, a data URI, a multipart part): see each pro
 
 from __future__ import annotations
 
-import mimetypes
 import os
-from pathlib import Path
+import stat
 from typing import Any, BinaryIO, Union
 
 from .exceptions import ValidationError
@@ -56,6 +55,14 @@ def _refuse(field: str, message: str, value: Any) -> ValidationError:
     return ValidationError(f"{field}: {message}", field=field, value=value)
 
 
+def _guess_from_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    import mimetypes  # lazy: about 5 ms that models.py would pay at import for a rare fallback
+
+    return mimetypes.guess_type(name)[0]
+
+
 def _media(data: bytes, name: str | None, field: str, shown: Any) -> tuple[bytes, str]:
     if not data:
         raise _refuse(field, "the local input is empty", shown)
@@ -66,7 +73,7 @@ def _media(data: bytes, name: str | None, field: str, shown: Any) -> tuple[bytes
             "give its URL",
             shown,
         )
-    content_type = sniff_content_type(data) or (mimetypes.guess_type(name)[0] if name else None)
+    content_type = sniff_content_type(data) or _guess_from_name(name)
     if content_type is None:
         raise _refuse(
             field,
@@ -76,23 +83,24 @@ def _media(data: bytes, name: str | None, field: str, shown: Any) -> tuple[bytes
     return data, content_type
 
 
-def _read_path(path: Path, field: str) -> bytes:
+def _read_path(path: str, field: str) -> bytes:
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise _refuse(field, f"{str(path)!r} is not a file", str(path))
-        if size > MAX_LOCAL_INPUT_BYTES:
+        found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            raise _refuse(field, f"{path!r} is not a file", path)
+        if found.st_size > MAX_LOCAL_INPUT_BYTES:
             raise _refuse(
                 field,
-                f"{str(path)!r} has {size} bytes, more than {MAX_LOCAL_INPUT_BYTES}; upload it "
+                f"{path!r} has {found.st_size} bytes, more than {MAX_LOCAL_INPUT_BYTES}; upload it "
                 "yourself and give its URL",
-                str(path),
+                path,
             )
-        return path.read_bytes()
+        with open(path, "rb") as stream:
+            return stream.read()
     except FileNotFoundError:
-        raise _refuse(field, f"no such file {str(path)!r}", str(path)) from None
+        raise _refuse(field, f"no such file {path!r}", path) from None
     except OSError as exc:
-        raise _refuse(field, f"cannot read {str(path)!r}: {exc.strerror or exc}", str(path)) from None
+        raise _refuse(field, f"cannot read {path!r}: {exc.strerror or exc}", path) from None
 
 
 def _read_stream(stream: Any, field: str) -> bytes:
@@ -112,8 +120,8 @@ def read_local(value: Any, field: str) -> tuple[bytes, str] | None:
         text-mode file object, or bytes of an unknown type.
     """
     if isinstance(value, os.PathLike):
-        path = Path(os.fspath(value)).expanduser()
-        return _media(_read_path(path, field), path.name, field, str(path))
+        path = os.path.expanduser(os.fsdecode(os.fspath(value)))
+        return _media(_read_path(path, field), os.path.basename(path), field, path)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _media(bytes(value), None, field, f"<{len(value)} bytes>")
     if not isinstance(value, str) and callable(getattr(value, "read", None)):
