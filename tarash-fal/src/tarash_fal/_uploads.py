@@ -170,9 +170,10 @@ class _Input:
     path: str
     content_type: str
     data: bytes
+    digest: str = attrs.field(init=False)
 
-    @property
-    def digest(self) -> str:
+    @digest.default
+    def _sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
 
