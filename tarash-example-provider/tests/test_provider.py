@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import signal
 import struct
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -365,3 +367,16 @@ def test_the_tarash_command_gains_an_example_server_subcommand(
     assert httpx.get(f"{line.split()[4]}/_admin/stats").json()["connections"] == 1
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=10) == 0
+
+
+def test_a_local_first_frame_is_sent_inline_as_a_data_uri(
+    example_server: ExampleServer, server_stats: Stats, tmp_path: Path
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    (tmp_path / "first.png").write_bytes(png)
+    request = VideoGenerationRequest(
+        prompt="a lighthouse", image_list=[{"image": tmp_path / "first.png", "type": "first_frame"}]
+    )
+    generate_video(video_config(example_server), request)
+    sent = server_stats()["last_submit"]["input"]
+    assert sent["image_url"] == "data:image/png;base64," + base64.b64encode(png).decode()

@@ -158,7 +158,7 @@ def test_drop_and_truncate_break_the_connection(fake_fal: FakeFalServer, http: h
 
 def test_inject_rejects_unknown_kinds_and_faults(fake_fal: FakeFalServer) -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
-        fake_fal.inject("upload")
+        fake_fal.inject("jwks")
     with pytest.raises(ValueError, match="fault must be one of"):
         fake_fal.inject("status", "explode")
 
@@ -174,6 +174,8 @@ def test_configs_point_at_the_server(fake_fal: FakeFalServer) -> None:
     )
     assert video.provider_config == {
         "ca_bundle": fake_fal.ca_path,
+        "storage_url": fake_fal.base_url,
+        "schema_url": f"{fake_fal.base_url}/api/openapi/queue/openapi.json",
         "webhook_url": "https://h.example",
     }
     assert (image.model, image.api_key, image.poll_interval) == (

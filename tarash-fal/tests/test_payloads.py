@@ -96,11 +96,11 @@ VIDEO_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     (
         "fal-ai/veo3.1/first-last-frame-to-video",
-        dict(prompt="a fox", duration_seconds=4, aspect_ratio="1:1", image_list=[first(), last()]),
+        dict(prompt="a fox", duration_seconds=4, aspect_ratio="9:16", image_list=[first(), last()]),
         {
             "prompt": "a fox",
             "duration": "4s",
-            "aspect_ratio": "1:1",
+            "aspect_ratio": "9:16",
             "first_frame_url": FIRST,
             "last_frame_url": LAST,
         },

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tarash.tarash_gateway.models import VideoGenerationRequest
-from tarash_fal._registry import VIDEO_MAPPINGS, build_payload
-from tarash_fal._schema import derive_spec
+from tarash_fal._registry import FAMILIES, VIDEO_MAPPINGS, build_payload
+from tarash_fal._schema import _enum, derive_spec, input_schema
 
 FIXTURES = Path(__file__).parent / "fixtures" / "schemas"
 
@@ -61,3 +64,58 @@ def test_kling_2_6_image_to_video_keys_agree_with_fal() -> None:
         "negative_prompt": "blur",
     }
     assert set(payload) <= schema_fields
+
+
+def _schema(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    document = json.loads((FIXTURES / name).read_text())
+    return document, dict(input_schema(document, document["info"]["x-fal-metadata"]["endpointId"]))
+
+
+def _family(endpoint: str) -> Any:
+    return next(f for f in FAMILIES if f.prefix == endpoint)
+
+
+def _named(document: dict[str, Any], schema: dict[str, Any], field: str) -> tuple[Any, ...]:
+    """The values the schema names for ``field``: its enum, else its default alone."""
+    node = schema["properties"][field]
+    values = _enum(document, node)
+    return tuple(values) if values else (node["default"],)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "request_fields"),
+    [
+        (
+            "veo3.1-fast-extend-video.json",
+            {"video": "https://x/in.mp4", "duration_seconds": 7, "resolution": "720p"},
+        ),
+        (
+            "veo3.1-fast-first-last-frame-to-video.json",
+            {
+                "image_list": [
+                    {"image": "https://x/a.png", "type": "first_frame"},
+                    {"image": "https://x/b.png", "type": "last_frame"},
+                ],
+                "duration_seconds": 6,
+                "resolution": "4k",
+            },
+        ),
+        (
+            "veo3.1-reference-to-video.json",
+            {"image_list": [{"image": "https://x/a.png", "type": "reference"}], "duration_seconds": 8},
+        ),
+    ],
+)
+def test_veo_3_1_families_agree_with_fal(fixture: str, request_fields: dict[str, Any]) -> None:
+    document, schema = _schema(fixture)
+    endpoint = document["info"]["x-fal-metadata"]["endpointId"]
+    allowed = _family(endpoint).allowed
+    assert allowed["aspect_ratio"] == _named(document, schema, "aspect_ratio")
+    assert allowed["resolution"] == _named(document, schema, "resolution")
+    assert tuple(f"{s}s" for s in allowed["duration_seconds"]) == _named(document, schema, "duration")
+    request = VideoGenerationRequest(
+        prompt="go on", aspect_ratio=allowed["aspect_ratio"][-1], **request_fields
+    )
+    payload = build_payload(endpoint, request, "video", VIDEO_MAPPINGS)
+    assert set(payload) <= set(schema["properties"])
+    assert set(schema["required"]) <= set(payload)

@@ -72,6 +72,18 @@ def test_text_to_video_on_the_gemini_api(fake: FakeGoogle) -> None:
     assert fake.counts == {"submit": 1, "status": 3, "result": 2, "cancel": 0, "token": 0}
 
 
+def test_a_local_first_frame_is_sent_as_inline_bytes(fake: FakeGoogle, tmp_path: Path) -> None:
+    (tmp_path / "first.png").write_bytes(PNG_BYTES)
+    request = VideoGenerationRequest(
+        prompt="it moves", image_list=[{"image": tmp_path / "first.png", "type": "first_frame"}]
+    )
+    generate_video(gemini(fake, "veo-3.0-fast-generate-001"), request)
+    assert fake.bodies("submit")[0]["instances"][0]["image"] == {
+        "bytesBase64Encoded": PNG_B64,
+        "mimeType": "image/png",
+    }
+
+
 async def test_first_frame_video_async(fake: FakeGoogle) -> None:
     request = VideoGenerationRequest(
         prompt="it moves",

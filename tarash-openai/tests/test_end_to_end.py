@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,6 +102,19 @@ def test_azure_with_the_openai_key_header_is_refused_by_the_fake(fake_openai: Fa
         generate_image(config, ImageGenerationRequest(prompt="x"))
     assert caught.value.status_code == 401
     assert fake_openai.counts["generations"] == 1
+
+
+def test_local_files_are_sent_as_multipart_parts(fake_openai: FakeOpenAIServer, tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(png(7))
+    with (tmp_path / "photo.png").open("rb") as stream:
+        request = ImageGenerationRequest(
+            prompt="add a boat", image_list=[{"image": stream, "type": "reference"}], mask_image=png(8)
+        )
+    generate_image(fake_openai.config(), request)
+    assert fake_openai.last("edits").files == (
+        ("image", "image.png", "image/png", png(7)),
+        ("mask", "mask.png", "image/png", png(8)),
+    )
 
 
 def test_edit_sends_the_exact_multipart_body(fake_openai: FakeOpenAIServer) -> None:

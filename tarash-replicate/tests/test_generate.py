@@ -178,6 +178,26 @@ def test_a_small_local_image_goes_inline_as_a_data_uri(fake: FakeReplicateServer
     )
 
 
+def test_a_local_file_and_local_bytes_are_read_into_the_same_inputs(
+    fake: FakeReplicateServer, tmp_path: Path
+) -> None:
+    (tmp_path / "first.png").write_bytes(PNG)
+    big = PNG + b"\x01" * (256 * 1024)
+    request = VideoGenerationRequest(
+        prompt="x",
+        image_list=[
+            {"image": tmp_path / "first.png", "type": "first_frame"},
+            {"image": big, "type": "last_frame"},
+        ],
+    )
+    generate_video(fake.video_config("kwaivgi/kling-v2.5-turbo-pro"), request)
+    [upload] = fake.uploads
+    assert (upload["content"], upload["content_type"]) == (big, "image/png")
+    sent = fake.submissions[0]["body"]["input"]
+    assert sent["start_image"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
+    assert sent["end_image"] == f"{fake.url}/v1/files/{upload['id']}"
+
+
 def test_a_large_local_image_is_uploaded_once_then_referenced(fake: FakeReplicateServer) -> None:
     big = PNG + b"\x01" * (256 * 1024)
     request = VideoGenerationRequest(

@@ -37,7 +37,9 @@ from tarash.tarash_gateway.plugin import JobStatus, Request, SubmittedJob
 from tarash.tarash_gateway.utils import get_logger, parse_retry_after
 
 from ._errors import error_from_response, unreadable_answer
-from ._registry import build_payload
+from ._registry import build_payload, in_a_table
+from ._runtime_schema import check_payload, runtime_schema, schema_url
+from ._uploads import upload_inputs, upload_options
 
 if TYPE_CHECKING:
     from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, Modality, Response
@@ -45,7 +47,15 @@ if TYPE_CHECKING:
 log = get_logger("tarash.fal")
 
 PROVIDER = "fal"
-PROVIDER_CONFIG_KEYS = ("webhook_url", "ca_bundle", "max_response_bytes")
+PROVIDER_CONFIG_KEYS = (
+    "webhook_url",
+    "ca_bundle",
+    "max_response_bytes",
+    "upload_lifecycle",
+    "inline_max_bytes",
+    "storage_url",
+    "schema_url",
+)
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]*"
 _MODEL_ID = re.compile(rf"^(?:{_SEGMENT}(?:/{_SEGMENT})+|[0-9]+-[A-Za-z0-9-]+)$")
 _NAMESPACES = ("workflows", "comfy")
@@ -148,11 +158,37 @@ def _jsonable(value: Any, path: str) -> Any:
     )
 
 
-def payload(config: Any, request: Any, modality: Modality) -> dict[str, Any]:
-    """The exact JSON body to submit."""
-    mappings = get_provider_field_mapping(PROVIDER) or {}
+def payload(
+    config: Any, request: Any, modality: Modality, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The exact JSON body to submit (``extra``: prefix -> mapping, e.g. a runtime schema's)."""
+    mappings = {**(get_provider_field_mapping(PROVIDER) or {}), **(extra or {})}
     body = build_payload(config.model, request, modality, mappings)
     return {str(k): _jsonable(v, str(k)) for k, v in body.items()}
+
+
+def _payload_from_schema(
+    config: Any, request: Any, modality: Modality, schemas_at: str
+) -> Flow[dict[str, Any]]:
+    """The payload; for a model in no table, mapped and checked with its published schema
+    (read from ``schemas_at`` through core's transport; the generic mapping when it cannot be had)."""
+    if in_a_table(config.model, modality, get_provider_field_mapping(PROVIDER) or {}):
+        return payload(config, request, modality)
+    schema = yield from runtime_schema(config.model, schemas_at)
+    if schema is None:
+        return payload(config, request, modality)
+    if schema.spec["modality"] != modality:
+        log.warning(
+            "fal's schema files %s under %r; generating %s with the generic mapping",
+            config.model,
+            schema.spec["category"],
+            modality,
+        )
+        body = payload(config, request, modality)
+    else:
+        body = payload(config, request, modality, {config.model: schema.mapping})
+    check_payload(config.model, schema, body)
+    return body
 
 
 # ----------------------------------------------------------------------------------------------
@@ -313,9 +349,13 @@ def _translated(exc: HTTPError, kind: str, request_id: str | None = None) -> Exc
 
 
 def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
-    """``POST /{model}`` with the mapped payload (validated before anything is sent)."""
+    """``POST /{model}`` with the mapped payload (validated before anything is sent); for a model
+    in no table its schema is read first, and large local inputs are uploaded first."""
     webhook = webhook_url(config, context)
-    body = payload(config, request, context.modality)
+    uploads = upload_options(config.provider_config)
+    schemas_at = schema_url(config.provider_config)
+    body = yield from _payload_from_schema(config, request, context.modality, schemas_at)
+    body = yield from upload_inputs(body, uploads)
     params = {"fal_webhook": webhook} if webhook else {}
     headers = lifecycle_headers(config)
     try:

@@ -54,6 +54,7 @@ __all__ = [
     "IMAGE_MAPPINGS",
     "VIDEO_MAPPINGS",
     "build_payload",
+    "in_a_table",
     "resolve_prefix",
 ]
 
@@ -409,7 +410,7 @@ def _veo31(prefix: str, name: str) -> list[_Family]:
             ),
             durations=_VEO_DURATIONS,
             duration_format="seconds_suffix",
-            aspect_ratios=("auto", "16:9", "9:16", "1:1"),
+            aspect_ratios=("auto", "16:9", "9:16"),
             resolutions=("720p", "1080p", "4k"),
             fields=_VEO_KNOBS,
         ),
@@ -828,6 +829,12 @@ def resolve_prefix(
     """
     other = _OTHER_MODALITY[modality]
     return match_model_prefix(model, [prefix for prefix in mappings if prefix not in other])
+
+
+def in_a_table(model: str, modality: Modality, mappings: Mapping[str, Mapping[str, FieldMapper]]) -> bool:
+    """Whether a table maps ``model`` (for ``modality``, or the built-in table of the other one)."""
+    other = match_model_prefix(model, list(_OTHER_MODALITY[modality]))
+    return other is not None or resolve_prefix(model, modality, mappings) is not None
 
 
 def build_payload(

@@ -59,12 +59,29 @@ import pytest
 from tarash.tarash_gateway.field_mappers import match_model_prefix
 from tarash.tarash_gateway.models import ImageGenerationConfig, VideoGenerationConfig
 
-from ._fake_platform import PLATFORM_KINDS, _Platform, openapi_document
+from ._fake_platform import (
+    FILES_PREFIX,
+    OPENAPI_PATH,
+    PLATFORM_KINDS,
+    TOKEN_PATH,
+    _Platform,
+    openapi_document,
+)
 
-__all__ = ["FAULTS", "KINDS", "PLATFORM_KINDS", "FakeFalServer", "fake_fal", "openapi_document"]
+__all__ = [
+    "FAULTS",
+    "KINDS",
+    "PLATFORM_FAULT_KINDS",
+    "PLATFORM_KINDS",
+    "FakeFalServer",
+    "fake_fal",
+    "openapi_document",
+]
 
 #: The request kinds faults are injected for and counted by.
 KINDS = ("submit", "status", "result", "cancel")
+#: Platform routes faults can be injected for: the storage token, a single-part upload, a schema.
+PLATFORM_FAULT_KINDS = ("token", "upload", "openapi")
 #: ``http``: answer ``status_code`` with ``body`` and ``headers``; ``drop``: close the connection
 #: without answering; ``truncate``: send half the answer and close; ``stall``: answer nothing for
 #: ``delay`` seconds (forever if None), then close; ``huge``: a 200 answer of ``size`` bytes.
@@ -119,6 +136,14 @@ class _Answer:
 
 class _BadRequest(Exception):
     """The bytes received are not an HTTP/1.1 request we can serve."""
+
+
+def _platform_fault_kind(method: str, path: str) -> str | None:
+    if path == TOKEN_PATH:
+        return "token"
+    if path == f"{FILES_PREFIX}upload" and method == "POST":
+        return "upload"
+    return "openapi" if path == OPENAPI_PATH else None
 
 
 def _kind(method: str, path: str) -> str | None:
@@ -224,7 +249,7 @@ class FakeFalServer(_Platform):
         self._connections = 0
         self._jobs: dict[str, _Job] = {}
         self._submissions: list[dict[str, Any]] = []
-        self._faults: dict[str, deque[_Fault]] = {kind: deque() for kind in KINDS}
+        self._faults: dict[str, deque[_Fault]] = {kind: deque() for kind in (*KINDS, *PLATFORM_FAULT_KINDS)}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -348,11 +373,15 @@ class FakeFalServer(_Platform):
     ) -> None:
         """Make the next ``times`` requests of ``kind`` fail with ``fault`` (see :data:`FAULTS`).
 
+        ``kind`` is a queue kind (:data:`KINDS`) or one of :data:`PLATFORM_FAULT_KINDS`
+        (``"token"``, ``"upload"``, ``"openapi"``: ``http``, ``drop`` or ``stall``, counted in
+        ``platform_counts``).
+
         ``body`` may be JSON-able (sent as JSON) or ``bytes``/``str`` (sent as is, e.g. a
         malformed answer); ``retry_after`` sets the ``Retry-After`` header.
         """
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if kind not in (*KINDS, *PLATFORM_FAULT_KINDS):
+            raise ValueError(f"kind must be one of {(*KINDS, *PLATFORM_FAULT_KINDS)}, got {kind!r}")
         if fault not in FAULTS:
             raise ValueError(f"fault must be one of {FAULTS}, got {fault!r}")
         extra = dict(headers or {})
@@ -365,7 +394,8 @@ class FakeFalServer(_Platform):
             self._faults[kind].extend(entry for _ in range(times))
 
     def video_config(self, model: str = "fal-ai/veo3", **kwargs: Any) -> VideoGenerationConfig:
-        """A ``VideoGenerationConfig`` for ``provider="fal"`` pointing at this server."""
+        """A ``VideoGenerationConfig`` for ``provider="fal"`` pointing at this server (queue,
+        storage and schemas)."""
         return VideoGenerationConfig(**self._config_fields(model, kwargs))
 
     def image_config(self, model: str = "fal-ai/flux/dev", **kwargs: Any) -> ImageGenerationConfig:
@@ -375,7 +405,12 @@ class FakeFalServer(_Platform):
     def _config_fields(self, model: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if not self.base_url:
             raise RuntimeError("FakeFalServer is not started")
-        options = {"ca_bundle": self.ca_path, **kwargs.pop("provider_config", {})}
+        options = {
+            "ca_bundle": self.ca_path,
+            "storage_url": self.base_url,
+            "schema_url": f"{self.base_url}{OPENAPI_PATH}",
+            **kwargs.pop("provider_config", {}),
+        }
         fields: dict[str, Any] = {
             "model": model,
             "provider": "fal",
@@ -417,6 +452,17 @@ class FakeFalServer(_Platform):
                 self._tasks.discard(task)
 
     async def _serve(self, request: _Request, writer: asyncio.StreamWriter) -> str:
+        platform_kind = _platform_fault_kind(request.method, unquote(request.path))
+        if platform_kind is not None:
+            with self._lock:
+                queue = self._faults[platform_kind]
+                fault = queue.popleft() if queue else None
+            if fault is not None:
+                self._count(platform_kind)
+                if fault.fault == "http":
+                    await _write(writer, _Answer(fault.status_code, fault.body, dict(fault.headers)))
+                    return _KEEP
+                return await _misbehave(fault, writer, None)
         platform = self._platform_route(
             request.method, unquote(request.path), request.query, request.headers, request.body
         )

@@ -417,10 +417,18 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
             prepared = _prepare(attempt, step, context)
             if attempt.remaining() <= 0:
                 raise _deadline(attempt, phase, sent)
+            budget = attempt.remaining()
+            limit = budget if step.timeout is None else min(step.timeout, budget)
             try:
-                response = yield rt.Send(attempt.gateway.transport, prepared, attempt.remaining())
+                response = yield rt.Send(attempt.gateway.transport, prepared, limit)
             except transport.DeadlineReached:
-                raise _deadline(attempt, phase, sent or not step.idempotent) from None
+                if limit >= budget:
+                    raise _deadline(attempt, phase, sent or not step.idempotent) from None
+                sent = sent or not step.idempotent
+                error = HTTPConnectionError(
+                    f"no answer within the request's {limit:g}s", request_sent=not step.idempotent
+                )
+                continue
             except transport.AnswerTooLarge as exc:
                 if phase == "submit" and not step.idempotent:
                     raise attempt.unknown_submission(exc.message) from None

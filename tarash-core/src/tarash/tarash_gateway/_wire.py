@@ -51,6 +51,9 @@ class Request:
         idempotent: the request creates nothing that is billed (an input upload, a schema read),
             so in a submit its lost answer is retried like one never sent, and it does not make the
             submit "possibly sent". Defaults to True for GET, HEAD and OPTIONS, else False.
+        timeout: at most this many seconds for this request (a lookup that must not eat the
+            generation's deadline); when they pass first, the flow receives ``HTTPConnectionError``
+            (``request_sent`` unless idempotent). ``None``: the time left of the deadline.
     """
 
     method: str
@@ -63,6 +66,7 @@ class Request:
     data: Mapping[str, Any] | None = None
     auth: bool = True
     idempotent: bool = attrs.field()
+    timeout: float | None = None
 
     @idempotent.default
     def _safe_method(self) -> bool:

@@ -45,6 +45,7 @@ __all__ = [
     "GenerationFailedError",
     "HTTPConnectionError",
     "HTTPError",
+    "InputUploadError",
     "JobCancelledError",
     "JobNotFinishedError",
     "LedgerError",
@@ -283,6 +284,12 @@ class HTTPConnectionError(TarashException):
     def __init__(self, message: str, *, request_sent: bool = True, **kwargs: Any) -> None:
         self.request_sent = request_sent
         super().__init__(message, **kwargs)
+
+
+class InputUploadError(TarashException):
+    """A local input could not be uploaded to the provider's storage. Raised before the submit:
+    nothing billed was sent. ``retryable`` follows the cause (a 5xx or a lost connection is; a
+    refused key is not)."""
 
 
 class TimeoutError(TarashException):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, Union, runtim
 import attrs
 
 from . import _validators as v
+from ._local_media import read_local
 from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
 
@@ -104,6 +105,27 @@ def _to_optional_media(value: Any) -> Any:
     return None if value is None else _to_media(value)
 
 
+def _input_media(value: Any, field: str) -> Any:
+    """An input media field's value: a local input (path, bytes, binary file) is read into
+    MediaContent now (see :mod:`._local_media`); anything else as :func:`_to_media`."""
+    if value is None:
+        return None
+    local = read_local(value, field)
+    return _to_media(value) if local is None else MediaContent(content=local[0], content_type=local[1])
+
+
+def _image_input(value: Any) -> Any:
+    return _input_media(value, "image")
+
+
+def _video_input(value: Any) -> Any:
+    return _input_media(value, "video")
+
+
+def _mask_input(value: Any) -> Any:
+    return _input_media(value, "mask_image")
+
+
 def _media_validator(optional: bool) -> v.Validator:
     def check(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
         if value is None and optional:
@@ -120,9 +142,12 @@ def _media_validator(optional: bool) -> v.Validator:
 
 @attrs.frozen(repr=False)
 class ImageType:
-    """An input image and its role (also accepted as ``{"image": ..., "type": ...}``)."""
+    """An input image and its role (also accepted as ``{"image": ..., "type": ...}``).
 
-    image: MediaType = attrs.field(converter=_to_media, validator=_media_validator(False))
+    ``image`` may also be a local input (a ``pathlib.Path``, ``bytes`` or an open binary file),
+    read into :class:`MediaContent` when the object is built (see :mod:`._local_media`)."""
+
+    image: MediaType = attrs.field(converter=_image_input, validator=_media_validator(False))
     type: ImageRole = attrs.field(validator=v.one_of(v.IMAGE_ROLES, optional=False))
 
     def __getitem__(self, key: str) -> Any:
@@ -609,7 +634,7 @@ class VideoGenerationRequest:
     )
     video: MediaType | None = attrs.field(
         default=None,
-        converter=_to_optional_media,
+        converter=_video_input,
         validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
@@ -656,7 +681,7 @@ class ImageGenerationRequest:
     )
     mask_image: MediaType | None = attrs.field(
         default=None,
-        converter=_to_optional_media,
+        converter=_mask_input,
         validator=_media_validator(True),
     )
     seed: int | None = attrs.field(
