@@ -174,6 +174,7 @@ def test_configs_point_at_the_server(fake_fal: FakeFalServer) -> None:
     )
     assert video.provider_config == {
         "ca_bundle": fake_fal.ca_path,
+        "platform_url": f"{fake_fal.base_url}/v1",
         "webhook_url": "https://h.example",
     }
     assert (image.model, image.api_key, image.poll_interval) == (

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = get_logger("tarash.fal")
 
 PROVIDER = "fal"
-PROVIDER_CONFIG_KEYS = ("webhook_url", "ca_bundle", "max_response_bytes")
+PROVIDER_CONFIG_KEYS = ("webhook_url", "ca_bundle", "max_response_bytes", "platform_url")
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]*"
 _MODEL_ID = re.compile(rf"^(?:{_SEGMENT}(?:/{_SEGMENT})+|[0-9]+-[A-Za-z0-9-]+)$")
 _NAMESPACES = ("workflows", "comfy")
