@@ -96,7 +96,9 @@ def reconcile(config: Any, intent: SubmissionIntent, context: CallContext) -> Fl
         )
     if matches:
         ids = ", ".join(str(m["request_id"]) for m in matches)
-        return Reconciliation(verdict="cannot_tell", detail=f"{len(matches)} requests have the same prompt: {ids}")
+        return Reconciliation(
+            verdict="cannot_tell", detail=f"{len(matches)} requests have the same prompt: {ids}"
+        )
     if unreadable:
         return Reconciliation(
             verdict="cannot_tell", detail=f"{unreadable} of the {window} were listed without their input"

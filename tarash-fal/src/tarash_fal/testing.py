@@ -450,7 +450,8 @@ class FakeFalServer(_Platform):
         if fault is not None and fault.fault == "http":
             await _write(writer, _Answer(fault.status_code, fault.body, dict(fault.headers)))
             return _KEEP
-        if fault is not None and (fault.fault == "lost" or (fault.fault in ("drop", "stall") and kind != "submit")):
+        unsent = fault is not None and fault.fault in ("drop", "stall") and kind != "submit"
+        if fault is not None and (fault.fault == "lost" or unsent):
             return await _misbehave(fault, writer, None)
         answer = self._route(request)
         if fault is not None:

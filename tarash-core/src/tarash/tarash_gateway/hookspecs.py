@@ -284,7 +284,8 @@ def reconcile(config: AnyConfig, intent: SubmissionIntent, context: CallContext)
         def reconcile(config, intent, context):
             answer = yield Request(method="GET", url="/v1/predictions",
                                    params={"created_after": _iso(intent.created_at)})
-            same = [p for p in answer.json()["results"] if p["input"].get("prompt") == intent.request["prompt"]]
+            prompt = intent.request["prompt"]
+            same = [p for p in answer.json()["results"] if p["input"].get("prompt") == prompt]
             if len(same) == 1:
                 return Reconciliation(verdict="found", job=_submitted(same[0]))
             return Reconciliation(verdict="not_found" if not same else "cannot_tell")
