@@ -72,6 +72,14 @@ def _ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     set_ledger(None)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request: pytest.FixtureRequest) -> str:
+    """The default SQLite ledger, or a PostgreSQL one (the fleet's)."""
+    if request.param == "postgres":
+        set_ledger(request.getfixturevalue("pg_url"))
+    return str(request.param)
+
+
 def config(server: JobServer) -> VideoGenerationConfig:
     return VideoGenerationConfig(
         provider="jobs", model="m1", base_url=server.url, poll_interval=0.01, timeout=10
@@ -93,7 +101,7 @@ def run_resume(api: str, key: str | None = None) -> Any:
 
 @pytest.mark.parametrize("api", APIS)
 def test_a_lost_submit_found_by_its_key_is_collected_with_no_new_submit(
-    api: str, job_server: JobServer
+    api: str, ledger: str, job_server: JobServer
 ) -> None:
     with installed(keyed_lookup(), "jobs-plugin"):
         key = lose_the_submit(job_server, drop=True)
@@ -118,7 +126,9 @@ def test_a_lost_submit_found_by_its_key_is_collected_with_no_new_submit(
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_a_submit_the_provider_never_received_is_recorded_not_found(api: str, job_server: JobServer) -> None:
+def test_a_submit_the_provider_never_received_is_recorded_not_found(
+    api: str, ledger: str, job_server: JobServer
+) -> None:
     with installed(keyed_lookup(), "jobs-plugin"):
         key = lose_the_submit(job_server, lost=True)
         assert job_server.jobs == {}
