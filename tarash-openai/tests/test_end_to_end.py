@@ -128,6 +128,31 @@ def test_edit_sends_the_exact_multipart_body(fake_openai: FakeOpenAIServer) -> N
     assert fake_openai.counts == {"generations": 0, "edits": 1, "file": 0}
 
 
+def test_an_edit_of_several_images_sends_one_image_part_each_in_order(fake_openai: FakeOpenAIServer) -> None:
+    url = fake_openai.add_file("in.jpg", b"\xff\xd8\xffJPEG", "image/jpeg")
+    request = ImageGenerationRequest(
+        prompt="put them in one room",
+        image_list=[
+            {"image": MediaContent(content=png(1), content_type="image/png"), "type": "reference"},
+            {"image": url, "type": "reference"},
+            {"image": f"data:image/png;base64,{b64(png(3))}", "type": "reference"},
+        ],
+        mask_image=MediaContent(content=png(8), content_type="image/png"),
+    )
+    response = generate_image(fake_openai.config(), request)
+    assert response.images == [f"data:image/png;base64,{b64(png(0))}"]
+    sent = fake_openai.last("edits")
+    assert sent.form == {"model": "gpt-image-2.5-flare", "prompt": "put them in one room", "n": "1"}
+    assert sent.files == (
+        ("image[]", "image-0.png", "image/png", png(1)),
+        ("image[]", "image-1.jpg", "image/jpeg", b"\xff\xd8\xffJPEG"),
+        ("image[]", "image-2.png", "image/png", png(3)),
+        ("mask", "mask.png", "image/png", png(8)),
+    )
+    assert fake_openai.counts == {"generations": 0, "edits": 1, "file": 1}
+    assert response.raw_response["usage"]["input_tokens_details"]["image_tokens"] == 85 * 3
+
+
 def test_edit_of_an_url_image_fetches_it_once_without_the_key(fake_openai: FakeOpenAIServer) -> None:
     url = fake_openai.add_file("in.jpg", b"\xff\xd8\xffJPEG", "image/jpeg")
     request = ImageGenerationRequest(prompt="x", image_list=[{"image": url, "type": "reference"}])
