@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tarash.tarash_gateway import generate_image, generate_image_async, generate_video
+from tarash.tarash_gateway import (
+    generate_image,
+    generate_image_async,
+    generate_video,
+    list_jobs,
+    resume,
+    set_ledger,
+)
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     HTTPConnectionError,
@@ -176,6 +184,23 @@ async def test_a_lost_answer_is_unknown_submission_with_one_request(
     assert caught.value.retryable is False
     assert "NOT resubmitted" in caught.value.message
     assert fake_openai.counts["generations"] == 1
+
+
+def test_a_lost_answer_stays_unknown_for_resume_which_has_nothing_to_look_up(
+    fake_openai: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """The answer of an image request is its output: nothing to find afterwards, no reconcile hook."""
+    set_ledger(tmp_path / "jobs.db")
+    try:
+        fake_openai.inject("generations", "drop")
+        with pytest.raises(UnknownSubmissionError):
+            generate_image(fake_openai.config(), ImageGenerationRequest(prompt="a cat"))
+        [record] = list_jobs()
+        assert (record.state, record.finished, record.job_id) == ("unknown", True, None)
+        assert resume() == [] and resume(record.key) == []
+    finally:
+        set_ledger(None)
+    assert fake_openai.counts == {"generations": 1, "edits": 0, "file": 0}
 
 
 def test_a_lost_edit_answer_is_unknown_submission_with_one_request(fake_openai: FakeOpenAIServer) -> None:
