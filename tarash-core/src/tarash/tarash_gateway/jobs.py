@@ -364,14 +364,16 @@ def _resumable(provider: str) -> bool:
 
 
 def _to_resume(job_id: str | None) -> tuple[LedgerAdapter, list[JobRecord]]:
-    """The unfinished records, plus the ``unknown`` ones whose provider can reconcile them."""
+    """The unfinished records, plus the lost submits (``unknown``, no job id) whose provider can
+    reconcile them."""
     ledger = _require_ledger()
     gateway = default_gateway()
 
     def wanted(record: JobRecord) -> bool:
         if not record.finished:
             return True
-        return record.state == "unknown" and flows.reconcilable(gateway, record.provider)
+        lost = record.state == "unknown" and record.job_id is None
+        return lost and flows.reconcilable(gateway, record.provider)
 
     if job_id is None:
         unknown = [r for r in ledger.store.records("unknown") if wanted(r)]
