@@ -32,6 +32,7 @@ from tarash.tarash_gateway import (
     resume_async,
     set_ledger,
 )
+from tarash.tarash_gateway.cli import main
 from tarash.tarash_gateway.jobs import get_ledger
 from tarash.tarash_gateway.plugin import Reconciliation, Request, SubmittedJob, hookimpl
 
@@ -225,3 +226,19 @@ def test_a_found_verdict_needs_its_job() -> None:
     assert raised.value.field == "job"
     with pytest.raises(ValidationError):
         Reconciliation(verdict="not_found", job=SubmittedJob(job_id="j"))
+
+
+def test_the_cli_reports_a_submission_that_was_never_created(
+    job_server: JobServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with installed(keyed_lookup(), "jobs-plugin"):
+        key = lose_the_submit(job_server, lost=True)
+        capsys.readouterr()
+        code = main(["jobs", "resume"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 7
+    assert out[0].startswith(f"not_found  {key}  jobs/m1: The submit to jobs whose answer was lost")
+    assert out[1] == "1 not_found"
+    with installed(keyed_lookup(), "jobs-plugin"):
+        assert main(["jobs", "list", "--state", "not_found"]) == 0
+    assert key in capsys.readouterr().out
