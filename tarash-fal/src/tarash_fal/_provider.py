@@ -89,6 +89,8 @@ def webhook_url(config: Any, context: CallContext) -> str | None:
             provider=PROVIDER,
             model=config.model,
         )
+    if "platform_url" in options:
+        _url(options["platform_url"], "provider_config.platform_url")
     if context.webhook_url is None:
         return None
     return _url(context.webhook_url, "provider_config.webhook_url")

@@ -35,7 +35,7 @@ from tarash.tarash_gateway.plugin import (
     SubmittedJob,
 )
 
-from ._provider import _REQUEST_ID
+from ._provider import _REQUEST_ID, _url
 
 __all__ = ["CLOCK_SKEW", "MAX_PAGES", "PLATFORM_URL", "reconcile"]
 
@@ -60,7 +60,8 @@ def _moment(value: Any) -> datetime | None:
 
 def reconcile(config: Any, intent: SubmissionIntent, context: CallContext) -> Flow[Reconciliation]:
     """List the model's requests since ``intent.created_at`` and match the lost submit."""
-    root = str(config.provider_config.get("platform_url") or PLATFORM_URL).rstrip("/")
+    root = _url(config.provider_config.get("platform_url", PLATFORM_URL), "provider_config.platform_url")
+    root = root.rstrip("/")
     prompt = intent.request.get("prompt")
     start = intent.created_at - timedelta(seconds=CLOCK_SKEW)
     end = intent.created_at + timedelta(seconds=intent.timeout + CLOCK_SKEW)
