@@ -12,6 +12,7 @@ import collections
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,14 +71,23 @@ class JobServer:
         times: int = 1,
         retry_after: str | None = None,
         drop: bool = False,
+        lost: bool = False,
         body: Any = None,
         delay: float = 0.0,
     ) -> None:
-        """Make the next ``times`` requests of ``kind`` fail (processed first when ``drop``)."""
+        """Make the next ``times`` requests of ``kind`` fail (processed first when ``drop``; closed
+        unprocessed when ``lost``, as a request that never reached the provider)."""
         with self.lock:
             for _ in range(times):
                 self.faults[kind].append(
-                    {"status": status, "retry_after": retry_after, "drop": drop, "body": body, "delay": delay}
+                    {
+                        "status": status,
+                        "retry_after": retry_after,
+                        "drop": drop or lost,
+                        "lost": lost,
+                        "body": body,
+                        "delay": delay,
+                    }
                 )
 
     def _take_fault(self, kind: str) -> dict[str, Any] | None:
@@ -123,7 +133,12 @@ class JobServer:
                     headers = {"Retry-After": fault["retry_after"]} if fault["retry_after"] else {}
                     self._send(fault["status"], fault["body"] or {"error": "injected"}, headers)
                     return
-                code, payload = server._answer(kind, parts, body)
+                if fault and fault["lost"]:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                code, payload = server._answer(kind, parts, body, query)
                 if fault and fault["drop"]:
                     self.close_connection = True
                     self.connection.close()
@@ -138,8 +153,11 @@ class JobServer:
 
         return Handler
 
-    def _answer(self, kind: str, parts: list[str], body: Any) -> tuple[int, Any]:
+    def _answer(self, kind: str, parts: list[str], body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         with self.lock:
+            if kind == "lookup":
+                key = query.get("key", [""])[-1]
+                return 200, {"ids": [i for i, job in self.jobs.items() if job["payload"].get("key") == key]}
             if kind == "generate":
                 return 200, {"video_url": f"{self.url}/media/seed.mp4", "prompt": body.get("prompt")}
             if kind == "submit":
@@ -185,6 +203,8 @@ def _kind(method: str, parts: list[str]) -> str:
         return "submit"
     if method == "POST" and len(parts) == 3 and parts[2] == "cancel":
         return "cancel"
+    if method == "GET" and parts == ["jobs"]:
+        return "lookup"
     if method == "GET" and len(parts) == 3 and parts[2] == "result":
         return "result"
     if method == "GET" and len(parts) == 2:

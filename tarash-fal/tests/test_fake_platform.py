@@ -263,6 +263,7 @@ def test_storage_token_and_single_upload(fake_fal: FakeFalServer, client: httpx.
     assert fake_fal.platform_counts == {
         "jwks": 0,
         "openapi": 0,
+        "requests": 0,
         "token": 3,
         "upload": 2,
         "upload_part": 0,

@@ -176,6 +176,7 @@ def test_configs_point_at_the_server(fake_fal: FakeFalServer) -> None:
         "ca_bundle": fake_fal.ca_path,
         "storage_url": fake_fal.base_url,
         "schema_url": f"{fake_fal.base_url}/api/openapi/queue/openapi.json",
+        "platform_url": f"{fake_fal.base_url}/v1",
         "webhook_url": "https://h.example",
     }
     assert (image.model, image.api_key, image.poll_interval) == (

@@ -67,6 +67,11 @@ def _job(server: FakeFalServer, model: str = "fal-ai/veo3") -> JobRef:
             "provider_config.webhook_url",
         ),
         (
+            {"provider_config": {"platform_url": "api.fal.ai/v1"}},
+            "provider_config.platform_url must be an http(s) URL, got 'api.fal.ai/v1'",
+            "provider_config.platform_url",
+        ),
+        (
             {"provider_config": {"ca_bundle": "/nonexistent/ca.pem"}},
             "provider_config.ca_bundle must be a PEM file path, got '/nonexistent/ca.pem'",
             "provider_config.ca_bundle",

@@ -25,6 +25,8 @@ from tarash.tarash_gateway import (
     generate_image,
     generate_video,
     generate_video_async,
+    list_jobs,
+    resume,
     set_ledger,
     submit_video,
 )
@@ -214,6 +216,20 @@ def test_lost_submit_answer_is_unknown_and_never_resubmitted(fake: FakeGoogle) -
     with pytest.raises(UnknownSubmissionError) as info:
         generate_video(gemini(fake), VideoGenerationRequest(prompt="a"))
     assert "NOT resubmitted" in info.value.message
+    assert fake.counts == NOTHING_AFTER_SUBMIT
+
+
+def test_a_lost_submit_stays_unknown_for_resume_which_has_nothing_to_look_up(
+    fake: FakeGoogle, tmp_path: Path
+) -> None:
+    """google-genai reads an operation only by the name the submit returned: no reconcile hook."""
+    set_ledger(tmp_path / "jobs.db")
+    fake.inject("submit", drop=True)
+    with pytest.raises(UnknownSubmissionError):
+        generate_video(gemini(fake), VideoGenerationRequest(prompt="a"))
+    [record] = list_jobs()
+    assert (record.state, record.finished, record.job_id) == ("unknown", True, None)
+    assert resume() == [] and resume(record.key) == []
     assert fake.counts == NOTHING_AFTER_SUBMIT
 
 

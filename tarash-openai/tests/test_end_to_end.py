@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tarash.tarash_gateway import generate_image, generate_image_async, generate_video
+from tarash.tarash_gateway import (
+    generate_image,
+    generate_image_async,
+    generate_video,
+    list_jobs,
+    resume,
+    set_ledger,
+)
 from tarash.tarash_gateway.exceptions import (
     ContentModerationError,
     HTTPConnectionError,
@@ -142,6 +149,31 @@ def test_edit_sends_the_exact_multipart_body(fake_openai: FakeOpenAIServer) -> N
     assert fake_openai.counts == {"generations": 0, "edits": 1, "file": 0}
 
 
+def test_an_edit_of_several_images_sends_one_image_part_each_in_order(fake_openai: FakeOpenAIServer) -> None:
+    url = fake_openai.add_file("in.jpg", b"\xff\xd8\xffJPEG", "image/jpeg")
+    request = ImageGenerationRequest(
+        prompt="put them in one room",
+        image_list=[
+            {"image": MediaContent(content=png(1), content_type="image/png"), "type": "reference"},
+            {"image": url, "type": "reference"},
+            {"image": f"data:image/png;base64,{b64(png(3))}", "type": "reference"},
+        ],
+        mask_image=MediaContent(content=png(8), content_type="image/png"),
+    )
+    response = generate_image(fake_openai.config(), request)
+    assert response.images == [f"data:image/png;base64,{b64(png(0))}"]
+    sent = fake_openai.last("edits")
+    assert sent.form == {"model": "gpt-image-2.5-flare", "prompt": "put them in one room", "n": "1"}
+    assert sent.files == (
+        ("image[]", "image-0.png", "image/png", png(1)),
+        ("image[]", "image-1.jpg", "image/jpeg", b"\xff\xd8\xffJPEG"),
+        ("image[]", "image-2.png", "image/png", png(3)),
+        ("mask", "mask.png", "image/png", png(8)),
+    )
+    assert fake_openai.counts == {"generations": 0, "edits": 1, "file": 1}
+    assert response.raw_response["usage"]["input_tokens_details"]["image_tokens"] == 85 * 3
+
+
 def test_edit_of_an_url_image_fetches_it_once_without_the_key(fake_openai: FakeOpenAIServer) -> None:
     url = fake_openai.add_file("in.jpg", b"\xff\xd8\xffJPEG", "image/jpeg")
     request = ImageGenerationRequest(prompt="x", image_list=[{"image": url, "type": "reference"}])
@@ -165,6 +197,23 @@ async def test_a_lost_answer_is_unknown_submission_with_one_request(
     assert caught.value.retryable is False
     assert "NOT resubmitted" in caught.value.message
     assert fake_openai.counts["generations"] == 1
+
+
+def test_a_lost_answer_stays_unknown_for_resume_which_has_nothing_to_look_up(
+    fake_openai: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    """The answer of an image request is its output: nothing to find afterwards, no reconcile hook."""
+    set_ledger(tmp_path / "jobs.db")
+    try:
+        fake_openai.inject("generations", "drop")
+        with pytest.raises(UnknownSubmissionError):
+            generate_image(fake_openai.config(), ImageGenerationRequest(prompt="a cat"))
+        [record] = list_jobs()
+        assert (record.state, record.finished, record.job_id) == ("unknown", True, None)
+        assert resume() == [] and resume(record.key) == []
+    finally:
+        set_ledger(None)
+    assert fake_openai.counts == {"generations": 1, "edits": 0, "file": 0}
 
 
 def test_a_lost_edit_answer_is_unknown_submission_with_one_request(fake_openai: FakeOpenAIServer) -> None:

@@ -119,10 +119,10 @@ def test_edit_sends_multipart_with_the_image_and_mask() -> None:
     )
     sent = first_request(config(), request)
     assert (sent.method, sent.url, sent.json) == ("POST", "/images/edits", None)
-    assert sent.files == {
-        "image": ("image.png", PNG, "image/png"),
-        "mask": ("mask.png", png(0, 0, 0), "image/png"),
-    }
+    assert sent.files == [
+        ("image", ("image.png", PNG, "image/png")),
+        ("mask", ("mask.png", png(0, 0, 0), "image/png")),
+    ]
     assert sent.data == {
         "model": "gpt-image-2.5-flare",
         "prompt": "add a boat",
@@ -136,7 +136,7 @@ def test_edit_decodes_a_data_uri_image() -> None:
     uri = MediaContent(content=b"JPEGDATA", content_type="image/jpeg").to_data_uri()
     request = ImageGenerationRequest(prompt="x", image_list=[{"image": uri, "type": "reference"}])
     sent = first_request(config(), request)
-    assert sent.files == {"image": ("image.jpg", b"JPEGDATA", "image/jpeg")}
+    assert sent.files == [("image", ("image.jpg", b"JPEGDATA", "image/jpeg"))]
 
 
 def test_edit_fetches_an_url_image_through_core_without_auth_then_posts_it() -> None:
@@ -153,7 +153,7 @@ def test_edit_fetches_an_url_image_through_core_without_auth_then_posts_it() -> 
         ("GET", "https://cdn.test/in.webp", False),
         ("POST", "/images/edits", True),
     ]
-    assert requests[1].files == {"image": ("image.webp", b"WEBPDATA", "image/webp")}
+    assert requests[1].files == [("image", ("image.webp", b"WEBPDATA", "image/webp"))]
     assert response.images == [f"data:image/png;base64,{base64.b64encode(PNG).decode()}"]
 
 
@@ -298,16 +298,6 @@ def edit(**kwargs: Any) -> ImageGenerationRequest:
                 image_list=[
                     {"image": MediaContent(content=PNG, content_type="image/png"), "type": "first_frame"}
                 ]
-            ),
-        ),
-        (
-            "gpt-image-2.5-flare",
-            "image_list",
-            edit(
-                image_list=[
-                    {"image": MediaContent(content=PNG, content_type="image/png"), "type": "reference"}
-                ]
-                * 2
             ),
         ),
         (

@@ -66,6 +66,7 @@ def test_video_from_submit_to_output_with_progress_from_the_logs(fake: FakeRepli
         "status": 4,
         "result": 1,
         "cancel": 0,
+        "list": 0,
         "upload": 0,
         "schema": 0,
         "secret": 0,

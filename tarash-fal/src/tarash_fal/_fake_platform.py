@@ -8,6 +8,12 @@
   connection, and duplicated on demand.
 * ``GET /api/openapi/queue/openapi.json?endpoint_id=ID``: the model's OpenAPI document, as
   registered with :meth:`_Platform.add_openapi` (fal: ``fal.ai``). No key needed.
+* ``GET /v1/models/requests/by-endpoint`` (fal: ``api.fal.ai``; ``Authorization: Key``): the
+  finished requests of ``endpoint_id`` (required) whose end lies in ``start`` (default: 24 hours
+  ago) .. ``end`` (default: now), latest end first, ``limit`` (1-100, default 50) a page, ``cursor``
+  (the page number, base64), ``expand=payloads`` adding ``json_input``/``json_output``:
+  ``{items: [{request_id, endpoint_id, sent_at, started_at, ended_at, status_code, duration}],
+  next_cursor, has_more}``. A request still queued or running is not listed.
 * Storage as fal-client 1.0.3 uses it: ``POST /storage/auth/token?storage_type=fal-cdn-v3``
   (``Authorization: Key``) answers ``{token, token_type, base_url, expires_at}``; with
   ``Authorization: <token_type> <token>``, ``POST /files/upload`` (raw bytes,
@@ -40,13 +46,23 @@ if TYPE_CHECKING:
 JWKS_PATH = "/.well-known/jwks.json"
 OPENAPI_PATH = "/api/openapi/queue/openapi.json"
 TOKEN_PATH = "/storage/auth/token"
+REQUESTS_PATH = "/v1/models/requests/by-endpoint"
 FILES_PREFIX = "/files/"
 USER_ID = "fake-fal-user"
 KEY_ID = "fake-fal-webhook-key"
 
 #: ``(url, headers, body) -> HTTP status`` (raise ``OSError`` for a failed connection).
 WebhookSender = Callable[[str, Mapping[str, str], bytes], int]
-PLATFORM_KINDS = ("jwks", "openapi", "token", "upload", "upload_part", "upload_complete", "file")
+PLATFORM_KINDS = (
+    "jwks",
+    "openapi",
+    "requests",
+    "token",
+    "upload",
+    "upload_part",
+    "upload_complete",
+    "file",
+)
 
 
 @attrs.frozen
@@ -289,6 +305,11 @@ class _Platform:
     def _job_completed(self, request_id: str) -> tuple[str | None, dict[str, Any]]:
         raise NotImplementedError
 
+    def _finished_requests(self, endpoint_id: str, payloads: bool) -> list[dict[str, Any]]:
+        """The finished requests of ``endpoint_id`` as the platform API lists them (``ended_at``
+        a datetime)."""
+        raise NotImplementedError
+
     def complete(
         self, request_id: str, *, error: str | None = None, detail: Any = None
     ) -> list[dict[str, Any]]:
@@ -415,6 +436,8 @@ class _Platform:
             if document is None:
                 return Answer(404, {"detail": f"Endpoint {endpoint!r} not found"})
             return Answer(200, document)
+        if path == REQUESTS_PATH and method == "GET":
+            return self._requests(query, headers)
         if path == TOKEN_PATH:
             return self._token(method, query, headers)
         if path.startswith(FILES_PREFIX):
@@ -424,6 +447,38 @@ class _Platform:
     def _count(self, kind: str) -> None:
         with self._lock:
             self._platform_counts[kind] += 1
+
+    def _requests(self, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> Answer:
+        self._count("requests")
+        if headers.get("authorization") != f"Key {self.api_key}":
+            return Answer(401, {"error": {"type": "authorization_error", "message": "Invalid API key"}})
+
+        def invalid(message: str) -> Answer:
+            return Answer(422, {"error": {"type": "validation_error", "message": message}})
+
+        endpoint = query.get("endpoint_id", [""])[-1]
+        if not endpoint:
+            return invalid("endpoint_id is required")
+        now = datetime.now(timezone.utc)
+        try:
+            start = _moment(query["start"][-1]) if "start" in query else now - timedelta(days=1)
+            end = _moment(query["end"][-1]) if "end" in query else now
+            limit = int(query.get("limit", ["50"])[-1])
+            page = int(base64.b64decode(query.get("cursor", ["MQ=="])[-1]).decode())
+        except ValueError:
+            return invalid("start, end, limit or cursor is malformed")
+        if not 1 <= limit <= 100 or page < 1:
+            return invalid("limit must be 1-100 and cursor a page")
+        payloads = "payloads" in query.get("expand", [])
+        chosen = [r for r in self._finished_requests(endpoint, payloads) if start <= r["ended_at"] < end]
+        chosen.sort(key=lambda r: r["ended_at"], reverse=True)
+        items = [
+            {**r, "ended_at": r["ended_at"].isoformat().replace("+00:00", "Z")}
+            for r in chosen[(page - 1) * limit : page * limit]
+        ]
+        more = page * limit < len(chosen)
+        cursor = base64.b64encode(str(page + 1).encode()).decode() if more else None
+        return Answer(200, {"items": items, "next_cursor": cursor, "has_more": more})
 
     def _token(self, method: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> Answer:
         self._count("token")
@@ -533,6 +588,11 @@ class _Platform:
                     "multipart": multipart,
                 }
             )
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _path(url: str) -> str:

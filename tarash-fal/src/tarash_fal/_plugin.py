@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hookimpl
 
 if TYPE_CHECKING:
-    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
+    from tarash.tarash_gateway.plugin import (
+        CallContext,
+        Flow,
+        JobRef,
+        JobStatus,
+        Reconciliation,
+        SubmissionIntent,
+        SubmittedJob,
+    )
     from tarash.tarash_gateway.webhooks import WebhookContext, WebhookEvent
 
 
@@ -110,6 +118,14 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     from . import _provider
 
     return _provider.cancel(config, job, context)
+
+
+@hookimpl
+def reconcile(config: Any, intent: SubmissionIntent, context: CallContext) -> Flow[Reconciliation]:
+    """Look the lost submit up in fal's platform API (requests by endpoint; see ``_reconcile``)."""
+    from . import _reconcile
+
+    return (yield from _reconcile.reconcile(config, intent, context))
 
 
 @hookimpl

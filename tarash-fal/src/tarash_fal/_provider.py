@@ -55,6 +55,7 @@ PROVIDER_CONFIG_KEYS = (
     "inline_max_bytes",
     "storage_url",
     "schema_url",
+    "platform_url",
 )
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]*"
 _MODEL_ID = re.compile(rf"^(?:{_SEGMENT}(?:/{_SEGMENT})+|[0-9]+-[A-Za-z0-9-]+)$")
@@ -109,6 +110,8 @@ def webhook_url(config: Any, context: CallContext) -> str | None:
             provider=PROVIDER,
             model=config.model,
         )
+    if "platform_url" in options:
+        _url(options["platform_url"], "provider_config.platform_url")
     if context.webhook_url is None:
         return None
     return _url(context.webhook_url, "provider_config.webhook_url")

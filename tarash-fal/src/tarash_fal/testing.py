@@ -25,6 +25,9 @@ The server listens on ``https://127.0.0.1:<port>`` with a certificate from a thr
 * ``PUT /{owner}/{alias}/requests/{id}/cancel`` answers 202 ``CANCELLATION_REQUESTED`` (or 400
   ``ALREADY_COMPLETED``).
 
+The configs it hands out (:meth:`FakeFalServer.video_config`) point ``provider_config``'s
+``platform_url`` at it too, so ``resume()`` looks lost submits up in its requests listing.
+
 It also fakes the rest of fal's platform a client meets (see :mod:`tarash_fal._fake_platform`):
 the webhook key set at ``/.well-known/jwks.json``, signed webhook deliveries to the submit's
 ``fal_webhook`` URL (:meth:`FakeFalServer.complete`, retries, duplicates), per-model OpenAPI at
@@ -86,8 +89,9 @@ PLATFORM_FAULT_KINDS = ("token", "upload", "openapi")
 #: without answering; ``truncate``: send half the answer and close; ``stall``: answer nothing for
 #: ``delay`` seconds (forever if None), then close; ``huge``: a 200 answer of ``size`` bytes.
 #: On a submit, ``drop``, ``truncate``, ``stall`` and ``huge`` create the job first, as when fal
-#: accepted it and the answer was lost.
-FAULTS = ("http", "drop", "truncate", "stall", "huge")
+#: accepted it and the answer was lost; ``lost`` closes without creating anything (the request
+#: never reached fal, which the client cannot tell from ``drop``).
+FAULTS = ("http", "drop", "truncate", "stall", "huge", "lost")
 NAMESPACES = ("workflows", "comfy")
 MAX_BODY = 256 * 1024 * 1024
 REDACTED = "***REDACTED***"
@@ -116,6 +120,8 @@ class _Job:
     polls: int = 0
     cancelled: bool = False
     logs: list[dict[str, Any]] = attrs.field(factory=list)
+    sent_at: datetime = attrs.field(factory=lambda: datetime.now(timezone.utc))
+    ended_at: datetime | None = None
 
 
 @attrs.define
@@ -409,6 +415,7 @@ class FakeFalServer(_Platform):
             "ca_bundle": self.ca_path,
             "storage_url": self.base_url,
             "schema_url": f"{self.base_url}{OPENAPI_PATH}",
+            "platform_url": f"{self.base_url}/v1",
             **kwargs.pop("provider_config", {}),
         }
         fields: dict[str, Any] = {
@@ -486,7 +493,8 @@ class FakeFalServer(_Platform):
         if fault is not None and fault.fault == "http":
             await _write(writer, _Answer(fault.status_code, fault.body, dict(fault.headers)))
             return _KEEP
-        if fault is not None and fault.fault in ("drop", "stall") and kind != "submit":
+        unsent = fault is not None and fault.fault in ("drop", "stall") and kind != "submit"
+        if fault is not None and (fault.fault == "lost" or unsent):
             return await _misbehave(fault, writer, None)
         answer = self._route(request)
         if fault is not None:
@@ -570,8 +578,34 @@ class FakeFalServer(_Platform):
         with self._lock:
             job = self._jobs[request_id]
             job.polls = max(job.polls, self.queue_polls + self.processing_polls + 1)
+            job.ended_at = job.ended_at or datetime.now(timezone.utc)
             submission = dict(job.submission)
         return submission["webhook_url"], self.result_factory(submission)
+
+    def _finished_requests(self, endpoint_id: str, payloads: bool) -> list[dict[str, Any]]:
+        with self._lock:
+            jobs = [
+                job
+                for job in self._jobs.values()
+                if job.ended_at is not None and job.submission["path"] == endpoint_id
+            ]
+        listed = []
+        for job in jobs:
+            assert job.ended_at is not None
+            item: dict[str, Any] = {
+                "request_id": job.request_id,
+                "endpoint_id": endpoint_id,
+                "sent_at": job.sent_at.isoformat().replace("+00:00", "Z"),
+                "started_at": job.sent_at.isoformat().replace("+00:00", "Z"),
+                "ended_at": job.ended_at,
+                "status_code": 499 if job.cancelled else 200,
+                "duration": (job.ended_at - job.sent_at).total_seconds(),
+            }
+            if payloads:
+                item["json_input"] = job.submission["payload"]
+                item["json_output"] = None if job.cancelled else self.result_factory(dict(job.submission))
+            listed.append(item)
+        return listed
 
     def _completed(self, job: _Job) -> bool:
         return job.polls > self.queue_polls + self.processing_polls
@@ -616,6 +650,7 @@ class FakeFalServer(_Platform):
                         **urls,
                     },
                 )
+            job.ended_at = job.ended_at or datetime.now(timezone.utc)
             return _Answer(
                 200,
                 {
@@ -640,6 +675,7 @@ class FakeFalServer(_Platform):
             if self._completed(job):
                 return _Answer(400, {"status": "ALREADY_COMPLETED"})
             job.cancelled = True
+            job.ended_at = datetime.now(timezone.utc)
         return _Answer(202, {"status": "CANCELLATION_REQUESTED"})
 
 

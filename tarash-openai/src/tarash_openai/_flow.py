@@ -123,11 +123,12 @@ def generate_image(
 ) -> Flow:
     """Generate (JSON) or edit (multipart) images with one POST; see the module docstring."""
     call = _payload.plan(config, request, azure=context.provider == AZURE, base_url=context.base_url)
-    files = {}
-    for part, field, source in call.images:
+    files: list[tuple[str, tuple[str, bytes, str]]] = []
+    for index, (part, field, source) in enumerate(call.images):
         media = source if isinstance(source, MediaContent) else (yield from _download(source, field))
         extension = _payload.INPUT_TYPES[media.content_type]
-        files[part] = (f"{part}.{extension}", media.content, media.content_type)
+        stem = f"image-{index}" if part == "image[]" else part
+        files.append((part, (f"{stem}.{extension}", media.content, media.content_type)))
     common: dict[str, Any] = {
         "method": "POST",
         "url": call.path,

@@ -240,13 +240,9 @@ def _images(request: ImageGenerationRequest, output_format: str) -> tuple[tuple[
             "image_list",
             len(request.image_list),
         )
-    if len(request.image_list) > 1:
-        raise _invalid(
-            "one input image per edit for now: several go out as repeated 'image[]' multipart "
-            "parts, which Request(files=...) (a mapping) cannot carry",
-            "image_list",
-            len(request.image_list),
-        )
+    # As openai-python sends them: one image is the part ``image``, several are one ``image[]``
+    # part each (extract_files(paths=[["image"], ["image", "<array>"], ["mask"]])).
+    part = "image" if len(request.image_list) == 1 else "image[]"
     parts: list[tuple[str, str, Source]] = []
     for index, item in enumerate(request.image_list):
         if item.type in FRAME_ROLES:
@@ -256,7 +252,7 @@ def _images(request: ImageGenerationRequest, output_format: str) -> tuple[tuple[
                 item.type,
             )
         field = f"image_list[{index}]"
-        parts.append(("image", field, _source(item.image, field)))
+        parts.append((part, field, _source(item.image, field)))
     if request.mask_image is not None:
         if not parts:
             raise _invalid("mask_image needs an image to edit in image_list", "mask_image")

@@ -39,7 +39,7 @@ from ._outputs import expires_at, output_urls
 from ._payload import ModelRef, build_input, check_against_schema, input_schema, parse_model, schema_mapping
 from ._spec import PROVIDER
 
-__all__ = ["cancel", "job_status", "progress_from_logs", "result", "submit"]
+__all__ = ["cancel", "job_status", "progress_from_logs", "result", "submit", "submitted_job"]
 
 log = get_logger("tarash.replicate")
 
@@ -233,10 +233,12 @@ def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob
         if typed is None:
             raise
         raise typed from None
-    return _submitted(answer.json(), config.model)
+    return submitted_job(answer.json(), config.model)
 
 
-def _submitted(prediction: Any, model: str) -> SubmittedJob:
+def submitted_job(prediction: Any, model: str, *, inline: bool = True) -> SubmittedJob:
+    """The job of a prediction Replicate answered with; a finished one is kept in its data
+    (``inline``), so status and result send nothing."""
     if not isinstance(prediction, Mapping) or not _ID.match(str(prediction.get("id", ""))):
         raise GenerationFailedError(
             "Replicate accepted the prediction but its answer has no usable id",
@@ -248,7 +250,7 @@ def _submitted(prediction: Any, model: str) -> SubmittedJob:
         )
     job_id = str(prediction["id"])
     data: dict[str, Any] = {"created_at": prediction.get("created_at")}
-    if prediction.get("status") in _TERMINAL and len(json.dumps(prediction)) <= _INLINE_PREDICTION:
+    if inline and prediction.get("status") in _TERMINAL and len(json.dumps(prediction)) <= _INLINE_PREDICTION:
         data["prediction"] = dict(prediction)
     log.debug("Replicate created prediction %s (%s)", job_id, prediction.get("status"))
     return SubmittedJob(job_id=job_id, data=data)

@@ -15,7 +15,15 @@ from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 from ._spec import SPEC
 
 if TYPE_CHECKING:
-    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
+    from tarash.tarash_gateway.plugin import (
+        CallContext,
+        Flow,
+        JobRef,
+        JobStatus,
+        Reconciliation,
+        SubmissionIntent,
+        SubmittedJob,
+    )
 
 
 @hookimpl
@@ -49,6 +57,14 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
     from . import _flows
 
     return (yield from _flows.cancel(config, job, context))
+
+
+@hookimpl
+def reconcile(config: Any, intent: SubmissionIntent, context: CallContext) -> Flow[Reconciliation]:
+    """Look the lost create up in ``GET /v1/predictions`` (see ``_reconcile``)."""
+    from . import _reconcile
+
+    return (yield from _reconcile.reconcile(config, intent, context))
 
 
 @hookimpl

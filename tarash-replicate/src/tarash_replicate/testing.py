@@ -21,6 +21,9 @@ A threaded HTTP server on ``http://127.0.0.1:<random port>`` implementing:
   prediction the client has already seen finished is counted as ``result``, any other as
   ``status``;
 * ``POST /v1/predictions/{id}/cancel``: the prediction, ``canceled`` (or unchanged if finished);
+* ``GET /v1/predictions``: every prediction, most recent first, :attr:`FakeReplicateServer.page_size`
+  a page with ``next``/``previous`` cursor URLs, narrowed by ``created_after`` (inclusive) and
+  ``created_before`` (ISO 8601), without advancing any;
 * ``POST /v1/files`` (multipart ``content``), ``GET /v1/models/{owner}/{name}`` (with the
   ``openapi_schema`` registered in :attr:`FakeReplicateServer.schemas`, else 404) and
   ``GET /v1/webhooks/default/secret``;
@@ -51,7 +54,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
 import pytest
@@ -61,11 +64,12 @@ from tarash.tarash_gateway.models import ImageGenerationConfig, VideoGenerationC
 __all__ = ["FAULTS", "KINDS", "PATH_FAULTS", "FakeReplicateServer", "fake_replicate"]
 
 #: Request kinds, as counted by :attr:`FakeReplicateServer.counts` and targeted by ``inject``.
-KINDS = ("submit", "status", "result", "cancel", "upload", "schema", "secret")
+KINDS = ("submit", "status", "result", "cancel", "list", "upload", "schema", "secret")
 #: ``http``: answer ``status_code``/``body``/``headers``; ``drop``: close without answering (a
 #: submit creates the prediction first, as when Replicate accepted it and the answer was lost);
-#: ``stall``: wait ``delay`` seconds, then drop.
-FAULTS = ("http", "drop", "stall")
+#: ``lost``: close without answering or creating anything (the request never reached Replicate,
+#: which the client cannot tell from ``drop``); ``stall``: wait ``delay`` seconds, then drop.
+FAULTS = ("http", "drop", "lost", "stall")
 REDACTED = "***REDACTED***"
 
 _RATE_LIMITED = {"title": "Too Many Requests", "detail": "Request was throttled.", "status": 429}
@@ -133,6 +137,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def _problem(status: int, title: str, detail: str) -> dict[str, Any]:
     return {"title": title, "detail": detail, "status": status}
 
@@ -174,6 +183,8 @@ class FakeReplicateServer:
         self.webhook_secret = webhook_secret or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         self.output_factory = output_factory
         self.schemas: dict[str, Any] = {}
+        #: Predictions per page of ``GET /v1/predictions`` (Replicate: 100).
+        self.page_size = 100
         self.url = ""
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(KINDS, 0)
@@ -374,6 +385,7 @@ class FakeReplicateServer:
             "data_removed": p.data_removed,
             "error": p.error,
             "status": p.status,
+            "source": "api",
             "created_at": p.created_at,
             "started_at": p.created_at if p.status != "starting" else None,
             "completed_at": _now() if finished else None,
@@ -523,6 +535,40 @@ class FakeReplicateServer:
                 prediction.seen_final = True
             return 200, self._json(prediction)
 
+    def list_predictions(self, query: Mapping[str, str]) -> tuple[int, Any]:
+        bounds: dict[str, datetime] = {}
+        for name in ("created_after", "created_before"):
+            if name in query:
+                try:
+                    bounds[name] = _moment(query[name])
+                except ValueError:
+                    return 400, _problem(400, "Bad request", f"{name} is not an ISO 8601 date-time")
+        try:
+            offset = int(base64.urlsafe_b64decode(query.get("cursor", "MA==")).decode())
+        except ValueError:
+            return 400, _problem(400, "Bad request", "invalid cursor")
+        with self._lock:
+            chosen = [
+                p
+                for p in self._predictions.values()
+                if _moment(p.created_at) >= bounds.get("created_after", _moment(p.created_at))
+                and ("created_before" not in bounds or _moment(p.created_at) < bounds["created_before"])
+            ]
+            chosen.sort(key=lambda p: p.created_at, reverse=True)
+            results = [self._json(p) for p in chosen[offset : offset + self.page_size]]
+
+        def link(at: int) -> str:
+            cursor = base64.urlsafe_b64encode(str(at).encode()).decode()
+            filters = {k: v for k, v in query.items() if k != "cursor"}
+            return f"{self.url}/v1/predictions?{urlencode({**filters, 'cursor': cursor})}"
+
+        more = offset + self.page_size < len(chosen)
+        return 200, {
+            "next": link(offset + self.page_size) if more else None,
+            "previous": link(max(offset - self.page_size, 0)) if offset else None,
+            "results": results,
+        }
+
     def cancel(self, pid: str) -> tuple[int, Any]:
         with self._lock:
             prediction = self._predictions.get(pid)
@@ -632,7 +678,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.fault == "http":
             self._send(fault.status_code, fault.body, fault.headers)
             return
-        if fault is not None and kind != "submit":
+        if fault is not None and (kind != "submit" or fault.fault == "lost"):
             self._drop(fault)
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -656,6 +702,8 @@ class _Handler(BaseHTTPRequestHandler):
             return fake.create(path, body, headers, behaviour if isinstance(behaviour, str) else None)
         if kind == "status":
             return fake.get(parts[2])
+        if kind == "list":
+            return fake.list_predictions(dict(parse_qsl(urlsplit(self.path).query)))
         if kind == "cancel":
             return fake.cancel(parts[2])
         if kind == "upload":
@@ -699,6 +747,7 @@ def _kind(method: str, path: str) -> str | None:
     routes = (
         ("POST", r"/v1/models/[^/]+/[^/]+/predictions", "submit"),
         ("POST", r"/v1/predictions", "submit"),
+        ("GET", r"/v1/predictions", "list"),
         ("GET", r"/v1/predictions/[^/]+", "status"),
         ("POST", r"/v1/predictions/[^/]+/cancel", "cancel"),
         ("POST", r"/v1/files", "upload"),

@@ -1,4 +1,5 @@
-"""Driving a job that was already submitted: its status, result, wait and cancel as flows.
+"""Driving a job that was already submitted: its status, result, wait and cancel as flows, and
+finding the job of a submit whose answer was lost (``reconcile``).
 
 The engine layer: what :class:`~tarash.tarash_gateway.jobs.JobHandle` and ``jobs.resume`` run.
 May import the engine, the runtime, the ledger, models and exceptions; never the gateway or
@@ -18,21 +19,35 @@ from ._engine import (
     CallerError,
     announce_completed,
     cancel_job,
+    expect_type,
     fetch_result,
     ledger_finish,
     poll_status,
     raise_for_state,
+    run_flow,
     wait_phase,
 )
-from ._ledger import LedgerAdapter, active_ledger
+from ._ledger import JobRecord, LedgerAdapter, active_ledger
+from ._records import JobRef, Reconciliation, SubmissionIntent
 from ._redact import get_logger, redact
 from .exceptions import JobCancelledError, JobNotFinishedError, TarashException
+from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
     from ._gateway import Gateway, JobHandle
     from .plugin import JobStatus
 
-__all__ = ["attempt_for", "cancel_flow", "collect", "ended_state", "result_flow", "status_flow", "wait_flow"]
+__all__ = [
+    "attempt_for",
+    "cancel_flow",
+    "collect",
+    "ended_state",
+    "reconcilable",
+    "reconcile_flow",
+    "result_flow",
+    "status_flow",
+    "wait_flow",
+]
 
 log = get_logger("tarash.jobs")
 OnProgress = Callable[[Any], Any]
@@ -156,3 +171,77 @@ def cancel_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[bool]:
         ledger_finish(attempt, "cancelled")
         return True
     return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Reconciling a submission whose answer was lost
+# ----------------------------------------------------------------------------------------------
+
+
+def reconcilable(gateway: Gateway, provider: str) -> bool:
+    """Whether ``provider`` is installed and its plugin implements the ``reconcile`` hook."""
+    try:
+        return gateway.host.implements(provider, "reconcile")
+    except TarashException:
+        return False
+
+
+def reconcile_flow(
+    record: JobRecord, gateway: Gateway, ledger: LedgerAdapter, timeout: float | None
+) -> rt.Flow[tuple[Reconciliation, TarashException | None]]:
+    """Ask the provider's ``reconcile`` hook whether the lost submit of ``record`` created a job.
+
+    ``found`` is recorded in the ledger as the job's submit (the record is then unfinished and
+    collectable); every other verdict is left to the caller to record. A lookup that fails is
+    ``cannot_tell``, with the error.
+    """
+    # lazy: cattrs loads at the first (de)serialisation, not at import
+    from .serialization import from_dict
+
+    if record.config is None:
+        return Reconciliation(verdict="cannot_tell", detail="the ledger holds no config for it"), None
+    try:
+        config_type = ImageGenerationConfig if record.modality == "image" else VideoGenerationConfig
+        config: Any = from_dict(config_type, record.config)
+    except TarashException as exc:
+        return Reconciliation(verdict="cannot_tell", detail="its recorded config no longer loads"), exc
+    if timeout is not None:
+        config = attrs.evolve(config, timeout=timeout)
+    attempt = Attempt(
+        gateway=gateway,
+        config=config,
+        request=None,
+        modality=record.modality,
+        number=1,
+        provider=record.provider,
+        on_progress=None,
+        ledger_key=record.key,
+    )
+    intent = SubmissionIntent(
+        key=record.key,
+        provider=record.provider,
+        model=record.model,
+        modality=record.modality,
+        created_at=record.created_at,
+        timeout=float(config.timeout),
+        request=record.request or {},
+    )
+    try:
+        answer = yield from run_flow(
+            attempt, "reconcile", "poll", config=config, intent=intent, context=attempt.context(record.key)
+        )
+        answer = expect_type(attempt, answer, Reconciliation, "poll", "reconcile ")
+    except TarashException as exc:
+        return Reconciliation(verdict="cannot_tell", detail=f"the lookup failed: {exc.message}"), exc
+    if answer.verdict == "found":
+        assert answer.job is not None
+        job = JobRef(
+            provider=record.provider,
+            model=record.model,
+            modality=record.modality,
+            job_id=str(answer.job.job_id),
+            data=dict(answer.job.data),
+            submitted_at=record.created_at,
+        )
+        ledger.submitted(record.key, job)
+    return answer, None

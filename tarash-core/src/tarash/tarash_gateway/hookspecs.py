@@ -5,8 +5,8 @@ with :data:`tarash.tarash_gateway.plugin.hookimpl` and named after the hooks bel
 
 * :func:`register_providers` (always): which providers the plugin adds.
 * The **queue lifecycle**: :func:`submit`, :func:`status`, :func:`result`, optionally
-  :func:`cancel`. Core then owns polling, deadlines, retries, cancel-on-timeout, fallbacks and
-  resume for you.
+  :func:`cancel` and :func:`reconcile` (find a job whose submit answer was lost). Core then owns
+  polling, deadlines, retries, cancel-on-timeout, fallbacks and resume for you.
 * Or a **blocking call**: :func:`generate_video` / :func:`generate_image`, for an API that answers
   a generation in one request (core can neither cancel nor resume those, and never resends one).
 
@@ -72,7 +72,16 @@ if TYPE_CHECKING:
         VideoGenerationRequest,
         VideoGenerationResponse,
     )
-    from .plugin import CallContext, Flow, JobRef, JobStatus, ProviderSpec, SubmittedJob
+    from .plugin import (
+        CallContext,
+        Flow,
+        JobRef,
+        JobStatus,
+        ProviderSpec,
+        Reconciliation,
+        SubmissionIntent,
+        SubmittedJob,
+    )
     from .webhooks import WebhookContext, WebhookEvent
 
 hookspec = pluggy.HookspecMarker("tarash")
@@ -237,6 +246,49 @@ def cancel(config: AnyConfig, job: JobRef, context: CallContext) -> Flow[bool]:
                     return False
                 raise
             return True
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def reconcile(config: AnyConfig, intent: SubmissionIntent, context: CallContext) -> Flow[Reconciliation]:
+    """Find out whether a submit whose answer was lost created a job (implement only where the
+    provider documents a way to look a request up after the fact).
+
+    Called by ``jobs.resume()`` for a ledger record left ``unknown``: the submit may have reached
+    the provider, but its answer (the job id) never came back. Yield read-only requests (a list of
+    recent requests filtered by ``intent.created_at``, a lookup by a client-chosen id the submit
+    carried such as ``intent.key``) and match what they return against ``intent``. Never submit
+    anything: core never resubmits a submission that may exist.
+
+    * ``found``: exactly one job matches; core records it and collects it like any other job.
+    * ``not_found``: the provider's records are complete for the window ``intent.created_at`` ..
+      ``created_at + intent.timeout`` (allow for clock skew) and hold no match. Core records the
+      submission ``not_found``: the caller may submit again without paying twice.
+    * ``cannot_tell``: anything less certain (several matches, inputs the provider already
+      deleted, a listing that does not reach back far enough or omits unfinished requests). The
+      record stays ``unknown`` and a later ``resume()`` asks again.
+
+    A plugin without this hook is ``cannot_tell`` and its unknown records are not revisited.
+
+    :param config: the attempt's config, as the ledger recorded it (the API key resolved again).
+    :param intent: the :class:`~tarash.tarash_gateway.plugin.SubmissionIntent`: ledger key
+        (= idempotency key), provider, model, modality, ``created_at``, ``timeout`` and the request
+        as plain JSON without media bytes.
+    :param context: as for the lifecycle hooks; ``timeout`` bounds the lookup.
+    :returns: a flow returning a :class:`~tarash.tarash_gateway.plugin.Reconciliation`.
+
+    Example (tarash-replicate, simplified)::
+
+        @hookimpl
+        def reconcile(config, intent, context):
+            answer = yield Request(method="GET", url="/v1/predictions",
+                                   params={"created_after": _iso(intent.created_at)})
+            prompt = intent.request["prompt"]
+            same = [p for p in answer.json()["results"] if p["input"].get("prompt") == prompt]
+            if len(same) == 1:
+                return Reconciliation(verdict="found", job=_submitted(same[0]))
+            return Reconciliation(verdict="not_found" if not same else "cannot_tell")
     """
     raise NotImplementedError
 

@@ -10,7 +10,9 @@ status and result calls, the deadline, progress updates.
 Every submission, by ``generate_*`` or by a handle, is recorded in the job ledger (a SQLite file by
 default; see the durable-jobs guide for where it lives and how to switch it off). After a crash,
 :func:`resume` collects every unfinished job without resubmitting it. A submit whose answer was
-lost is reported as ``unknown`` (it may have been billed), never sent again.
+lost is reported as ``unknown`` (it may have been billed), never sent again; where the provider
+lets core look it up (the ``reconcile`` hook), :func:`resume` finds its job and collects it, or
+records that none was created (``not_found``).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ RESUME_CONCURRENCY = 8
 
 AnyConfig = VideoGenerationConfig | ImageGenerationConfig
 OnProgress = Callable[[Any], Any]
-OutcomeState = Literal["completed", "failed", "cancelled", "unknown", "unfinished", "claimed"]
+OutcomeState = Literal["completed", "failed", "cancelled", "unknown", "not_found", "unfinished", "claimed"]
 
 
 @attrs.frozen(kw_only=True)
@@ -102,6 +104,8 @@ class JobOutcome:
     ``state``: ``completed`` (``response`` holds the result), ``failed`` or ``cancelled`` (``error``
     says why), ``unknown`` (the submit's answer was lost, or the provider cannot resume jobs from
     a new process: it may have been billed, was not resubmitted, and ``error`` says what to check),
+    ``not_found`` (the submit's answer was lost and the provider's records show it created no
+    job: submitting again does not pay twice; ``error`` says what was checked),
     ``unfinished`` (not collected this time, e.g. still running at the timeout or the
     provider unreachable: a later resume tries again) or ``claimed`` (another live process is
     collecting it).
@@ -212,6 +216,75 @@ def _unknown_message(record: JobRecord) -> str:
     )
 
 
+def _reconcile(
+    ledger: LedgerAdapter, record: JobRecord, timeout: float | None
+) -> rt.Flow[JobRecord | JobOutcome]:
+    """A submission whose answer was lost: its record once the provider's ``reconcile`` hook found
+    its job (claimed for collection), else the outcome to report (``unknown`` or ``not_found``)."""
+    gateway = default_gateway()
+
+    def ended(state: OutcomeState, error: TarashException) -> JobOutcome:
+        ledger.finished(record.key, state, error=error)
+        return JobOutcome(
+            key=record.key,
+            provider=record.provider,
+            model=record.model,
+            modality=record.modality,
+            job_id=None,
+            state=state,
+            error=error,
+        )
+
+    if not flows.reconcilable(gateway, record.provider):
+        return ended(
+            "unknown",
+            UnknownSubmissionError(_unknown_message(record), provider=record.provider, model=record.model),
+        )
+    answer, failure = yield from flows.reconcile_flow(record, gateway, ledger, timeout)
+    if answer.verdict == "not_found":
+        return ended(
+            "not_found",
+            TarashException(
+                f"The submit to {record.provider} whose answer was lost created no job: "
+                f"{answer.detail or 'the provider has no matching request'}. Nothing was billed; "
+                f"submitting again does not pay twice. Ledger key: {record.key}.",
+                provider=record.provider,
+                model=record.model,
+                phase="submit",
+            ),
+        )
+    if answer.verdict == "cannot_tell":
+        message = (
+            f"{_unknown_message(record)} {record.provider} could not tell whether it created a job "
+            f"({answer.detail or 'no conclusive answer'}); a later resume() asks again."
+        )
+        error = UnknownSubmissionError(message, provider=record.provider, model=record.model)
+        error.__cause__ = failure
+        return ended("unknown", error)
+    found = ledger.store.get(record.key)
+    if found is None or found.job is None:
+        return ended(
+            "unknown",
+            LedgerError(
+                f"{record.provider} found job {answer.job.job_id if answer.job else '?'} for ledger key "
+                f"{record.key}, but the ledger could not record it",
+                provider=record.provider,
+                model=record.model,
+            ),
+        )
+    if record.finished and not ledger.claim(found):
+        return JobOutcome(
+            key=record.key,
+            provider=record.provider,
+            model=record.model,
+            modality=record.modality,
+            job_id=found.job_id,
+            state="claimed",
+        )
+    log.info("Found job %s of ledger key %s at %s; collecting it", found.job_id, record.key, record.provider)
+    return found
+
+
 def _resume_flow(
     ledger: LedgerAdapter, record: JobRecord, timeout: float | None, on_progress: OnProgress | None
 ) -> rt.Flow[JobOutcome]:
@@ -226,14 +299,13 @@ def _resume_flow(
             **fields,
         )
 
-    if not ledger.claim(record):
+    if not record.finished and not ledger.claim(record):
         return outcome("claimed")
     if record.job_id is None:
-        error: TarashException = UnknownSubmissionError(
-            _unknown_message(record), provider=record.provider, model=record.model
-        )
-        ledger.finished(record.key, "unknown", error=error)
-        return outcome("unknown", error=error)
+        found = yield from _reconcile(ledger, record, timeout)
+        if isinstance(found, JobOutcome):
+            return found
+        record = found
     if not _resumable(record.provider):
         not_polled = TarashException(
             f"{record.provider} cannot continue job {record.job_id} from a new process (its plugin "
@@ -292,13 +364,25 @@ def _resumable(provider: str) -> bool:
 
 
 def _to_resume(job_id: str | None) -> tuple[LedgerAdapter, list[JobRecord]]:
+    """The unfinished records, plus the lost submits (``unknown``, no job id) whose provider can
+    reconcile them."""
     ledger = _require_ledger()
+    gateway = default_gateway()
+
+    def wanted(record: JobRecord) -> bool:
+        if not record.finished:
+            return True
+        lost = record.state == "unknown" and record.job_id is None
+        return lost and flows.reconcilable(gateway, record.provider)
+
     if job_id is None:
-        return ledger, ledger.store.records("unfinished")
+        unknown = [r for r in ledger.store.records("unknown") if wanted(r)]
+        records = ledger.store.records("unfinished") + unknown
+        return ledger, sorted(records, key=lambda r: (r.created_at, r.key))
     record = ledger.store.get(job_id)
     if record is None:
         raise LedgerError(f"No job {job_id!r} in the ledger ({ledger.store!r})")
-    return ledger, [] if record.finished else [record]
+    return ledger, [record] if wanted(record) else []
 
 
 def resume(
@@ -312,9 +396,12 @@ def resume(
     Nothing is ever resubmitted. Jobs are polled again from their recorded job id, several at a
     time, each for ``timeout`` seconds from now (default: its config's timeout); a job that is
     still running then is left ``unfinished``, not cancelled. A submission interrupted before its
-    job id was recorded is reported ``unknown`` (it may have been billed), as is a job of a provider
-    declaring ``Capabilities(resume=False)`` (not polled). Jobs another live process is collecting
-    are reported ``claimed`` and left alone.
+    job id was recorded (its answer lost) is looked up at the provider when its plugin implements
+    the ``reconcile`` hook: a job found is collected (no new submit), one the provider shows was
+    never created is reported ``not_found``; otherwise it is reported ``unknown`` (it may have been
+    billed), as is a job of a provider declaring ``Capabilities(resume=False)`` (not polled).
+    ``unknown`` records of a provider with the hook are asked about again by every ``resume()``.
+    Jobs another live process is collecting are reported ``claimed`` and left alone.
     """
     ledger, records = _to_resume(job_id)
     if not records:

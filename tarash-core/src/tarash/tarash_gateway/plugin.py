@@ -25,7 +25,15 @@ from .exceptions import ValidationError
 from .field_mappers import FieldMapper
 
 if TYPE_CHECKING:
-    from ._records import CallContext, JobRef, JobState, JobStatus, SubmittedJob
+    from ._records import (
+        CallContext,
+        JobRef,
+        JobState,
+        JobStatus,
+        Reconciliation,
+        SubmissionIntent,
+        SubmittedJob,
+    )
     from ._wire import Flow, Request, Response
 
 __all__ = [
@@ -39,8 +47,10 @@ __all__ = [
     "Modality",
     "ModelFamily",
     "ProviderSpec",
+    "Reconciliation",
     "Request",
     "Response",
+    "SubmissionIntent",
     "SubmittedJob",
     "hookimpl",
 ]
@@ -209,7 +219,9 @@ class ProviderSpec:
             )
 
 
-_RECORDS = frozenset({"CallContext", "JobRef", "JobState", "JobStatus", "SubmittedJob"})
+_RECORDS = frozenset(
+    {"CallContext", "JobRef", "JobState", "JobStatus", "Reconciliation", "SubmissionIntent", "SubmittedJob"}
+)
 _WIRE = frozenset({"Flow", "Request", "Response"})
 
 

@@ -39,6 +39,7 @@ LIST_STATES = (
     "failed",
     "cancelled",
     "unknown",
+    "not_found",
     "unfinished",
 )
 
@@ -51,7 +52,8 @@ TARASH_HOME, $XDG_DATA_HOME/tarash or ~/.local/share/tarash.
 exit codes:
   0    success (resume: every job completed, or is being collected by another process)
   2    bad arguments, unknown job, the ledger is off, or (migrate) its database cannot be used
-  7    resume: some job failed, was cancelled, is unknown (may have been billed) or unfinished;
+  7    resume: some job failed, was cancelled, is unknown (may have been billed), not_found (its
+       lost submit created nothing) or unfinished;
        cancel: the provider cannot cancel, or the cancel failed
   8    download: an output expired (the provider deleted it) or could not be written"""
 
@@ -336,7 +338,7 @@ def resume(args: argparse.Namespace) -> int:
     for outcome in outcomes:
         print(_outcome_line(outcome))
     counts: Counter[str] = Counter(outcome.state for outcome in outcomes)
-    order = ("completed", "failed", "cancelled", "unknown", "unfinished", "claimed")
+    order = ("completed", "failed", "cancelled", "unknown", "not_found", "unfinished", "claimed")
     print(", ".join(f"{counts[state]} {state}" for state in order if counts[state]))
     return EXIT_PROVIDER_FAILURE if bad else EXIT_OK
 
