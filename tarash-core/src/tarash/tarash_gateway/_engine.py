@@ -25,18 +25,22 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
 from . import _runtime as rt
 from . import _transport as transport
+from ._cost import Cost
 from ._errors import normalize
 from ._plugins import Direct
 from ._redact import get_logger, redact
+from ._spend import attempt_cost, charged, guard_cost, record_usage
 from ._wire import Request
 from .exceptions import (
     CancelUnconfirmedError,
+    CostLimitExceededError,
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
@@ -209,6 +213,10 @@ class Attempt:
     state: str | None = None
     seen_logs: list[str] = attrs.field(factory=list)
     last_signature: tuple[Any, ...] | None = None
+    limit: Decimal | None = None
+    spent: Decimal = Decimal(0)
+    estimate: Cost | None = None
+    billed: Cost | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.deadline:
@@ -282,6 +290,7 @@ class Attempt:
             phase=self.phase,
             cancel_status=self.cancel_status,  # type: ignore[arg-type]
             cancel_error=self.cancel_error,
+            cost=attempt_cost(self, status, error),
         )
 
 
@@ -764,6 +773,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     key = attempt.ledger_key
     check_request(attempt)
     resolve_credentials(attempt)
+    yield from guard_cost(attempt)
     record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
@@ -960,6 +970,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
     check_request(attempt)
     resolve_credentials(attempt)
+    yield from guard_cost(attempt)
     record_intent(attempt)
     try:
         response = yield from run_flow(
@@ -1110,6 +1121,7 @@ def plan_attempts(
             provider=provider_for(cfg),
             on_progress=on_progress,
             ledger=ledger,
+            limit=config.max_cost,
         )
         for number, cfg in enumerate(chain, start=1)
     )
@@ -1181,6 +1193,7 @@ def run_chain(
             modality=modality,
             attempt=number,
         )
+        attempt.spent = charged(records)
         try:
             response = yield from run_attempt(attempt)
         except CallerError as exc:
@@ -1190,7 +1203,7 @@ def run_chain(
             if not job_left_for_resume(attempt, exc.original):
                 ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
-        except (UnsupportedModalityError, MissingCredentialsError) as exc:
+        except (UnsupportedModalityError, MissingCredentialsError, CostLimitExceededError) as exc:
             meta = attempt.metadata("skipped", exc)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc)
@@ -1213,6 +1226,7 @@ def run_chain(
                 exc.execution_metadata = finish(None)
                 raise
             continue
+        record_usage(attempt, response)
         meta = attempt.metadata("success", None)
         records.append(meta)
         response = attrs.evolve(

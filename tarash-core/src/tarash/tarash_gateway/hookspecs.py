@@ -72,6 +72,7 @@ if TYPE_CHECKING:
         VideoGenerationRequest,
         VideoGenerationResponse,
     )
+    from ._cost import PricingRule, ReportedUsage, UnitPrice
     from .plugin import CallContext, Flow, JobRef, JobStatus, ProviderSpec, SubmittedJob
     from .webhooks import WebhookContext, WebhookEvent
 
@@ -306,6 +307,78 @@ def async_lifecycle(provider: str) -> AsyncLifecycle | None:
     never left.
 
     :returns: an object with the four ``async`` methods of :class:`AsyncLifecycle`, or ``None``.
+    """
+
+
+# ----------------------------------------------------------------------------------------------
+# Pricing (core computes every cost; a plugin says how its provider bills)
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def pricing_rules(provider: str) -> Sequence[PricingRule] | None:
+    """How ``provider`` bills each model family: what the quantity is.
+
+    Core multiplies the quantity it computes from the request (seconds x number of videos,
+    images, megapixels rounded up per image...; see
+    :class:`~tarash.tarash_gateway.costs.PricingRule`) by a unit price from, best first: the
+    user's overrides, the provider's price API (:func:`unit_prices`), the bundled price table.
+    The rule's ``variant_field`` picks a price variant (``"resolution"``: ``"720p"``,
+    ``"1080p"``...). A model no rule matches has no estimate (its cost is unknown, never 0).
+
+    :returns: the rules (the longest matching ``prefix`` wins; ``""`` matches every model).
+
+    Example (tarash-fal)::
+
+        @hookimpl
+        def pricing_rules(provider):
+            return [PricingRule(prefix="fal-ai/veo3.1", modality="video", unit="second",
+                                variant_field="resolution", default_variant="720p",
+                                default_seconds=8),
+                    PricingRule(prefix="fal-ai/flux", modality="image", unit="megapixel",
+                                default_size="1024x768")]
+    """
+
+
+@hookspec(firstresult=True)
+def unit_prices(config: AnyConfig, context: CallContext) -> Flow[UnitPrice | None]:
+    """The provider's price API: the price of one unit of ``config.model`` for this account.
+
+    Core calls it before submit, after the request was checked, sends its requests with the
+    attempt's key and deadline, and caches the answer (or its absence, or its failure) per
+    gateway for an hour. An error answer or a failure only means "no price from the API".
+
+    :returns: a :class:`~tarash.tarash_gateway.costs.UnitPrice` (``source="provider-price-api"``),
+        or ``None`` when the API has no price for the model.
+
+    Example (tarash-fal)::
+
+        @hookimpl
+        def unit_prices(config, context):
+            answer = yield Request(method="GET", url=PRICING_URL,
+                                   params={"endpoint_id": config.model})
+            entry = answer.json()["prices"][0]
+            return UnitPrice(unit=entry["unit"], price=str(entry["unit_price"]),
+                             currency=entry["currency"], source="provider-price-api")
+    """
+
+
+@hookspec(firstresult=True)
+def reported_usage(config: AnyConfig, response: AnyResponse) -> ReportedUsage | None:
+    """What the provider's answer says this call used or cost (a ``usage`` block).
+
+    Called once the generation succeeded. A reported ``amount`` becomes the attempt's cost as
+    billed; a reported ``quantity`` (image tokens) is priced like an estimate.
+
+    :returns: a :class:`~tarash.tarash_gateway.costs.ReportedUsage`, or ``None``.
+
+    Example (tarash-openai)::
+
+        @hookimpl
+        def reported_usage(config, response):
+            usage = response.raw_response.get("usage") or {}
+            tokens = usage.get("output_tokens")
+            return None if tokens is None else ReportedUsage(unit="token", quantity=tokens)
     """
 
 

@@ -12,11 +12,13 @@ import base64
 import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 
 import attrs
 
 from . import _validators as v
+from ._cost import Cost, to_decimal
 from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
 
@@ -404,6 +406,9 @@ class MockConfig:
         validator=_instance_of("a MockPollingConfig (or a mapping)", MockPollingConfig),
     )
     seed: int | None = attrs.field(default=None, validator=v.number(optional=True, integer=True))
+    #: The mock's price per unit (per second of video, per image), reported through its price
+    #: API; ``None``: the bundled table's (free).
+    price: Decimal | None = attrs.field(default=None, converter=lambda value: _money(value, "mock.price"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,6 +454,10 @@ def _fallbacks_validator(kind: str) -> v.Validator:
 def _safe_repr(value: Any) -> str:
     """``repr`` with secrets scrubbed: credential-named keys, known keys, URL tokens."""
     return redact_text(repr(redact(value) if isinstance(value, Mapping) else value))
+
+
+def _money(value: Any, field: str) -> Decimal | None:
+    return None if value is None else to_decimal(value, field)
 
 
 def _mock_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -508,6 +517,10 @@ class VideoGenerationConfig:
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
+    #: Refuse the call before submit when its expected cost exceeds this (same currency as the
+    #: price, USD for every bundled one); costs already charged by earlier attempts of the chain
+    #: count too. Raises CostLimitExceededError.
+    max_cost: Decimal | None = attrs.field(default=None, converter=lambda value: _money(value, "max_cost"))
 
 
 @attrs.frozen(kw_only=True)
@@ -539,6 +552,10 @@ class ImageGenerationConfig:
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
+    #: Refuse the call before submit when its expected cost exceeds this (same currency as the
+    #: price, USD for every bundled one); costs already charged by earlier attempts of the chain
+    #: count too. Raises CostLimitExceededError.
+    max_cost: Decimal | None = attrs.field(default=None, converter=lambda value: _money(value, "max_cost"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,6 +707,9 @@ class AttemptMetadata:
     phase: str | None = None
     cancel_status: Literal["cancelled", "finished", "failed", "unsupported"] | None = None
     cancel_error: str | None = attrs.field(default=None, converter=_scrubbed)
+    #: What the attempt cost (zero when refused before submit; an estimate until billed), or
+    #: None when no price is known.
+    cost: Cost | None = None
 
     @property
     def elapsed_seconds(self) -> float | None:
@@ -714,6 +734,13 @@ class ExecutionMetadata:
         if not self.attempts or not ends:
             return None
         return (max(ends) - self.attempts[0].started_at).total_seconds()
+
+    @property
+    def total_cost(self) -> Cost | None:
+        """The attempts' costs summed (failed-but-billed ones included), or None if none is known."""
+        from ._pricing import total
+
+        return total([attempt.cost for attempt in self.attempts])
 
 
 # --------------------------------------------------------------------------------------------

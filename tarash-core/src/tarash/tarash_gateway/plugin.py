@@ -25,6 +25,7 @@ from .exceptions import ValidationError
 from .field_mappers import FieldMapper
 
 if TYPE_CHECKING:
+    from ._cost import PricingRule, ReportedUsage, UnitPrice
     from ._records import CallContext, JobRef, JobState, JobStatus, SubmittedJob
     from ._wire import Flow, Request, Response
 
@@ -38,10 +39,13 @@ __all__ = [
     "Lazy",
     "Modality",
     "ModelFamily",
+    "PricingRule",
     "ProviderSpec",
+    "ReportedUsage",
     "Request",
     "Response",
     "SubmittedJob",
+    "UnitPrice",
     "hookimpl",
 ]
 
@@ -211,13 +215,15 @@ class ProviderSpec:
 
 _RECORDS = frozenset({"CallContext", "JobRef", "JobState", "JobStatus", "SubmittedJob"})
 _WIRE = frozenset({"Flow", "Request", "Response"})
+_COSTS = frozenset({"PricingRule", "ReportedUsage", "UnitPrice"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RECORDS or name in _WIRE:
+    if name in _RECORDS or name in _WIRE or name in _COSTS:
         import importlib
 
-        module = importlib.import_module("._records" if name in _RECORDS else "._wire", __package__)
+        module_name = "._records" if name in _RECORDS else "._cost" if name in _COSTS else "._wire"
+        module = importlib.import_module(module_name, __package__)
         value = getattr(module, name)
         globals()[name] = value
         return value
@@ -225,4 +231,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _RECORDS | _WIRE)
+    return sorted(set(globals()) | _RECORDS | _WIRE | _COSTS)
