@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hookimpl
 
 if TYPE_CHECKING:
-    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
+    from tarash.tarash_gateway.plugin import (
+        CallContext,
+        Flow,
+        JobRef,
+        JobStatus,
+        PricingRule,
+        SubmittedJob,
+        UnitPrice,
+    )
     from tarash.tarash_gateway.webhooks import WebhookContext, WebhookEvent
 
 
@@ -126,3 +134,20 @@ def register_commands(subparsers: Any) -> None:
     from ._commands import add_commands
 
     add_commands(subparsers)
+
+
+@hookimpl
+def pricing_rules(provider: str) -> list[PricingRule]:
+    """Video per second (a price per resolution), FLUX images per megapixel rounded up, other
+    images per image (see ``tarash_fal._pricing``)."""
+    from ._pricing import pricing_rules as rules
+
+    return rules()
+
+
+@hookimpl
+def unit_prices(config: Any, context: CallContext) -> Flow[UnitPrice | None]:
+    """The account's price for the model from fal's ``GET /v1/models/pricing``."""
+    from ._pricing import unit_prices_flow
+
+    return unit_prices_flow(config, context)
