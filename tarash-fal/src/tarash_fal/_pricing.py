@@ -7,6 +7,7 @@
   pages: "billed per megapixel, rounded up"); the size is the request's, else the preset its
   aspect ratio maps to, else fal's default ``landscape_4_3`` (1024x768 = 1 MP). Other image
   models are billed per image.
+* Any other endpoint: video per second (by resolution), images each.
 * ``GET https://api.fal.ai/v1/models/pricing?endpoint_id=<model>`` (with the key) answers
   ``{"prices": [{"endpoint_id", "unit_price", "unit", "currency"}], ...}``: the account's price
   (custom prices and discounts included). With ``config.base_url`` set (a proxy, the fake
@@ -96,6 +97,9 @@ def pricing_rules() -> list[PricingRule]:
             )
         else:
             rules.append(PricingRule(prefix=family.prefix, modality="image", unit="image"))
+    # Any other endpoint (fal hosts hundreds): video per second, images each.
+    rules.append(PricingRule(prefix="", modality="video", unit="second", variant_field="resolution"))
+    rules.append(PricingRule(prefix="", modality="image", unit="image"))
     return rules
 
 

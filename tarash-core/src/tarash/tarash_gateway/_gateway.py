@@ -22,10 +22,12 @@ from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
     from . import _runtime as rt
+    from ._cost import Cost
     from ._ledger import JobRecord, JobStore, LedgerAdapter
     from ._transport import Transport
     from .field_mappers import FieldMapper
     from .models import (
+        AnyConfig,
         ImageGenerationConfig,
         ImageGenerationRequest,
         ImageGenerationResponse,
@@ -242,6 +244,42 @@ class Gateway:
         from ._engine import standalone_flow
 
         return await rt.drive_async(standalone_flow(self, flow, label, timeout=timeout, ca_bundle=ca_bundle))
+
+    # -- costs -----------------------------------------------------------------------------------
+
+    def estimate_cost(self, config: AnyConfig, request: Any) -> Cost | None:
+        """The expected cost of ``request`` on ``config`` without submitting anything (see
+        :func:`tarash.tarash_gateway.costs.estimate_cost`)."""
+        from . import _runtime as rt
+        from ._pricing import estimate_flow
+
+        return rt.drive_sync(estimate_flow(self, config, request), self.background)  # type: ignore[no-any-return]
+
+    async def estimate_cost_async(self, config: AnyConfig, request: Any) -> Cost | None:
+        """Async :meth:`estimate_cost`."""
+        from . import _runtime as rt
+        from ._pricing import estimate_flow
+
+        return await rt.drive_async(estimate_flow(self, config, request))  # type: ignore[no-any-return]
+
+    def set_price(
+        self,
+        provider: str,
+        model: str,
+        *,
+        unit: str,
+        price: Any = None,
+        variants: Mapping[str, Any] | None = None,
+        currency: str = "USD",
+    ) -> None:
+        """Override the price of ``model`` (a prefix) at ``provider`` for this gateway: it wins over
+        the provider's price API and the bundled table. ``price`` and ``variants`` (a resolution ->
+        price) are Decimals, ints or decimal strings."""
+        from ._cost import UnitPrice
+        from ._pricing import book
+
+        record = UnitPrice(unit=unit, price=price, variants=variants or {}, currency=currency)  # type: ignore[arg-type]
+        book(self).set_price(provider, model, record)
 
     # -- providers -------------------------------------------------------------------------------
 

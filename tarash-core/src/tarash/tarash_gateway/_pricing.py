@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRICE_API_TTL",
+    "estimate_flow",
     "TABLE_PATH",
     "PriceBook",
     "billed_cost",
@@ -98,7 +99,7 @@ def load_prices(path: Path, source: str) -> dict[PriceKey, UnitPrice]:
                 currency=entry.get("currency", "USD"),
                 source=source,  # type: ignore[arg-type]
                 reference=str(entry.get("source", "")),
-                as_of=str(entry.get("as_of", "")),
+                as_of=str(entry.get("as_of") or ""),
             )
         except (KeyError, TypeError, AttributeError, ValidationError) as exc:
             raise ValidationError(
@@ -222,6 +223,8 @@ def _unit_price_from_api(attempt: Attempt) -> Any:
 
     if not attempt.gateway.host.implements(attempt.provider, "unit_prices"):
         return None
+    if attempt.api_key is None and attempt.spec.api_key_env:
+        return None  # an estimate without a key (a dry run): the price API needs one
     prices = book(attempt.gateway)
     key = (attempt.provider, attempt.base_url, fingerprint(attempt.api_key), attempt.model)
     hit, price = prices.cached(key)
@@ -328,3 +331,25 @@ def total(costs: Sequence[Cost | None]) -> Cost | None:
         quantity=sum((c.quantity for c in known if c.unit == last.unit), Decimal(0)),
         kind="billed" if all(c.kind == "billed" for c in known) else "estimate",
     )
+
+
+def estimate_flow(gateway: Gateway, config: Any, request: Any) -> Any:
+    """Flow: the expected cost of ``request`` on ``config`` (its first config of the chain), as
+    the generation would price it before submit, without submitting anything; None when unknown.
+
+    The request is checked first (a :class:`ValidationError` as the generation would raise); the
+    provider's price API is asked only when a key is at hand."""
+    from ._engine import check_request, modality_of, plan_attempts, resolve_credentials
+    from .exceptions import MissingCredentialsError, UnsupportedModalityError
+
+    modality = modality_of(config)
+    _chain, attempts = plan_attempts(gateway, config, request, modality, None)
+    attempt = next(attempts)
+    if modality not in attempt.spec.modalities:
+        raise UnsupportedModalityError(attempt.provider, modality, attempt.spec.unsupported.get(modality))
+    check_request(attempt)
+    try:
+        resolve_credentials(attempt)
+    except MissingCredentialsError:
+        attempt.credentials_resolved = True
+    return (yield from price_attempt(attempt))
