@@ -29,14 +29,14 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundations",
         {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire"}
-        | {"_runtime", "_entry_points"},
+        | {"_runtime", "_entry_points", "_cost"},
     ),
     ("contract", {"plugin", "_records"}),
     ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger"}),
     ("helpers", {"utils", "mock"}),
-    ("engine", {"_engine", "_job_flows", "_download"}),
+    ("engine", {"_engine", "_job_flows", "_download", "_pricing", "_spend", "_budget", "_estimate"}),
     ("gateway", {"_gateway"}),
-    ("public API", {"", "_api", "jobs", "webhooks"}),
+    ("public API", {"", "_api", "jobs", "webhooks", "costs"}),
     ("applications", {"cli", "testing"}),
 ]
 

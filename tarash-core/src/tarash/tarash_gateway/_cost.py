@@ -7,7 +7,7 @@ Records only (attrs and ``decimal``): :mod:`.models` imports :class:`Cost` for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -27,6 +27,7 @@ __all__ = [
     "ReportedUsage",
     "UnitPrice",
     "to_decimal",
+    "total",
 ]
 
 #: What a price is counted in.
@@ -221,3 +222,22 @@ class ReportedUsage:
         default=None, converter=lambda value: None if value is None else to_decimal(value, "amount")
     )
     currency: str = attrs.field(default="USD", validator=_currency)
+
+
+def total(costs: Sequence[Cost | None]) -> Cost | None:
+    """The sum of ``costs`` (one currency; None when there is none), as one record: unit, unit
+    price and source of the last; ``billed`` only when every part is."""
+    known = [c for c in costs if c is not None]
+    if not known:
+        return None
+    currencies = {c.currency for c in known}
+    if len(currencies) > 1:
+        raise ValidationError(f"costs in several currencies cannot be summed: {sorted(currencies)}")
+    last = known[-1]
+    return attrs.evolve(
+        last,
+        amount=sum((c.amount for c in known), Decimal(0)),
+        quantity=sum((c.quantity for c in known if c.unit == last.unit), Decimal(0)),
+        kind="billed" if all(c.kind == "billed" for c in known) else "estimate",
+    )
+

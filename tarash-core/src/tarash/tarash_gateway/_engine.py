@@ -140,6 +140,7 @@ class Ledger(Protocol):
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
     def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None: ...
     def release(self, key: str) -> None: ...
+    def cost(self, key: str, cost: Any) -> None: ...
 
 
 def backoff(failures: int, retry_after: float | None = None) -> float:
@@ -290,7 +291,7 @@ class Attempt:
             phase=self.phase,
             cancel_status=self.cancel_status,  # type: ignore[arg-type]
             cancel_error=self.cancel_error,
-            cost=attempt_cost(self, status, error),
+            cost=attempt_cost(self, status, error, submission_unknown(error)),
         )
 
 
@@ -760,6 +761,8 @@ def record_intent(attempt: Attempt) -> None:
             request=attempt.request,
         )
         attempt.intent_recorded = True
+        if attempt.estimate is not None:
+            attempt.ledger.cost(attempt.ledger_key, attempt.estimate)
 
 
 def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
@@ -773,7 +776,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     key = attempt.ledger_key
     check_request(attempt)
     resolve_credentials(attempt)
-    yield from guard_cost(attempt)
+    yield from guard_cost(attempt, run_flow)
     record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
@@ -970,7 +973,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
     check_request(attempt)
     resolve_credentials(attempt)
-    yield from guard_cost(attempt)
+    yield from guard_cost(attempt, run_flow)
     record_intent(attempt)
     try:
         response = yield from run_flow(
@@ -1293,4 +1296,7 @@ def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: An
         return
     if attempt.job is None and submission_unknown(error):
         state = "unknown"
+    cost = attempt_cost(attempt, "success" if result is not None else "failed", error, state == "unknown")
+    if cost is not None:
+        attempt.ledger.cost(attempt.ledger_key, cost)
     attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)

@@ -250,15 +250,17 @@ class Gateway:
     def estimate_cost(self, config: AnyConfig, request: Any) -> Cost | None:
         """The expected cost of ``request`` on ``config`` without submitting anything (see
         :func:`tarash.tarash_gateway.costs.estimate_cost`)."""
+        # lazy: loaded at the first estimate, not at discovery
         from . import _runtime as rt
-        from ._pricing import estimate_flow
+        from ._estimate import estimate_flow
 
         return rt.drive_sync(estimate_flow(self, config, request), self.background)  # type: ignore[no-any-return]
 
     async def estimate_cost_async(self, config: AnyConfig, request: Any) -> Cost | None:
         """Async :meth:`estimate_cost`."""
+        # lazy: loaded at the first estimate, not at discovery
         from . import _runtime as rt
-        from ._pricing import estimate_flow
+        from ._estimate import estimate_flow
 
         return await rt.drive_async(estimate_flow(self, config, request))  # type: ignore[no-any-return]
 
@@ -275,11 +277,33 @@ class Gateway:
         """Override the price of ``model`` (a prefix) at ``provider`` for this gateway: it wins over
         the provider's price API and the bundled table. ``price`` and ``variants`` (a resolution ->
         price) are Decimals, ints or decimal strings."""
+        # lazy: loaded at first use, not at discovery
         from ._cost import UnitPrice
         from ._pricing import book
 
         record = UnitPrice(unit=unit, price=price, variants=variants or {}, currency=currency)  # type: ignore[arg-type]
         book(self).set_price(provider, model, record)
+
+    def set_budget(self, amount: Any, *, period: str = "month", currency: str = "USD") -> None:
+        """Cap what this gateway's ledger may spend per ``period`` (``"day"``, ``"week"``,
+        ``"month"``, UTC); ``amount=None`` removes the cap. Kept in the job ledger, so every
+        process sharing it is held to it: a call whose estimate does not fit in what is left (or
+        cannot be estimated) is refused before submit with ``BudgetExceededError``."""
+        # lazy: the ledger and the cost modules load at first use, not at discovery
+        from ._budget import set_budget
+
+        set_budget(self.ledger(), amount, period=period, currency=currency)
+
+    def budget(self) -> dict[str, Any] | None:
+        """The budget kept in this gateway's ledger (``{amount, currency, period, spent}``), or None."""
+        # lazy: the ledger and the cost modules load at first use, not at discovery
+        from ._budget import get_budget, spent
+
+        ledger = self.ledger()
+        found = get_budget(ledger)
+        if found is None or ledger is None:
+            return None
+        return {**found, "spent": str(spent(ledger, found["period"], found["currency"]))}
 
     # -- providers -------------------------------------------------------------------------------
 

@@ -30,19 +30,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._cost import Cost, PricingRule, UnitPrice
+from ._cost import Cost, PricingRule, ReportedUsage, UnitPrice
+from ._ledger import data_dir
 from ._redact import get_logger
+from ._transport import fingerprint
 from .exceptions import TarashException, ValidationError
 from .field_mappers import match_model_prefix
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._engine import Attempt
     from ._gateway import Gateway
     from ._plugins import PluginHost
 
 __all__ = [
     "PRICE_API_TTL",
-    "estimate_flow",
     "TABLE_PATH",
     "PriceBook",
     "billed_cost",
@@ -52,7 +55,6 @@ __all__ = [
     "price_attempt",
     "quantity_of",
     "rule_for",
-    "total",
 ]
 
 log = get_logger("tarash.costs")
@@ -68,8 +70,6 @@ PriceKey = tuple[str, str]  # (provider, model prefix)
 
 def overrides_path() -> Path:
     """The user's price file: ``<data dir>/prices.json`` (same format as the bundled table)."""
-    from ._ledger import data_dir
-
     return data_dir() / "prices.json"
 
 
@@ -216,11 +216,9 @@ def quantity_of(rule: PricingRule, request: Any) -> tuple[Decimal, str | None] |
     return None
 
 
-def _unit_price_from_api(attempt: Attempt) -> Any:
-    """The provider's price API answer for the attempt's model (cached), or None."""
-    from ._engine import run_flow
-    from ._transport import fingerprint
-
+def _unit_price_from_api(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
+    """The provider's price API answer for the attempt's model (cached), or None; ``run_flow``
+    is the engine's, which sends the hook's requests with the attempt's key and deadline."""
     if not attempt.gateway.host.implements(attempt.provider, "unit_prices"):
         return None
     if attempt.api_key is None and attempt.spec.api_key_env:
@@ -251,7 +249,7 @@ def _merge(primary: UnitPrice, variants_from: UnitPrice | None) -> UnitPrice:
     return attrs.evolve(primary, variants={**variants_from.variants, **primary.variants})
 
 
-def price_attempt(attempt: Attempt) -> Any:
+def price_attempt(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
     """Flow: the attempt's expected :class:`Cost` (None when the rule, quantity or price is not
     known). Sends at most one request (the price API, once per TTL) and only after the request
     was checked."""
@@ -265,7 +263,7 @@ def price_attempt(attempt: Attempt) -> Any:
     table = _lookup(_table(), attempt.provider, attempt.model)
     price = book(attempt.gateway).override(attempt.provider, attempt.model)
     if price is None:
-        api = yield from _unit_price_from_api(attempt)
+        api = yield from _unit_price_from_api(attempt, run_flow)
         price = _merge(api, table) if api is not None and api.unit == rule.unit else None
     price = price or table
     if price is None or price.unit != rule.unit:
@@ -289,8 +287,6 @@ def billed_cost(estimate: Cost | None, usage: Any) -> Cost | None:
     """The cost of a finished call from what the provider reported (a
     :class:`~._cost.ReportedUsage`): its amount as billed, or its quantity at the estimate's
     price; the estimate when it reported nothing usable."""
-    from ._cost import ReportedUsage
-
     if not isinstance(usage, ReportedUsage):
         return estimate
     if usage.amount is not None:
@@ -314,42 +310,3 @@ def billed_cost(estimate: Cost | None, usage: Any) -> Cost | None:
         source="provider-reported",
     )
 
-
-def total(costs: Sequence[Cost | None]) -> Cost | None:
-    """The sum of ``costs`` (one currency; None when there is none), as one record: unit, unit
-    price and source of the last; ``billed`` only when every part is."""
-    known = [c for c in costs if c is not None]
-    if not known:
-        return None
-    currencies = {c.currency for c in known}
-    if len(currencies) > 1:
-        raise ValidationError(f"costs in several currencies cannot be summed: {sorted(currencies)}")
-    last = known[-1]
-    return attrs.evolve(
-        last,
-        amount=sum((c.amount for c in known), Decimal(0)),
-        quantity=sum((c.quantity for c in known if c.unit == last.unit), Decimal(0)),
-        kind="billed" if all(c.kind == "billed" for c in known) else "estimate",
-    )
-
-
-def estimate_flow(gateway: Gateway, config: Any, request: Any) -> Any:
-    """Flow: the expected cost of ``request`` on ``config`` (its first config of the chain), as
-    the generation would price it before submit, without submitting anything; None when unknown.
-
-    The request is checked first (a :class:`ValidationError` as the generation would raise); the
-    provider's price API is asked only when a key is at hand."""
-    from ._engine import check_request, modality_of, plan_attempts, resolve_credentials
-    from .exceptions import MissingCredentialsError, UnsupportedModalityError
-
-    modality = modality_of(config)
-    _chain, attempts = plan_attempts(gateway, config, request, modality, None)
-    attempt = next(attempts)
-    if modality not in attempt.spec.modalities:
-        raise UnsupportedModalityError(attempt.provider, modality, attempt.spec.unsupported.get(modality))
-    check_request(attempt)
-    try:
-        resolve_credentials(attempt)
-    except MissingCredentialsError:
-        attempt.credentials_resolved = True
-    return (yield from price_attempt(attempt))

@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ._budget import check_budget
 from ._cost import Cost
 from ._pricing import billed_cost, price_attempt
 from ._redact import get_logger
@@ -38,12 +39,10 @@ def charged(records: Sequence[AttemptMetadata]) -> Decimal:
     return sum((r.cost.amount for r in records if r.cost is not None), Decimal(0))
 
 
-def guard_cost(attempt: Attempt) -> Any:
-    """Flow: price the attempt (``attempt.estimate``) and refuse it when it would exceed the
-    call's ``max_cost`` or the gateway's budget."""
-    from ._budget import check_budget
-
-    estimate: Cost | None = yield from price_attempt(attempt)
+def guard_cost(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
+    """Flow: price the attempt (``attempt.estimate``; ``run_flow`` is the engine's, for the price
+    API) and refuse it when it would exceed the call's ``max_cost`` or the gateway's budget."""
+    estimate: Cost | None = yield from price_attempt(attempt, run_flow)
     attempt.estimate = estimate
     limit = attempt.limit
     if limit is not None:
@@ -69,8 +68,7 @@ def guard_cost(attempt: Attempt) -> Any:
                 provider=attempt.provider,
                 model=attempt.model,
             )
-    if estimate is not None:
-        check_budget(attempt, estimate)
+    check_budget(attempt, estimate)
 
 
 def record_usage(attempt: Attempt, response: Any) -> None:
@@ -84,19 +82,18 @@ def record_usage(attempt: Attempt, response: Any) -> None:
     attempt.billed = billed_cost(attempt.estimate, usage)
 
 
-def _started(attempt: Attempt, error: BaseException | None) -> bool:
-    from ._engine import submission_unknown
-
+def _started(attempt: Attempt, error: BaseException | None, unknown: bool) -> bool:
     if attempt.job is None:
-        return submission_unknown(error)
+        return unknown
     return attempt.state in STARTED_STATES or isinstance(error, ResultNotCollectedError)
 
 
-def attempt_cost(attempt: Attempt, status: str, error: BaseException | None) -> Cost | None:
-    """The cost an ending attempt carries (None when no price is known)."""
+def attempt_cost(attempt: Attempt, status: str, error: BaseException | None, unknown: bool) -> Cost | None:
+    """The cost an ending attempt carries (None when no price is known); ``unknown``: its submit
+    may have created a job whose id was lost."""
     if status == "success":
         return attempt.billed or attempt.estimate
-    started = _started(attempt, error)
+    started = _started(attempt, error, unknown)
     if attempt.estimate is None:
         return None if started else _nothing(attempt)
     return attempt.estimate if started else attempt.estimate.nothing()

@@ -104,6 +104,7 @@ def register_providers() -> list[ProviderSpec]:
 @hookimpl
 def pricing_rules(provider: str) -> list[Any]:
     """The mock bills video per second (4 s when the request sets no duration) and images each."""
+    # lazy: discovery loads this module; the cost records load at the first pricing
     from ._cost import PricingRule
 
     return [
@@ -115,6 +116,7 @@ def pricing_rules(provider: str) -> list[Any]:
 @hookimpl
 def unit_prices(config: Any, context: CallContext) -> Any:
     """The mock's "price API": ``MockConfig.price`` (per second of video, per image), if set."""
+    # lazy: discovery loads this module; the cost records load at the first pricing
     from ._cost import UnitPrice
 
     price = _mock_config(config).price

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 import attrs
 
 from . import _validators as v
-from ._cost import Cost, to_decimal
+from ._cost import Cost, to_decimal, total
 from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
 
@@ -738,8 +738,6 @@ class ExecutionMetadata:
     @property
     def total_cost(self) -> Cost | None:
         """The attempts' costs summed (failed-but-billed ones included), or None if none is known."""
-        from ._pricing import total
-
         return total([attempt.cost for attempt in self.attempts])
 
 
