@@ -15,12 +15,13 @@ if TYPE_CHECKING:
 __all__ = ["estimate_flow"]
 
 
-def estimate_flow(gateway: Gateway, config: Any, request: Any) -> Any:
+def estimate_flow(gateway: Gateway, config: Any, request: Any, *, price_api: bool = True) -> Any:
     """Flow: the expected cost of ``request`` on ``config`` (its first config of the chain), as
     the generation would price it before submit, without submitting anything; None when unknown.
 
     The request is checked first (a :class:`ValidationError` as the generation would raise); the
-    provider's price API is asked only when a key is at hand."""
+    provider's price API is asked only when a key is at hand and ``price_api`` is set (else
+    nothing at all is sent)."""
     modality = modality_of(config)
     _chain, attempts = plan_attempts(gateway, config, request, modality, None)
     attempt = next(attempts)
@@ -28,7 +29,9 @@ def estimate_flow(gateway: Gateway, config: Any, request: Any) -> Any:
         raise UnsupportedModalityError(attempt.provider, modality, attempt.spec.unsupported.get(modality))
     check_request(attempt)
     try:
-        resolve_credentials(attempt)
+        if price_api:
+            resolve_credentials(attempt)
     except MissingCredentialsError:
-        attempt.credentials_resolved = True
+        pass
+    attempt.credentials_resolved = True
     return (yield from price_attempt(attempt, run_flow))

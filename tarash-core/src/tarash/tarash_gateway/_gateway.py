@@ -247,22 +247,25 @@ class Gateway:
 
     # -- costs -----------------------------------------------------------------------------------
 
-    def estimate_cost(self, config: AnyConfig, request: Any) -> Cost | None:
+    def estimate_cost(self, config: AnyConfig, request: Any, *, price_api: bool = True) -> Cost | None:
         """The expected cost of ``request`` on ``config`` without submitting anything (see
-        :func:`tarash.tarash_gateway.costs.estimate_cost`)."""
+        :func:`tarash.tarash_gateway.costs.estimate_cost`); ``price_api=False`` sends nothing at
+        all (no price API request: user overrides and the bundled table only)."""
         # lazy: loaded at the first estimate, not at discovery
         from . import _runtime as rt
         from ._estimate import estimate_flow
 
-        return rt.drive_sync(estimate_flow(self, config, request), self.background)  # type: ignore[no-any-return]
+        return rt.drive_sync(estimate_flow(self, config, request, price_api=price_api), self.background)  # type: ignore[no-any-return]
 
-    async def estimate_cost_async(self, config: AnyConfig, request: Any) -> Cost | None:
+    async def estimate_cost_async(
+        self, config: AnyConfig, request: Any, *, price_api: bool = True
+    ) -> Cost | None:
         """Async :meth:`estimate_cost`."""
         # lazy: loaded at the first estimate, not at discovery
         from . import _runtime as rt
         from ._estimate import estimate_flow
 
-        return await rt.drive_async(estimate_flow(self, config, request))  # type: ignore[no-any-return]
+        return await rt.drive_async(estimate_flow(self, config, request, price_api=price_api))  # type: ignore[no-any-return]
 
     def set_price(
         self,

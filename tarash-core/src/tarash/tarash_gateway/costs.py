@@ -39,16 +39,17 @@ __all__ = [
 ]
 
 
-def estimate_cost(config: AnyConfig, request: AnyRequest) -> Cost | None:
+def estimate_cost(config: AnyConfig, request: AnyRequest, *, price_api: bool = True) -> Cost | None:
     """The expected cost of ``request`` on ``config`` (its first config), priced as the generation
     would price it before submit; nothing is submitted. None when it cannot be known (no pricing
-    rule, a duration left to the provider, no price). On the default gateway."""
-    return default_gateway().estimate_cost(config, request)
+    rule, a duration left to the provider, no price). ``price_api=False``: not even the
+    provider's price API is asked (nothing is sent). On the default gateway."""
+    return default_gateway().estimate_cost(config, request, price_api=price_api)
 
 
-async def estimate_cost_async(config: AnyConfig, request: AnyRequest) -> Cost | None:
+async def estimate_cost_async(config: AnyConfig, request: AnyRequest, *, price_api: bool = True) -> Cost | None:
     """Async :func:`estimate_cost`."""
-    return await default_gateway().estimate_cost_async(config, request)
+    return await default_gateway().estimate_cost_async(config, request, price_api=price_api)
 
 
 def set_price(

@@ -222,6 +222,16 @@ def _add_generate_options(parser: argparse.ArgumentParser, modality: str) -> Non
         help="API key (default: the provider's environment variable; prefer it, "
         "command lines are visible to other local users)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the expected cost and exit: nothing is sent to the provider",
+    )
+    parser.add_argument(
+        "--max-cost",
+        metavar="AMOUNT",
+        help="refuse before submit when the expected cost exceeds AMOUNT (e.g. 2.50, in USD)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=command("_generate", "run"))
 
