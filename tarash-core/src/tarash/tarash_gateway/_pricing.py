@@ -224,7 +224,8 @@ def _unit_price_from_api(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
     if attempt.api_key is None and attempt.spec.api_key_env:
         return None  # an estimate without a key (a dry run): the price API needs one
     prices = book(attempt.gateway)
-    key = (attempt.provider, attempt.base_url, fingerprint(attempt.api_key), attempt.model)
+    mock_price = getattr(attempt.config.mock, "price", None)  # the mock's "price API" answers it
+    key = (attempt.provider, attempt.base_url, fingerprint(attempt.api_key), attempt.model, mock_price)
     hit, price = prices.cached(key)
     if hit:
         return price

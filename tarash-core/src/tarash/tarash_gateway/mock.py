@@ -103,12 +103,13 @@ def register_providers() -> list[ProviderSpec]:
 
 @hookimpl
 def pricing_rules(provider: str) -> list[Any]:
-    """The mock bills video per second (4 s when the request sets no duration) and images each."""
+    """The mock bills video per second (4 s when the request sets no duration; a price per
+    resolution where one is set) and images each."""
     # lazy: discovery loads this module; the cost records load at the first pricing
     from ._cost import PricingRule
 
     return [
-        PricingRule(prefix="", modality="video", unit="second", default_seconds=4),
+        PricingRule(prefix="", modality="video", unit="second", variant_field="resolution", default_seconds=4),
         PricingRule(prefix="", modality="image", unit="image"),
     ]
 
