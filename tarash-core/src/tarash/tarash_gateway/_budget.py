@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._cost import Cost, to_decimal
+from ._redact import get_logger
 from .exceptions import BudgetExceededError, LedgerError, ValidationError
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ._ledger import LedgerAdapter
 
 __all__ = ["BUDGET_NAME", "PERIODS", "check_budget", "get_budget", "period_start", "set_budget", "spent"]
+
+log = get_logger("tarash.costs")
 
 BUDGET_NAME = "default"
 PERIODS = ("day", "week", "month")
@@ -77,6 +80,10 @@ def check_budget(attempt: Attempt, estimate: Cost | None) -> None:
     try:
         budget = get_budget(ledger)
     except LedgerError:
+        return  # a store that keeps no budgets
+    except Exception as exc:
+        # The submit intent, written next to the same store, fails closed if the store is broken.
+        log.warning("The budget could not be read from %r (%s: %s); not checked", ledger.store, type(exc).__name__, exc)
         return
     if budget is None:
         return

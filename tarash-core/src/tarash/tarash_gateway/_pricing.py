@@ -82,7 +82,7 @@ def load_prices(path: Path, source: str) -> dict[PriceKey, UnitPrice]:
     """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except ValueError as exc:
         raise ValidationError(f"{path} is not a price file: {exc}", field="prices") from None
