@@ -71,7 +71,9 @@ def _entries() -> list[dict[str, Any]]:
                 "as_of": None,
             }
     for (provider, model), figures in SOURCED.items():
-        entry = entries.setdefault((provider, model), {"provider": provider, "model": model, "currency": "USD"})
+        entry = entries.setdefault(
+            (provider, model), {"provider": provider, "model": model, "currency": "USD"}
+        )
         entry.update(figures)
     return [entries[key] for key in sorted(entries)]
 

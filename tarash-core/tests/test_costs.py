@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tarash.tarash_gateway import Gateway
 from tarash.tarash_gateway._converters import structure, unstructure
 from tarash.tarash_gateway._ledger import SQLiteJobStore
@@ -49,7 +50,9 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
 
 
 def test_cost_is_exact_and_serialised_as_decimal_strings(gateway: Gateway) -> None:
-    response = gateway.generate_video(mock_video("0.05"), VideoGenerationRequest(prompt="x", duration_seconds=6))
+    response = gateway.generate_video(
+        mock_video("0.05"), VideoGenerationRequest(prompt="x", duration_seconds=6)
+    )
     meta = response.execution_metadata
     assert meta is not None
     expected = Cost(amount="0.30", unit="second", quantity=6, unit_price="0.05", source="provider-price-api")
@@ -73,7 +76,7 @@ def test_a_float_amount_is_refused() -> None:
     with pytest.raises(ValidationError, match="floats are not exact"):
         Cost(amount=0.1, unit="second", quantity=1, unit_price="0.1", source="estimate")  # type: ignore[arg-type]
     data = unstructure(Cost(amount="1", unit="image", quantity=1, unit_price="1", source="estimate"))
-    with pytest.raises(ValidationError, match="expected Decimal @ \\$.amount"):
+    with pytest.raises(ValidationError, match=r"expected Decimal @ \$\.amount"):
         structure({**data, "amount": 1.0}, Cost)
 
 
@@ -127,8 +130,15 @@ def test_a_user_override_wins_and_the_prices_file_is_read(
             {
                 "version": 1,
                 "prices": [
-                    {"provider": "mock", "model": "mock", "unit": "second", "price": "0.10",
-                     "variants": {"1080p": "0.30"}, "source": "my contract", "as_of": "2026-12-01"}
+                    {
+                        "provider": "mock",
+                        "model": "mock",
+                        "unit": "second",
+                        "price": "0.10",
+                        "variants": {"1080p": "0.30"},
+                        "source": "my contract",
+                        "as_of": "2026-12-01",
+                    }
                 ],
             }
         )
@@ -145,7 +155,9 @@ def test_a_user_override_wins_and_the_prices_file_is_read(
     )
 
 
-def test_a_broken_prices_file_is_a_clear_error(gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_broken_prices_file_is_a_clear_error(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TARASH_HOME", str(tmp_path))
     (tmp_path / "prices.json").write_text('{"version": 1, "prices": [{"provider": "mock"}]}')
     with pytest.raises(ValidationError, match=r"prices.json: price entry 0 is invalid"):
@@ -189,7 +201,17 @@ def test_the_ledger_keeps_each_jobs_cost_and_jobs_list_shows_it(
     monkeypatch.setenv("TARASH_LEDGER", str(tmp_path / "jobs.db"))
     assert main(["jobs", "list"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["KEY", "PROVIDER", "MODEL", "STATE", "JOB", "ID", "COST", "CREATED", "(UTC)"]
+    assert out.splitlines()[0].split() == [
+        "KEY",
+        "PROVIDER",
+        "MODEL",
+        "STATE",
+        "JOB",
+        "ID",
+        "COST",
+        "CREATED",
+        "(UTC)",
+    ]
     assert " ~0.30 USD " in out.splitlines()[1]
 
 
@@ -226,10 +248,14 @@ def test_a_version_1_sqlite_ledger_is_migrated(tmp_path: Path) -> None:
 
 def test_a_version_1_postgres_ledger_is_migrated(pg_url: str) -> None:
     import psycopg
+
     from tarash.tarash_gateway._ledger import postgres
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE tarash_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE tarash_schema"
+            " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         for statement in postgres._MIGRATIONS[0]:
             conn.execute(statement)
         conn.execute("INSERT INTO tarash_schema (version) VALUES (1)")
@@ -283,7 +309,9 @@ def test_a_budget_holds_across_two_processes(tmp_path: Path) -> None:
     Gateway(ledger=tmp_path / "jobs.db").set_budget("5", period="day")
 
     def child() -> str:
-        done = subprocess.run([sys.executable, "-c", BUDGET_CHILD], env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", BUDGET_CHILD], env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 

@@ -71,7 +71,14 @@ def _attempt(number: int, status: str = "success") -> AttemptMetadata:
         request_id=f"req-{number}",
         phase="poll",
         cancel_status="cancelled" if status == "failed" else None,
-        cost=Cost(amount="3.20", unit="second", quantity=8, unit_price="0.40", source="bundled-table", variant="1080p"),
+        cost=Cost(
+            amount="3.20",
+            unit="second",
+            quantity=8,
+            unit_price="0.40",
+            source="bundled-table",
+            variant="1080p",
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+
 from tarash.tarash_gateway import Gateway
 from tarash.tarash_gateway.costs import Cost
 from tarash.tarash_gateway.exceptions import CostLimitExceededError
@@ -38,12 +39,28 @@ def test_video_priced_per_second_by_resolution_tier(server: FakeFalServer, gatew
     costs = [
         gateway.generate_video(
             config, VideoGenerationRequest(prompt="a lighthouse", duration_seconds=5, resolution=tier)
-        ).execution_metadata.attempts[0].cost  # type: ignore[union-attr]
+        )
+        .execution_metadata.attempts[0]
+        .cost  # type: ignore[union-attr]
         for tier in ("1080p", "480p", None)
     ]
     assert costs == [
-        Cost(amount="3.410", unit="second", quantity=5, unit_price="0.682", source="bundled-table", variant="1080p"),
-        Cost(amount="0.6730", unit="second", quantity=5, unit_price="0.1346", source="bundled-table", variant="480p"),
+        Cost(
+            amount="3.410",
+            unit="second",
+            quantity=5,
+            unit_price="0.682",
+            source="bundled-table",
+            variant="1080p",
+        ),
+        Cost(
+            amount="0.6730",
+            unit="second",
+            quantity=5,
+            unit_price="0.1346",
+            source="bundled-table",
+            variant="480p",
+        ),
         Cost(amount="1.5170", unit="second", quantity=5, unit_price="0.3034", source="bundled-table"),
     ]
     assert server.billing_counts == {"pricing": 1, "billing_events": 0}  # its empty answer is cached
@@ -106,11 +123,30 @@ def test_failed_but_billed_attempt_in_a_fallback_chain(server: FakeFalServer, ga
         ("success", None),
     ]
     assert [a.cost for a in meta.attempts] == [
-        Cost(amount="3.20", unit="second", quantity=8, unit_price="0.40", source="user-override", variant="1080p"),
-        Cost(amount="5.456", unit="second", quantity=8, unit_price="0.682", source="bundled-table", variant="1080p"),
+        Cost(
+            amount="3.20",
+            unit="second",
+            quantity=8,
+            unit_price="0.40",
+            source="user-override",
+            variant="1080p",
+        ),
+        Cost(
+            amount="5.456",
+            unit="second",
+            quantity=8,
+            unit_price="0.682",
+            source="bundled-table",
+            variant="1080p",
+        ),
     ]
     assert meta.total_cost == Cost(
-        amount="8.656", unit="second", quantity=16, unit_price="0.682", source="bundled-table", variant="1080p"
+        amount="8.656",
+        unit="second",
+        quantity=16,
+        unit_price="0.682",
+        source="bundled-table",
+        variant="1080p",
     )
     assert server.counts["submit"] == 2
 
@@ -119,7 +155,9 @@ def test_max_cost_refused_before_submit(server: FakeFalServer, gateway: Gateway)
     """8 s at 1080p is 5.456: over max_cost=5, refused with 0 submits at the server."""
     config = server.video_config(SEEDANCE, max_cost="5")
     with pytest.raises(CostLimitExceededError) as caught:
-        gateway.generate_video(config, VideoGenerationRequest(prompt="a", duration_seconds=8, resolution="1080p"))
+        gateway.generate_video(
+            config, VideoGenerationRequest(prompt="a", duration_seconds=8, resolution="1080p")
+        )
     error = caught.value
     assert error.limit == Decimal(5)
     assert error.estimate == Cost(
@@ -157,7 +195,9 @@ def test_max_cost_falls_back_to_a_cheaper_config(server: FakeFalServer, gateway:
 def test_unknown_price_is_none_never_zero(server: FakeFalServer, gateway: Gateway) -> None:
     """Veo 3.1 has no sourced price in the bundled table and the API lists none: the cost is
     unknown (None), and max_cost refuses a call it cannot price."""
-    response = gateway.generate_video(server.video_config("fal-ai/veo3.1"), VideoGenerationRequest(prompt="a"))
+    response = gateway.generate_video(
+        server.video_config("fal-ai/veo3.1"), VideoGenerationRequest(prompt="a")
+    )
     assert response.execution_metadata.attempts[0].cost is None  # type: ignore[union-attr]
     with pytest.raises(CostLimitExceededError, match="cannot be estimated"):
         gateway.generate_video(
@@ -169,5 +209,7 @@ def test_unknown_price_is_none_never_zero(server: FakeFalServer, gateway: Gatewa
 def test_estimate_sends_no_submit(server: FakeFalServer, gateway: Gateway) -> None:
     config: VideoGenerationConfig = server.video_config(SEEDANCE)
     estimate = gateway.estimate_cost(config, VideoGenerationRequest(prompt="a", duration_seconds=10))
-    assert estimate == Cost(amount="3.0340", unit="second", quantity=10, unit_price="0.3034", source="bundled-table")
+    assert estimate == Cost(
+        amount="3.0340", unit="second", quantity=10, unit_price="0.3034", source="bundled-table"
+    )
     assert server.counts == {"submit": 0, "status": 0, "result": 0, "cancel": 0}

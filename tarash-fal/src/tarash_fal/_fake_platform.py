@@ -149,7 +149,8 @@ class _Upload:
 
 
 class _Platform(_Billing):
-    """JWKS, webhooks, OpenAPI, storage, prices and billing events for :class:`~tarash_fal.testing.FakeFalServer`."""
+    """JWKS, webhooks, OpenAPI, storage, prices and billing events for
+    :class:`~tarash_fal.testing.FakeFalServer`."""
 
     base_url: str
     api_key: str

@@ -45,7 +45,13 @@ _RATIO_SIZES = {
     "9:16": "576x1024",
 }
 #: Image families billed per megapixel; every other image family is billed per image.
-MEGAPIXEL_FAMILIES = ("fal-ai/flux", "fal-ai/flux-lora", "fal-ai/flux-pro", "fal-ai/flux-2", "fal-ai/z-image/turbo")
+MEGAPIXEL_FAMILIES = (
+    "fal-ai/flux",
+    "fal-ai/flux-lora",
+    "fal-ai/flux-pro",
+    "fal-ai/flux-2",
+    "fal-ai/z-image/turbo",
+)
 #: Seconds fal renders when the request sets no duration (the model's schema default).
 DEFAULT_SECONDS: Mapping[str, int] = {
     "fal-ai/veo3.1": 8,

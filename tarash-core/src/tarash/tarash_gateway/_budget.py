@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._cost import Cost, to_decimal
 from ._redact import get_logger
@@ -47,12 +47,16 @@ def set_budget(ledger: LedgerAdapter | None, amount: Any, *, period: str, curren
     if ledger is None:
         raise LedgerError("A budget is kept in the job ledger, and it is off: turn it on to set one")
     if period not in PERIODS:
-        raise ValidationError(f"period must be one of {', '.join(PERIODS)}; got {period!r}", field="period", value=period)
+        raise ValidationError(
+            f"period must be one of {', '.join(PERIODS)}; got {period!r}", field="period", value=period
+        )
     if amount is None:
         ledger.spend_store().set_budget(BUDGET_NAME, None)
         return
     if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
-        raise ValidationError(f"currency must be an ISO 4217 code such as 'USD', got {currency!r}", field="currency")
+        raise ValidationError(
+            f"currency must be an ISO 4217 code such as 'USD', got {currency!r}", field="currency"
+        )
     budget = {"amount": str(to_decimal(amount, "amount")), "currency": currency, "period": period}
     ledger.spend_store().set_budget(BUDGET_NAME, budget)
 
@@ -74,7 +78,7 @@ def spent(ledger: LedgerAdapter, period: str, currency: str) -> Decimal:
 def check_budget(attempt: Attempt, estimate: Cost | None) -> None:
     """Raise BudgetExceededError when the estimate does not fit in what is left of the budget,
     or when a budget is set and the attempt's cost cannot be estimated."""
-    ledger = attempt.ledger
+    ledger = cast("LedgerAdapter | None", attempt.ledger)
     if ledger is None:
         return
     try:
@@ -83,7 +87,12 @@ def check_budget(attempt: Attempt, estimate: Cost | None) -> None:
         return  # a store that keeps no budgets
     except Exception as exc:
         # The submit intent, written next to the same store, fails closed if the store is broken.
-        log.warning("The budget could not be read from %r (%s: %s); not checked", ledger.store, type(exc).__name__, exc)
+        log.warning(
+            "The budget could not be read from %r (%s: %s); not checked",
+            ledger.store,
+            type(exc).__name__,
+            exc,
+        )
         return
     if budget is None:
         return

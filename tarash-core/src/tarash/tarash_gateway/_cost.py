@@ -61,14 +61,42 @@ def to_decimal(value: Any, field: str = "amount") -> Decimal:
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
-        raise ValidationError(f"{field} is not a decimal number: {value!r}", field=field, value=value) from None
+        raise ValidationError(
+            f"{field} is not a decimal number: {value!r}", field=field, value=value
+        ) from None
     if not number.is_finite() or number < 0:
-        raise ValidationError(f"{field} must be finite and not negative, got {value!r}", field=field, value=value)
+        raise ValidationError(
+            f"{field} must be finite and not negative, got {value!r}", field=field, value=value
+        )
     return number
 
 
-def _decimal(field: str) -> Any:
-    return lambda value: to_decimal(value, field)
+def _amount(value: Any) -> Decimal:
+    return to_decimal(value, "amount")
+
+
+def _quantity(value: Any) -> Decimal:
+    return to_decimal(value, "quantity")
+
+
+def _unit_price(value: Any) -> Decimal:
+    return to_decimal(value, "unit_price")
+
+
+def _optional_price(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "price")
+
+
+def _optional_quantity(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "quantity")
+
+
+def _optional_amount(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "amount")
+
+
+def _variants(value: Any) -> dict[str, Decimal]:
+    return {str(k): to_decimal(v, f"variants.{k}") for k, v in dict(value).items()}
 
 
 def _one_of(options: tuple[str, ...]) -> Any:
@@ -106,11 +134,11 @@ class Cost:
         variant: the price variant used (a resolution tier such as ``"1080p"``), if any.
     """
 
-    amount: Decimal = attrs.field(converter=_decimal("amount"))
+    amount: Decimal = attrs.field(converter=_amount)
     currency: str = attrs.field(default="USD", validator=_currency)
     unit: CostUnit = attrs.field(validator=_one_of(COST_UNITS))
-    quantity: Decimal = attrs.field(converter=_decimal("quantity"))
-    unit_price: Decimal = attrs.field(converter=_decimal("unit_price"))
+    quantity: Decimal = attrs.field(converter=_quantity)
+    unit_price: Decimal = attrs.field(converter=_unit_price)
     source: CostSource = attrs.field(validator=_one_of(COST_SOURCES))
     kind: CostKind = attrs.field(default="estimate", validator=_one_of(COST_KINDS))
     variant: str | None = None
@@ -146,13 +174,8 @@ class UnitPrice:
     """
 
     unit: CostUnit = attrs.field(validator=_one_of(COST_UNITS))
-    price: Decimal | None = attrs.field(
-        default=None, converter=lambda value: None if value is None else to_decimal(value, "price")
-    )
-    variants: Mapping[str, Decimal] = attrs.field(
-        factory=dict,
-        converter=lambda value: {str(k): to_decimal(v, f"variants.{k}") for k, v in dict(value).items()},
-    )
+    price: Decimal | None = attrs.field(default=None, converter=_optional_price)
+    variants: Mapping[str, Decimal] = attrs.field(factory=dict, converter=_variants)
     currency: str = attrs.field(default="USD", validator=_currency)
     source: CostSource = attrs.field(default="bundled-table", validator=_one_of(COST_SOURCES))
     reference: str = ""
@@ -215,12 +238,8 @@ class ReportedUsage:
     """
 
     unit: CostUnit = attrs.field(validator=_one_of(COST_UNITS))
-    quantity: Decimal | None = attrs.field(
-        default=None, converter=lambda value: None if value is None else to_decimal(value, "quantity")
-    )
-    amount: Decimal | None = attrs.field(
-        default=None, converter=lambda value: None if value is None else to_decimal(value, "amount")
-    )
+    quantity: Decimal | None = attrs.field(default=None, converter=_optional_quantity)
+    amount: Decimal | None = attrs.field(default=None, converter=_optional_amount)
     currency: str = attrs.field(default="USD", validator=_currency)
 
 
@@ -240,4 +259,3 @@ def total(costs: Sequence[Cost | None]) -> Cost | None:
         quantity=sum((c.quantity for c in known if c.unit == last.unit), Decimal(0)),
         kind="billed" if all(c.kind == "billed" for c in known) else "estimate",
     )
-

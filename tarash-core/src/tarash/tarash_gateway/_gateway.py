@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ._transport import Transport
     from .field_mappers import FieldMapper
     from .models import (
-        AnyConfig,
         ImageGenerationConfig,
         ImageGenerationRequest,
         ImageGenerationResponse,
@@ -265,7 +264,7 @@ class Gateway:
         from . import _runtime as rt
         from ._estimate import estimate_flow
 
-        return await rt.drive_async(estimate_flow(self, config, request, price_api=price_api))  # type: ignore[no-any-return]
+        return await rt.drive_async(estimate_flow(self, config, request, price_api=price_api))
 
     def set_price(
         self,

@@ -23,7 +23,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,7 +245,11 @@ def _unit_price_from_api(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
 
 def _merge(primary: UnitPrice, variants_from: UnitPrice | None) -> UnitPrice:
     """``primary`` with the tier variants of ``variants_from`` it lacks (same unit and currency)."""
-    if variants_from is None or variants_from.unit != primary.unit or variants_from.currency != primary.currency:
+    if (
+        variants_from is None
+        or variants_from.unit != primary.unit
+        or variants_from.currency != primary.currency
+    ):
         return primary
     return attrs.evolve(primary, variants={**variants_from.variants, **primary.variants})
 
@@ -310,4 +314,3 @@ def billed_cost(estimate: Cost | None, usage: Any) -> Cost | None:
         amount=usage.quantity * estimate.unit_price,
         source="provider-reported",
     )
-

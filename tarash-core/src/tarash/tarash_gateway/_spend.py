@@ -75,7 +75,9 @@ def record_usage(attempt: Attempt, response: Any) -> None:
     """Read what the provider reported for the call (``reported_usage`` hook) into
     ``attempt.billed``; a plugin whose hook raises is logged and ignored."""
     try:
-        usage = attempt.gateway.host.call(attempt.provider, "reported_usage", config=attempt.config, response=response)
+        usage = attempt.gateway.host.call(
+            attempt.provider, "reported_usage", config=attempt.config, response=response
+        )
     except Exception:
         log.exception("The reported_usage hook of %s raised; the estimate stands", attempt.provider)
         usage = None
@@ -101,5 +103,10 @@ def attempt_cost(attempt: Attempt, status: str, error: BaseException | None, unk
 
 def _nothing(attempt: Attempt) -> Cost:
     """Zero for an attempt refused before it was priced: no video or image, nothing paid."""
-    unit = "video" if attempt.modality == "video" else "image"
-    return Cost(amount=0, unit=unit, quantity=0, unit_price=0, source="estimate")
+    return Cost(
+        amount=0,
+        unit="video" if attempt.modality == "video" else "image",
+        quantity=0,
+        unit_price=0,
+        source="estimate",
+    )

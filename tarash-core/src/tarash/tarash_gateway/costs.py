@@ -47,7 +47,9 @@ def estimate_cost(config: AnyConfig, request: AnyRequest, *, price_api: bool = T
     return default_gateway().estimate_cost(config, request, price_api=price_api)
 
 
-async def estimate_cost_async(config: AnyConfig, request: AnyRequest, *, price_api: bool = True) -> Cost | None:
+async def estimate_cost_async(
+    config: AnyConfig, request: AnyRequest, *, price_api: bool = True
+) -> Cost | None:
     """Async :func:`estimate_cost`."""
     return await default_gateway().estimate_cost_async(config, request, price_api=price_api)
 

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from ._cost import PricingRule, ReportedUsage, UnitPrice
     from .models import (
         AnyConfig,
         AnyRequest,
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
         VideoGenerationRequest,
         VideoGenerationResponse,
     )
-    from ._cost import PricingRule, ReportedUsage, UnitPrice
     from .plugin import CallContext, Flow, JobRef, JobStatus, ProviderSpec, SubmittedJob
     from .webhooks import WebhookContext, WebhookEvent
 
@@ -338,6 +338,7 @@ def pricing_rules(provider: str) -> Sequence[PricingRule] | None:
                     PricingRule(prefix="fal-ai/flux", modality="image", unit="megapixel",
                                 default_size="1024x768")]
     """
+    raise NotImplementedError
 
 
 @hookspec(firstresult=True)
@@ -361,6 +362,7 @@ def unit_prices(config: AnyConfig, context: CallContext) -> Flow[UnitPrice | Non
             return UnitPrice(unit=entry["unit"], price=str(entry["unit_price"]),
                              currency=entry["currency"], source="provider-price-api")
     """
+    raise NotImplementedError
 
 
 @hookspec(firstresult=True)
@@ -380,6 +382,7 @@ def reported_usage(config: AnyConfig, response: AnyResponse) -> ReportedUsage | 
             tokens = usage.get("output_tokens")
             return None if tokens is None else ReportedUsage(unit="token", quantity=tokens)
     """
+    raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------------------------

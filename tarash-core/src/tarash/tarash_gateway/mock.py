@@ -109,7 +109,9 @@ def pricing_rules(provider: str) -> list[Any]:
     from ._cost import PricingRule
 
     return [
-        PricingRule(prefix="", modality="video", unit="second", variant_field="resolution", default_seconds=4),
+        PricingRule(
+            prefix="", modality="video", unit="second", variant_field="resolution", default_seconds=4
+        ),
         PricingRule(prefix="", modality="image", unit="image"),
     ]
 
@@ -123,8 +125,12 @@ def unit_prices(config: Any, context: CallContext) -> Any:
     price = _mock_config(config).price
     if price is None:
         return None
-    unit = "second" if context.modality == "video" else "image"
-    return UnitPrice(unit=unit, price=price, source="provider-price-api", reference="MockConfig.price")
+    return UnitPrice(
+        unit="second" if context.modality == "video" else "image",
+        price=price,
+        source="provider-price-api",
+        reference="MockConfig.price",
+    )
 
 
 def _mock_config(config: Any) -> MockConfig:

@@ -390,6 +390,14 @@ def _responses_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> N
             )
 
 
+def _mock_price(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "mock.price")
+
+
+def _max_cost(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "max_cost")
+
+
 @attrs.frozen(kw_only=True)
 class MockConfig:
     """Switch a config to the offline mock provider (``mock=MockConfig(enabled=True)``)."""
@@ -408,7 +416,7 @@ class MockConfig:
     seed: int | None = attrs.field(default=None, validator=v.number(optional=True, integer=True))
     #: The mock's price per unit (per second of video, per image), reported through its price
     #: API; ``None``: the bundled table's (free).
-    price: Decimal | None = attrs.field(default=None, converter=lambda value: _money(value, "mock.price"))
+    price: Decimal | None = attrs.field(default=None, converter=_mock_price)
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,10 +462,6 @@ def _fallbacks_validator(kind: str) -> v.Validator:
 def _safe_repr(value: Any) -> str:
     """``repr`` with secrets scrubbed: credential-named keys, known keys, URL tokens."""
     return redact_text(repr(redact(value) if isinstance(value, Mapping) else value))
-
-
-def _money(value: Any, field: str) -> Decimal | None:
-    return None if value is None else to_decimal(value, field)
 
 
 def _mock_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -520,7 +524,7 @@ class VideoGenerationConfig:
     #: Refuse the call before submit when its expected cost exceeds this (same currency as the
     #: price, USD for every bundled one); costs already charged by earlier attempts of the chain
     #: count too. Raises CostLimitExceededError.
-    max_cost: Decimal | None = attrs.field(default=None, converter=lambda value: _money(value, "max_cost"))
+    max_cost: Decimal | None = attrs.field(default=None, converter=_max_cost)
 
 
 @attrs.frozen(kw_only=True)
@@ -555,7 +559,7 @@ class ImageGenerationConfig:
     #: Refuse the call before submit when its expected cost exceeds this (same currency as the
     #: price, USD for every bundled one); costs already charged by earlier attempts of the chain
     #: count too. Raises CostLimitExceededError.
-    max_cost: Decimal | None = attrs.field(default=None, converter=lambda value: _money(value, "max_cost"))
+    max_cost: Decimal | None = attrs.field(default=None, converter=_max_cost)
 
 
 # --------------------------------------------------------------------------------------------

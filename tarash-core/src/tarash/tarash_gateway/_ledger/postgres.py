@@ -463,7 +463,8 @@ class PostgresJobStore:
     def costs_since(self, since: float) -> list[dict[str, Any]]:
         with self._connections().connection() as conn:
             rows = conn.execute(
-                "SELECT cost::text FROM tarash_jobs WHERE created_at >= to_timestamp(%s) AND cost IS NOT NULL",
+                "SELECT cost::text FROM tarash_jobs"
+                " WHERE created_at >= to_timestamp(%s) AND cost IS NOT NULL",
                 (since,),
             ).fetchall()
         return [json.loads(row[0]) for row in rows]
@@ -475,7 +476,8 @@ class PostgresJobStore:
                 return
             conn.execute(
                 "INSERT INTO tarash_budgets (name, budget, updated_at) VALUES (%s, %s::json, now())"
-                " ON CONFLICT (name) DO UPDATE SET budget = excluded.budget, updated_at = excluded.updated_at",
+                " ON CONFLICT (name) DO UPDATE"
+                " SET budget = excluded.budget, updated_at = excluded.updated_at",
                 (name, dumps(budget)),
             )
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from .._api import generate_image, generate_video, get_provider
-from .._gateway import default_gateway
+from .._converters import unstructure
+from .._cost import Cost
 from .._download import download, save_bytes
+from .._gateway import default_gateway
 from .._plugins import ProviderInfo
 from .._redact import redact_text
 from .._validators import IMAGE_ROLES
-from .._converters import unstructure
-from .._cost import Cost
 from ..exceptions import TarashException, ValidationError
 from ..models import (
     ImageGenerationConfig,
@@ -89,7 +89,11 @@ def run(args: argparse.Namespace) -> int:
         for path, _url in saved:
             print(path)
     if not args.quiet and not args.json_output:
-        print(f"cost: {describe_cost(response.execution_metadata.total_cost if response.execution_metadata else None)}", file=sys.stderr)
+        metadata = response.execution_metadata
+        print(
+            f"cost: {describe_cost(metadata.total_cost if metadata is not None else None)}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
