@@ -34,7 +34,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("contract", {"plugin", "_records"}),
     ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger"}),
     ("helpers", {"utils", "mock"}),
-    ("engine", {"_engine", "_job_flows", "_download", "_pricing", "_spend", "_budget", "_estimate"}),
+    (
+        "engine",
+        {"_engine", "_job_flows", "_download", "_pricing", "_spend", "_budget", "_estimate", "_reconcile"},
+    ),
     ("gateway", {"_gateway"}),
     ("public API", {"", "_api", "jobs", "webhooks", "costs"}),
     ("applications", {"cli", "testing"}),

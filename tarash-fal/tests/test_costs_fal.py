@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from tarash.tarash_gateway import Gateway
-from tarash.tarash_gateway.costs import Cost
-from tarash.tarash_gateway.exceptions import CostLimitExceededError
+from tarash.tarash_gateway.costs import Cost, reconcile
+from tarash.tarash_gateway.exceptions import CostLimitExceededError, HTTPError
 from tarash.tarash_gateway.models import (
     ImageGenerationRequest,
     VideoGenerationConfig,
@@ -213,3 +214,75 @@ def test_estimate_sends_no_submit(server: FakeFalServer, gateway: Gateway) -> No
         amount="3.0340", unit="second", quantity=10, unit_price="0.3034", source="bundled-table"
     )
     assert server.counts == {"submit": 0, "status": 0, "result": 0, "cancel": 0}
+
+
+def test_reconcile_records_what_fal_billed_beside_the_estimate(server: FakeFalServer, tmp_path: Path) -> None:
+    """fal's billing events (admin key) for the ledger's job: 5 s at 0.682 with a 10% discount
+    is 3.069 billed, recorded beside the 3.410 estimate; the queue key is refused."""
+    gateway = Gateway(ledger=tmp_path / "jobs.db")
+    try:
+        response = gateway.generate_video(
+            server.video_config(SEEDANCE),
+            VideoGenerationRequest(prompt="a", duration_seconds=5, resolution="1080p"),
+        )
+        nano = server.bill(
+            response.request_id, SEEDANCE, output_units=5, unit_price="0.682", percent_discount=10
+        )
+        assert nano == 3_069_000_000
+        where = {"base_url": server.base_url, "provider_config": {"ca_bundle": server.ca_path}}
+        with pytest.raises(HTTPError) as refused:
+            reconcile("fal", admin_key=server.api_key, gateway=gateway, **where)  # type: ignore[arg-type]
+        assert refused.value.status_code == 401
+        [job] = reconcile("fal", admin_key=server.admin_key, gateway=gateway, **where)  # type: ignore[arg-type]
+        assert job.job_id == response.request_id
+        assert job.estimate == Cost(
+            amount="3.410",
+            unit="second",
+            quantity=5,
+            unit_price="0.682",
+            source="bundled-table",
+            variant="1080p",
+        )
+        assert job.billed == Cost(
+            amount="3.069",
+            unit="second",
+            quantity=5,
+            unit_price="0.6138",
+            source="provider-reported",
+            kind="billed",
+        )
+        record = gateway.ledger().store.get(job.key)  # type: ignore[union-attr]
+        assert record is not None and record.billed is not None
+        assert (record.billed["amount"], record.billed["kind"]) == ("3.069", "billed")
+        assert server.billing_counts["billing_events"] == 2
+    finally:
+        gateway.close()
+
+
+def test_tarash_costs_reconcile(
+    server: FakeFalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tarash.tarash_gateway.cli import main
+
+    monkeypatch.setenv("TARASH_LEDGER", str(tmp_path / "jobs.db"))
+    gateway = Gateway(ledger=tmp_path / "jobs.db")
+    try:
+        response = gateway.generate_video(
+            server.video_config(SEEDANCE), VideoGenerationRequest(prompt="a", duration_seconds=4)
+        )
+    finally:
+        gateway.close()
+    server.bill(response.request_id, SEEDANCE, output_units=4, unit_price="0.3034")
+    where = ["--base-url", server.base_url, "--ca-bundle", server.ca_path]
+    assert main(["costs", "reconcile", *where]) == 2
+    assert capsys.readouterr().err == (
+        "tarash: error: an admin key is needed: pass --admin-key or set FAL_ADMIN_KEY\n"
+    )
+    monkeypatch.setenv("FAL_ADMIN_KEY", server.admin_key)
+    assert main(["costs", "reconcile", *where]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["KEY", "JOB", "ID", "ESTIMATE", "BILLED"]
+    assert lines[1].split()[1:] == [response.request_id, "1.2136", "USD", "1.2136", "USD"]
+    assert server.admin_key not in "\n".join(lines)
+    assert main(["jobs", "list"]) == 0
+    assert " 1.2136 USD billed " in capsys.readouterr().out

@@ -6,6 +6,7 @@ imports the flows of ``tarash_fal._provider`` when first called.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hookimpl
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
         JobRef,
         JobStatus,
         PricingRule,
+        ReportedUsage,
         SubmittedJob,
         UnitPrice,
     )
@@ -151,3 +153,11 @@ def unit_prices(config: Any, context: CallContext) -> Flow[UnitPrice | None]:
     from ._pricing import unit_prices_flow
 
     return unit_prices_flow(config, context)
+
+
+@hookimpl
+def billed_costs(config: Any, job_ids: Sequence[str], context: CallContext) -> Flow[dict[str, ReportedUsage]]:
+    """What fal billed for the jobs, from ``GET /v1/models/billing-events`` (an admin key)."""
+    from ._pricing import billed_costs_flow
+
+    return billed_costs_flow(config, job_ids, context)

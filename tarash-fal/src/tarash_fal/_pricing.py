@@ -12,21 +12,35 @@
   ``{"prices": [{"endpoint_id", "unit_price", "unit", "currency"}], ...}``: the account's price
   (custom prices and discounts included). With ``config.base_url`` set (a proxy, the fake
   server) the path is sent to that root instead.
+* ``GET https://api.fal.ai/v1/models/billing-events?request_id=...`` (an admin key) answers what
+  was billed per request, ``cost_estimate_nano_usd`` (``tarash costs reconcile``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from tarash.tarash_gateway.plugin import CallContext, Flow, PricingRule, Request, UnitPrice
+from tarash.tarash_gateway.plugin import CallContext, Flow, PricingRule, ReportedUsage, Request, UnitPrice
 
-__all__ = ["PRICING_PATH", "PRICING_URL", "QUEUE_URL", "pricing_rules", "unit_prices_flow"]
+__all__ = [
+    "BILLING_EVENTS_PATH",
+    "BILLING_EVENTS_URL",
+    "PRICING_PATH",
+    "PRICING_URL",
+    "QUEUE_URL",
+    "billed_costs_flow",
+    "pricing_rules",
+    "unit_prices_flow",
+]
 
 QUEUE_URL = "https://queue.fal.run"
 PRICING_URL = "https://api.fal.ai/v1/models/pricing"
 PRICING_PATH = "/v1/models/pricing"
+BILLING_EVENTS_URL = "https://api.fal.ai/v1/models/billing-events"
+BILLING_EVENTS_PATH = "/v1/models/billing-events"
 
 #: fal's image_size presets in pixels (fal's FLUX schema).
 PRESET_SIZES: Mapping[str, str] = {
@@ -144,3 +158,48 @@ def unit_prices_flow(config: Any, context: CallContext) -> Flow[UnitPrice | None
             reference=PRICING_URL,
         )
     return None
+
+
+def _unit_of(endpoint_id: Any) -> str:
+    """The unit fal bills ``endpoint_id`` in, from its pricing rule (billing events do not say)."""
+    from tarash.tarash_gateway.field_mappers import match_model_prefix
+
+    rules = pricing_rules()
+    modality_free = {rule.prefix: rule for rule in rules if rule.prefix}
+    match = match_model_prefix(str(endpoint_id), modality_free)
+    return modality_free[match].unit if match is not None else "second"
+
+
+def billed_costs_flow(
+    config: Any, job_ids: Sequence[str], context: CallContext
+) -> Flow[dict[str, ReportedUsage]]:
+    """What fal billed for ``job_ids`` from ``GET /v1/models/billing-events`` (an admin key; the
+    last 90 days, fal's limit): ``{request id: ReportedUsage}``, events of one request summed."""
+    custom_root = context.base_url.rstrip("/") != QUEUE_URL
+    start = (datetime.now(timezone.utc) - timedelta(days=90)).isoformat()
+    params: dict[str, Any] = {"request_id": list(job_ids), "start": start}
+    found: dict[str, ReportedUsage] = {}
+    while True:
+        answer = yield Request(
+            method="GET", url=BILLING_EVENTS_PATH if custom_root else BILLING_EVENTS_URL, params=params
+        )
+        body = answer.json()
+        for event in body.get("billing_events") or ():
+            request_id = event.get("request_id")
+            nano = event.get("cost_estimate_nano_usd")
+            if request_id not in job_ids or not isinstance(nano, int):
+                continue
+            amount = Decimal(nano) / Decimal(10**9)
+            units = Decimal(str(event.get("output_units") or 0))
+            before = found.get(request_id)
+            if before is not None:
+                amount += before.amount or 0
+                units += before.quantity or 0
+            found[request_id] = ReportedUsage(
+                unit=_unit_of(event.get("endpoint_id")),  # type: ignore[arg-type]
+                quantity=units,
+                amount=amount,
+            )
+        if not body.get("has_more") or not body.get("next_cursor"):
+            return found
+        params = {**params, "cursor": body["next_cursor"]}

@@ -385,6 +385,20 @@ def reported_usage(config: AnyConfig, response: AnyResponse) -> ReportedUsage | 
     raise NotImplementedError
 
 
+@hookspec(firstresult=True)
+def billed_costs(
+    config: AnyConfig, job_ids: Sequence[str], context: CallContext
+) -> Flow[Mapping[str, ReportedUsage]]:
+    """What the provider's billing records say it charged for ``job_ids`` (up to 50 at a time).
+
+    For ``tarash costs reconcile``: ``config.api_key`` is the key the billing records need (fal:
+    an admin key); core sends the requests and records each amount beside the job's estimate.
+
+    :returns: ``{job id: ReportedUsage}`` with ``amount`` set, for the jobs the records name.
+    """
+    raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------------------------
 # Observers (any plugin; exceptions are logged and ignored)
 # ----------------------------------------------------------------------------------------------

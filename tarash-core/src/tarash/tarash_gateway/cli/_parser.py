@@ -311,6 +311,11 @@ def _add_jobs(subparsers: SubParsers) -> None:
     module.add_parser(subparsers)
 
 
+def _add_costs(subparsers: SubParsers) -> None:
+    """Add the ``costs`` group."""
+    importlib.import_module(f"{__package__}._costs").add_parser(subparsers)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, SubParsers]:
     """The top-level parser and its sub-parsers action (where plugins add commands)."""
     parser: argparse.ArgumentParser = Parser(
@@ -326,4 +331,5 @@ def build_parser() -> tuple[argparse.ArgumentParser, SubParsers]:
     _add_generate(subparsers)
     _add_listings(subparsers)
     _add_jobs(subparsers)
+    _add_costs(subparsers)
     return parser, subparsers
