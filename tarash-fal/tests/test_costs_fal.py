@@ -286,3 +286,31 @@ def test_tarash_costs_reconcile(
     assert server.admin_key not in "\n".join(lines)
     assert main(["jobs", "list"]) == 0
     assert " 1.2136 USD billed " in capsys.readouterr().out
+
+
+def test_dry_run_sends_nothing_and_max_cost_refuses_from_the_shell(
+    server: FakeFalServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a key at hand, --dry-run prints the estimate and opens no connection at all;
+    --max-cost below it exits 4 (a refused request) with 0 submits."""
+    from tarash.tarash_gateway.cli import main
+
+    monkeypatch.setenv("FAL_KEY", server.api_key)
+    fal = [
+        "--provider",
+        "fal",
+        "--model",
+        SEEDANCE,
+        "--base-url",
+        server.base_url,
+        "--provider-config",
+        f"ca_bundle={server.ca_path}",
+    ]
+    request = ["generate", "video", "a cat", "--duration", "5", "--resolution", "1080p"]
+    assert main([*request, *fal, "--dry-run"]) == 0
+    assert capsys.readouterr().out == "expected cost: 3.410 USD (5 second 1080p x 0.682, bundled-table)\n"
+    assert server.connections == 0
+    assert main([*request, *fal, "--max-cost", "3.40"]) == 4
+    assert "Expected cost 3.410 USD exceeds max_cost=3.40" in capsys.readouterr().err
+    assert server.counts == {"submit": 0, "status": 0, "result": 0, "cancel": 0}
+    assert server.billing_counts == {"pricing": 1, "billing_events": 0}

@@ -51,7 +51,8 @@ exit codes:
   {EXIT_INTERNAL:<4} unexpected internal error (a bug: please report it)
   {EXIT_USAGE:<4} bad arguments
   {EXIT_PROVIDER:<4} unknown provider (the installed ones are listed), or one claimed twice
-  {EXIT_VALIDATION:<4} invalid request (the field is named), or modality not supported
+  {EXIT_VALIDATION:<4} invalid request (the field is named), modality not supported, or over
+       --max-cost or the budget (refused before anything was sent)
   {EXIT_MODERATION:<4} refused by the provider's content moderation
   {EXIT_TIMEOUT:<4} the generation did not finish within --timeout
   {EXIT_PROVIDER_FAILURE:<4} provider or network failure (HTTP error, connection, failed job)
