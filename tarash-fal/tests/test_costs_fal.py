@@ -314,3 +314,24 @@ def test_dry_run_sends_nothing_and_max_cost_refuses_from_the_shell(
     assert "Expected cost 3.410 USD exceeds max_cost=3.40" in capsys.readouterr().err
     assert server.counts == {"submit": 0, "status": 0, "result": 0, "cancel": 0}
     assert server.billing_counts == {"pricing": 1, "billing_events": 0}
+
+
+def test_an_impossible_request_sends_nothing_not_even_a_price_read(
+    server: FakeFalServer, gateway: Gateway
+) -> None:
+    """Veo 3 takes 4, 6 or 8 s: 5 s is refused by the plugin's check before the price API is
+    asked (it would be: the account has a price for the model); no connection is opened."""
+    from tarash.tarash_gateway.exceptions import ValidationError
+
+    server.set_price("fal-ai/veo3", "0.40", "second")
+    with pytest.raises(ValidationError, match="duration_seconds"):
+        gateway.generate_video(
+            server.video_config("fal-ai/veo3"), VideoGenerationRequest(prompt="a", duration_seconds=5)
+        )
+    assert server.connections == 0
+    assert server.billing_counts["pricing"] == 0
+    with pytest.raises(ValidationError, match="duration_seconds"):
+        gateway.estimate_cost(
+            server.video_config("fal-ai/veo3"), VideoGenerationRequest(prompt="a", duration_seconds=5)
+        )
+    assert server.connections == 0

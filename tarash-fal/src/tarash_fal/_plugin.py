@@ -148,11 +148,12 @@ def pricing_rules(provider: str) -> list[PricingRule]:
 
 
 @hookimpl
-def unit_prices(config: Any, context: CallContext) -> Flow[UnitPrice | None]:
-    """The account's price for the model from fal's ``GET /v1/models/pricing``."""
+def unit_prices(config: Any, request: Any, context: CallContext) -> Flow[UnitPrice | None]:
+    """The account's price for the model from fal's ``GET /v1/models/pricing`` (the request is
+    checked first, as submit checks it: an impossible one sends nothing)."""
     from ._pricing import unit_prices_flow
 
-    return unit_prices_flow(config, context)
+    return unit_prices_flow(config, request, context)
 
 
 @hookimpl

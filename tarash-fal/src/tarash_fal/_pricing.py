@@ -128,9 +128,13 @@ def _unit(text: Any) -> str | None:
     return _UNITS.get(word) or _UNITS.get(word.removesuffix("s"))
 
 
-def unit_prices_flow(config: Any, context: CallContext) -> Flow[UnitPrice | None]:
+def unit_prices_flow(config: Any, request: Any, context: CallContext) -> Flow[UnitPrice | None]:
     """fal's price for ``config.model`` from the pricing API (None when it lists none, or in a
-    unit Tarash does not price)."""
+    unit Tarash does not price), once ``request`` passed the checks its submit makes."""
+    # lazy: the payload builder loads the model registry, which pricing rules alone do not need
+    from ._provider import payload
+
+    payload(config, request, context.modality)  # an impossible request raises: nothing is sent
     custom_root = context.base_url.rstrip("/") != QUEUE_URL
     answer = yield Request(
         method="GET", url=PRICING_PATH if custom_root else PRICING_URL, params={"endpoint_id": config.model}

@@ -231,8 +231,15 @@ def _unit_price_from_api(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
         return price
     try:
         price = yield from run_flow(
-            attempt, "unit_prices", "validate", config=attempt.config, context=attempt.context()
+            attempt,
+            "unit_prices",
+            "validate",
+            config=attempt.config,
+            request=attempt.request,
+            context=attempt.context(),
         )
+    except ValidationError:
+        raise  # the plugin found the request impossible: refused, nothing sent
     except TarashException as exc:
         log.info("The price API of %s failed (%s); using other price sources", attempt.provider, exc)
         price = None

@@ -342,12 +342,14 @@ def pricing_rules(provider: str) -> Sequence[PricingRule] | None:
 
 
 @hookspec(firstresult=True)
-def unit_prices(config: AnyConfig, context: CallContext) -> Flow[UnitPrice | None]:
+def unit_prices(config: AnyConfig, request: AnyRequest, context: CallContext) -> Flow[UnitPrice | None]:
     """The provider's price API: the price of one unit of ``config.model`` for this account.
 
-    Core calls it before submit, after the request was checked, sends its requests with the
+    Core calls it before submit, after its own checks of the request, sends its requests with the
     attempt's key and deadline, and caches the answer (or its absence, or its failure) per
     gateway for an hour. An error answer or a failure only means "no price from the API".
+    Check ``request`` first the way :func:`submit` does, raising ``ValidationError`` before
+    yielding anything: an impossible request then sends nothing at all, not even a price read.
 
     :returns: a :class:`~tarash.tarash_gateway.costs.UnitPrice` (``source="provider-price-api"``),
         or ``None`` when the API has no price for the model.
@@ -355,7 +357,8 @@ def unit_prices(config: AnyConfig, context: CallContext) -> Flow[UnitPrice | Non
     Example (tarash-fal)::
 
         @hookimpl
-        def unit_prices(config, context):
+        def unit_prices(config, request, context):
+            _payload(config, request)  # raises ValidationError for an impossible request
             answer = yield Request(method="GET", url=PRICING_URL,
                                    params={"endpoint_id": config.model})
             entry = answer.json()["prices"][0]
