@@ -333,3 +333,25 @@ def test_a_budget_needs_the_ledger_and_refuses_what_it_cannot_price(gateway: Gat
         gateway.generate_video(mock_video(), VideoGenerationRequest(prompt="x"))
     gateway.set_budget(None)
     assert gateway.budget() is None
+
+
+def test_what_the_provider_reports_wins_over_the_estimate() -> None:
+    """An amount the provider reports is the cost, as billed; a reported quantity (image tokens)
+    is priced at the estimate's unit price; another unit, or nothing, leaves the estimate."""
+    from tarash.tarash_gateway._pricing import billed_cost
+    from tarash.tarash_gateway.costs import ReportedUsage
+
+    estimate = Cost(amount="0.40", unit="token", quantity=1000, unit_price="0.0004", source="bundled-table")
+    assert billed_cost(estimate, ReportedUsage(unit="token", quantity=1056, amount="0.3968")) == Cost(
+        amount="0.3968",
+        unit="token",
+        quantity=1056,
+        unit_price="0.000375758",  # 0.3968 / 1056, to a nano-dollar
+        source="provider-reported",
+        kind="billed",
+    )
+    assert billed_cost(estimate, ReportedUsage(unit="token", quantity=1056)) == Cost(
+        amount="0.4224", unit="token", quantity=1056, unit_price="0.0004", source="provider-reported"
+    )
+    assert billed_cost(estimate, ReportedUsage(unit="image", quantity=1)) == estimate
+    assert billed_cost(estimate, None) == estimate
