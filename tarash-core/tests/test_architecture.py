@@ -29,14 +29,18 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundations",
         {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire"}
-        | {"_runtime", "_entry_points", "_local_media"},
+        | {"_runtime", "_entry_points", "_local_media", "_cost"},
     ),
     ("contract", {"plugin", "_records", "_handlers"}),
     ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger"}),
     ("helpers", {"utils", "mock"}),
-    ("engine", {"_inbox", "_engine", "_job_flows", "_download", "_outputs"}),
+    (
+        "engine",
+        {"_inbox", "_engine", "_job_flows", "_download", "_outputs"}
+        | {"_pricing", "_spend", "_budget", "_estimate", "_reconcile"},
+    ),
     ("gateway", {"_gateway"}),
-    ("public API", {"", "_api", "jobs", "webhooks"}),
+    ("public API", {"", "_api", "jobs", "webhooks", "costs"}),
     ("applications", {"cli", "testing"}),
 ]
 

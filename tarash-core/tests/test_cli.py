@@ -53,8 +53,10 @@ MOCK_PROGRESS = [
     "processing 90%",
     "completed 100%",
 ]
-MOCK_STDERR = "".join(f"{line}\n" for line in MOCK_PROGRESS)
-JSON_KEYS = {"request_id", "provider", "model", "output", "outputs", "url", "attempts", "is_mock"}
+MOCK_PROGRESS_STDERR = "".join(f"{line}\n" for line in MOCK_PROGRESS)
+#: The mock's bundled price is 0; a video is 4 s when the request sets no duration.
+MOCK_STDERR = MOCK_PROGRESS_STDERR + "cost: 0 USD (4 second x 0, bundled-table)\n"
+JSON_KEYS = {"request_id", "provider", "model", "output", "outputs", "url", "attempts", "is_mock", "cost"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MOCK_ONLY_PLUGINS = (
     "PLUGIN                      DISTRIBUTION  VERSION  STATUS  PROVIDERS  SOURCE\n"
@@ -203,7 +205,7 @@ def test_json_output_is_one_object_and_the_default_name_is_the_request_id(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     code, stdout, stderr = run("generate", "video", "a lighthouse", "--json")
-    assert (code, stderr) == (0, MOCK_STDERR)
+    assert (code, stderr) == (0, MOCK_PROGRESS_STDERR)  # --json: the cost is in the object
     assert stdout.endswith("\n")
     assert stdout.count("\n") == 1
     result = json.loads(stdout)
@@ -220,6 +222,16 @@ def test_json_output_is_one_object_and_the_default_name_is_the_request_id(
         "url": CLIP.resolve().as_uri(),
         "attempts": 1,
         "is_mock": True,
+        "cost": {
+            "amount": "0",
+            "currency": "USD",
+            "unit": "second",
+            "quantity": "4",
+            "unit_price": "0",
+            "source": "bundled-table",
+            "kind": "estimate",
+            "variant": None,
+        },
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == [saved.name]
     assert saved.read_bytes()[4:8] == b"ftyp"
@@ -231,7 +243,11 @@ def test_generate_several_images(run: Any, fast_mock: None, tmp_path: Path) -> N
         "generate", "image", "a red fox", "--n", "2", "--size", "64x32", "--out", str(out)
     )
     first, second = tmp_path / "fox_1.png", tmp_path / "fox_2.png"
-    assert (code, stdout, stderr) == (0, f"{first}\n{second}\n", MOCK_STDERR)
+    assert (code, stdout, stderr) == (
+        0,
+        f"{first}\n{second}\n",
+        MOCK_PROGRESS_STDERR + "cost: 0 USD (2 image x 0, bundled-table)\n",
+    )
     assert png_size(first) == png_size(second) == (64, 32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fox_1.png", "fox_2.png"]
 
@@ -1019,7 +1035,7 @@ def test_python_dash_m_generates_a_video(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert (done.returncode, done.stderr) == (0, MOCK_STDERR)
+    assert (done.returncode, done.stderr) == (0, MOCK_PROGRESS_STDERR)
     result = json.loads(done.stdout)
     assert set(result) == JSON_KEYS
     assert result["output"] == str(tmp_path / "lighthouse.mp4")
@@ -1134,7 +1150,9 @@ def test_a_terminal_gets_one_redrawn_line(tmp_path: Path) -> None:
     os.close(controller)
     screen = b"".join(chunks)
     assert (child.returncode, stdout) == (0, f"{tmp_path / 'v.mp4'}\n".encode())
-    text = screen.decode()
+    cost = "cost: 0 USD (4 second x 0, bundled-table)\r\n"
+    assert screen.decode().endswith(cost)
+    text = screen.decode().removesuffix(cost)
     assert text.count("\n") == 1
     assert text.endswith("\r\n")
     assert text.startswith("\r\x1b[Ksubmitting [--------------------]    -")

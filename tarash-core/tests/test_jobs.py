@@ -1003,12 +1003,13 @@ def test_cli_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, err) == (0, "")
 
     def row(r: JobRecord, state: str) -> str:
-        return f"{r.key}  mock      mock   {state:<10}  {r.job_id}  {r.created_at:%Y-%m-%d %H:%M:%S}"
+        return f"{r.key}  mock      mock   {state:<10}  {r.job_id}  ~0 USD  {r.created_at:%Y-%m-%d %H:%M:%S}"
 
     assert out == (
-        f"{'KEY':<32}  PROVIDER  MODEL  STATE       {'JOB ID':<37}  CREATED (UTC)\n"
+        f"{'KEY':<32}  PROVIDER  MODEL  STATE       {'JOB ID':<37}  COST    CREATED (UTC)\n"
         f"{row(first, 'completed')}\n{row(second, 'submitted*')}\n"
         "* not collected yet: `tarash jobs resume` collects it\n"
+        "~ an estimate: what the price in effect gives for the job, not a provider's bill\n"
     )
     assert first.job_id == done.request_id
     assert second.key == pending.key
@@ -1032,7 +1033,7 @@ def test_cli_list_validates_the_state_and_says_when_none_is_in_it(capsys: pytest
         "",
     )
     code, out, _ = cli(capsys, "list", "--state", "Completed")
-    assert (code, len(out.splitlines())) == (0, 2)
+    assert (code, len(out.splitlines())) == (0, 3)  # the header, the job, the estimate's note
 
 
 def test_cli_list_empty_and_ledger_off(
@@ -1067,6 +1068,7 @@ def test_cli_status(capsys: pytest.CaptureFixture[str]) -> None:
         "collected: yes",
         f"job id:    {record.job_id}",
         f"created:   {record.created_at:%Y-%m-%d %H:%M:%S} UTC",
+        "cost:      ~0 USD",
         f"output:    {response.video}",
         "history:",
         *history,

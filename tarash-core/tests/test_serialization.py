@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tarash.tarash_gateway._ledger import JobEvent, JobRecord
+from tarash.tarash_gateway.costs import Cost
 from tarash.tarash_gateway.exceptions import (
     GenerationFailedError,
     HTTPError,
@@ -70,6 +71,14 @@ def _attempt(number: int, status: str = "success") -> AttemptMetadata:
         request_id=f"req-{number}",
         phase="poll",
         cancel_status="cancelled" if status == "failed" else None,
+        cost=Cost(
+            amount="3.20",
+            unit="second",
+            quantity=8,
+            unit_price="0.40",
+            source="bundled-table",
+            variant="1080p",
+        ),
     )
 
 
@@ -333,6 +342,16 @@ def test_exact_dict_of_media_datetimes_and_bytes() -> None:
         "phase": "poll",
         "cancel_status": None,
         "cancel_error": None,
+        "cost": {
+            "amount": "3.20",
+            "currency": "USD",
+            "unit": "second",
+            "quantity": "8",
+            "unit_price": "0.40",
+            "source": "bundled-table",
+            "kind": "estimate",
+            "variant": "1080p",
+        },
     }
     assert to_dict(JOB) == {
         "provider": "fal",

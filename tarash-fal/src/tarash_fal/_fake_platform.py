@@ -22,6 +22,7 @@
   ``PUT <access_url>/multipart/<uploadId>/<n>`` -> ``ETag``,
   ``POST <access_url>/multipart/<uploadId>/complete {"parts": [{partNumber, etag}]}``. Uploaded
   files are served at their ``access_url`` (``GET``, no key) until :meth:`_Platform.expire`.
+* ``GET /v1/models/pricing`` and ``GET /v1/models/billing-events`` (see ``_fake_billing``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from ._fake_billing import BILLING_EVENTS_PATH, PRICING_PATH, _Billing
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -161,8 +164,9 @@ class _Upload:
     parts: dict[int, bytes] = attrs.field(factory=dict)
 
 
-class _Platform:
-    """JWKS, webhooks, OpenAPI and storage for :class:`~tarash_fal.testing.FakeFalServer`."""
+class _Platform(_Billing):
+    """JWKS, webhooks, OpenAPI, storage, prices and billing events for
+    :class:`~tarash_fal.testing.FakeFalServer`."""
 
     base_url: str
     api_key: str
@@ -176,7 +180,9 @@ class _Platform:
         webhook_retry_interval: float,
         webhook_timeout: float,
         token_ttl: float,
+        admin_key: str,
     ) -> None:
+        self._init_billing(admin_key)
         self.webhook_delay = webhook_delay
         self.webhook_retries = webhook_retries
         self.webhook_retry_interval = webhook_retry_interval
@@ -438,6 +444,8 @@ class _Platform:
             return Answer(200, document)
         if path == REQUESTS_PATH and method == "GET":
             return self._requests(query, headers)
+        if path in (PRICING_PATH, BILLING_EVENTS_PATH):
+            return self._billing_route(method, path, query, headers)
         if path == TOKEN_PATH:
             return self._token(method, query, headers)
         if path.startswith(FILES_PREFIX):

@@ -6,6 +6,7 @@ imports the flows of ``tarash_fal._provider`` when first called.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tarash.tarash_gateway.plugin import Capabilities, Lazy, ProviderSpec, hookimpl
@@ -16,9 +17,12 @@ if TYPE_CHECKING:
         Flow,
         JobRef,
         JobStatus,
+        PricingRule,
         Reconciliation,
+        ReportedUsage,
         SubmissionIntent,
         SubmittedJob,
+        UnitPrice,
     )
     from tarash.tarash_gateway.webhooks import WebhookContext, WebhookEvent
 
@@ -142,3 +146,29 @@ def register_commands(subparsers: Any) -> None:
     from ._commands import add_commands
 
     add_commands(subparsers)
+
+
+@hookimpl
+def pricing_rules(provider: str) -> list[PricingRule]:
+    """Video per second (a price per resolution), FLUX images per megapixel rounded up, other
+    images per image (see ``tarash_fal._pricing``)."""
+    from ._pricing import pricing_rules as rules
+
+    return rules()
+
+
+@hookimpl
+def unit_prices(config: Any, request: Any, context: CallContext) -> Flow[UnitPrice | None]:
+    """The account's price for the model from fal's ``GET /v1/models/pricing`` (the request is
+    checked first, as submit checks it: an impossible one sends nothing)."""
+    from ._pricing import unit_prices_flow
+
+    return unit_prices_flow(config, request, context)
+
+
+@hookimpl
+def billed_costs(config: Any, job_ids: Sequence[str], context: CallContext) -> Flow[dict[str, ReportedUsage]]:
+    """What fal billed for the jobs, from ``GET /v1/models/billing-events`` (an admin key)."""
+    from ._pricing import billed_costs_flow
+
+    return billed_costs_flow(config, job_ids, context)

@@ -223,6 +223,8 @@ class FakeFalServer(_Platform):
         webhook_retry_interval: seconds between them (fal spreads them over 2 hours).
         webhook_timeout: seconds a delivery may take (fal: 15).
         token_ttl: lifetime of the storage tokens handed out, in seconds.
+        admin_key: the admin key the billing-events route requires (the pricing route takes it
+            or ``api_key``); prices come from :meth:`set_price`, billing events from :meth:`bill`.
 
     Attributes:
         base_url: ``https://127.0.0.1:<port>`` once started.
@@ -242,6 +244,7 @@ class FakeFalServer(_Platform):
         webhook_retry_interval: float = 0.05,
         webhook_timeout: float = 15.0,
         token_ttl: float = 3600.0,
+        admin_key: str = "fal-admin-key",
     ) -> None:
         self.queue_polls = queue_polls
         self.processing_polls = processing_polls
@@ -267,6 +270,7 @@ class FakeFalServer(_Platform):
             webhook_retry_interval=webhook_retry_interval,
             webhook_timeout=webhook_timeout,
             token_ttl=token_ttl,
+            admin_key=admin_key,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

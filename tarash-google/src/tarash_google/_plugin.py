@@ -41,3 +41,20 @@ def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
     from . import _flows
 
     return _flows.result("gemini", config, job, context)
+
+
+@hookimpl
+def pricing_rules(provider: str) -> list[Any]:
+    """Veo and Omni video per second (a price per resolution; 8 s when unset), images each."""
+    from tarash.tarash_gateway.plugin import PricingRule
+
+    return [
+        PricingRule(
+            prefix=family.prefix,
+            modality=family.modality,
+            unit="second" if family.modality == "video" else "image",
+            variant_field="resolution" if "resolution" in family.allowed else None,
+            default_seconds=8 if family.modality == "video" else None,
+        )
+        for family in GEMINI_SPEC.models
+    ]

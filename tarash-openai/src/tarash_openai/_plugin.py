@@ -29,3 +29,20 @@ def generate_image(config: Any, request: Any, context: CallContext) -> Generator
     from . import _flow
 
     return (yield from _flow.generate_image(config, request, context))
+
+
+@hookimpl
+def pricing_rules(provider: str) -> list[Any]:
+    """GPT Image is billed per image, at a price per quality (``low``, ``medium``, ``high``)."""
+    from tarash.tarash_gateway.plugin import PricingRule
+
+    return [
+        PricingRule(
+            prefix=family.prefix,
+            modality=family.modality,
+            unit="second" if family.modality == "video" else "image",
+            variant_field="quality",
+            default_seconds=None,
+        )
+        for family in OPENAI_SPEC.models
+    ]

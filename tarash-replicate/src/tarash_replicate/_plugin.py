@@ -73,3 +73,20 @@ def verify_webhook(provider: str, headers: Any, body: bytes, context: Any) -> An
     from .webhooks import verify_webhook as flow
 
     return flow(provider, headers, body, context)
+
+
+@hookimpl
+def pricing_rules(provider: str) -> list[Any]:
+    """Video per second (a price per resolution where the model takes one), images each."""
+    from tarash.tarash_gateway.plugin import PricingRule
+
+    return [
+        PricingRule(
+            prefix=family.prefix,
+            modality=family.modality,
+            unit="second" if family.modality == "video" else "image",
+            variant_field="resolution" if "resolution" in family.allowed else None,
+            default_seconds=None,
+        )
+        for family in SPEC.models
+    ]

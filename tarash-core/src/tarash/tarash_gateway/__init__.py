@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "AspectRatio",
+    "BudgetExceededError",
     "CancelUnconfirmedError",
     "ContentModerationError",
+    "Cost",
+    "CostLimitExceededError",
     "Gateway",
     "GenerationFailedError",
     "HTTPConnectionError",
@@ -45,6 +48,7 @@ __all__ = [
     "VideoGenerationUpdate",
     "__version__",
     "default_gateway",
+    "estimate_cost",
     "generate_image",
     "generate_image_async",
     "generate_video",
@@ -80,6 +84,10 @@ _LOCATIONS = {
     "register_provider": "._api",
     "register_provider_field_mapping": "._api",
     "unregister_provider": "._api",
+    "Cost": ".costs",
+    "estimate_cost": ".costs",
+    "BudgetExceededError": ".exceptions",
+    "CostLimitExceededError": ".exceptions",
     "hookimpl": ".plugin",
     "Gateway": "._gateway",
     "default_gateway": "._gateway",
@@ -162,9 +170,12 @@ if TYPE_CHECKING:
         unregister_provider,
     )
     from ._gateway import Gateway, default_gateway
+    from .costs import Cost, estimate_cost
     from .exceptions import (
+        BudgetExceededError,
         CancelUnconfirmedError,
         ContentModerationError,
+        CostLimitExceededError,
         GenerationFailedError,
         HTTPConnectionError,
         HTTPError,

@@ -2,7 +2,8 @@
 
 Built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
 
-* bytes (``MediaContent.content``) are base64 strings;
+* bytes (``MediaContent.content``) are base64 strings; ``Decimal`` (costs, prices) is a decimal
+  string, so amounts stay exact;
 * structuring is strict: a JSON string is never accepted where a number or a boolean is
   expected, nor a string where a list is;
 * ``api_key`` is never written, and never read back: configs come back with ``api_key=None``;
@@ -27,6 +28,7 @@ import builtins
 import json
 import types
 from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
@@ -143,6 +145,18 @@ def _structure_bytes(value: Any, _type: Any) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise _Invalid("invalid base64 content") from None
+
+
+def _structure_decimal(value: Any, _type: Any) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a decimal string, got {_json_kind(value)}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"expected a decimal string, got {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"expected a finite decimal, got {value!r}")
+    return number
 
 
 def _is_literal(type_: Any) -> bool:
@@ -365,6 +379,8 @@ def _make() -> JsonConverter:
     converter = make_converter()
     converter.register_unstructure_hook(bytes, _unstructure_bytes)
     converter.register_structure_hook(bytes, _structure_bytes)
+    converter.register_unstructure_hook(Decimal, str)
+    converter.register_structure_hook(Decimal, _structure_decimal)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(float, _structure_float)

@@ -25,19 +25,23 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
 from . import _runtime as rt
 from . import _transport as transport
+from ._cost import Cost
 from ._errors import normalize
 from ._handlers import Direct
 from ._inbox import INBOX, local_response, sleep_or_event
 from ._redact import get_logger, redact
+from ._spend import attempt_cost, charged, guard_cost, record_usage
 from ._wire import Request
 from .exceptions import (
     CancelUnconfirmedError,
+    CostLimitExceededError,
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
@@ -139,6 +143,7 @@ class Ledger(Protocol):
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
     def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None: ...
     def release(self, key: str) -> None: ...
+    def cost(self, key: str, cost: Any) -> None: ...
 
 
 def backoff(failures: int, retry_after: float | None = None) -> float:
@@ -212,6 +217,10 @@ class Attempt:
     state: str | None = None
     seen_logs: list[str] = attrs.field(factory=list)
     last_signature: tuple[Any, ...] | None = None
+    limit: Decimal | None = None
+    spent: Decimal = Decimal(0)
+    estimate: Cost | None = None
+    billed: Cost | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.deadline:
@@ -291,6 +300,7 @@ class Attempt:
             phase=self.phase,
             cancel_status=self.cancel_status,  # type: ignore[arg-type]
             cancel_error=self.cancel_error,
+            cost=attempt_cost(self, status, error, submission_unknown(error)),
         )
 
 
@@ -768,6 +778,8 @@ def record_intent(attempt: Attempt) -> None:
             request=attempt.request,
         )
         attempt.intent_recorded = True
+        if attempt.estimate is not None:
+            attempt.ledger.cost(attempt.ledger_key, attempt.estimate)
 
 
 def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
@@ -781,6 +793,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     key = attempt.ledger_key
     check_request(attempt)
     resolve_credentials(attempt)
+    yield from guard_cost(attempt, run_flow)
     record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
@@ -1001,6 +1014,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
         raise UnsupportedModalityError(attempt.provider, attempt.modality)
     check_request(attempt)
     resolve_credentials(attempt)
+    yield from guard_cost(attempt, run_flow)
     record_intent(attempt)
     try:
         response = yield from run_flow(
@@ -1151,6 +1165,7 @@ def plan_attempts(
             provider=provider_for(cfg),
             on_progress=on_progress,
             ledger=ledger,
+            limit=config.max_cost,
         )
         for number, cfg in enumerate(chain, start=1)
     )
@@ -1222,6 +1237,7 @@ def run_chain(
             modality=modality,
             attempt=number,
         )
+        attempt.spent = charged(records)
         try:
             response = yield from run_attempt(attempt)
         except CallerError as exc:
@@ -1231,7 +1247,7 @@ def run_chain(
             if not job_left_for_resume(attempt, exc.original):
                 ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
-        except (UnsupportedModalityError, MissingCredentialsError) as exc:
+        except (UnsupportedModalityError, MissingCredentialsError, CostLimitExceededError) as exc:
             meta = attempt.metadata("skipped", exc)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc)
@@ -1254,6 +1270,7 @@ def run_chain(
                 exc.execution_metadata = finish(None)
                 raise
             continue
+        record_usage(attempt, response)
         meta = attempt.metadata("success", None)
         records.append(meta)
         response = attrs.evolve(
@@ -1320,4 +1337,7 @@ def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: An
         return
     if attempt.job is None and submission_unknown(error):
         state = "unknown"
+    cost = attempt_cost(attempt, "success" if result is not None else "failed", error, state == "unknown")
+    if cost is not None:
+        attempt.ledger.cost(attempt.ledger_key, cost)
     attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)

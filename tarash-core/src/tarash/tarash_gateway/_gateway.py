@@ -22,6 +22,7 @@ from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
     from . import _runtime as rt
+    from ._cost import Cost
     from ._ledger import JobRecord, JobStore, LedgerAdapter
     from ._transport import Transport
     from .field_mappers import FieldMapper
@@ -242,6 +243,69 @@ class Gateway:
         from ._engine import standalone_flow
 
         return await rt.drive_async(standalone_flow(self, flow, label, timeout=timeout, ca_bundle=ca_bundle))
+
+    # -- costs -----------------------------------------------------------------------------------
+
+    def estimate_cost(self, config: AnyConfig, request: Any, *, price_api: bool = True) -> Cost | None:
+        """The expected cost of ``request`` on ``config`` without submitting anything (see
+        :func:`tarash.tarash_gateway.costs.estimate_cost`); ``price_api=False`` sends nothing at
+        all (no price API request: user overrides and the bundled table only)."""
+        # lazy: loaded at the first estimate, not at discovery
+        from . import _runtime as rt
+        from ._estimate import estimate_flow
+
+        return rt.drive_sync(estimate_flow(self, config, request, price_api=price_api), self.background)  # type: ignore[no-any-return]
+
+    async def estimate_cost_async(
+        self, config: AnyConfig, request: Any, *, price_api: bool = True
+    ) -> Cost | None:
+        """Async :meth:`estimate_cost`."""
+        # lazy: loaded at the first estimate, not at discovery
+        from . import _runtime as rt
+        from ._estimate import estimate_flow
+
+        return await rt.drive_async(estimate_flow(self, config, request, price_api=price_api))
+
+    def set_price(
+        self,
+        provider: str,
+        model: str,
+        *,
+        unit: str,
+        price: Any = None,
+        variants: Mapping[str, Any] | None = None,
+        currency: str = "USD",
+    ) -> None:
+        """Override the price of ``model`` (a prefix) at ``provider`` for this gateway: it wins over
+        the provider's price API and the bundled table. ``price`` and ``variants`` (a resolution ->
+        price) are Decimals, ints or decimal strings."""
+        # lazy: loaded at first use, not at discovery
+        from ._cost import UnitPrice
+        from ._pricing import book
+
+        record = UnitPrice(unit=unit, price=price, variants=variants or {}, currency=currency)  # type: ignore[arg-type]
+        book(self).set_price(provider, model, record)
+
+    def set_budget(self, amount: Any, *, period: str = "month", currency: str = "USD") -> None:
+        """Cap what this gateway's ledger may spend per ``period`` (``"day"``, ``"week"``,
+        ``"month"``, UTC); ``amount=None`` removes the cap. Kept in the job ledger, so every
+        process sharing it is held to it: a call whose estimate does not fit in what is left (or
+        cannot be estimated) is refused before submit with ``BudgetExceededError``."""
+        # lazy: the ledger and the cost modules load at first use, not at discovery
+        from ._budget import set_budget
+
+        set_budget(self.ledger(), amount, period=period, currency=currency)
+
+    def budget(self) -> dict[str, Any] | None:
+        """The budget kept in this gateway's ledger (``{amount, currency, period, spent}``), or None."""
+        # lazy: the ledger and the cost modules load at first use, not at discovery
+        from ._budget import get_budget, spent
+
+        ledger = self.ledger()
+        found = get_budget(ledger)
+        if found is None or ledger is None:
+            return None
+        return {**found, "spent": str(spent(ledger, found["period"], found["currency"]))}
 
     # -- providers -------------------------------------------------------------------------------
 

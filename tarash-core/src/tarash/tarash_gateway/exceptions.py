@@ -17,6 +17,8 @@ The hierarchy::
         ├── UnsupportedModalityError    also a NotImplementedError, so seed-style code still catches it
         ├── ResultNotCollectedError     the job completed (it is billed) but its result was not read
         ├── CancelUnconfirmedError      an abandoned job's cancel failed: no fallback was started
+        ├── CostLimitExceededError      the expected cost exceeds max_cost: nothing was sent
+        │   └── BudgetExceededError     ... or what is left of the gateway's budget for the period
         ├── LedgerError                 the job ledger is off, has no such job, or cannot record
         ├── JobNotFinishedError         JobHandle.result() before the job completed
         ├── ProviderConflictError       two distributions claim one provider name
@@ -40,8 +42,10 @@ if TYPE_CHECKING:
     from .models import AttemptMetadata, ExecutionMetadata
 
 __all__ = [
+    "BudgetExceededError",
     "CancelUnconfirmedError",
     "ContentModerationError",
+    "CostLimitExceededError",
     "GenerationFailedError",
     "HTTPConnectionError",
     "HTTPError",
@@ -351,6 +355,30 @@ class CancelUnconfirmedError(TarashException):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", False)
         super().__init__(message, **kwargs)
+
+
+class CostLimitExceededError(TarashException):
+    """The call's expected cost exceeds ``config.max_cost``: refused before submit, nothing sent.
+
+    Attributes:
+        estimate: the expected cost of the refused attempt (a ``Cost``).
+        limit: the limit it exceeds (``Decimal``).
+        spent: what earlier attempts of the same call were charged (``Decimal``), counted
+            against the limit.
+    """
+
+    def __init__(self, message: str, *, estimate: Any, limit: Any, spent: Any = 0, **kwargs: Any) -> None:
+        self.estimate = estimate
+        self.limit = limit
+        self.spent = spent
+        kwargs.setdefault("phase", "validate")
+        kwargs.setdefault("retryable", False)
+        super().__init__(message, **kwargs)
+
+
+class BudgetExceededError(CostLimitExceededError):
+    """The expected cost exceeds what is left of the gateway's budget for the period (``spent``
+    is what the ledger recorded in the period, across every process sharing it)."""
 
 
 class LedgerError(TarashException):

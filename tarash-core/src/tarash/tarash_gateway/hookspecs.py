@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from ._cost import PricingRule, ReportedUsage, UnitPrice
     from .models import (
         AnyConfig,
         AnyRequest,
@@ -359,6 +360,98 @@ def async_lifecycle(provider: str) -> AsyncLifecycle | None:
 
     :returns: an object with the four ``async`` methods of :class:`AsyncLifecycle`, or ``None``.
     """
+
+
+# ----------------------------------------------------------------------------------------------
+# Pricing (core computes every cost; a plugin says how its provider bills)
+# ----------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def pricing_rules(provider: str) -> Sequence[PricingRule] | None:
+    """How ``provider`` bills each model family: what the quantity is.
+
+    Core multiplies the quantity it computes from the request (seconds x number of videos,
+    images, megapixels rounded up per image...; see
+    :class:`~tarash.tarash_gateway.costs.PricingRule`) by a unit price from, best first: the
+    user's overrides, the provider's price API (:func:`unit_prices`), the bundled price table.
+    The rule's ``variant_field`` picks a price variant (``"resolution"``: ``"720p"``,
+    ``"1080p"``...). A model no rule matches has no estimate (its cost is unknown, never 0).
+
+    :returns: the rules (the longest matching ``prefix`` wins; ``""`` matches every model).
+
+    Example (tarash-fal)::
+
+        @hookimpl
+        def pricing_rules(provider):
+            return [PricingRule(prefix="fal-ai/veo3.1", modality="video", unit="second",
+                                variant_field="resolution", default_variant="720p",
+                                default_seconds=8),
+                    PricingRule(prefix="fal-ai/flux", modality="image", unit="megapixel",
+                                default_size="1024x768")]
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def unit_prices(config: AnyConfig, request: AnyRequest, context: CallContext) -> Flow[UnitPrice | None]:
+    """The provider's price API: the price of one unit of ``config.model`` for this account.
+
+    Core calls it before submit, after its own checks of the request, sends its requests with the
+    attempt's key and deadline, and caches the answer (or its absence, or its failure) per
+    gateway for an hour. An error answer or a failure only means "no price from the API".
+    Check ``request`` first the way :func:`submit` does, raising ``ValidationError`` before
+    yielding anything: an impossible request then sends nothing at all, not even a price read.
+
+    :returns: a :class:`~tarash.tarash_gateway.costs.UnitPrice` (``source="provider-price-api"``),
+        or ``None`` when the API has no price for the model.
+
+    Example (tarash-fal)::
+
+        @hookimpl
+        def unit_prices(config, request, context):
+            _payload(config, request)  # raises ValidationError for an impossible request
+            answer = yield Request(method="GET", url=PRICING_URL,
+                                   params={"endpoint_id": config.model})
+            entry = answer.json()["prices"][0]
+            return UnitPrice(unit=entry["unit"], price=str(entry["unit_price"]),
+                             currency=entry["currency"], source="provider-price-api")
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def reported_usage(config: AnyConfig, response: AnyResponse) -> ReportedUsage | None:
+    """What the provider's answer says this call used or cost (a ``usage`` block).
+
+    Called once the generation succeeded. A reported ``amount`` becomes the attempt's cost as
+    billed; a reported ``quantity`` (image tokens) is priced like an estimate.
+
+    :returns: a :class:`~tarash.tarash_gateway.costs.ReportedUsage`, or ``None``.
+
+    Example (tarash-openai)::
+
+        @hookimpl
+        def reported_usage(config, response):
+            usage = response.raw_response.get("usage") or {}
+            tokens = usage.get("output_tokens")
+            return None if tokens is None else ReportedUsage(unit="token", quantity=tokens)
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def billed_costs(
+    config: AnyConfig, job_ids: Sequence[str], context: CallContext
+) -> Flow[Mapping[str, ReportedUsage]]:
+    """What the provider's billing records say it charged for ``job_ids`` (up to 50 at a time).
+
+    For ``tarash costs reconcile``: ``config.api_key`` is the key the billing records need (fal:
+    an admin key); core sends the requests and records each amount beside the job's estimate.
+
+    :returns: ``{job id: ReportedUsage}`` with ``amount`` set, for the jobs the records name.
+    """
+    raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------------------------

@@ -101,6 +101,38 @@ def register_providers() -> list[ProviderSpec]:
     ]
 
 
+@hookimpl
+def pricing_rules(provider: str) -> list[Any]:
+    """The mock bills video per second (4 s when the request sets no duration; a price per
+    resolution where one is set) and images each."""
+    # lazy: discovery loads this module; the cost records load at the first pricing
+    from ._cost import PricingRule
+
+    return [
+        PricingRule(
+            prefix="", modality="video", unit="second", variant_field="resolution", default_seconds=4
+        ),
+        PricingRule(prefix="", modality="image", unit="image"),
+    ]
+
+
+@hookimpl
+def unit_prices(config: Any, context: CallContext) -> Any:
+    """The mock's "price API": ``MockConfig.price`` (per second of video, per image), if set."""
+    # lazy: discovery loads this module; the cost records load at the first pricing
+    from ._cost import UnitPrice
+
+    price = _mock_config(config).price
+    if price is None:
+        return None
+    return UnitPrice(
+        unit="second" if context.modality == "video" else "image",
+        price=price,
+        source="provider-price-api",
+        reference="MockConfig.price",
+    )
+
+
 def _mock_config(config: Any) -> MockConfig:
     mock = getattr(config, "mock", None)
     if mock is not None:

@@ -13,11 +13,13 @@ import math
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 
 import attrs
 
 from . import _validators as v
+from ._cost import Cost, to_decimal, total
 from ._local_media import read_local
 from ._redact import redact, redact_text, register_secret
 from .exceptions import ValidationError
@@ -417,6 +419,14 @@ def _responses_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> N
             )
 
 
+def _mock_price(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "mock.price")
+
+
+def _max_cost(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value, "max_cost")
+
+
 @attrs.frozen(kw_only=True)
 class MockConfig:
     """Switch a config to the offline mock provider (``mock=MockConfig(enabled=True)``)."""
@@ -433,6 +443,9 @@ class MockConfig:
         validator=_instance_of("a MockPollingConfig (or a mapping)", MockPollingConfig),
     )
     seed: int | None = attrs.field(default=None, validator=v.number(optional=True, integer=True))
+    #: The mock's price per unit (per second of video, per image), reported through its price
+    #: API; ``None``: the bundled table's (free).
+    price: Decimal | None = attrs.field(default=None, converter=_mock_price)
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,6 +562,10 @@ class VideoGenerationConfig:
     output_lifetime: float | None = attrs.field(
         default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
     )
+    #: Refuse the call before submit when its expected cost exceeds this (same currency as the
+    #: price, USD for every bundled one); costs already charged by earlier attempts of the chain
+    #: count too. Raises CostLimitExceededError.
+    max_cost: Decimal | None = attrs.field(default=None, converter=_max_cost)
 
 
 @attrs.frozen(kw_only=True)
@@ -586,6 +603,10 @@ class ImageGenerationConfig:
     output_lifetime: float | None = attrs.field(
         default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
     )
+    #: Refuse the call before submit when its expected cost exceeds this (same currency as the
+    #: price, USD for every bundled one); costs already charged by earlier attempts of the chain
+    #: count too. Raises CostLimitExceededError.
+    max_cost: Decimal | None = attrs.field(default=None, converter=_max_cost)
 
 
 # --------------------------------------------------------------------------------------------
@@ -737,6 +758,9 @@ class AttemptMetadata:
     phase: str | None = None
     cancel_status: Literal["cancelled", "finished", "failed", "unsupported"] | None = None
     cancel_error: str | None = attrs.field(default=None, converter=_scrubbed)
+    #: What the attempt cost (zero when refused before submit; an estimate until billed), or
+    #: None when no price is known.
+    cost: Cost | None = None
 
     @property
     def elapsed_seconds(self) -> float | None:
@@ -761,6 +785,11 @@ class ExecutionMetadata:
         if not self.attempts or not ends:
             return None
         return (max(ends) - self.attempts[0].started_at).total_seconds()
+
+    @property
+    def total_cost(self) -> Cost | None:
+        """The attempts' costs summed (failed-but-billed ones included), or None if none is known."""
+        return total([attempt.cost for attempt in self.attempts])
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .exceptions import ValidationError
 from .field_mappers import FieldMapper
 
 if TYPE_CHECKING:
+    from ._cost import PricingRule, ReportedUsage, UnitPrice
     from ._records import (
         CallContext,
         JobRef,
@@ -46,12 +47,15 @@ __all__ = [
     "Lazy",
     "Modality",
     "ModelFamily",
+    "PricingRule",
     "ProviderSpec",
     "Reconciliation",
+    "ReportedUsage",
     "Request",
     "Response",
     "SubmissionIntent",
     "SubmittedJob",
+    "UnitPrice",
     "hookimpl",
 ]
 
@@ -223,13 +227,15 @@ _RECORDS = frozenset(
     {"CallContext", "JobRef", "JobState", "JobStatus", "Reconciliation", "SubmissionIntent", "SubmittedJob"}
 )
 _WIRE = frozenset({"Flow", "Request", "Response"})
+_COSTS = frozenset({"PricingRule", "ReportedUsage", "UnitPrice"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RECORDS or name in _WIRE:
+    if name in _RECORDS or name in _WIRE or name in _COSTS:
         import importlib
 
-        module = importlib.import_module("._records" if name in _RECORDS else "._wire", __package__)
+        module_name = "._records" if name in _RECORDS else "._cost" if name in _COSTS else "._wire"
+        module = importlib.import_module(module_name, __package__)
         value = getattr(module, name)
         globals()[name] = value
         return value
@@ -237,4 +243,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _RECORDS | _WIRE)
+    return sorted(set(globals()) | _RECORDS | _WIRE | _COSTS)

@@ -14,7 +14,14 @@ from .._redact import get_logger
 from ..exceptions import JobCancelledError, LedgerError, ValidationError, error_summary
 from ..plugin import JobRef
 from .owner import owner_alive, process_owner
-from .records import LEASE_SECONDS, MEDIA_TEXT_LIMIT, STATUS_REFRESH_SECONDS, JobRecord, JobStore
+from .records import (
+    LEASE_SECONDS,
+    MEDIA_TEXT_LIMIT,
+    STATUS_REFRESH_SECONDS,
+    JobRecord,
+    JobStore,
+    SpendStore,
+)
 
 if TYPE_CHECKING:
     pass
@@ -191,6 +198,18 @@ class LedgerAdapter:
         self._guard(
             kind, lambda: self.store.record_event(key, kind=kind, detail=self._plain(dict(detail)) or {})
         )
+
+    def cost(self, key: str, cost: Any) -> None:
+        """Record the job's cost (a ``Cost``); a store that keeps no costs is skipped."""
+        store = self.store
+        if isinstance(store, SpendStore):
+            self._guard("cost", lambda: store.record_cost(key, cost=self._plain(cost) or {}))
+
+    def spend_store(self) -> SpendStore:
+        """The store, when it keeps costs and budgets; LedgerError otherwise."""
+        if not isinstance(self.store, SpendStore):
+            raise LedgerError(f"The job ledger {self.store!r} keeps no costs or budgets")
+        return self.store
 
     def claim(self, record: JobRecord) -> bool:
         """Claim ``record`` for collection by this process (never one it is collecting already)."""

@@ -74,6 +74,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX tarash_job_events_key ON tarash_job_events (key, id)",
     ),
+    (
+        "ALTER TABLE tarash_jobs ADD COLUMN cost json",
+        "ALTER TABLE tarash_jobs ADD COLUMN billed json",
+        "CREATE INDEX tarash_jobs_created ON tarash_jobs (created_at)",
+        """CREATE TABLE tarash_budgets (
+            name text PRIMARY KEY,
+            budget json NOT NULL,
+            updated_at timestamptz NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _MIGRATION_LOCK = "tarash.ledger.schema"
@@ -82,7 +92,7 @@ _COLUMNS = (
     "key, provider, model, modality, state, job_id, job::text, config::text, request::text,"
     " result::text, error::text, detail::text, cancel::text, extract(epoch FROM created_at)::float8,"
     " extract(epoch FROM updated_at)::float8, extract(epoch FROM finished_at)::float8, owner,"
-    " extract(epoch FROM lease_until)::float8"
+    " extract(epoch FROM lease_until)::float8, cost::text, billed::text"
 )
 _NOW = "statement_timestamp()"
 _LEASE = f"{_NOW} + %(lease)s * interval '1 second'"
@@ -133,6 +143,13 @@ _FINISHED = f"""WITH job AS (
     WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown' OR %(state)s = 'completed')
     RETURNING key, finished_at)
 {_EVENT} SELECT key, finished_at, 'finished', %(state)s, %(error)s::json FROM job"""
+
+_BILLED = f"""WITH job AS (
+    UPDATE tarash_jobs SET billed = %(billed)s::json
+    WHERE key = (SELECT key FROM tarash_jobs WHERE key = %(key)s OR job_id = %(key)s
+                 ORDER BY created_at LIMIT 1)
+    RETURNING key)
+{_EVENT} SELECT key, {_NOW}, 'billed', NULL, %(billed)s::json FROM job RETURNING key"""
 
 # The owner test is a CASE so that the advisory lock is only probed when nothing cheaper decides:
 # taking the (transaction-scoped) lock succeeds only when no live process holds it.
@@ -439,6 +456,41 @@ class PostgresJobStore:
 
     def release(self, key: str, *, owner: str) -> None:
         self._execute(_RELEASE, {"key": key, "owner": owner})
+
+    # -- costs and budgets ---------------------------------------------------------------------
+
+    def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
+        with self._connections().connection() as conn:
+            conn.execute("UPDATE tarash_jobs SET cost = %s::json WHERE key = %s", (dumps(cost), key))
+
+    def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
+        return self._execute(_BILLED, {"key": key, "billed": dumps(billed)})
+
+    def costs_since(self, since: float) -> list[dict[str, Any]]:
+        with self._connections().connection() as conn:
+            rows = conn.execute(
+                "SELECT cost::text FROM tarash_jobs"
+                " WHERE created_at >= to_timestamp(%s) AND cost IS NOT NULL",
+                (since,),
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def set_budget(self, name: str, budget: Mapping[str, Any] | None) -> None:
+        with self._connections().connection() as conn:
+            if budget is None:
+                conn.execute("DELETE FROM tarash_budgets WHERE name = %s", (name,))
+                return
+            conn.execute(
+                "INSERT INTO tarash_budgets (name, budget, updated_at) VALUES (%s, %s::json, now())"
+                " ON CONFLICT (name) DO UPDATE"
+                " SET budget = excluded.budget, updated_at = excluded.updated_at",
+                (name, dumps(budget)),
+            )
+
+    def get_budget(self, name: str) -> dict[str, Any] | None:
+        with self._connections().connection() as conn:
+            row = conn.execute("SELECT budget::text FROM tarash_budgets WHERE name = %s", (name,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
 
     # -- reads ---------------------------------------------------------------------------------
 

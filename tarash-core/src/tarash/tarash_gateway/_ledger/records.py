@@ -28,6 +28,7 @@ __all__ = [
     "JobEvent",
     "JobRecord",
     "JobStore",
+    "SpendStore",
     "dumps",
     "record_from_row",
     "utc",
@@ -41,7 +42,7 @@ RETENTION_DAYS = 30.0
 BUSY_TIMEOUT_MS = 10_000
 OFF_VALUES = frozenset({"off", "0", "false", "no", "none", "disabled"})
 MEDIA_TEXT_LIMIT = 1024
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utc(epoch: float) -> datetime:
@@ -73,6 +74,9 @@ class JobRecord:
         detail: the last status details (queue position, progress).
         cancel: the outcome of the last cancel, if one was sent.
         owner, lease_until: the process collecting the job and until when its claim holds.
+        cost: what the job costs (a ``Cost`` as JSON): its estimate from the intent on, then
+            what the attempt was charged when it ended.
+        billed: what the provider's billing says it charged (``tarash costs reconcile``).
     """
 
     key: str
@@ -94,6 +98,8 @@ class JobRecord:
     finished_at: datetime | None = None
     owner: str | None = None
     lease_until: datetime | None = None
+    cost: dict[str, Any] | None = None
+    billed: dict[str, Any] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -192,13 +198,34 @@ class JobStore(Protocol):
         """A job's history, oldest first."""
 
 
+@runtime_checkable
+class SpendStore(Protocol):
+    """What a store adds to keep costs and budgets (both SQL stores do; a store without these
+    methods keeps no costs, and a budget cannot be set on it)."""
+
+    def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
+        """The job's cost (a ``Cost`` as JSON), replacing the one recorded before."""
+
+    def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
+        """What the provider billed for the job whose key or provider job id is ``key``."""
+
+    def costs_since(self, since: float) -> list[dict[str, Any]]:
+        """The costs of the jobs created at or after ``since`` (epoch seconds)."""
+
+    def set_budget(self, name: str, budget: Mapping[str, Any] | None) -> None:
+        """Keep (or with None, remove) the budget ``name``: ``{amount, currency, period}``."""
+
+    def get_budget(self, name: str) -> dict[str, Any] | None:
+        """The budget ``name``, or None."""
+
+
 # ----------------------------------------------------------------------------------------------
 # SQLite store
 
 #: The columns of a record's row, in the order record_from_row reads them.
 COLUMNS = (
     "key, provider, model, modality, state, job_id, job, config, request, result, error,"
-    " detail, cancel, created_at, updated_at, finished_at, owner, lease_until"
+    " detail, cancel, created_at, updated_at, finished_at, owner, lease_until, cost, billed"
 )
 
 
@@ -234,6 +261,8 @@ def record_from_row(row: tuple[Any, ...]) -> JobRecord:
         finished_at,
         owner,
         lease_until,
+        cost,
+        billed,
     ) = row
 
     def load(text: str | None) -> Any:
@@ -259,4 +288,6 @@ def record_from_row(row: tuple[Any, ...]) -> JobRecord:
         finished_at=utc(finished_at) if finished_at else None,
         owner=owner,
         lease_until=utc(lease_until) if lease_until else None,
+        cost=load(cost),
+        billed=load(billed),
     )

@@ -48,7 +48,9 @@ _SCHEMA = (
         updated_at REAL NOT NULL,
         finished_at REAL,
         owner TEXT,
-        lease_until REAL
+        lease_until REAL,
+        cost TEXT,
+        billed TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs(finished_at, created_at)",
     "CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs(job_id)",
@@ -61,7 +63,16 @@ _SCHEMA = (
         detail TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS events_key ON events(key, id)",
+    """CREATE TABLE IF NOT EXISTS budgets (
+        name TEXT PRIMARY KEY,
+        budget TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)",
 )
+#: Version 1 -> 2: the columns a version 1 ``jobs`` table lacks (the budgets table and the index
+#: come with ``_SCHEMA``).
+_ADDED_COLUMNS = (("cost", "TEXT"), ("billed", "TEXT"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,7 +145,12 @@ class SQLiteJobStore:
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in _SCHEMA:
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                have = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+                for column, kind in _ADDED_COLUMNS:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 if self.retention_days is not None:
                     cutoff = (time.time() - self.retention_days * 86400,)
                     conn.execute(
@@ -290,6 +306,45 @@ class SQLiteJobStore:
                 (state, dumps(result), dumps(error), now, now, key, state),
             ).rowcount:
                 self._event(conn, key, "finished", state, error, now)
+
+    def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE jobs SET cost = ? WHERE key = ?", (dumps(cost), key))
+
+    def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT key FROM jobs WHERE key = ? OR job_id = ?", (key, key)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE jobs SET billed = ? WHERE key = ?", (dumps(billed), row[0]))
+            self._event(conn, row[0], "billed", None, billed, now)
+            return True
+
+    def costs_since(self, since: float) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = (
+                self._connection()
+                .execute("SELECT cost FROM jobs WHERE created_at >= ? AND cost IS NOT NULL", (since,))
+                .fetchall()
+            )
+        return [json.loads(row[0]) for row in rows]
+
+    def set_budget(self, name: str, budget: Mapping[str, Any] | None) -> None:
+        with self._write() as conn:
+            if budget is None:
+                conn.execute("DELETE FROM budgets WHERE name = ?", (name,))
+                return
+            conn.execute(
+                "INSERT INTO budgets (name, budget, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET budget = excluded.budget, updated_at = excluded.updated_at",
+                (name, dumps(budget), time.time()),
+            )
+
+    def get_budget(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._connection().execute("SELECT budget FROM budgets WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
 
     def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
         now = time.time()

@@ -70,6 +70,7 @@ def exit_code(error: BaseException) -> int:
     # lazy: `tarash --help` and usage errors start without loading the library
     from ..exceptions import (
         ContentModerationError,
+        CostLimitExceededError,
         ProviderConflictError,
         ProviderNotFoundError,
         TarashException,
@@ -82,7 +83,7 @@ def exit_code(error: BaseException) -> int:
         (UsageError, EXIT_USAGE),
         (OutputError, EXIT_OUTPUT),
         ((ProviderNotFoundError, ProviderConflictError), EXIT_PROVIDER),
-        ((ValidationError, UnsupportedModalityError), EXIT_VALIDATION),
+        ((ValidationError, UnsupportedModalityError, CostLimitExceededError), EXIT_VALIDATION),
         (ContentModerationError, EXIT_MODERATION),
         (TimeoutError, EXIT_TIMEOUT),
         (TarashException, EXIT_PROVIDER_FAILURE),

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .._api import generate_image, generate_video, get_provider
+from .._converters import unstructure
+from .._cost import Cost
 from .._download import download, save_bytes
+from .._gateway import default_gateway
 from .._plugins import ProviderInfo
 from .._redact import redact_text
 from .._validators import IMAGE_ROLES
@@ -39,6 +42,8 @@ __all__ = [
     "build_config",
     "build_request",
     "check_destination",
+    "describe_cost",
+    "dry_run",
     "input_image",
     "mock_provider_config",
     "result_json",
@@ -64,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--model is required for provider {info.name!r} (see `tarash models {info.name}`)")
     config = build_config(args, info, model)
     request = build_request(args)
+    if args.dry_run:
+        return dry_run(config, request, json_output=args.json_output)
     if args.out:
         check_destination(args.out)
     progress = contextlib.nullcontext(None) if args.quiet else Progress(sys.stderr, live=is_live(sys.stderr))
@@ -81,6 +88,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         for path, _url in saved:
             print(path)
+    if not args.quiet and not args.json_output:
+        metadata = response.execution_metadata
+        print(
+            f"cost: {describe_cost(metadata.total_cost if metadata is not None else None)}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def describe_cost(cost: Cost | None) -> str:
+    """One line for a cost (``unknown`` when there is no price)."""
+    return "unknown (no price for this model: see `tarash generate --help`)" if cost is None else str(cost)
+
+
+def dry_run(config: Config, request: Any, *, json_output: bool) -> int:
+    """Print the expected cost of the generation; nothing is sent (not even a price API request:
+    user overrides and the bundled table price it)."""
+    estimate = default_gateway().estimate_cost(config, request, price_api=False)
+    if json_output:
+        print(json.dumps({"estimate": None if estimate is None else unstructure(estimate)}))
+    else:
+        print(f"expected cost: {describe_cost(estimate)}")
     return EXIT_OK
 
 
@@ -101,6 +130,8 @@ def build_config(args: argparse.Namespace, info: ProviderInfo, model: str) -> Co
         fields["timeout"] = args.timeout
     if args.poll_interval is not None:
         fields["poll_interval"] = args.poll_interval
+    if args.max_cost is not None:
+        fields["max_cost"] = args.max_cost
     if args.modality == "video":
         return VideoGenerationConfig(**fields)
     return ImageGenerationConfig(**fields)
@@ -227,6 +258,7 @@ def save_outputs(
 def result_json(response: Response, saved: list[tuple[Path, str | None]]) -> dict[str, Any]:
     """The ``--json`` object."""
     metadata = response.execution_metadata
+    cost = metadata.total_cost if metadata is not None else None
     return {
         "request_id": response.request_id,
         "provider": response.provider,
@@ -236,4 +268,5 @@ def result_json(response: Response, saved: list[tuple[Path, str | None]]) -> dic
         "url": redact_text(saved[0][1]) if saved[0][1] else None,
         "attempts": metadata.total_attempts if metadata is not None else 1,
         "is_mock": response.is_mock,
+        "cost": None if cost is None else unstructure(cost),
     }

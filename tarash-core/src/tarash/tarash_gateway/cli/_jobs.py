@@ -196,6 +196,16 @@ def _when(record: JobRecord) -> str:
     return record.created_at.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _cost(record: JobRecord) -> str:
+    """``0.40 USD`` (``~`` before an estimate; ``billed`` the provider's figure), ``-`` unknown."""
+    if record.billed:
+        return f"{record.billed.get('amount')} {record.billed.get('currency')} billed"
+    if not record.cost:
+        return "-"
+    mark = "~" if record.cost.get("kind") == "estimate" else ""
+    return f"{mark}{record.cost.get('amount')} {record.cost.get('currency')}"
+
+
 def _state(record: JobRecord) -> str:
     return record.state if record.finished else f"{record.state}*"
 
@@ -218,12 +228,14 @@ def list_jobs(args: argparse.Namespace) -> int:
         else:
             print(f"No jobs in the ledger ({ledger.store!r}).")
         return EXIT_OK
-    headers = ("KEY", "PROVIDER", "MODEL", "STATE", "JOB ID", "CREATED (UTC)")
-    rows = [(r.key, r.provider, r.model, _state(r), r.job_id or "-", _when(r)) for r in records]
+    headers = ("KEY", "PROVIDER", "MODEL", "STATE", "JOB ID", "COST", "CREATED (UTC)")
+    rows = [(r.key, r.provider, r.model, _state(r), r.job_id or "-", _cost(r), _when(r)) for r in records]
     for line in table(headers, rows):
         print(line)
     if any(not r.finished for r in records):
         print("* not collected yet: `tarash jobs resume` collects it")
+    if any(r.cost and r.cost.get("kind") == "estimate" and not r.billed for r in records):
+        print("~ an estimate: what the price in effect gives for the job, not a provider's bill")
     return EXIT_OK
 
 
@@ -277,6 +289,7 @@ def status(args: argparse.Namespace) -> int:
         ("collected", "yes" if record.finished else "no"),
         ("job id", record.job_id or "-"),
         ("created", f"{_when(record)} UTC"),
+        ("cost", _cost(record)),
     ]
     fields += [("output", output) for output in _outputs(record.result)]
     if record.error:

@@ -51,7 +51,8 @@ exit codes:
   {EXIT_INTERNAL:<4} unexpected internal error (a bug: please report it)
   {EXIT_USAGE:<4} bad arguments
   {EXIT_PROVIDER:<4} unknown provider (the installed ones are listed), or one claimed twice
-  {EXIT_VALIDATION:<4} invalid request (the field is named), or modality not supported
+  {EXIT_VALIDATION:<4} invalid request (the field is named), modality not supported, or over
+       --max-cost or the budget (refused before anything was sent)
   {EXIT_MODERATION:<4} refused by the provider's content moderation
   {EXIT_TIMEOUT:<4} the generation did not finish within --timeout
   {EXIT_PROVIDER_FAILURE:<4} provider or network failure (HTTP error, connection, failed job)
@@ -222,6 +223,16 @@ def _add_generate_options(parser: argparse.ArgumentParser, modality: str) -> Non
         help="API key (default: the provider's environment variable; prefer it, "
         "command lines are visible to other local users)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the expected cost and exit: nothing is sent to the provider",
+    )
+    parser.add_argument(
+        "--max-cost",
+        metavar="AMOUNT",
+        help="refuse before submit when the expected cost exceeds AMOUNT (e.g. 2.50, in USD)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     parser.set_defaults(func=command("_generate", "run"))
 
@@ -302,6 +313,11 @@ def _add_jobs(subparsers: SubParsers) -> None:
         module.add_parser(subparsers)
 
 
+def _add_costs(subparsers: SubParsers) -> None:
+    """Add the ``costs`` group."""
+    importlib.import_module(f"{__package__}._costs").add_parser(subparsers)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, SubParsers]:
     """The top-level parser and its sub-parsers action (where plugins add commands)."""
     parser: argparse.ArgumentParser = Parser(
@@ -317,4 +333,5 @@ def build_parser() -> tuple[argparse.ArgumentParser, SubParsers]:
     _add_generate(subparsers)
     _add_listings(subparsers)
     _add_jobs(subparsers)
+    _add_costs(subparsers)
     return parser, subparsers
