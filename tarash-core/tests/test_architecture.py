@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, set[str]]] = [
 
 #: Function-level imports that point up on purpose, with why; left out of the graph.
 #: A response's ``download()`` method (models) runs the engine-level download path.
-DELEGATIONS = {(f"{PACKAGE}.models", f"{PACKAGE}._outputs")}
+DELEGATIONS = {(f"{PACKAGE}.models._responses", f"{PACKAGE}._outputs")}
 
 #: module -> {imported module: (line, inside a function)}
 Graph = dict[str, dict[str, tuple[int, bool]]]

@@ -58,7 +58,7 @@ def _refuse(field: str, message: str, value: Any) -> ValidationError:
 def _guess_from_name(name: str | None) -> str | None:
     if not name:
         return None
-    import mimetypes  # lazy: about 5 ms that models.py would pay at import for a rare fallback
+    import mimetypes  # lazy: about 5 ms that the models would pay at import for a rare fallback
 
     return mimetypes.guess_type(name)[0]
 
