@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundations",
         {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire"}
-        | {"_runtime", "_entry_points", "_local_media", "_cost"},
+        | {"_runtime", "_entry_points", "_local_media", "_cost", "_filenames"},
     ),
     ("contract", {"plugin", "_records", "_handlers"}),
     ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger"}),
