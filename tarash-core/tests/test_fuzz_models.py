@@ -423,7 +423,7 @@ def _is_int(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def _is_text(value: Any, max_len: int = 100_000, nonempty: bool = False) -> bool:
+def _is_text(value: Any, max_len: float = 100_000, nonempty: bool = False) -> bool:
     return (
         isinstance(value, str)
         and len(value) <= max_len
@@ -435,7 +435,8 @@ def _is_text(value: Any, max_len: int = 100_000, nonempty: bool = False) -> bool
 def _is_media(value: Any) -> bool:
     if isinstance(value, MediaContent):
         return isinstance(value.content, bytes) and _is_text(value.content_type, 200, nonempty=True)
-    return _is_text(value, nonempty=True)
+    # no length cap: a data URI carries the whole file
+    return _is_text(value, math.inf, nonempty=True)
 
 
 def _is_str_mapping(value: Any) -> bool:
