@@ -1,11 +1,11 @@
 """Regenerate tarash-core's bundled price table (``tarash/tarash_gateway/data/prices.json``).
 
 One entry per model family of every installed plugin's built-in table (plus the extra endpoints
-listed in ``SOURCED`` below), in the unit the plugin's pricing rule bills. A price is written only
-where it was read from a source, named in the entry's ``source`` with the date it was read
-(``as_of``); every other entry has ``"price": null`` and ``"source": "unsourced"``: Tarash then
-reports its cost as unknown (None) rather than guess, until the provider's price API or a user
-override gives one.
+listed in ``scripts/price_sources.json``), in the unit the plugin's pricing rule bills. A price (or
+a price per variant) is written only where ``price_sources.json`` has one read from a published
+page, named by URL in the entry's ``source`` with its date (``as_of``) and a ``note``; every other
+entry has ``"price": null`` and ``"source": "unsourced"``: Tarash then reports its cost as unknown
+(None) rather than guess, until the provider's price API or a user override gives one.
 
 Run with every plugin of the monorepo installed (the user's saved fal models are left out: the
 script points ``TARASH_HOME`` at an empty folder)::
@@ -22,33 +22,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parent.parent / "tarash-core/src/tarash/tarash_gateway/data/prices.json"
-LITELLM = (
-    "LiteLLM 1.110.2 model_prices_and_context_window_backup.json, key {key} "
-    "(/work/shared/reference/fal-platform.md section 7)"
-)
-MOCK = "tarash: the mock provider is free"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tarash-core/src/tarash/tarash_gateway/data/prices.json"
+#: The sourced prices: one entry per (provider, model) with ``unit``, ``price``, ``variants``,
+#: ``source`` (the URL the figure was read from), ``as_of`` (the date of that page, else the date
+#: it was read) and ``note`` (what the page says, how the figure was chosen).
+SOURCES = ROOT / "scripts/price_sources.json"
 
-#: (provider, model prefix) -> the sourced figures: unit, default price, variants, source, as_of.
-SOURCED: dict[tuple[str, str], dict[str, Any]] = {
-    ("mock", "mock"): {"unit": "second", "price": "0", "source": MOCK, "as_of": "2026-12-01"},
-    ("mock", "mock-image"): {"unit": "image", "price": "0", "source": MOCK, "as_of": "2026-12-01"},
-    ("fal", "fal-ai/flux/dev"): {
-        "unit": "megapixel",
-        "price": "0.025",
-        "source": LITELLM.format(key="fal_ai/fal-ai/flux/dev")
-        + ": output_cost_per_image 0.025, 'billed per megapixel, rounded up'",
-        "as_of": "2026-11-30",
-    },
-    ("fal", "bytedance/seedance-2.0/text-to-video"): {
-        "unit": "second",
-        "price": "0.3034",
-        "variants": {"480p": "0.1346", "1080p": "0.682", "4k": "1.5552"},
-        "source": LITELLM.format(key="fal_ai/bytedance/seedance-2.0/text-to-video")
-        + ": output_cost_per_second 0.3034, _480p 0.1346, _1080p 0.682, _4k 1.5552",
-        "as_of": "2026-11-30",
-    },
-}
+
+def _sourced() -> dict[tuple[str, str], dict[str, Any]]:
+    entries = json.loads(SOURCES.read_text(encoding="utf-8"))["prices"]
+    return {
+        (e["provider"], e["model"]): {k: v for k, v in e.items() if k not in ("provider", "model")}
+        for e in entries
+    }
 
 
 def _entries() -> list[dict[str, Any]]:
@@ -70,7 +57,7 @@ def _entries() -> list[dict[str, Any]]:
                 "source": "unsourced",
                 "as_of": None,
             }
-    for (provider, model), figures in SOURCED.items():
+    for (provider, model), figures in _sourced().items():
         entry = entries.setdefault(
             (provider, model), {"provider": provider, "model": model, "currency": "USD"}
         )
@@ -84,7 +71,7 @@ def main() -> int:
     lines = ",\n".join("  " + json.dumps(entry, ensure_ascii=False) for entry in entries)
     text = '{"version": 1, "prices": [\n' + lines + "\n]}\n"
     OUT.write_text(text, encoding="utf-8")
-    sourced = sum(1 for e in entries if e.get("price") is not None)
+    sourced = sum(1 for e in entries if e["source"] != "unsourced")
     print(f"{OUT}: {len(entries)} entries, {sourced} with a sourced price", file=sys.stderr)
     return 0
 

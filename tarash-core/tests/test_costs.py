@@ -5,6 +5,7 @@ budget spent across two processes."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -177,7 +178,29 @@ def test_every_model_of_every_plugin_has_a_table_entry_in_its_rules_unit() -> No
             assert rule is not None and rule.unit == entry.unit, (provider.name, family.prefix)
             assert entry.price is None or entry.as_of, (provider.name, family.prefix)
     raw = json.loads(TABLE_PATH.read_text())["prices"]
-    assert all((e["price"] is None) == (e["source"] == "unsourced") for e in raw)
+    assert all((e["price"] is None and not e.get("variants")) == (e["source"] == "unsourced") for e in raw)
+
+
+def test_every_sourced_price_names_its_page_and_date_and_comes_from_the_sources_file() -> None:
+    from tarash.tarash_gateway._pricing import TABLE_PATH
+
+    raw = json.loads(TABLE_PATH.read_text())["prices"]
+    sourced = [e for e in raw if e["source"] != "unsourced"]
+    for entry in sourced:
+        if entry["provider"] == "mock":  # Tarash's own provider: its price is Tarash's word
+            continue
+        key = (entry["provider"], entry["model"])
+        assert re.fullmatch(r"https://\S+", entry["source"]), key
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["as_of"] or ""), key
+        assert entry["note"], key
+    sources_file = Path(__file__).resolve().parents[2] / "scripts" / "price_sources.json"
+    sources = json.loads(sources_file.read_text())["prices"]
+    table = {(e["provider"], e["model"]): e for e in raw}
+    for source in sources:  # the bundled table is regenerated from the sources file
+        assert {**table[(source["provider"], source["model"])], **source} == table[
+            (source["provider"], source["model"])
+        ]
+    assert len(sourced) == len(sources) == 21
 
 
 # -- the ledger --------------------------------------------------------------------------------

@@ -193,16 +193,32 @@ def test_max_cost_falls_back_to_a_cheaper_config(server: FakeFalServer, gateway:
     assert server.counts["submit"] == 1
 
 
+def test_veo31_is_priced_from_the_bundled_tables_sourced_tiers(
+    server: FakeFalServer, gateway: Gateway
+) -> None:
+    """fal's page: $0.40/s with audio at 720p/1080p, $0.60/s at 4k; 8 s when no duration is set."""
+    config = server.video_config("fal-ai/veo3.1")
+    uhd = gateway.generate_video(config, VideoGenerationRequest(prompt="a", resolution="4k"))
+    plain = gateway.generate_video(config, VideoGenerationRequest(prompt="a", duration_seconds=4))
+    assert uhd.execution_metadata.total_cost == Cost(  # type: ignore[union-attr]
+        amount="4.80", unit="second", quantity=8, unit_price="0.60", source="bundled-table", variant="4k"
+    )
+    assert plain.execution_metadata.total_cost == Cost(  # type: ignore[union-attr]
+        amount="1.60", unit="second", quantity=4, unit_price="0.40", source="bundled-table"
+    )
+
+
 def test_unknown_price_is_none_never_zero(server: FakeFalServer, gateway: Gateway) -> None:
-    """Veo 3.1 has no sourced price in the bundled table and the API lists none: the cost is
-    unknown (None), and max_cost refuses a call it cannot price."""
+    """Kling v3 has no sourced price in the bundled table (its endpoints' prices differ by tier)
+    and the API lists none: the cost is unknown (None), and max_cost refuses a call it cannot
+    price."""
     response = gateway.generate_video(
-        server.video_config("fal-ai/veo3.1"), VideoGenerationRequest(prompt="a")
+        server.video_config("fal-ai/kling-video/v3"), VideoGenerationRequest(prompt="a")
     )
     assert response.execution_metadata.attempts[0].cost is None  # type: ignore[union-attr]
     with pytest.raises(CostLimitExceededError, match="cannot be estimated"):
         gateway.generate_video(
-            server.video_config("fal-ai/veo3.1", max_cost="10"), VideoGenerationRequest(prompt="a")
+            server.video_config("fal-ai/kling-video/v3", max_cost="10"), VideoGenerationRequest(prompt="a")
         )
     assert server.counts["submit"] == 1
 

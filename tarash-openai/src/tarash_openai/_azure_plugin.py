@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
-from ._plugin import generate_image, pricing_rules
+from ._plugin import generate_image, pricing_rules, reported_usage
 from ._specs import AZURE_SPEC
 
-__all__ = ["generate_image", "pricing_rules", "register_providers"]
+__all__ = ["generate_image", "pricing_rules", "register_providers", "reported_usage"]
 
 
 @hookimpl

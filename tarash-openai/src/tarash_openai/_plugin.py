@@ -46,3 +46,12 @@ def pricing_rules(provider: str) -> list[Any]:
         )
         for family in OPENAI_SPEC.models
     ]
+
+
+@hookimpl
+def reported_usage(config: Any, response: Any) -> Any:
+    """The call's cost from the answer's ``usage`` (tokens at the published per-token rates), when
+    the provider's model has sourced rates; otherwise None and the per-image estimate stands."""
+    from ._usage import reported_usage as from_usage
+
+    return from_usage(config.provider, config.model, getattr(response, "raw_response", None))

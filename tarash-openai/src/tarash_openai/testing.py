@@ -138,6 +138,9 @@ class FakeOpenAIServer:
             own deployment).
         blocked_word: a prompt containing it is refused with 400 ``moderation_blocked``.
         latency: seconds to wait before every answer.
+        usage: whether answers carry the ``usage`` block (the gpt-image models' token counts:
+            one per prompt word, 85 per input image, 272 per output image); ``False`` answers
+            without it, as the DALL-E models did.
 
     Attributes:
         url: the OpenAI API root, ``http://127.0.0.1:<port>/v1`` (give it as ``config.base_url``).
@@ -154,12 +157,14 @@ class FakeOpenAIServer:
         deployments: Mapping[str, str] | None = None,
         blocked_word: str = "forbidden",
         latency: float = 0.0,
+        usage: bool = True,
     ) -> None:
         self.api_key = api_key
         self.azure_key = azure_key
         self.deployments = dict(deployments if deployments is not None else {m: m for m in MODELS})
         self.blocked_word = blocked_word
         self.latency = latency
+        self.usage = usage
         self.counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.requests: list[RecordedRequest] = []
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -333,7 +338,7 @@ class FakeOpenAIServer:
             )
         text_tokens = len(prompt.split())
         image_inputs = sum(1 for name, *_ in files if name in ("image", "image[]"))
-        return {
+        answer: dict[str, Any] = {
             "created": int(time.time()),
             "data": [{"b64_json": base64.b64encode(fake_image(output_format, i)).decode()} for i in range(n)],
             "background": "transparent" if body.get("background") == "transparent" else "opaque",
@@ -348,6 +353,9 @@ class FakeOpenAIServer:
                 "total_tokens": text_tokens + 85 * image_inputs + 272 * n,
             },
         }
+        if not self.usage:
+            del answer["usage"]
+        return answer
 
 
 def _custom_size(size: str) -> bool:
