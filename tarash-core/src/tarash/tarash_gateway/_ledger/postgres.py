@@ -8,6 +8,8 @@ It keeps SQLite's guarantees across machines:
 - every write is one statement, committed before the call returns (the intent before the
   submit is sent); status observations and releases are committed asynchronously
   (``synchronous_commit = off``): a database crash can lose the last few, never a job;
+- while a budget is set, an intent is one transaction with the budget's check, serialised by the
+  budget's row locked ``FOR UPDATE``: workers never together pass the last of a budget;
 - ``claim`` is one atomic ``UPDATE`` on a row locked ``FOR UPDATE SKIP LOCKED``, so two workers
   never both collect a job and a claimer never queues behind another;
 - a claim holds while its lease runs (renewed by every status poll) *and* while its owner is
