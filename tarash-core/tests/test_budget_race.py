@@ -49,6 +49,12 @@ def priced_gateway(ledger: str, price: str = "1.00", currency: str = "USD") -> G
     return gateway
 
 
+def close(gateway: Gateway) -> None:
+    """Close the gateway and its ledger's store (a Gateway leaves the store it opened open)."""
+    gateway.ledger().store.close()  # type: ignore[union-attr]
+    gateway.close()
+
+
 def video_config(url: str) -> VideoGenerationConfig:
     return VideoGenerationConfig(
         provider="jobapi", model="j1", base_url=url, api_key="budget-key-0001", poll_interval=0.01, timeout=60
@@ -96,10 +102,12 @@ def outcome(server: JobServer, ledger: str, results: list[str]) -> None:
     assert server.counts["submit"] == FITS
     gateway = priced_gateway(ledger)
     try:
+        store = gateway.ledger().store  # type: ignore[union-attr]
+        assert type(store).__name__ == ("PostgresJobStore" if "://" in ledger else "SQLiteJobStore")
         assert gateway.budget() == {"amount": str(FITS), "currency": "USD", "period": "day", "spent": "3.00"}
         assert len(gateway.ledger().store.records()) == FITS  # type: ignore[union-attr]
     finally:
-        gateway.close()
+        close(gateway)
 
 
 def test_processes_starting_together_never_overspend_the_budget(
@@ -107,7 +115,7 @@ def test_processes_starting_together_never_overspend_the_budget(
 ) -> None:
     setup = priced_gateway(ledger)
     setup.set_budget(str(FITS), period="day")
-    setup.close()
+    close(setup)
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     env.pop("TARASH_LEDGER", None)
@@ -159,7 +167,7 @@ def test_threads_starting_together_never_overspend_the_budget(server: JobServer,
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    gateway.close()
+    close(gateway)
     outcome(server, ledger, results)
 
 
@@ -189,7 +197,7 @@ def test_a_budget_that_cannot_be_checked_refuses_unless_set_fail_open(
         "fail_open": True,
         "spent": "0",
     }
-    gateway.close()
+    close(gateway)
 
 
 def test_an_unreadable_cost_or_budget_refuses(server: JobServer, tmp_path: Path) -> None:
@@ -206,7 +214,7 @@ def test_an_unreadable_cost_or_budget_refuses(server: JobServer, tmp_path: Path)
         gateway.generate_video(video_config(server.url), VideoGenerationRequest("z"))
     assert server.counts["submit"] == 1
     assert len(store.records()) == 1
-    gateway.close()
+    close(gateway)
 
 
 def test_a_ledger_failing_during_the_check_fails_closed(server: JobServer, tmp_path: Path) -> None:
@@ -226,4 +234,4 @@ def test_a_ledger_failing_during_the_check_fails_closed(server: JobServer, tmp_p
     assert server.counts["submit"] == 0
     del store._costs
     assert store.records() == []
-    gateway.close()
+    close(gateway)
