@@ -32,6 +32,7 @@ import attrs
 
 from . import _runtime as rt
 from . import _transport as transport
+from ._budget import BudgetCheck
 from ._cost import Cost
 from ._errors import normalize
 from ._handlers import Direct
@@ -137,7 +138,16 @@ class Ledger(Protocol):
     """Where core records a job's life (see ``tarash.tarash_gateway.jobs``)."""
 
     def intent(
-        self, key: str, *, provider: str, model: str, modality: str, config: Any, request: Any
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Any,
+        request: Any,
+        cost: Any,
+        check: Any,
     ) -> None: ...
     def submitted(self, key: str, job: JobRef) -> None: ...
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
@@ -776,10 +786,10 @@ def record_intent(attempt: Attempt) -> None:
             modality=attempt.modality,
             config=attempt.config,
             request=attempt.request,
+            cost=attempt.estimate,
+            check=BudgetCheck(attempt, attempt.estimate),
         )
         attempt.intent_recorded = True
-        if attempt.estimate is not None:
-            attempt.ledger.cost(attempt.ledger_key, attempt.estimate)
 
 
 def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:

@@ -286,15 +286,20 @@ class Gateway:
         record = UnitPrice(unit=unit, price=price, variants=variants or {}, currency=currency)  # type: ignore[arg-type]
         book(self).set_price(provider, model, record)
 
-    def set_budget(self, amount: Any, *, period: str = "month", currency: str = "USD") -> None:
+    def set_budget(
+        self, amount: Any, *, period: str = "month", currency: str = "USD", fail_open: bool = False
+    ) -> None:
         """Cap what this gateway's ledger may spend per ``period`` (``"day"``, ``"week"``,
         ``"month"``, UTC); ``amount=None`` removes the cap. Kept in the job ledger, so every
         process sharing it is held to it: a call whose estimate does not fit in what is left (or
-        cannot be estimated) is refused before submit with ``BudgetExceededError``."""
+        cannot be estimated) is refused before submit with ``BudgetExceededError``. A call the
+        budget cannot check (an estimate in another currency, a cost in the ledger that cannot
+        be read) is refused with ``BudgetUnavailableError``, or with ``fail_open=True`` goes
+        ahead with a warning."""
         # lazy: the ledger and the cost modules load at first use, not at discovery
         from ._budget import set_budget
 
-        set_budget(self.ledger(), amount, period=period, currency=currency)
+        set_budget(self.ledger(), amount, period=period, currency=currency, fail_open=fail_open)
 
     def budget(self) -> dict[str, Any] | None:
         """The budget kept in this gateway's ledger (``{amount, currency, period, spent}``), or None."""

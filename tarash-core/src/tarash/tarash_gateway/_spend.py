@@ -2,8 +2,9 @@
 
 * Before submit (after the request was checked): the attempt's expected cost
   (:func:`~._pricing.price_attempt`) is refused when, with what earlier attempts of the call were
-  charged, it exceeds ``config.max_cost`` (:class:`CostLimitExceededError`), or what is left of
-  the gateway's budget for the period (:class:`BudgetExceededError`). Nothing is sent.
+  charged, it exceeds ``config.max_cost`` (:class:`CostLimitExceededError`). What is left of the
+  gateway's budget for the period is checked when its intent is recorded
+  (:class:`~._budget.BudgetCheck`, :class:`BudgetExceededError`). Nothing is sent.
 * When it ends, an attempt carries a :class:`~._cost.Cost`: a success what the provider reported
   (else the estimate); a failure the provider bills (the job started: it ran, completed with an
   error, or its result was not read; or the submit may have created it) the estimate; anything
@@ -16,7 +17,6 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._budget import check_budget
 from ._cost import Cost
 from ._pricing import billed_cost, price_attempt
 from ._redact import get_logger
@@ -41,7 +41,7 @@ def charged(records: Sequence[AttemptMetadata]) -> Decimal:
 
 def guard_cost(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
     """Flow: price the attempt (``attempt.estimate``; ``run_flow`` is the engine's, for the price
-    API) and refuse it when it would exceed the call's ``max_cost`` or the gateway's budget."""
+    API) and refuse it when it would exceed the call's ``max_cost``."""
     estimate: Cost | None = yield from price_attempt(attempt, run_flow)
     attempt.estimate = estimate
     limit = attempt.limit
@@ -68,7 +68,6 @@ def guard_cost(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
                 provider=attempt.provider,
                 model=attempt.model,
             )
-    check_budget(attempt, estimate)
 
 
 def record_usage(attempt: Attempt, response: Any) -> None:

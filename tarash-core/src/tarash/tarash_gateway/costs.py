@@ -6,7 +6,7 @@
 * :func:`estimate_cost` prices a request without sending it (``tarash generate --dry-run``).
 * ``config.max_cost`` refuses a call before submit (:class:`CostLimitExceededError`);
   :func:`set_budget` caps what the gateway may spend in a period, across processes sharing the
-  ledger (:class:`BudgetExceededError`).
+  ledger (:class:`BudgetExceededError`; :class:`BudgetUnavailableError` when it cannot be checked).
 * Prices: what the provider reports for the call, then :func:`set_price` overrides and the file
   ``<data dir>/prices.json``, then the provider's price API, then the bundled table (see
   :mod:`tarash.tarash_gateway._pricing`). Plugins say how their models are billed with
@@ -24,7 +24,7 @@ import attrs
 
 from ._cost import Cost, PricingRule, ReportedUsage, UnitPrice
 from ._gateway import default_gateway
-from .exceptions import BudgetExceededError, CostLimitExceededError, LedgerError
+from .exceptions import BudgetExceededError, BudgetUnavailableError, CostLimitExceededError, LedgerError
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceededError",
+    "BudgetUnavailableError",
     "Cost",
     "CostLimitExceededError",
     "PricingRule",

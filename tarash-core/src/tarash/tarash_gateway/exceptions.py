@@ -20,6 +20,7 @@ The hierarchy::
         ├── CostLimitExceededError      the expected cost exceeds max_cost: nothing was sent
         │   └── BudgetExceededError     ... or what is left of the gateway's budget for the period
         ├── LedgerError                 the job ledger is off, has no such job, or cannot record
+        │   └── BudgetUnavailableError  a budget is set and cannot be checked: nothing was sent
         ├── JobNotFinishedError         JobHandle.result() before the job completed
         ├── ProviderConflictError       two distributions claim one provider name
         └── PluginLoadError             a plugin failed to import or to register
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceededError",
+    "BudgetUnavailableError",
     "CancelUnconfirmedError",
     "ContentModerationError",
     "CostLimitExceededError",
@@ -384,6 +386,12 @@ class BudgetExceededError(CostLimitExceededError):
 class LedgerError(TarashException):
     """The job ledger is off, has no such job, or cannot record a submit intent (then nothing was
     submitted: with the ledger on, no submit goes out unrecorded)."""
+
+
+class BudgetUnavailableError(LedgerError):
+    """A budget is set and the call cannot be checked against it (its currency is not the
+    estimate's, or a recorded cost or the budget cannot be read): nothing was sent. A budget set
+    with ``fail_open=True`` lets such calls through instead."""
 
 
 class JobNotFinishedError(TarashException):

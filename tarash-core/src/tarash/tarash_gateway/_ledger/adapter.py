@@ -11,13 +11,20 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._redact import get_logger
-from ..exceptions import JobCancelledError, LedgerError, ValidationError, error_summary
+from ..exceptions import (
+    CostLimitExceededError,
+    JobCancelledError,
+    LedgerError,
+    ValidationError,
+    error_summary,
+)
 from ..plugin import JobRef
 from .owner import owner_alive, process_owner
 from .records import (
     LEASE_SECONDS,
     MEDIA_TEXT_LIMIT,
     STATUS_REFRESH_SECONDS,
+    BudgetCheck,
     JobRecord,
     JobStore,
     SpendStore,
@@ -103,10 +110,22 @@ class LedgerAdapter:
         return data if isinstance(data, dict) else None
 
     def intent(
-        self, key: str, *, provider: str, model: str, modality: str, config: Any, request: Any
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Any,
+        request: Any,
+        cost: Any,
+        check: BudgetCheck,
     ) -> None:
-        """Record the intent to submit. Fails closed: if it cannot be recorded (the store fails,
-        or the config or request cannot be serialised), LedgerError is raised and nothing is sent."""
+        """Record the intent to submit, with its expected ``cost`` (a ``Cost`` or None), admitted
+        by the budget ``check`` in the same transaction (on a store that keeps costs and budgets;
+        another store records the intent alone). Fails closed: if
+        it cannot be recorded (the store fails, or the config or request cannot be serialised),
+        LedgerError is raised and nothing is sent; the check's refusal is raised as it is."""
         plain_config = self._plain(attrs.evolve(config, fallback_configs=None))
         plain_request = self._plain(request)
         if plain_config is None or plain_request is None:
@@ -118,17 +137,24 @@ class LedgerAdapter:
                 model=model,
                 phase="validate",
             )
+        store = self.store
+        fields: dict[str, Any] = {
+            "provider": provider,
+            "model": model,
+            "modality": modality,
+            "config": plain_config,
+            "request": plain_request,
+            "owner": process_owner(),
+            "lease_seconds": LEASE_SECONDS,
+        }
         try:
-            self.store.record_intent(
-                key,
-                provider=provider,
-                model=model,
-                modality=modality,
-                config=plain_config,
-                request=plain_request,
-                owner=process_owner(),
-                lease_seconds=LEASE_SECONDS,
-            )
+            if isinstance(store, SpendStore):
+                plain_cost = self._plain(cost) if cost is not None else None
+                store.record_budgeted_intent(key, check=check, cost=plain_cost, **fields)
+            else:
+                store.record_intent(key, **fields)
+        except (CostLimitExceededError, LedgerError):
+            raise
         except Exception as exc:
             raise LedgerError(
                 f"The job ledger {self.store!r} could not record the submit intent "

@@ -8,6 +8,8 @@ It keeps SQLite's guarantees across machines:
 - every write is one statement, committed before the call returns (the intent before the
   submit is sent); status observations and releases are committed asynchronously
   (``synchronous_commit = off``): a database crash can lose the last few, never a job;
+- while a budget is set, an intent is one transaction with the budget's check, serialised by the
+  budget's row locked ``FOR UPDATE``: workers never together pass the last of a budget;
 - ``claim`` is one atomic ``UPDATE`` on a row locked ``FOR UPDATE SKIP LOCKED``, so two workers
   never both collect a job and a claimer never queues behind another;
 - a claim holds while its lease runs (renewed by every status poll) *and* while its owner is
@@ -34,7 +36,16 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from .records import BUSY_TIMEOUT_MS, RETENTION_DAYS, JobEvent, JobRecord, dumps, record_from_row, utc
+from .records import (
+    BUSY_TIMEOUT_MS,
+    RETENTION_DAYS,
+    BudgetCheck,
+    JobEvent,
+    JobRecord,
+    dumps,
+    record_from_row,
+    utc,
+)
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
 
@@ -100,14 +111,24 @@ _LEASE = f"{_NOW} + %(lease)s * interval '1 second'"
 _ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
 _EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
 
-_INTENT = f"""WITH job AS (
+
+def _intent(guard: str) -> str:
+    """The intent's insert (with its history event), made only when ``guard`` holds."""
+    return f"""WITH job AS (
     INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request, detail,
-                             created_at, updated_at, owner, lease_until)
-    VALUES (%(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
-            %(request)s::json, '{{}}', {_NOW}, {_NOW}, %(owner)s::text,
-            CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {_LEASE} END)
+                             created_at, updated_at, owner, lease_until, cost)
+    SELECT %(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
+           %(request)s::json, '{{}}', {_NOW}, {_NOW}, %(owner)s::text,
+           CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {_LEASE} END, %(cost)s::json
+    {guard}
     RETURNING key, created_at)
-{_EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job"""
+{_EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job RETURNING key"""
+
+
+_INTENT = _intent("")
+#: The intent in one statement while no budget ``%(budget)s`` is set (no row when one is).
+_UNBUDGETED_INTENT = _intent("WHERE NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = %(budget)s)")
+_LOCK_BUDGET = "SELECT budget::text FROM tarash_budgets WHERE name = %s FOR UPDATE"
 
 _SUBMITTED = f"""WITH job AS (
     UPDATE tarash_jobs SET state = 'submitted', job_id = %(job_id)s, job = %(job)s::json,
@@ -376,8 +397,46 @@ class PostgresJobStore:
                 "request": dumps(request),
                 "owner": owner,
                 "lease": lease_seconds,
+                "cost": None,
             },
         )
+
+    def record_budgeted_intent(
+        self,
+        key: str,
+        *,
+        check: BudgetCheck,
+        cost: Mapping[str, Any] | None,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        self._hold(owner)
+        params = {
+            "key": key,
+            "provider": provider,
+            "model": model,
+            "modality": modality,
+            "config": dumps(config),
+            "request": dumps(request),
+            "owner": owner,
+            "lease": lease_seconds,
+            "cost": dumps(cost),
+            "budget": check.name,
+        }
+        if self._execute(_UNBUDGETED_INTENT, params):
+            return
+        # A budget is set: its row, locked FOR UPDATE, serialises the writers checked against it
+        # on every machine; each one's spend is read after the one before it has committed.
+        with self._connections().connection() as conn, conn.transaction():
+            row = conn.execute(_LOCK_BUDGET, (check.name,)).fetchone()
+            if row is not None:
+                check(json.loads(row[0]), lambda since: self._costs(conn, since))
+            conn.execute(_INTENT, params)
 
     def record_submitted(
         self,
@@ -468,11 +527,14 @@ class PostgresJobStore:
 
     def costs_since(self, since: float) -> list[dict[str, Any]]:
         with self._connections().connection() as conn:
-            rows = conn.execute(
-                "SELECT cost::text FROM tarash_jobs"
-                " WHERE created_at >= to_timestamp(%s) AND cost IS NOT NULL",
-                (since,),
-            ).fetchall()
+            return self._costs(conn, since)
+
+    @staticmethod
+    def _costs(conn: psycopg.Connection[Any], since: float) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            "SELECT cost::text FROM tarash_jobs WHERE created_at >= to_timestamp(%s) AND cost IS NOT NULL",
+            (since,),
+        ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
     def set_budget(self, name: str, budget: Mapping[str, Any] | None) -> None:

@@ -5,7 +5,7 @@ store implements, the limits they share and the row codec of the SQL stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -25,6 +25,7 @@ __all__ = [
     "RETENTION_DAYS",
     "SCHEMA_VERSION",
     "STATUS_REFRESH_SECONDS",
+    "BudgetCheck",
     "JobEvent",
     "JobRecord",
     "JobStore",
@@ -198,10 +199,42 @@ class JobStore(Protocol):
         """A job's history, oldest first."""
 
 
+class BudgetCheck(Protocol):
+    """Decides, inside the transaction that records an intent, whether the budget ``name``
+    admits it: called with the budget (None when none is set) and a function giving the costs of
+    the jobs created since an epoch time; raising refuses the intent (nothing is written)."""
+
+    name: str
+
+    def __call__(
+        self,
+        budget: Mapping[str, Any] | None,
+        costs_since: Callable[[float], list[dict[str, Any]]],
+    ) -> None: ...
+
+
 @runtime_checkable
 class SpendStore(Protocol):
     """What a store adds to keep costs and budgets (both SQL stores do; a store without these
     methods keeps no costs, and a budget cannot be set on it)."""
+
+    def record_budgeted_intent(
+        self,
+        key: str,
+        *,
+        check: BudgetCheck,
+        cost: Mapping[str, Any] | None,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        """``record_intent`` with the job's expected ``cost``, admitted by ``check`` in the same
+        transaction, serialised per budget: two writers never both pass the check on the same
+        spend (what one admits, the next one's check counts)."""
 
     def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
         """The job's cost (a ``Cost`` as JSON), replacing the one recorded before."""

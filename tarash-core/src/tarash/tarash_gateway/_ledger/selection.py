@@ -190,10 +190,13 @@ def active_ledger() -> LedgerAdapter | None:
 
 
 def open_ledger(choice: JobStore | str | os.PathLike[str]) -> LedgerAdapter | None:
-    """The ledger a ``Gateway(ledger=...)`` asked for: a store, a SQLite path, or off."""
+    """The ledger a ``Gateway(ledger=...)`` asked for: a store, a SQLite path, a ``postgresql://``
+    URL, or off."""
     if isinstance(choice, JobStore):
         return LedgerAdapter(choice)
     text = os.fspath(choice)
     if text.strip().lower() in OFF_VALUES:
         return None
+    if text.strip().startswith(DATABASE_URL_SCHEMES):
+        return LedgerAdapter(_postgres_store(text.strip()).open())
     return LedgerAdapter(SQLiteJobStore(text).open())

@@ -16,6 +16,7 @@ from .records import (
     COLUMNS,
     RETENTION_DAYS,
     SCHEMA_VERSION,
+    BudgetCheck,
     JobEvent,
     JobRecord,
     dumps,
@@ -208,26 +209,64 @@ class SQLiteJobStore:
         owner: str | None,
         lease_seconds: float,
     ) -> None:
-        now = time.time()
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO jobs (key, provider, model, modality, state, config, request, detail,"
-                " created_at, updated_at, owner, lease_until)"
-                " VALUES (?, ?, ?, ?, 'submitting', ?, ?, '{}', ?, ?, ?, ?)",
-                (
-                    key,
-                    provider,
-                    model,
-                    modality,
-                    dumps(config),
-                    dumps(request),
-                    now,
-                    now,
-                    owner,
-                    now + lease_seconds if owner else None,
-                ),
-            )
-            self._event(conn, key, "intent", "submitting", None, now)
+            self._intent(conn, key, provider, model, modality, config, request, owner, lease_seconds, None)
+
+    def record_budgeted_intent(
+        self,
+        key: str,
+        *,
+        check: BudgetCheck,
+        cost: Mapping[str, Any] | None,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+    ) -> None:
+        # One BEGIN IMMEDIATE transaction: it holds the file's write lock from the budget read to
+        # the commit, so every writer (thread or process) checks a spend that counts the others.
+        with self._write() as conn:
+            row = conn.execute("SELECT budget FROM budgets WHERE name = ?", (check.name,)).fetchone()
+            if row is not None:
+                check(json.loads(row[0]), lambda since: self._costs(conn, since))
+            self._intent(conn, key, provider, model, modality, config, request, owner, lease_seconds, cost)
+
+    def _intent(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        provider: str,
+        model: str,
+        modality: str,
+        config: Mapping[str, Any] | None,
+        request: Mapping[str, Any] | None,
+        owner: str | None,
+        lease_seconds: float,
+        cost: Mapping[str, Any] | None,
+    ) -> None:
+        now = time.time()
+        conn.execute(
+            "INSERT INTO jobs (key, provider, model, modality, state, config, request, detail,"
+            " created_at, updated_at, owner, lease_until, cost)"
+            " VALUES (?, ?, ?, ?, 'submitting', ?, ?, '{}', ?, ?, ?, ?, ?)",
+            (
+                key,
+                provider,
+                model,
+                modality,
+                dumps(config),
+                dumps(request),
+                now,
+                now,
+                owner,
+                now + lease_seconds if owner else None,
+                dumps(cost),
+            ),
+        )
+        self._event(conn, key, "intent", "submitting", None, now)
 
     def record_submitted(
         self,
@@ -323,11 +362,13 @@ class SQLiteJobStore:
 
     def costs_since(self, since: float) -> list[dict[str, Any]]:
         with self._lock:
-            rows = (
-                self._connection()
-                .execute("SELECT cost FROM jobs WHERE created_at >= ? AND cost IS NOT NULL", (since,))
-                .fetchall()
-            )
+            return self._costs(self._connection(), since)
+
+    @staticmethod
+    def _costs(conn: sqlite3.Connection, since: float) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            "SELECT cost FROM jobs WHERE created_at >= ? AND cost IS NOT NULL", (since,)
+        ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
     def set_budget(self, name: str, budget: Mapping[str, Any] | None) -> None:
