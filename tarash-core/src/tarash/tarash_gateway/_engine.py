@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from . import _caps as caps
 from . import _runtime as rt
 from . import _transport as transport
 from ._cost import Cost
@@ -90,6 +91,7 @@ __all__ = [
     "blocking_phase",
     "cancel_job",
     "cancel_unconfirmed",
+    "capped_attempt",
     "check_pair",
     "check_request",
     "check_response",
@@ -1118,6 +1120,16 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         raise
 
 
+def capped_attempt(attempt: Attempt) -> rt.Flow[Any]:
+    """:func:`run_attempt` holding the attempt's concurrency slots (``_caps``); a request no
+    provider should receive is refused first, without waiting for a slot."""
+    gates = attempt.gateway.caps.gates(attempt.provider, attempt.model)
+    if not gates:
+        return (yield from run_attempt(attempt))
+    check_request(attempt)
+    return (yield from caps.holding(attempt, gates, run_attempt(attempt)))
+
+
 def _transient(error: TarashException) -> bool:
     """A failure to read an answer (not an answer saying the job failed or is refused)."""
     if isinstance(error, HTTPError):
@@ -1239,7 +1251,7 @@ def run_chain(
         )
         attempt.spent = charged(records)
         try:
-            response = yield from run_attempt(attempt)
+            response = yield from capped_attempt(attempt)
         except CallerError as exc:
             meta = attempt.metadata("failed", exc.original)
             records.append(meta)
