@@ -136,14 +136,17 @@ CANCEL_GRACE_SECONDS = 10.0
 
 
 class Ledger(Protocol):
-    """Where core records a job's life (see ``tarash.tarash_gateway.jobs``)."""
+    """Where core records a job's life (see ``tarash.tarash_gateway.jobs``): the writes a job
+    must see done are returned as effects the drivers wait for, off the event loop for async
+    callers; status updates are queued behind them, in order."""
 
     def intent(
         self, key: str, *, provider: str, model: str, modality: str, config: Any, request: Any
-    ) -> None: ...
-    def submitted(self, key: str, job: JobRef) -> None: ...
+    ) -> rt.Record: ...
+    def submitted(self, key: str, job: JobRef) -> rt.Record: ...
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
-    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None: ...
+    def cancel(self, key: str, detail: Mapping[str, Any]) -> rt.Record: ...
+    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> rt.Record: ...
     def release(self, key: str) -> None: ...
     def cost(self, key: str, cost: Any) -> None: ...
 
@@ -364,6 +367,8 @@ def emit(attempt: Attempt, update: Any) -> rt.Flow[None]:
 
 
 def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
+    if attempt.on_progress is None and not attempt.gateway.host.observed("progress_reported"):
+        return  # nobody listens: no update to build (nor a raw answer to redact)
     logs = list(status.logs)
     if logs[: len(attempt.seen_logs)] == attempt.seen_logs and attempt.seen_logs:
         new_logs = logs[len(attempt.seen_logs) :]
@@ -664,9 +669,7 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
                 attempt.cancel_status,
             )
     if attempt.ledger is not None:
-        attempt.ledger.status(
-            attempt.ledger_key, "cancel", {"reason": reason, "outcome": attempt.cancel_status}
-        )
+        yield attempt.ledger.cancel(attempt.ledger_key, {"reason": reason, "outcome": attempt.cancel_status})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -768,10 +771,10 @@ def _utf8(value: Any, path: str) -> None:
             pending.extend((entry, f"{where}[{index}]") for index, entry in enumerate(item))
 
 
-def record_intent(attempt: Attempt) -> None:
+def record_intent(attempt: Attempt) -> rt.Flow[None]:
     """Write the submit intent to the ledger (before anything is sent; fails closed)."""
     if attempt.ledger is not None:
-        attempt.ledger.intent(
+        yield attempt.ledger.intent(
             attempt.ledger_key,
             provider=attempt.provider,
             model=attempt.model,
@@ -796,7 +799,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     check_request(attempt)
     resolve_credentials(attempt)
     yield from guard_cost(attempt, run_flow)
-    record_intent(attempt)
+    yield from record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
     while True:
@@ -838,7 +841,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
         data=dict(submitted.data),
     )
     if attempt.ledger is not None:
-        attempt.ledger.submitted(key, attempt.job)
+        yield attempt.ledger.submitted(key, attempt.job)
     return attempt.job
 
 
@@ -1017,7 +1020,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
     check_request(attempt)
     resolve_credentials(attempt)
     yield from guard_cost(attempt, run_flow)
-    record_intent(attempt)
+    yield from record_intent(attempt)
     try:
         response = yield from run_flow(
             attempt, hook, "submit", config=attempt.config, request=attempt.request, context=attempt.context()
@@ -1116,7 +1119,7 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         # KeyboardInterrupt or task cancellation: stop the paid job before leaving.
         yield from cancel_job(attempt, "interrupted")
         if attempt.cancel_status == "cancelled":
-            ledger_finish(attempt, "cancelled")
+            yield from ledger_finish(attempt, "cancelled")
         raise
 
 
@@ -1206,7 +1209,7 @@ def submit_job(gateway: Gateway, config: Any, request: Any, modality: Modality) 
                 raise
             continue
         except TarashException as exc:
-            ledger_finish(attempt, "failed", error=exc)
+            yield from ledger_finish(attempt, "failed", error=exc)
             if not exc.retryable or number == len(chain):
                 raise
             log.info("Submit %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
@@ -1257,7 +1260,7 @@ def run_chain(
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc.original)
             if not job_left_for_resume(attempt, exc.original):
-                ledger_finish(attempt, "failed", error=exc.original)
+                yield from ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
         except (UnsupportedModalityError, MissingCredentialsError, CostLimitExceededError) as exc:
             meta = attempt.metadata("skipped", exc)
@@ -1272,7 +1275,7 @@ def run_chain(
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc)
             if not job_left_for_resume(attempt, exc):
-                ledger_finish(attempt, "failed", error=exc)
+                yield from ledger_finish(attempt, "failed", error=exc)
             log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
             if exc.retryable and number < len(chain) and holds_the_fallback(attempt):
                 stopped = cancel_unconfirmed(attempt, exc)
@@ -1291,7 +1294,7 @@ def run_chain(
             provider=response.provider or attempt.provider,
             model=response.model or attempt.model,
         )
-        ledger_finish(attempt, "completed", result=response)
+        yield from ledger_finish(attempt, "completed", result=response)
         if attempt.job is not None:
             yield from announce_completed(attempt, response)
         gateway.host.notify("attempt_finished", metadata=meta, error=None)
@@ -1339,7 +1342,7 @@ def submission_unknown(error: BaseException | None) -> bool:
     return isinstance(error, TimeoutError) and error.phase == "submit"
 
 
-def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> None:
+def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> rt.Flow[None]:
     """Record the end of an attempt whose submit intent is in the ledger.
 
     An attempt that never learnt its job id ends ``unknown`` when the submit may have reached the
@@ -1352,4 +1355,4 @@ def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: An
     cost = attempt_cost(attempt, "success" if result is not None else "failed", error, state == "unknown")
     if cost is not None:
         attempt.ledger.cost(attempt.ledger_key, cost)
-    attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)
+    yield attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)
