@@ -103,6 +103,10 @@ class Record:
     write: Callable[[], Any]
     writer: Writer
 
+    def run(self) -> Any:
+        """Run the write on this thread (after the job's writes queued before it), outside a flow."""
+        return self.writer.run(self.write)
+
 
 class DeadlineExceeded(Exception):
     """Thrown into the orchestration when the async driver's wait for a call ran out."""
@@ -166,7 +170,7 @@ def _step_sync(effect: Effect, background: BackgroundLoop) -> Any:
             time.sleep(effect.seconds)
         return None
     if isinstance(effect, Record):
-        return effect.writer.run(effect.write)
+        return effect.run()
     if isinstance(effect, Emit):
         try:
             outcome = effect.callback(effect.update)

@@ -242,9 +242,10 @@ class LedgerAdapter:
         )
 
     def event(self, key: str, kind: str, detail: Mapping[str, Any]) -> None:
-        """Record a fact about a job in its history (its record is unchanged)."""
-        self._guard(
-            kind, lambda: self.store.record_event(key, kind=kind, detail=self._plain(dict(detail)) or {})
+        """Record a fact about a job in its history (its record is unchanged), after its queued writes."""
+        plain = self._plain(dict(detail)) or {}
+        self._writer(key).run(
+            lambda: self._guard(kind, lambda: self.store.record_event(key, kind=kind, detail=plain))
         )
 
     def cost(self, key: str, cost: Any) -> None:
