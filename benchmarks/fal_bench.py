@@ -20,6 +20,11 @@ Run: ``python benchmarks/fal_bench.py`` (two to three minutes). Targets: time ra
 equal requests per generation, peak RSS <= 80 MiB and <= 100 connections for 1000 concurrent
 generations, cold start <= 1.0x raw fal-client. Core's job ledger (on by default) adds SQLite
 writes to every Tarash generation; ``TARASH_LEDGER=off`` measures the provider without it.
+
+``--baseline DIR`` (another checkout's ``tarash-core/src``) also times that Tarash, put first on
+``PYTHONPATH``, in the same run: its paired runs alternate with ours (``--rounds`` each, each with
+its own raw fal-client reference) and its cold starts take turns with ours and raw fal-client's,
+so a before/after comparison sees the same machine load.
 """
 
 from __future__ import annotations
@@ -199,10 +204,15 @@ CLIENTS = {
 }
 
 
-def run_client(server: Server, name: str, n: int, interval: float, warmup: int = 0) -> dict[str, Any]:
-    """Run one scenario in a fresh process; add the server's request and connection deltas."""
+def run_client(
+    server: Server, name: str, n: int, interval: float, warmup: int = 0, source: str | None = None
+) -> dict[str, Any]:
+    """Run one scenario in a fresh process (with ``source`` first on its ``PYTHONPATH``); add the
+    server's request and connection deltas."""
     counts_before, connections_before = server.stats()
     env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = source
     # Bytecode is cached as after any pip install (this workplace sets PYTHONDONTWRITEBYTECODE).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if name.startswith("raw") or name == "paired":
@@ -266,6 +276,9 @@ def main() -> None:
         default=0.1,
         help="poll interval, concurrent (fal-client's default)",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="paired runs per Tarash (alternating)")
+    parser.add_argument("--baseline", help="another checkout's tarash-core/src to time as well")
+    parser.add_argument("--skip-concurrent", action="store_true", help="only the sequential and cold figures")
     parser.add_argument("--client", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--ca", help=argparse.SUPPRESS)
@@ -290,31 +303,44 @@ def main() -> None:
                 f"{name:>7}: requests/generation {_per_generation(result['requests'])}; "
                 f"TCP connections opened for 10 generations: {result['connections']}"
             )
-        paired = run_client(server, "paired", args.sequential, args.interval, warmup=3)
-        for name in ("raw", "tarash"):
-            times = paired[name]
-            print(
-                f"{name:>7}: median {statistics.median(times) * 1000:7.2f} ms, mean "
-                f"{statistics.mean(times) * 1000:7.2f} ms per generation "
-                f"({len(times)} generations, alternating raw/tarash)"
-            )
-        ratio = statistics.median(paired["tarash"]) / statistics.median(paired["raw"])
-        print(f"  time ratio tarash/raw (medians): {ratio:.3f} (target <= 1.05)")
+        sources = {"tarash": None, **({"baseline": args.baseline} if args.baseline else {})}
+        ratios: dict[str, list[float]] = {label: [] for label in sources}
+        for _ in range(args.rounds):
+            for label, source in sources.items():
+                paired = run_client(server, "paired", args.sequential, args.interval, 3, source)
+                for name in ("raw", "tarash"):
+                    times = paired[name]
+                    median, mean = statistics.median(times) * 1000, statistics.mean(times) * 1000
+                    print(
+                        f"{label if name == 'tarash' else 'raw':>8}: median {median:7.2f} ms, mean "
+                        f"{mean:7.2f} ms per generation ({len(times)} generations, alternating raw/tarash)"
+                    )
+                ratios[label].append(statistics.median(paired["tarash"]) / statistics.median(paired["raw"]))
+                print(f"  time ratio {label}/raw (medians): {ratios[label][-1]:.3f} (target <= 1.05)")
+        for label, values in ratios.items():
+            print(f"  {label}/raw over {len(values)} rounds: median {statistics.median(values):.3f}")
 
         print(f"\n== cold start: spawn, import, one generation, exit ({args.cold} runs each, alternating)")
-        cold: dict[str, list[float]] = {"raw": [], "tarash": []}
-        for name in cold:
-            run_client(server, f"{name}-cold", 1, args.interval)  # writes the bytecode caches
+        clients = {"raw": ("raw-cold", None)} | {
+            label: ("tarash-cold", source) for label, source in sources.items()
+        }
+        cold: dict[str, list[float]] = {label: [] for label in clients}
+        for client, source in clients.values():
+            run_client(server, client, 1, args.interval, source=source)  # writes the bytecode caches
         for _ in range(args.cold):
-            for name in cold:
-                cold[name].append(run_client(server, f"{name}-cold", 1, args.interval)["process_seconds"])
-        for name, runs in cold.items():
-            print(f"{name:>7}: median {statistics.median(runs) * 1000:7.1f} ms per process")
-        print(
-            f"  cold-start ratio tarash/raw (medians): "
-            f"{statistics.median(cold['tarash']) / statistics.median(cold['raw']):.3f} (target <= 1.0)"
-        )
+            for label, (client, source) in clients.items():
+                result = run_client(server, client, 1, args.interval, source=source)
+                cold[label].append(result["process_seconds"])
+        for label, runs in cold.items():
+            print(f"{label:>8}: median {statistics.median(runs) * 1000:7.1f} ms per process")
+        for label in sources:
+            print(
+                f"  cold-start ratio {label}/raw (medians): "
+                f"{statistics.median(cold[label]) / statistics.median(cold['raw']):.3f} (target <= 1.0)"
+            )
 
+        if args.skip_concurrent:
+            return
         print(f"\n== concurrent async generations (poll interval {args.concurrent_interval}s)")
         for name, count in (("tarash", args.concurrent), ("raw", args.raw_concurrent)):
             if not count:

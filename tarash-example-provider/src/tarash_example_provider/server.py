@@ -223,6 +223,10 @@ class ExampleService:
         self.responses: Counter[str] = Counter()
         self.fault_hits: Counter[tuple[str, str]] = Counter()
         self.last_submit: dict[str, Any] | None = None
+        #: Jobs open from the client's side: submitted, and neither collected (result served),
+        #: cancelled, nor reported failed; and the most that were ever open at once.
+        self.open_jobs: set[str] = set()
+        self.max_open_jobs = 0
         self.connections = 0
         self.lock = threading.Lock()
 
@@ -243,6 +247,8 @@ class ExampleService:
             )
         job = self._schedule(key, model, kind, payload, now, fault)
         self.jobs[job.id] = job
+        self.open_jobs.add(job.id)
+        self.max_open_jobs = max(self.max_open_jobs, len(self.open_jobs))
         return 202, {
             "id": job.id,
             "status": job.state(now),
@@ -266,6 +272,8 @@ class ExampleService:
         elif state in ("completed", "failed"):
             progress = 100.0
         error = None
+        if state in ("failed", "cancelled"):
+            self.open_jobs.discard(job.id)
         if state == "failed":
             error = {
                 "type": "generation_failed",
@@ -285,6 +293,7 @@ class ExampleService:
         state = job.state(time.monotonic())
         if state != "completed":
             raise _ApiError(409, "not_ready", f"job {job.id} is {state}, not completed")
+        self.open_jobs.discard(job.id)
         base = f"http://{host}/v1/files"
         if job.kind == "video":
             clip = find_best_clip(job.input.get("aspect_ratio"), job.input.get("duration"))
@@ -326,6 +335,7 @@ class ExampleService:
         if state not in ("queued", "processing"):
             raise _ApiError(409, "conflict", f"job {job.id} already {state}")
         job.cancelled_at = now
+        self.open_jobs.discard(job.id)
         return 200, {"id": job.id, "status": "cancelled"}
 
     def stats(self) -> dict[str, Any]:
@@ -336,6 +346,8 @@ class ExampleService:
             "responses": dict(self.responses),
             "jobs": dict(states),
             "connections": self.connections,
+            "open_jobs": len(self.open_jobs),
+            "max_open_jobs": self.max_open_jobs,
             "last_submit": self.last_submit,
         }
 

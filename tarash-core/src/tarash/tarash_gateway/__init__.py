@@ -64,6 +64,7 @@ __all__ = [
     "register_provider_field_mapping",
     "resume",
     "resume_async",
+    "set_concurrency",
     "set_ledger",
     "submit_image",
     "submit_image_async",
@@ -83,6 +84,7 @@ _LOCATIONS = {
     "list_providers": "._api",
     "register_provider": "._api",
     "register_provider_field_mapping": "._api",
+    "set_concurrency": "._api",
     "unregister_provider": "._api",
     "Cost": ".costs",
     "estimate_cost": ".costs",
@@ -167,6 +169,7 @@ if TYPE_CHECKING:
         list_providers,
         register_provider,
         register_provider_field_mapping,
+        set_concurrency,
         unregister_provider,
     )
     from ._gateway import Gateway, default_gateway

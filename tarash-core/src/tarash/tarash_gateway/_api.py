@@ -32,6 +32,7 @@ __all__ = [
     "list_providers",
     "register_provider",
     "register_provider_field_mapping",
+    "set_concurrency",
     "unregister_provider",
 ]
 
@@ -122,3 +123,9 @@ def list_plugins() -> list[PluginInfo]:
 def get_provider(name: str) -> ProviderInfo:
     """One provider's description; raises ProviderNotFoundError listing the installed ones."""
     return HOST.get(name)
+
+
+def set_concurrency(provider: str, limit: int | None, *, model: str | None = None) -> None:
+    """Allow at most ``limit`` jobs of ``provider`` (or of its ``model``) in flight at once on the
+    default gateway; None lifts the cap (see :meth:`Gateway.set_concurrency`)."""
+    default_gateway().set_concurrency(provider, limit, model=model)

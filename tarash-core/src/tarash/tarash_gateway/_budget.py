@@ -89,6 +89,7 @@ def get_budget(ledger: LedgerAdapter | None) -> dict[str, Any] | None:
 def spent(ledger: LedgerAdapter, period: str, currency: str) -> Decimal:
     """What the ledger recorded in ``currency`` for the jobs created since ``period`` began."""
     since = period_start(period).timestamp()
+    ledger.flush()  # this process's queued cost writes count too
     costs = ledger.spend_store().costs_since(since)
     return sum((Decimal(c["amount"]) for c in costs if c.get("currency") == currency), Decimal(0))
 

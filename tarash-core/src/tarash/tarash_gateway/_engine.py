@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from . import _caps as caps
 from . import _runtime as rt
 from . import _transport as transport
 from ._budget import BudgetCheck
@@ -91,6 +92,7 @@ __all__ = [
     "blocking_phase",
     "cancel_job",
     "cancel_unconfirmed",
+    "capped_attempt",
     "check_pair",
     "check_request",
     "check_response",
@@ -135,7 +137,9 @@ CANCEL_GRACE_SECONDS = 10.0
 
 
 class Ledger(Protocol):
-    """Where core records a job's life (see ``tarash.tarash_gateway.jobs``)."""
+    """Where core records a job's life (see ``tarash.tarash_gateway.jobs``): the writes a job
+    must see done are returned as effects the drivers wait for, off the event loop for async
+    callers; status updates are queued behind them, in order."""
 
     def intent(
         self,
@@ -148,10 +152,11 @@ class Ledger(Protocol):
         request: Any,
         cost: Any,
         check: Any,
-    ) -> None: ...
-    def submitted(self, key: str, job: JobRef) -> None: ...
+    ) -> rt.Record: ...
+    def submitted(self, key: str, job: JobRef) -> rt.Record: ...
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None: ...
-    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None: ...
+    def cancel(self, key: str, detail: Mapping[str, Any]) -> rt.Record: ...
+    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> rt.Record: ...
     def release(self, key: str) -> None: ...
     def cost(self, key: str, cost: Any) -> None: ...
 
@@ -372,6 +377,8 @@ def emit(attempt: Attempt, update: Any) -> rt.Flow[None]:
 
 
 def emit_status(attempt: Attempt, status: JobStatus) -> rt.Flow[None]:
+    if attempt.on_progress is None and not attempt.gateway.host.observed("progress_reported"):
+        return  # nobody listens: no update to build (nor a raw answer to redact)
     logs = list(status.logs)
     if logs[: len(attempt.seen_logs)] == attempt.seen_logs and attempt.seen_logs:
         new_logs = logs[len(attempt.seen_logs) :]
@@ -672,9 +679,7 @@ def cancel_job(attempt: Attempt, reason: str) -> rt.Flow[None]:
                 attempt.cancel_status,
             )
     if attempt.ledger is not None:
-        attempt.ledger.status(
-            attempt.ledger_key, "cancel", {"reason": reason, "outcome": attempt.cancel_status}
-        )
+        yield attempt.ledger.cancel(attempt.ledger_key, {"reason": reason, "outcome": attempt.cancel_status})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -776,10 +781,10 @@ def _utf8(value: Any, path: str) -> None:
             pending.extend((entry, f"{where}[{index}]") for index, entry in enumerate(item))
 
 
-def record_intent(attempt: Attempt) -> None:
+def record_intent(attempt: Attempt) -> rt.Flow[None]:
     """Write the submit intent to the ledger (before anything is sent; fails closed)."""
     if attempt.ledger is not None:
-        attempt.ledger.intent(
+        yield attempt.ledger.intent(
             attempt.ledger_key,
             provider=attempt.provider,
             model=attempt.model,
@@ -804,7 +809,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     check_request(attempt)
     resolve_credentials(attempt)
     yield from guard_cost(attempt, run_flow)
-    record_intent(attempt)
+    yield from record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
     while True:
@@ -846,7 +851,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
         data=dict(submitted.data),
     )
     if attempt.ledger is not None:
-        attempt.ledger.submitted(key, attempt.job)
+        yield attempt.ledger.submitted(key, attempt.job)
     return attempt.job
 
 
@@ -1025,7 +1030,7 @@ def blocking_phase(attempt: Attempt) -> rt.Flow[Any]:
     check_request(attempt)
     resolve_credentials(attempt)
     yield from guard_cost(attempt, run_flow)
-    record_intent(attempt)
+    yield from record_intent(attempt)
     try:
         response = yield from run_flow(
             attempt, hook, "submit", config=attempt.config, request=attempt.request, context=attempt.context()
@@ -1124,8 +1129,18 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
         # KeyboardInterrupt or task cancellation: stop the paid job before leaving.
         yield from cancel_job(attempt, "interrupted")
         if attempt.cancel_status == "cancelled":
-            ledger_finish(attempt, "cancelled")
+            yield from ledger_finish(attempt, "cancelled")
         raise
+
+
+def capped_attempt(attempt: Attempt) -> rt.Flow[Any]:
+    """:func:`run_attempt` holding the attempt's concurrency slots (``_caps``); a request no
+    provider should receive is refused first, without waiting for a slot."""
+    gates = attempt.gateway.caps.gates(attempt.provider, attempt.model)
+    if not gates:
+        return (yield from run_attempt(attempt))
+    check_request(attempt)
+    return (yield from caps.holding(attempt, gates, run_attempt(attempt)))
 
 
 def _transient(error: TarashException) -> bool:
@@ -1204,7 +1219,7 @@ def submit_job(gateway: Gateway, config: Any, request: Any, modality: Modality) 
                 raise
             continue
         except TarashException as exc:
-            ledger_finish(attempt, "failed", error=exc)
+            yield from ledger_finish(attempt, "failed", error=exc)
             if not exc.retryable or number == len(chain):
                 raise
             log.info("Submit %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
@@ -1249,13 +1264,13 @@ def run_chain(
         )
         attempt.spent = charged(records)
         try:
-            response = yield from run_attempt(attempt)
+            response = yield from capped_attempt(attempt)
         except CallerError as exc:
             meta = attempt.metadata("failed", exc.original)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc.original)
             if not job_left_for_resume(attempt, exc.original):
-                ledger_finish(attempt, "failed", error=exc.original)
+                yield from ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
         except (UnsupportedModalityError, MissingCredentialsError, CostLimitExceededError) as exc:
             meta = attempt.metadata("skipped", exc)
@@ -1270,7 +1285,7 @@ def run_chain(
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc)
             if not job_left_for_resume(attempt, exc):
-                ledger_finish(attempt, "failed", error=exc)
+                yield from ledger_finish(attempt, "failed", error=exc)
             log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
             if exc.retryable and number < len(chain) and holds_the_fallback(attempt):
                 stopped = cancel_unconfirmed(attempt, exc)
@@ -1289,7 +1304,7 @@ def run_chain(
             provider=response.provider or attempt.provider,
             model=response.model or attempt.model,
         )
-        ledger_finish(attempt, "completed", result=response)
+        yield from ledger_finish(attempt, "completed", result=response)
         if attempt.job is not None:
             yield from announce_completed(attempt, response)
         gateway.host.notify("attempt_finished", metadata=meta, error=None)
@@ -1337,7 +1352,7 @@ def submission_unknown(error: BaseException | None) -> bool:
     return isinstance(error, TimeoutError) and error.phase == "submit"
 
 
-def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> None:
+def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: Any = None) -> rt.Flow[None]:
     """Record the end of an attempt whose submit intent is in the ledger.
 
     An attempt that never learnt its job id ends ``unknown`` when the submit may have reached the
@@ -1350,4 +1365,4 @@ def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: An
     cost = attempt_cost(attempt, "success" if result is not None else "failed", error, state == "unknown")
     if cost is not None:
         attempt.ledger.cost(attempt.ledger_key, cost)
-    attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)
+    yield attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)

@@ -22,6 +22,7 @@ from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
     from . import _runtime as rt
+    from ._caps import ConcurrencyCaps
     from ._cost import Cost
     from ._ledger import JobRecord, JobStore, LedgerAdapter
     from ._transport import Transport
@@ -54,6 +55,9 @@ class Gateway:
             gateway with the built-in mock and what you register on it.
         transport: a :class:`~tarash.tarash_gateway._transport.Transport` to send requests with
             (tests pass one mounted on ``httpx.MockTransport``).
+        concurrency: caps on jobs in flight, ``{"provider": N, "provider/model": N}`` (callers
+            beyond a cap wait their turn, first come first served); None (the default) reads
+            ``TARASH_CONCURRENCY`` (``"fal=3,fal/fal-ai/veo3=1"``). See :meth:`set_concurrency`.
 
     Example::
 
@@ -68,12 +72,15 @@ class Gateway:
         ledger: JobStore | str | os.PathLike[str] = _FROM_ENVIRONMENT,
         discover: bool = True,
         transport: Transport | None = None,
+        concurrency: Mapping[str, int] | None = None,
         _host: PluginHost | None = None,
     ) -> None:
         self.host = _host if _host is not None else PluginHost()
         if not discover:
             self.host.search_path = []
         self._transport = transport
+        self._concurrency = concurrency
+        self._caps: ConcurrencyCaps | None = None
         self._background: rt.BackgroundLoop | None = None
         self._ledger_choice = ledger
         self._ledger: LedgerAdapter | None = None
@@ -106,6 +113,25 @@ class Gateway:
 
                     self._background = BackgroundLoop()
         return self._background
+
+    @property
+    def caps(self) -> ConcurrencyCaps:
+        """The concurrency caps (read from ``concurrency=`` or the environment on first use)."""
+        if self._caps is None:
+            with self._lock:
+                if self._caps is None:
+                    # lazy: loaded at the first generation, not at discovery
+                    from ._caps import ConcurrencyCaps
+
+                    self._caps = ConcurrencyCaps(self._concurrency)
+        return self._caps
+
+    def set_concurrency(self, provider: str, limit: int | None, *, model: str | None = None) -> None:
+        """Allow at most ``limit`` jobs of ``provider`` (or of its ``model``) in flight at once;
+        None lifts the cap. A job holds its slot from before its submit until it is collected,
+        cancelled or left for ``resume()``; callers beyond the cap wait, first come first served,
+        within their deadline. Cancels never wait for a slot."""
+        self.caps.set(provider, limit, model=model)
 
     def ledger(self) -> LedgerAdapter | None:
         """The job ledger in effect, or None when it is off."""

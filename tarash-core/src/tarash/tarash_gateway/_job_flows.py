@@ -73,14 +73,14 @@ def collect(attempt: Attempt, flow: rt.Flow[Any]) -> rt.Flow[Any]:
     except TarashException as exc:
         ended = ended_state(attempt, exc)
         if ended is not None:
-            ledger_finish(attempt, ended, error=exc)
+            yield from ledger_finish(attempt, ended, error=exc)
         raise
     response = attrs.evolve(
         response,
         provider=response.provider or attempt.provider,
         model=response.model or attempt.model,
     )
-    ledger_finish(attempt, "completed", result=response)
+    yield from ledger_finish(attempt, "completed", result=response)
     return response
 
 
@@ -168,7 +168,7 @@ def cancel_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[bool]:
             phase="cancel",
         )
     if attempt.cancel_status == "cancelled":
-        ledger_finish(attempt, "cancelled")
+        yield from ledger_finish(attempt, "cancelled")
         return True
     return False
 
@@ -243,5 +243,5 @@ def reconcile_flow(
             data=dict(answer.job.data),
             submitted_at=record.created_at,
         )
-        ledger.submitted(record.key, job)
+        ledger.submitted(record.key, job).run()
     return answer, None

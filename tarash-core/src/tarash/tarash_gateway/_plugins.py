@@ -405,6 +405,12 @@ class PluginHost:
         entry = self._entry(name)
         return entry.spec, entry.plugin
 
+    def observed(self, hook: str) -> bool:
+        """Whether some plugin implements the observer hook ``hook`` (else :meth:`notify` is a no-op)."""
+        if not self._loaded and not self._runtime:
+            return False
+        return bool(getattr(self.pm.hook, hook).get_hookimpls())
+
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call an observer hook on every plugin; failures are logged, never raised."""
         if not self._loaded and not self._runtime:

@@ -16,7 +16,7 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
@@ -34,8 +34,10 @@ __all__ = [
     "Effect",
     "Emit",
     "Flow",
+    "Record",
     "Send",
     "Sleep",
+    "Writer",
     "drive_async",
     "drive_sync",
     "is_async_fn",
@@ -83,6 +85,29 @@ class Emit:
     update: Any
 
 
+class Writer(Protocol):
+    """Runs blocking writes in order: ``run`` on the caller's thread, ``submit`` on its own."""
+
+    def run(self, write: Callable[[], T]) -> T: ...
+    def submit(self, write: Callable[[], T]) -> concurrent.futures.Future[T]: ...
+
+
+@attrs.define
+class Record:
+    """A blocking write to the job ledger (a database round trip), through ``writer`` (the
+    ledger's queue for the job) and waited for: on the caller's thread by the sync driver, in the
+    writer's thread by the async one, so the event loop never waits on the database. Its outcome
+    is the write's (a fail-closed write raises into the orchestration); a cancellation is
+    delivered once the write has finished."""
+
+    write: Callable[[], Any]
+    writer: Writer
+
+    def run(self) -> Any:
+        """Run the write on this thread (after the job's writes queued before it), outside a flow."""
+        return self.writer.run(self.write)
+
+
 class DeadlineExceeded(Exception):
     """Thrown into the orchestration when the async driver's wait for a call ran out."""
 
@@ -95,7 +120,7 @@ class CallerCallbackError(Exception):
         self.original = original
 
 
-Effect = Send | Call | Sleep | Emit
+Effect = Send | Call | Sleep | Emit | Record
 Flow = Generator[Effect, Any, T]
 
 
@@ -144,6 +169,8 @@ def _step_sync(effect: Effect, background: BackgroundLoop) -> Any:
         if effect.seconds > 0:
             time.sleep(effect.seconds)
         return None
+    if isinstance(effect, Record):
+        return effect.run()
     if isinstance(effect, Emit):
         try:
             outcome = effect.callback(effect.update)
@@ -167,6 +194,8 @@ async def _step_async(effect: Effect) -> Any:
         if effect.seconds > 0:
             await asyncio.sleep(effect.seconds)
         return None
+    if isinstance(effect, Record):
+        return await _off_the_loop(effect.writer.submit(effect.write))
     if isinstance(effect, Emit):
         try:
             if is_async_fn(effect.callback):
@@ -230,6 +259,16 @@ async def drive_async(flow: Flow[T]) -> T:
             send = await _step_async(effect)
         except (Exception, asyncio.CancelledError) as exc:
             throw = exc
+
+
+async def _off_the_loop(outcome: concurrent.futures.Future[T]) -> T:
+    """Await a write running in another thread; a cancellation waits for it to finish."""
+    future = asyncio.wrap_future(outcome)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

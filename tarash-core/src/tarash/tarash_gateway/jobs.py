@@ -176,7 +176,11 @@ async def submit_image_async(config: ImageGenerationConfig, request: ImageGenera
 
 
 def get_ledger() -> JobStore | None:
-    """The job store in effect (opened on first use), or None when the ledger is off."""
+    """The job store in effect (opened on first use), or None when the ledger is off; the
+    status updates still queued are written first."""
+    ledger = active_ledger()
+    if ledger is not None:
+        ledger.flush()
     return active_store()
 
 
@@ -187,6 +191,7 @@ def _require_ledger() -> LedgerAdapter:
             "The job ledger is off (TARASH_LEDGER=off, set_ledger('off'), or its "
             "file cannot be written); no jobs are recorded"
         )
+    ledger.flush()
     return ledger
 
 
@@ -224,7 +229,7 @@ def _reconcile(
     gateway = default_gateway()
 
     def ended(state: OutcomeState, error: TarashException) -> JobOutcome:
-        ledger.finished(record.key, state, error=error)
+        ledger.finished(record.key, state, error=error).run()
         return JobOutcome(
             key=record.key,
             provider=record.provider,
@@ -317,7 +322,7 @@ def _resume_flow(
             request_id=record.job_id,
             phase="poll",
         )
-        ledger.finished(record.key, "unknown", error=not_polled)
+        yield ledger.finished(record.key, "unknown", error=not_polled)
         return outcome("unknown", error=not_polled)
     try:
         handle = JobHandle.from_record(record)
@@ -330,7 +335,7 @@ def _resume_flow(
         # now; collect it only if it had finished meanwhile (then it is paid for).
         yield from engine.cancel_job(attempt, "resume: the earlier cancel was not confirmed")
         if attempt.cancel_status == "cancelled":
-            engine.ledger_finish(attempt, "cancelled")
+            yield from engine.ledger_finish(attempt, "cancelled")
             return outcome("cancelled")
         if attempt.cancel_status == "failed":
             ledger.release(record.key)

@@ -159,10 +159,10 @@ def _record_outcome(gateway: Gateway, event: WebhookEvent) -> str:
             request_id=event.job_id,
             phase="poll",
         )
-        ledger.finished(record.key, "failed", error=error)
+        ledger.finished(record.key, "failed", error=error).run()
         return "failed"
     if event.state == "cancelled":
-        ledger.finished(record.key, "cancelled")
+        ledger.finished(record.key, "cancelled").run()
         return "cancelled"
     if event.state != "completed":
         return f"{event.state}: nothing to record"
@@ -173,11 +173,12 @@ def _record_outcome(gateway: Gateway, event: WebhookEvent) -> str:
     expected = ImageGenerationResponse if record.modality == "image" else VideoGenerationResponse
     if not isinstance(response, expected):
         ledger.status(record.key, "completed", {"source": "webhook"})
+        ledger.flush()
         return "completed; its result is fetched by the job's wait or resume"
     response = attrs.evolve(
         response, provider=response.provider or record.provider, model=response.model or record.model
     )
-    ledger.finished(record.key, "completed", result=response)
+    ledger.finished(record.key, "completed", result=response).run()
     return "completed"
 
 

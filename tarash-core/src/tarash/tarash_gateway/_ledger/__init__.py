@@ -20,9 +20,12 @@ at INFO, and generation works as before.
 Modules: :mod:`.records` (records, the ``JobStore`` protocol, the row codec), :mod:`.sqlite` (the
 default store), :mod:`.postgres` (the shared store; needs the ``postgres`` extra, imported only
 when selected), :mod:`.owner` (which process collects a job), :mod:`.adapter` (what the engine
-writes through), :mod:`.selection` (which ledger is in effect).
+writes through), :mod:`.writer` (the queues that write in order, off the event loop),
+:mod:`.selection` (which ledger is in effect).
 
-May import: ``exceptions``, ``plugin`` (job references), ``_redact`` and ``_converters`` (JSON).
+May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_converters`` (JSON) and
+``_runtime`` (the engine's writes are handed back as effects, run off the event loop for async
+callers).
 Must not import: the engine, the gateway, ``jobs`` or anything above them (they import this).
 """
 

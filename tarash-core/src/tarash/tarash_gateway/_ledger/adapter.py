@@ -1,16 +1,27 @@
 """The engine-facing :class:`LedgerAdapter`: serialises what the engine records (no secrets, no
 media bytes) into a :class:`JobStore`, and never lets a store failure break a generation.
+
+Every write goes through one of the adapter's :class:`~.writer.Writer` queues, chosen by the
+job's key, which run first come, first served: a job's writes reach the store in the order they
+were made, and a database round trip never holds up an event loop. The writes a caller must see
+done (the intent, before its submit; the job id; the end) are handed back as
+:class:`~tarash.tarash_gateway._runtime.Record` effects that both drivers wait for (the sync one
+on its own thread, the async one without blocking the loop); status updates and cancel outcomes
+are queued without waiting, and reach the store before the job's next waited-for write.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 from .._redact import get_logger
+from .._runtime import Record
 from ..exceptions import (
     CostLimitExceededError,
     JobCancelledError,
@@ -29,9 +40,7 @@ from .records import (
     JobStore,
     SpendStore,
 )
-
-if TYPE_CHECKING:
-    pass
+from .writer import Writer
 
 log = get_logger("tarash.ledger")
 
@@ -73,6 +82,27 @@ class LedgerAdapter:
         #: key -> (state, when) of the last status written: a poll that changes nothing is written
         #: (renewing the lease) at most every STATUS_REFRESH_SECONDS.
         self._written: dict[str, tuple[str, float]] = {}
+        self._writers: list[Writer] = []
+        self._writers_pid = 0
+        self._writers_lock = threading.Lock()
+
+    def _writer(self, key: str) -> Writer:
+        """The writer of ``key``: one of the store's ``write_threads`` (one when it does not say:
+        SQLite serialises writes anyway); new ones in a forked child."""
+        with self._writers_lock:
+            if not self._writers or self._writers_pid != os.getpid():
+                count = max(int(getattr(self.store, "write_threads", 1)), 1)
+                self._writers = [Writer() for _ in range(count)]
+                self._writers_pid = os.getpid()
+            return self._writers[hash(key) % len(self._writers)]
+
+    def _record(self, key: str, write: Callable[[], Any]) -> Record:
+        """``write`` (a store call for ``key``) as an effect the drivers wait for."""
+        return Record(write, self._writer(key))
+
+    def _queue(self, key: str, write: Callable[[], Any]) -> None:
+        """``write`` queued for ``key``'s writer, not waited for."""
+        self._writer(key).queue(write)
 
     def _guard(self, what: str, write: Callable[[], Any]) -> Any:
         """Run ``write`` (serialising and storing); a failure is logged, never raised."""
@@ -120,12 +150,12 @@ class LedgerAdapter:
         request: Any,
         cost: Any,
         check: BudgetCheck,
-    ) -> None:
-        """Record the intent to submit, with its expected ``cost`` (a ``Cost`` or None), admitted
-        by the budget ``check`` in the same transaction (on a store that keeps costs and budgets;
-        another store records the intent alone). Fails closed: if
-        it cannot be recorded (the store fails, or the config or request cannot be serialised),
-        LedgerError is raised and nothing is sent; the check's refusal is raised as it is."""
+    ) -> Record:
+        """The write of the intent to submit, with its expected ``cost`` (a ``Cost`` or None),
+        admitted by the budget ``check`` in the same transaction (on a store that keeps costs and
+        budgets; another store records the intent alone). Fails closed: if it cannot be recorded
+        (the config or request cannot be serialised: raised here; the store fails: raised by the
+        write), LedgerError is raised and nothing is sent; the check's refusal is raised as it is."""
         plain_config = self._plain(attrs.evolve(config, fallback_configs=None))
         plain_request = self._plain(request)
         if plain_config is None or plain_request is None:
@@ -147,89 +177,107 @@ class LedgerAdapter:
             "owner": process_owner(),
             "lease_seconds": LEASE_SECONDS,
         }
-        try:
-            if isinstance(store, SpendStore):
-                plain_cost = self._plain(cost) if cost is not None else None
-                store.record_budgeted_intent(key, check=check, cost=plain_cost, **fields)
-            else:
-                store.record_intent(key, **fields)
-        except (CostLimitExceededError, LedgerError):
-            raise
-        except Exception as exc:
-            raise LedgerError(
-                f"The job ledger {self.store!r} could not record the submit intent "
-                f"({type(exc).__name__}: {exc}), so nothing was submitted. Switch the ledger off "
-                "(TARASH_LEDGER=off) to submit unrecorded.",
-                provider=provider,
-                model=model,
-                phase="validate",
-            ) from exc
-        self.active.add(key)
+        plain_cost = self._plain(cost) if cost is not None else None
 
-    def submitted(self, key: str, job: JobRef) -> None:
-        self._guard(
-            "submitted",
-            lambda: self.store.record_submitted(
-                key,
-                job_id=job.job_id,
-                job=self._plain(job),
-                owner=process_owner(),
-                lease_seconds=LEASE_SECONDS,
+        def write() -> None:
+            try:
+                if isinstance(store, SpendStore):
+                    store.record_budgeted_intent(key, check=check, cost=plain_cost, **fields)
+                else:
+                    store.record_intent(key, **fields)
+            except (CostLimitExceededError, LedgerError):
+                raise
+            except Exception as exc:
+                raise LedgerError(
+                    f"The job ledger {store!r} could not record the submit intent "
+                    f"({type(exc).__name__}: {exc}), so nothing was submitted. Switch the ledger off "
+                    "(TARASH_LEDGER=off) to submit unrecorded.",
+                    provider=provider,
+                    model=model,
+                    phase="validate",
+                ) from exc
+            self.active.add(key)
+
+        return self._record(key, write)
+
+    def submitted(self, key: str, job: JobRef) -> Record:
+        """The write of the provider's job for ``key``."""
+        plain, owner = self._plain(job), process_owner()
+        return self._record(
+            key,
+            lambda: self._guard(
+                "submitted",
+                lambda: self.store.record_submitted(
+                    key, job_id=job.job_id, job=plain, owner=owner, lease_seconds=LEASE_SECONDS
+                ),
             ),
         )
 
     def status(self, key: str, state: str, detail: Mapping[str, Any]) -> None:
-        if state == "cancel":
-            self._guard(
-                "cancel",
-                lambda: self.store.record_cancel(
-                    key,
-                    detail=self._plain(dict(detail)) or {},
-                ),
-            )
-            return
+        """Queue the write of a status; one that repeats the last one written less than
+        STATUS_REFRESH_SECONDS ago is skipped."""
         now = time.monotonic()
         last = self._written.get(key)
         if last is not None and last[0] == state and now - last[1] < STATUS_REFRESH_SECONDS:
             return
         self._written[key] = (state, now)
-        self._guard(
-            "status",
-            lambda: self.store.record_status(
-                key,
-                state=state,
-                detail=self._plain(dict(detail)) or {},
-                owner=process_owner(),
-                lease_seconds=LEASE_SECONDS,
+        owner = process_owner()
+        self._queue(
+            key,
+            lambda: self._guard(
+                "status",
+                lambda: self.store.record_status(
+                    key,
+                    state=state,
+                    detail=self._plain(dict(detail)) or {},
+                    owner=owner,
+                    lease_seconds=LEASE_SECONDS,
+                ),
             ),
         )
 
-    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> None:
+    def cancel(self, key: str, detail: Mapping[str, Any]) -> Record:
+        """The write of a cancel's outcome (``reason``, ``outcome``)."""
+        plain = self._plain(dict(detail)) or {}
+        return self._record(
+            key, lambda: self._guard("cancel", lambda: self.store.record_cancel(key, detail=plain))
+        )
+
+    def flush(self) -> None:
+        """Write the queued status updates now (before reading the store)."""
+        if self._writers_pid == os.getpid():
+            for writer in self._writers:
+                writer.flush()
+
+    def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> Record:
+        """The write of a job's end: its result (without media bytes) or its error."""
         if isinstance(error, JobCancelledError):
             state = "cancelled"
         self.active.discard(key)
         self._written.pop(key, None)
-        self._guard(
-            "finished",
-            lambda: self.store.record_finished(
-                key,
-                state=state,
-                result=self._plain(result) if result is not None else None,
-                error=self._plain(dict(error_summary(error))) if error is not None else None,
+        plain_result = self._plain(result) if result is not None else None
+        plain_error = self._plain(dict(error_summary(error))) if error is not None else None
+        return self._record(
+            key,
+            lambda: self._guard(
+                "finished",
+                lambda: self.store.record_finished(key, state=state, result=plain_result, error=plain_error),
             ),
         )
 
     def event(self, key: str, kind: str, detail: Mapping[str, Any]) -> None:
-        """Record a fact about a job in its history (its record is unchanged)."""
-        self._guard(
-            kind, lambda: self.store.record_event(key, kind=kind, detail=self._plain(dict(detail)) or {})
+        """Record a fact about a job in its history (its record is unchanged), after its queued writes."""
+        plain = self._plain(dict(detail)) or {}
+        self._writer(key).run(
+            lambda: self._guard(kind, lambda: self.store.record_event(key, kind=kind, detail=plain))
         )
 
     def cost(self, key: str, cost: Any) -> None:
-        """Record the job's cost (a ``Cost``); a store that keeps no costs is skipped."""
+        """Queue the write of the job's cost (a ``Cost``); a store that keeps no costs is skipped."""
         store = self.store
         if isinstance(store, SpendStore):
-            self._guard("cost", lambda: store.record_cost(key, cost=self._plain(cost) or {}))
+            plain = self._plain(cost) or {}
+            self._queue(key, lambda: self._guard("cost", lambda: store.record_cost(key, cost=plain)))
 
     def spend_store(self) -> SpendStore:
         """The store, when it keeps costs and budgets; LedgerError otherwise."""
@@ -258,8 +306,10 @@ class LedgerAdapter:
         return claimed
 
     def release(self, key: str) -> None:
+        """Give up this process's claim on ``key`` (after the job's queued writes)."""
         self.active.discard(key)
-        self._guard("release", lambda: self.store.release(key, owner=process_owner()))
+        owner = process_owner()
+        self._writer(key).run(lambda: self._guard("release", lambda: self.store.release(key, owner=owner)))
 
 
 # ----------------------------------------------------------------------------------------------

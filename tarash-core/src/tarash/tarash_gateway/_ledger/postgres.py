@@ -206,6 +206,7 @@ class PostgresJobStore:
     the process's life, that signals it is alive). ``migrate``: create or upgrade the schema on
     open (else it must be at :data:`SCHEMA_VERSION`: ``tarash jobs migrate``). Finished jobs older
     than ``retention_days`` (None: keep forever) are deleted with their history on open.
+    Async callers' writes run in ``write_threads`` threads at once (each job's in order).
     """
 
     def __init__(
@@ -218,6 +219,7 @@ class PostgresJobStore:
     ) -> None:
         self.url = url
         self.pool_size = pool_size
+        self.write_threads = min(pool_size, 4)
         self.auto_migrate = migrate
         self.retention_days = retention_days
         self._lock = threading.RLock()

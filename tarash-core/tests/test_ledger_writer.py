@@ -1,0 +1,115 @@
+"""Ledger writes run in order and off the event loop (``_ledger.writer``), and the intent is still
+recorded before the submit is sent (failing closed)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_gateway import EchoPlugin, echo_config, mock_gateway
+
+from tarash.tarash_gateway import Gateway, VideoGenerationRequest
+from tarash.tarash_gateway._ledger import SQLiteJobStore
+from tarash.tarash_gateway._ledger.writer import Writer
+from tarash.tarash_gateway.exceptions import LedgerError
+
+WRITE_SECONDS = 0.3
+
+
+def test_a_sync_write_runs_after_the_writes_queued_before_it() -> None:
+    writer = Writer()
+    done: list[str] = []
+    for name in ("a", "b", "c"):
+        writer.queue(lambda name=name: (time.sleep(0.01), done.append(name)))
+    assert writer.run(lambda: done.append("mine") or threading.current_thread().name) == "MainThread"
+    assert done == ["a", "b", "c", "mine"]
+
+
+async def test_an_async_write_runs_in_the_writers_thread_in_order() -> None:
+    writer = Writer()
+    done: list[str] = []
+    writer.queue(lambda: (time.sleep(0.05), done.append("queued")))
+    future = writer.submit(lambda: done.append("awaited") or threading.current_thread().name)
+    assert await asyncio.wrap_future(future) == "tarash-ledger"
+    assert done == ["queued", "awaited"]
+    failing = writer.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        await asyncio.wrap_future(failing)
+
+
+class SlowStore(SQLiteJobStore):
+    """A SQLite store whose intent write takes WRITE_SECONDS (a slow database), or fails."""
+
+    fail = False
+
+    def record_intent(self, key: str, **fields: Any) -> None:
+        time.sleep(WRITE_SECONDS)
+        if self.fail:
+            raise OSError("disk full")
+        super().record_intent(key, **fields)
+
+
+def test_the_event_loop_runs_while_the_intent_is_written(tmp_path: Path) -> None:
+    """The async generation waits for its intent (the submit goes out after it), but the loop
+    is free meanwhile: a ticker task keeps running every 10 ms."""
+    log: list[httpx.Request] = []
+    store = SlowStore(tmp_path / "jobs.db").open()
+    gateway = mock_gateway(log, ledger=store)
+    gateway.register_plugin(EchoPlugin(), "echo")
+
+    async def main() -> tuple[int, float]:
+        ticks = 0
+        started = time.monotonic()
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await gateway.generate_video_async(echo_config(api_key="k"), VideoGenerationRequest(prompt="p"))
+        stop.set()
+        await task
+        return ticks, time.monotonic() - started
+
+    ticks, took = asyncio.run(main())
+    assert took >= WRITE_SECONDS and len(log) == 1
+    assert ticks >= 10  # a loop blocked by the write would tick about once
+    (record,) = store.records()
+    assert (record.state, record.finished) == ("completed", True)
+
+
+def test_a_failed_intent_write_sends_nothing_from_the_async_api(tmp_path: Path) -> None:
+    log: list[httpx.Request] = []
+    store = SlowStore(tmp_path / "jobs.db").open()
+    store.fail = True
+    gateway = mock_gateway(log, ledger=store)
+    gateway.register_plugin(EchoPlugin(), "echo")
+    with pytest.raises(LedgerError, match="could not record the submit intent"):
+        asyncio.run(
+            gateway.generate_video_async(echo_config(api_key="k"), VideoGenerationRequest(prompt="p"))
+        )
+    assert log == []
+
+
+def test_a_queued_status_update_is_written_by_flush(tmp_path: Path) -> None:
+    store = SQLiteJobStore(tmp_path / "jobs.db").open()
+    ledger = Gateway(ledger=store, discover=False).ledger()
+    assert ledger is not None
+    config, request = echo_config(api_key="k"), VideoGenerationRequest(prompt="p")
+    intent = ledger.intent("k", provider="echo", model="e1", modality="video", config=config, request=request)
+    intent.writer.run(intent.write)
+    gate = threading.Event()
+    ledger._writer("k").queue(gate.wait)  # the writer is busy: the status update waits its turn
+    ledger.status("k", "processing", {"queue_position": None, "progress_percent": 10})
+    assert store.get("k").state == "submitting"
+    gate.set()
+    ledger.flush()
+    assert store.get("k").state == "processing"
