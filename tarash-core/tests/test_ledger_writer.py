@@ -43,15 +43,16 @@ async def test_an_async_write_runs_in_the_writers_thread_in_order() -> None:
 
 
 class SlowStore(SQLiteJobStore):
-    """A SQLite store whose intent write takes WRITE_SECONDS (a slow database), or fails."""
+    """A SQLite store whose intent write (with its budget check) takes WRITE_SECONDS (a slow
+    database), or fails."""
 
     fail = False
 
-    def record_intent(self, key: str, **fields: Any) -> None:
+    def record_budgeted_intent(self, key: str, **fields: Any) -> None:
         time.sleep(WRITE_SECONDS)
         if self.fail:
             raise OSError("disk full")
-        super().record_intent(key, **fields)
+        super().record_budgeted_intent(key, **fields)
 
 
 def test_the_event_loop_runs_while_the_intent_is_written(tmp_path: Path) -> None:
@@ -99,12 +100,30 @@ def test_a_failed_intent_write_sends_nothing_from_the_async_api(tmp_path: Path) 
     assert log == []
 
 
+class NoBudget:
+    """A budget check for a ledger with no budget set."""
+
+    name = "default"
+
+    def __call__(self, budget: Any, costs_since: Any) -> None:
+        assert budget is None
+
+
 def test_a_queued_status_update_is_written_by_flush(tmp_path: Path) -> None:
     store = SQLiteJobStore(tmp_path / "jobs.db").open()
     ledger = Gateway(ledger=store, discover=False).ledger()
     assert ledger is not None
     config, request = echo_config(api_key="k"), VideoGenerationRequest(prompt="p")
-    intent = ledger.intent("k", provider="echo", model="e1", modality="video", config=config, request=request)
+    intent = ledger.intent(
+        "k",
+        provider="echo",
+        model="e1",
+        modality="video",
+        config=config,
+        request=request,
+        cost=None,
+        check=NoBudget(),
+    )
     intent.writer.run(intent.write)
     gate = threading.Event()
     ledger._writer("k").queue(gate.wait)  # the writer is busy: the status update waits its turn
