@@ -53,7 +53,7 @@ def video_config(server: JobServer, provider: str = "jobs", **kwargs: Any) -> Vi
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shrink the backoff so retry-heavy tests stay fast (the retry counts are unchanged)."""
-    monkeypatch.setattr(_engine, "BACKOFF_BASE", 0.005)
+    monkeypatch.setattr(_engine.attempt, "BACKOFF_BASE", 0.005)
 
 
 @pytest.fixture

@@ -53,8 +53,8 @@ def generate(api: str, config: Any, request: Any) -> Any:
 @pytest.fixture(autouse=True)
 def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short backoff and cancel budget, so the retry-heavy paths take well under a second."""
-    monkeypatch.setattr(_engine, "BACKOFF_BASE", 0.005)
-    monkeypatch.setattr(_engine, "CANCEL_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(_engine.attempt, "BACKOFF_BASE", 0.005)
+    monkeypatch.setattr(_engine.phases, "CANCEL_GRACE_SECONDS", 0.5)
 
 
 @pytest.fixture
