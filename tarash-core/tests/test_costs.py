@@ -272,14 +272,14 @@ def test_a_version_1_sqlite_ledger_is_migrated(tmp_path: Path) -> None:
 def test_a_version_1_postgres_ledger_is_migrated(pg_url: str) -> None:
     import psycopg
 
-    from tarash.tarash_gateway._ledger import postgres
+    from tarash.tarash_gateway._ledger import pg_sql, postgres
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE tarash_schema"
             " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        for statement in postgres._MIGRATIONS[0]:
+        for statement in pg_sql.MIGRATIONS[0]:
             conn.execute(statement)
         conn.execute("INSERT INTO tarash_schema (version) VALUES (1)")
         conn.execute(

@@ -36,6 +36,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from . import pg_sql as sql
+from .pg_sql import SCHEMA_VERSION
 from .records import (
     BUSY_TIMEOUT_MS,
     RETENTION_DAYS,
@@ -48,146 +50,6 @@ from .records import (
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
-
-#: Each migration is a list of statements, applied in one transaction; never edit a released one.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE tarash_jobs (
-            key text PRIMARY KEY,
-            provider text NOT NULL,
-            model text NOT NULL,
-            modality text NOT NULL,
-            state text NOT NULL,
-            job_id text,
-            job json,
-            config json,
-            request json,
-            result json,
-            error json,
-            detail json,
-            cancel json,
-            created_at timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL,
-            finished_at timestamptz,
-            owner text,
-            lease_until timestamptz
-        )""",
-        "CREATE INDEX tarash_jobs_unfinished ON tarash_jobs (created_at) WHERE finished_at IS NULL",
-        "CREATE INDEX tarash_jobs_finished ON tarash_jobs (finished_at)",
-        "CREATE INDEX tarash_jobs_job_id ON tarash_jobs (job_id)",
-        """CREATE TABLE tarash_job_events (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            key text NOT NULL,
-            at timestamptz NOT NULL,
-            kind text NOT NULL,
-            state text,
-            detail json
-        )""",
-        "CREATE INDEX tarash_job_events_key ON tarash_job_events (key, id)",
-    ),
-    (
-        "ALTER TABLE tarash_jobs ADD COLUMN cost json",
-        "ALTER TABLE tarash_jobs ADD COLUMN billed json",
-        "CREATE INDEX tarash_jobs_created ON tarash_jobs (created_at)",
-        """CREATE TABLE tarash_budgets (
-            name text PRIMARY KEY,
-            budget json NOT NULL,
-            updated_at timestamptz NOT NULL
-        )""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
-_MIGRATION_LOCK = "tarash.ledger.schema"
-
-_COLUMNS = (
-    "key, provider, model, modality, state, job_id, job::text, config::text, request::text,"
-    " result::text, error::text, detail::text, cancel::text, extract(epoch FROM created_at)::float8,"
-    " extract(epoch FROM updated_at)::float8, extract(epoch FROM finished_at)::float8, owner,"
-    " extract(epoch FROM lease_until)::float8, cost::text, billed::text"
-)
-_NOW = "statement_timestamp()"
-_LEASE = f"{_NOW} + %(lease)s * interval '1 second'"
-#: Makes the statement's transaction commit without waiting for the WAL flush.
-_ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
-_EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
-
-
-def _intent(guard: str) -> str:
-    """The intent's insert (with its history event), made only when ``guard`` holds."""
-    return f"""WITH job AS (
-    INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request, detail,
-                             created_at, updated_at, owner, lease_until, cost)
-    SELECT %(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
-           %(request)s::json, '{{}}', {_NOW}, {_NOW}, %(owner)s::text,
-           CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {_LEASE} END, %(cost)s::json
-    {guard}
-    RETURNING key, created_at)
-{_EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job RETURNING key"""
-
-
-_INTENT = _intent("")
-#: The intent in one statement while no budget ``%(budget)s`` is set (no row when one is).
-_UNBUDGETED_INTENT = _intent("WHERE NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = %(budget)s)")
-_LOCK_BUDGET = "SELECT budget::text FROM tarash_budgets WHERE name = %s FOR UPDATE"
-
-_SUBMITTED = f"""WITH job AS (
-    UPDATE tarash_jobs SET state = 'submitted', job_id = %(job_id)s, job = %(job)s::json,
-        updated_at = {_NOW}, finished_at = NULL, error = NULL,
-        lease_until = CASE WHEN owner IS NOT DISTINCT FROM %(owner)s::text THEN {_LEASE}
-                      ELSE lease_until END
-    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown')
-    RETURNING key, updated_at)
-{_EVENT} SELECT key, updated_at, 'submitted', 'submitted', %(detail)s::json FROM job"""
-
-_STATUS = f"""WITH {_ASYNC_COMMIT},
-old AS (SELECT key, state FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE),
-job AS (
-    UPDATE tarash_jobs j SET state = %(state)s, detail = %(detail)s::json, updated_at = {_NOW},
-        lease_until = CASE WHEN j.owner IS NOT DISTINCT FROM %(owner)s::text THEN {_LEASE}
-                      ELSE j.lease_until END
-    FROM old, _async WHERE j.key = old.key
-    RETURNING j.key, j.updated_at, old.state AS before)
-{_EVENT} SELECT key, updated_at, 'status', %(state)s, %(event)s::json FROM job
-    WHERE before IS DISTINCT FROM %(state)s"""
-
-_CANCEL = f"""WITH job AS (
-    UPDATE tarash_jobs SET cancel = %(detail)s::json, updated_at = {_NOW} WHERE key = %(key)s
-    RETURNING key, updated_at)
-{_EVENT} SELECT key, updated_at, 'cancel', NULL, %(event)s::json FROM job"""
-
-_RECORDED = f"""{_EVENT} SELECT key, {_NOW}, %(kind)s, NULL, %(detail)s::json FROM tarash_jobs
-WHERE key = %(key)s"""
-
-_FINISHED = f"""WITH job AS (
-    UPDATE tarash_jobs SET state = %(state)s, result = %(result)s::json, error = %(error)s::json,
-        updated_at = {_NOW}, finished_at = {_NOW}, owner = NULL, lease_until = NULL
-    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown' OR %(state)s = 'completed')
-    RETURNING key, finished_at)
-{_EVENT} SELECT key, finished_at, 'finished', %(state)s, %(error)s::json FROM job"""
-
-_BILLED = f"""WITH job AS (
-    UPDATE tarash_jobs SET billed = %(billed)s::json
-    WHERE key = (SELECT key FROM tarash_jobs WHERE key = %(key)s OR job_id = %(key)s
-                 ORDER BY created_at LIMIT 1)
-    RETURNING key)
-{_EVENT} SELECT key, {_NOW}, 'billed', NULL, %(billed)s::json FROM job RETURNING key"""
-
-# The owner test is a CASE so that the advisory lock is only probed when nothing cheaper decides:
-# taking the (transaction-scoped) lock succeeds only when no live process holds it.
-_CLAIM = f"""WITH target AS (
-    SELECT key FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE SKIP LOCKED),
-job AS (
-    UPDATE tarash_jobs j SET owner = %(owner)s, lease_until = {_LEASE}
-    FROM target WHERE j.key = target.key AND CASE
-        WHEN j.owner IS NULL OR j.owner = %(owner)s OR j.owner = %(steal)s::text
-             OR j.lease_until < {_NOW} THEN true
-        ELSE pg_try_advisory_xact_lock(hashtextextended(j.owner, 0)) END
-    RETURNING j.key)
-{_EVENT} SELECT key, {_NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
-
-_RELEASE = f"""WITH {_ASYNC_COMMIT}
-UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async
-WHERE key = %(key)s AND owner = %(owner)s"""
 
 #: Seconds between checks that the liveness connection still holds its locks (a database restart
 #: drops them: they are then taken again).
@@ -341,14 +203,14 @@ class PostgresJobStore:
         if found >= SCHEMA_VERSION:
             return found
         with self._raw_pool().connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_MIGRATION_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (sql.MIGRATION_LOCK,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS tarash_schema ("
                 " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             row = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
             current = int(row[0]) if row else 0
-            for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+            for version, statements in enumerate(sql.MIGRATIONS[current:], start=current + 1):
                 for statement in statements:
                     conn.execute(statement)
                 conn.execute("INSERT INTO tarash_schema (version) VALUES (%s)", (version,))
@@ -389,7 +251,7 @@ class PostgresJobStore:
     ) -> None:
         self._hold(owner)
         self._execute(
-            _INTENT,
+            sql.INTENT,
             {
                 "key": key,
                 "provider": provider,
@@ -430,15 +292,15 @@ class PostgresJobStore:
             "cost": dumps(cost),
             "budget": check.name,
         }
-        if self._execute(_UNBUDGETED_INTENT, params):
+        if self._execute(sql.UNBUDGETED_INTENT, params):
             return
         # A budget is set: its row, locked FOR UPDATE, serialises the writers checked against it
         # on every machine; each one's spend is read after the one before it has committed.
         with self._connections().connection() as conn, conn.transaction():
-            row = conn.execute(_LOCK_BUDGET, (check.name,)).fetchone()
+            row = conn.execute(sql.LOCK_BUDGET, (check.name,)).fetchone()
             if row is not None:
                 check(json.loads(row[0]), lambda since: self._costs(conn, since))
-            conn.execute(_INTENT, params)
+            conn.execute(sql.INTENT, params)
 
     def record_submitted(
         self,
@@ -451,7 +313,7 @@ class PostgresJobStore:
     ) -> None:
         self._hold(owner)
         self._execute(
-            _SUBMITTED,
+            sql.SUBMITTED,
             {
                 "key": key,
                 "job_id": job_id,
@@ -473,7 +335,7 @@ class PostgresJobStore:
     ) -> None:
         self._hold(owner)
         self._execute(
-            _STATUS,
+            sql.STATUS,
             {
                 "key": key,
                 "state": state,
@@ -486,11 +348,11 @@ class PostgresJobStore:
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
         self._execute(
-            _CANCEL, {"key": key, "detail": dumps(detail), "event": dumps(detail) if detail else None}
+            sql.CANCEL, {"key": key, "detail": dumps(detail), "event": dumps(detail) if detail else None}
         )
 
     def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
-        self._execute(_RECORDED, {"key": key, "kind": kind, "detail": dumps(detail)})
+        self._execute(sql.RECORDED, {"key": key, "kind": kind, "detail": dumps(detail)})
 
     def record_finished(
         self,
@@ -500,12 +362,14 @@ class PostgresJobStore:
         result: Mapping[str, Any] | None,
         error: Mapping[str, Any] | None,
     ) -> None:
-        self._execute(_FINISHED, {"key": key, "state": state, "result": dumps(result), "error": dumps(error)})
+        self._execute(
+            sql.FINISHED, {"key": key, "state": state, "result": dumps(result), "error": dumps(error)}
+        )
 
     def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
         self._hold(owner)
         return self._execute(
-            _CLAIM,
+            sql.CLAIM,
             {
                 "key": key,
                 "owner": owner,
@@ -516,7 +380,7 @@ class PostgresJobStore:
         )
 
     def release(self, key: str, *, owner: str) -> None:
-        self._execute(_RELEASE, {"key": key, "owner": owner})
+        self._execute(sql.RELEASE, {"key": key, "owner": owner})
 
     # -- costs and budgets ---------------------------------------------------------------------
 
@@ -525,7 +389,7 @@ class PostgresJobStore:
             conn.execute("UPDATE tarash_jobs SET cost = %s::json WHERE key = %s", (dumps(cost), key))
 
     def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
-        return self._execute(_BILLED, {"key": key, "billed": dumps(billed)})
+        return self._execute(sql.BILLED, {"key": key, "billed": dumps(billed)})
 
     def costs_since(self, since: float) -> list[dict[str, Any]]:
         with self._connections().connection() as conn:
@@ -561,14 +425,14 @@ class PostgresJobStore:
     def get(self, key: str) -> JobRecord | None:
         with self._connections().connection() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM tarash_jobs WHERE key = %s OR job_id = %s"
+                f"SELECT {sql.COLUMNS} FROM tarash_jobs WHERE key = %s OR job_id = %s"
                 " ORDER BY created_at LIMIT 1",
                 (key, key),
             ).fetchone()
         return record_from_row(row) if row is not None else None
 
     def records(self, state: str | None = None) -> list[JobRecord]:
-        query = f"SELECT {_COLUMNS} FROM tarash_jobs"
+        query = f"SELECT {sql.COLUMNS} FROM tarash_jobs"
         params: tuple[Any, ...] = ()
         if state == "unfinished":
             query += " WHERE finished_at IS NULL"

@@ -1,0 +1,170 @@
+"""The PostgreSQL store's SQL: the schema's migrations and the statement of each write.
+
+Every write is one statement (a CTE that updates the job and appends its history event); status
+writes and releases commit asynchronously. Kept apart from :mod:`.postgres`, which runs them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ASYNC_COMMIT",
+    "BILLED",
+    "CANCEL",
+    "CLAIM",
+    "COLUMNS",
+    "EVENT",
+    "FINISHED",
+    "INTENT",
+    "LEASE",
+    "LOCK_BUDGET",
+    "MIGRATIONS",
+    "MIGRATION_LOCK",
+    "NOW",
+    "RECORDED",
+    "RELEASE",
+    "SCHEMA_VERSION",
+    "STATUS",
+    "SUBMITTED",
+    "UNBUDGETED_INTENT",
+    "intent_sql",
+]
+
+#: Each migration is a list of statements, applied in one transaction; never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE tarash_jobs (
+            key text PRIMARY KEY,
+            provider text NOT NULL,
+            model text NOT NULL,
+            modality text NOT NULL,
+            state text NOT NULL,
+            job_id text,
+            job json,
+            config json,
+            request json,
+            result json,
+            error json,
+            detail json,
+            cancel json,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            owner text,
+            lease_until timestamptz
+        )""",
+        "CREATE INDEX tarash_jobs_unfinished ON tarash_jobs (created_at) WHERE finished_at IS NULL",
+        "CREATE INDEX tarash_jobs_finished ON tarash_jobs (finished_at)",
+        "CREATE INDEX tarash_jobs_job_id ON tarash_jobs (job_id)",
+        """CREATE TABLE tarash_job_events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            key text NOT NULL,
+            at timestamptz NOT NULL,
+            kind text NOT NULL,
+            state text,
+            detail json
+        )""",
+        "CREATE INDEX tarash_job_events_key ON tarash_job_events (key, id)",
+    ),
+    (
+        "ALTER TABLE tarash_jobs ADD COLUMN cost json",
+        "ALTER TABLE tarash_jobs ADD COLUMN billed json",
+        "CREATE INDEX tarash_jobs_created ON tarash_jobs (created_at)",
+        """CREATE TABLE tarash_budgets (
+            name text PRIMARY KEY,
+            budget json NOT NULL,
+            updated_at timestamptz NOT NULL
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATION_LOCK = "tarash.ledger.schema"
+
+COLUMNS = (
+    "key, provider, model, modality, state, job_id, job::text, config::text, request::text,"
+    " result::text, error::text, detail::text, cancel::text, extract(epoch FROM created_at)::float8,"
+    " extract(epoch FROM updated_at)::float8, extract(epoch FROM finished_at)::float8, owner,"
+    " extract(epoch FROM lease_until)::float8, cost::text, billed::text"
+)
+NOW = "statement_timestamp()"
+LEASE = f"{NOW} + %(lease)s * interval '1 second'"
+#: Makes the statement's transaction commit without waiting for the WAL flush.
+ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
+
+
+def intent_sql(guard: str) -> str:
+    """The intent's insert (with its history event), made only when ``guard`` holds."""
+    return f"""WITH job AS (
+    INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request, detail,
+                             created_at, updated_at, owner, lease_until, cost)
+    SELECT %(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
+           %(request)s::json, '{{}}', {NOW}, {NOW}, %(owner)s::text,
+           CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {LEASE} END, %(cost)s::json
+    {guard}
+    RETURNING key, created_at)
+{EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job RETURNING key"""
+
+
+INTENT = intent_sql("")
+#: The intent in one statement while no budget ``%(budget)s`` is set (no row when one is).
+UNBUDGETED_INTENT = intent_sql("WHERE NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = %(budget)s)")
+LOCK_BUDGET = "SELECT budget::text FROM tarash_budgets WHERE name = %s FOR UPDATE"
+
+SUBMITTED = f"""WITH job AS (
+    UPDATE tarash_jobs SET state = 'submitted', job_id = %(job_id)s, job = %(job)s::json,
+        updated_at = {NOW}, finished_at = NULL, error = NULL,
+        lease_until = CASE WHEN owner IS NOT DISTINCT FROM %(owner)s::text THEN {LEASE}
+                      ELSE lease_until END
+    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown')
+    RETURNING key, updated_at)
+{EVENT} SELECT key, updated_at, 'submitted', 'submitted', %(detail)s::json FROM job"""
+
+STATUS = f"""WITH {ASYNC_COMMIT},
+old AS (SELECT key, state FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE),
+job AS (
+    UPDATE tarash_jobs j SET state = %(state)s, detail = %(detail)s::json, updated_at = {NOW},
+        lease_until = CASE WHEN j.owner IS NOT DISTINCT FROM %(owner)s::text THEN {LEASE}
+                      ELSE j.lease_until END
+    FROM old, _async WHERE j.key = old.key
+    RETURNING j.key, j.updated_at, old.state AS before)
+{EVENT} SELECT key, updated_at, 'status', %(state)s, %(event)s::json FROM job
+    WHERE before IS DISTINCT FROM %(state)s"""
+
+CANCEL = f"""WITH job AS (
+    UPDATE tarash_jobs SET cancel = %(detail)s::json, updated_at = {NOW} WHERE key = %(key)s
+    RETURNING key, updated_at)
+{EVENT} SELECT key, updated_at, 'cancel', NULL, %(event)s::json FROM job"""
+
+RECORDED = f"""{EVENT} SELECT key, {NOW}, %(kind)s, NULL, %(detail)s::json FROM tarash_jobs
+WHERE key = %(key)s"""
+
+FINISHED = f"""WITH job AS (
+    UPDATE tarash_jobs SET state = %(state)s, result = %(result)s::json, error = %(error)s::json,
+        updated_at = {NOW}, finished_at = {NOW}, owner = NULL, lease_until = NULL
+    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown' OR %(state)s = 'completed')
+    RETURNING key, finished_at)
+{EVENT} SELECT key, finished_at, 'finished', %(state)s, %(error)s::json FROM job"""
+
+BILLED = f"""WITH job AS (
+    UPDATE tarash_jobs SET billed = %(billed)s::json
+    WHERE key = (SELECT key FROM tarash_jobs WHERE key = %(key)s OR job_id = %(key)s
+                 ORDER BY created_at LIMIT 1)
+    RETURNING key)
+{EVENT} SELECT key, {NOW}, 'billed', NULL, %(billed)s::json FROM job RETURNING key"""
+
+# The owner test is a CASE so that the advisory lock is only probed when nothing cheaper decides:
+# taking the (transaction-scoped) lock succeeds only when no live process holds it.
+CLAIM = f"""WITH target AS (
+    SELECT key FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE SKIP LOCKED),
+job AS (
+    UPDATE tarash_jobs j SET owner = %(owner)s, lease_until = {LEASE}
+    FROM target WHERE j.key = target.key AND CASE
+        WHEN j.owner IS NULL OR j.owner = %(owner)s OR j.owner = %(steal)s::text
+             OR j.lease_until < {NOW} THEN true
+        ELSE pg_try_advisory_xact_lock(hashtextextended(j.owner, 0)) END
+    RETURNING j.key)
+{EVENT} SELECT key, {NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
+
+RELEASE = f"""WITH {ASYNC_COMMIT}
+UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async
+WHERE key = %(key)s AND owner = %(owner)s"""
