@@ -96,6 +96,26 @@ def test_pools_loops_ledgers_and_secrets_are_each_gateways_own(tmp_path: Path) -
     second.close()
 
 
+def test_close_closes_the_ledger_it_opened_and_leaves_a_given_store_open(tmp_path: Path) -> None:
+    opened = mock_gateway([], ledger=tmp_path / "opened.db")
+    given_store = SQLiteJobStore(tmp_path / "given.db").open()
+    given = mock_gateway([], ledger=given_store)
+    for gateway in (opened, given):
+        gateway.register_plugin(EchoPlugin(), "echo-plugin")
+        gateway.generate_video(echo_config(api_key="k-000001"), VideoGenerationRequest("a"))
+    opened_store = opened.ledger().store  # type: ignore[union-attr]
+    opened.close()
+    given.close()
+    assert opened_store._conn is None  # type: ignore[attr-defined]
+    assert given_store._conn is not None
+    assert [r.state for r in given_store.records()] == ["completed"]
+    opened.generate_video(echo_config(api_key="k-000001"), VideoGenerationRequest("b"))
+    reopened = opened.ledger().store  # type: ignore[union-attr]
+    assert [r.state for r in reopened.records()] == ["completed", "completed"]
+    opened.close()
+    given_store.close()
+
+
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_a_blocking_flow_through_core_with_a_mock_transport(
     api: str, monkeypatch: pytest.MonkeyPatch

@@ -155,11 +155,20 @@ class Gateway:
             register_secret(value)
 
     def close(self) -> None:
-        """Close the connection pools and stop the background loop."""
+        """Close the connection pools, stop the background loop, and write the ledger's queued
+        status updates; a ledger this gateway opened from a path or URL is closed too (a store
+        object passed in stays open: its owner closes it)."""
         if self._transport is not None:
             self._transport.close()
         if self._background is not None:
             self._background.stop()
+        ledger = self._ledger
+        if ledger is not None:
+            ledger.flush()
+            close = getattr(ledger.store, "close", None)
+            if isinstance(self._ledger_choice, (str, os.PathLike)) and callable(close):
+                close()
+                self._ledger, self._ledger_ready = None, False
 
     # -- generating ------------------------------------------------------------------------------
 
