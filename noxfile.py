@@ -123,7 +123,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy: strict on tarash-core, checked on the plugins."""
-    session.install(f"{CORE}[testing,postgres]", *PLUGINS, *_group("typecheck"))
+    session.install(f"{CORE}[testing,postgres,webhooks]", *PLUGINS, *_group("typecheck"))
     session.run("mypy", "-p", "tarash.tarash_gateway", env={"MYPYPATH": "tarash-core/src"})
     packages = ("tarash_fal", "tarash_example_provider", "tarash_replicate", "tarash_google", "tarash_openai")
     session.run(
