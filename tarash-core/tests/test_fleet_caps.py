@@ -9,6 +9,8 @@ import asyncio
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -132,4 +134,31 @@ def test_a_caller_whose_cap_is_full_fleet_wide_times_out_with_nothing_sent(tmp_p
     gateway.generate_video(echo_config(api_key="k"), VideoGenerationRequest(prompt="p"))
     assert len(log) == 1 and gate.held == 0
     assert slots.take("echo", 1) is not None  # the job gave its fleet slot back
+    gateway.close()
+
+
+@posix_only
+def test_a_caller_queued_on_a_cap_that_is_lifted_takes_no_fleet_slot(tmp_path: Path) -> None:
+    log: list[httpx.Request] = []
+    gateway = mock_gateway(log, ledger=str(tmp_path / "jobs.db"), concurrency={"echo": 1})
+    gateway.register_plugin(EchoPlugin(), "echo")
+    gate = gateway.caps.get("echo")
+    assert gate is not None and gate.acquire()  # this process's only slot is taken
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            gateway.generate_video(echo_config(api_key="k", timeout=10), VideoGenerationRequest(prompt="p"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    while gate.waiting == 0:
+        time.sleep(0.001)
+    gateway.set_concurrency("echo", None)
+    caller.join(timeout=10)
+    assert errors == [] and len(log) == 1
+    assert not (tmp_path / "jobs.db.slots").exists()  # no fleet slot taken, let alone 2**62 tried
+    gate.release()
     gateway.close()

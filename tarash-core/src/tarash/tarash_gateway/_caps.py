@@ -35,6 +35,9 @@ __all__ = ["ENVIRONMENT_VARIABLE", "ConcurrencyCaps", "Gate", "holding", "parse_
 
 ENVIRONMENT_VARIABLE = "TARASH_CONCURRENCY"
 
+#: The limit of a gate whose cap was lifted while callers held or awaited it (no fleet slots then).
+_LIFTED = 1 << 62
+
 
 class _Waiter:
     """A queued caller: a thread's event or a loop's future; ``granted`` once a slot is its."""
@@ -215,7 +218,7 @@ class ConcurrencyCaps:
             if limit is None:
                 self._gates.pop(key, None)
                 if gate is not None:
-                    gate.set_limit(1 << 62)
+                    gate.set_limit(_LIFTED)
             elif gate is None:
                 self._gates[key] = Gate(key, limit)
             else:
@@ -252,7 +255,7 @@ def holding(attempt: Attempt, gates: list[Gate], flow: rt.Flow[Any]) -> rt.Flow[
             if not taken:
                 raise attempt.timeout_error(f"still waiting for a slot of the concurrency cap {gate.name!r}")
             held.append(gate)
-            if slots is not None:
+            if slots is not None and gate.limit < _LIFTED:
                 shared.append((slots, (yield from _fleet.take_slot(attempt, slots, gate.name, gate.limit))))
         return (yield from flow)
     finally:
