@@ -22,7 +22,7 @@ from test_gateway import EchoPlugin, echo_config, mock_gateway
 from tarash.tarash_gateway import VideoGenerationRequest
 from tarash.tarash_gateway._fleet import FileSlots, Slots, slots_of
 from tarash.tarash_gateway._ledger.sqlite import SQLiteJobStore
-from tarash.tarash_gateway.exceptions import TimeoutError
+from tarash.tarash_gateway.exceptions import LedgerError, TimeoutError
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="flock")
 
@@ -161,4 +161,21 @@ def test_a_caller_queued_on_a_cap_that_is_lifted_takes_no_fleet_slot(tmp_path: P
     assert errors == [] and len(log) == 1
     assert not (tmp_path / "jobs.db.slots").exists()  # no fleet slot taken, let alone 2**62 tried
     gate.release()
+    gateway.close()
+
+
+@posix_only
+def test_a_fleet_slot_that_cannot_be_taken_refuses_with_nothing_sent(tmp_path: Path) -> None:
+    log: list[httpx.Request] = []
+    gateway = mock_gateway(log, ledger=str(tmp_path / "jobs.db"), concurrency={"echo": 1})
+    gateway.register_plugin(EchoPlugin(), "echo")
+    (tmp_path / "jobs.db.slots").write_text("a file where the slots' directory goes")
+    with pytest.raises(LedgerError) as info:
+        gateway.generate_video(echo_config(api_key="k"), VideoGenerationRequest(prompt="p"))
+    assert "could not take a fleet-wide slot of the concurrency cap 'echo' (FileExistsError" in str(
+        info.value
+    )
+    gate = gateway.caps.get("echo")
+    assert log == [] and gate is not None and gate.held == 0
+    assert SQLiteJobStore(tmp_path / "jobs.db").records() == []
     gateway.close()

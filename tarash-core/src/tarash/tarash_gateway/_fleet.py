@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from . import _runtime as rt
+from .exceptions import LedgerError
 
 if TYPE_CHECKING:
     from ._engine import Attempt
@@ -57,10 +58,20 @@ def slots_of(ledger: Any) -> Slots | None:
 
 def take_slot(attempt: Attempt, slots: Slots, scope: str, limit: int) -> rt.Flow[Any]:
     """A fleet slot of ``scope`` (capped at ``limit``), polled for with backoff within the
-    attempt's deadline (TimeoutError, nothing sent, when it passes first)."""
+    attempt's deadline (TimeoutError, nothing sent, when it passes first; LedgerError, nothing
+    sent, when the store fails)."""
     pause = POLL_FIRST
     while True:
-        slot = yield rt.Call(slots.take, None, {"scope": scope, "limit": limit})
+        try:
+            slot = yield rt.Call(slots.take, None, {"scope": scope, "limit": limit})
+        except Exception as exc:
+            raise LedgerError(
+                f"The job ledger could not take a fleet-wide slot of the concurrency cap {scope!r} "
+                f"({type(exc).__name__}: {exc}), so nothing was submitted.",
+                provider=attempt.provider,
+                model=attempt.model,
+                phase="validate",
+            ) from exc
         if slot is not None:
             return slot
         remaining = attempt.remaining()
