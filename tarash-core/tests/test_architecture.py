@@ -32,7 +32,10 @@ LAYERS: list[tuple[str, set[str]]] = [
         | {"_runtime", "_entry_points", "_local_media", "_cost", "_filenames"},
     ),
     ("contract", {"plugin", "_records", "_handlers"}),
-    ("services", {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger", "_caps"}),
+    (
+        "services",
+        {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger", "_caps", "_fleet"},
+    ),
     ("helpers", {"utils", "mock"}),
     (
         "engine",

@@ -11,7 +11,8 @@ deadline) leaves the queue at once; a slot handed to it meanwhile goes to the ne
 slots from before its submit intent is recorded until the attempt ends: the job was collected,
 cancelled (confirmed or not) or left in the ledger for ``resume()``. Cancels never take a slot, so a
 full cap never delays one. ``TARASH_CONCURRENCY="fal=3,fal/fal-ai/veo3=1"`` sets the caps of a
-gateway built without ``concurrency=``.
+gateway built without ``concurrency=``. With a shared ledger (PostgreSQL, or one SQLite file
+for processes on one machine) a cap holds fleet-wide: see ``_fleet``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _fleet
 from . import _runtime as rt
 from .exceptions import ValidationError
 
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["ENVIRONMENT_VARIABLE", "ConcurrencyCaps", "Gate", "holding", "parse_caps"]
 
 ENVIRONMENT_VARIABLE = "TARASH_CONCURRENCY"
+
+#: The limit of a gate whose cap was lifted while callers held or awaited it (no fleet slots then).
+_LIFTED = 1 << 62
 
 
 class _Waiter:
@@ -213,7 +218,7 @@ class ConcurrencyCaps:
             if limit is None:
                 self._gates.pop(key, None)
                 if gate is not None:
-                    gate.set_limit(1 << 62)
+                    gate.set_limit(_LIFTED)
             elif gate is None:
                 self._gates[key] = Gate(key, limit)
             else:
@@ -238,8 +243,11 @@ class ConcurrencyCaps:
 
 def holding(attempt: Attempt, gates: list[Gate], flow: rt.Flow[Any]) -> rt.Flow[Any]:
     """Run ``flow`` (the attempt) holding a slot of each gate, taken in order within the
-    attempt's deadline (TimeoutError, nothing sent, when it passes first)."""
+    attempt's deadline (TimeoutError, nothing sent, when it passes first). With a shared ledger
+    each gate's slot is also a fleet-wide one (``_fleet``), taken after the process's own."""
     held: list[Gate] = []
+    shared: list[tuple[_fleet.Slots, Any]] = []
+    slots = _fleet.slots_of(attempt.ledger)
     try:
         for gate in gates:
             remaining = max(attempt.remaining(), 0.0)
@@ -247,8 +255,12 @@ def holding(attempt: Attempt, gates: list[Gate], flow: rt.Flow[Any]) -> rt.Flow[
             if not taken:
                 raise attempt.timeout_error(f"still waiting for a slot of the concurrency cap {gate.name!r}")
             held.append(gate)
+            if slots is not None and gate.limit < _LIFTED:
+                shared.append((slots, (yield from _fleet.take_slot(attempt, slots, gate.name, gate.limit))))
         return (yield from flow)
     finally:
         flow.close()
+        for owner, slot in shared:
+            owner.give(slot)
         for gate in held:
             gate.release()

@@ -37,6 +37,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from . import pg_sql as sql
+from .pg_slots import PgSlots
 from .pg_sql import SCHEMA_VERSION
 from .records import (
     BUSY_TIMEOUT_MS,
@@ -91,6 +92,7 @@ class PostgresJobStore:
         self._pid = 0
         self._ready = False
         self._checked = 0.0
+        self._slots: PgSlots | None = None
 
     def __repr__(self) -> str:
         parts = conninfo_to_dict(self.url)
@@ -127,6 +129,7 @@ class PostgresJobStore:
                 # A forked child drops its parent's connections without closing them (psycopg
                 # never ends a session from another process when freeing it) and opens its own.
                 self._pool, self._alive, self._held, self._ready = None, None, set(), False
+                self._slots = None
             if self._pool is None:
                 self._liveness()
                 self._pool = ConnectionPool(
@@ -167,6 +170,13 @@ class PostgresJobStore:
             self._ready = True
             return pool
 
+    def fleet_slots(self) -> PgSlots:
+        """This process's fleet-wide concurrency slots in this database (``_fleet``)."""
+        with self._lock:
+            if self._slots is None:
+                self._slots = PgSlots(self.url, connect_timeout=_CONNECT_TIMEOUT)
+            return self._slots
+
     def open(self) -> PostgresJobStore:
         """Connect, migrate (unless ``migrate=False``) and prune now; raises psycopg errors."""
         self._connections()
@@ -186,7 +196,10 @@ class PostgresJobStore:
                     self._alive.close()
                 if self._pool is not None:
                     self._pool.close()
+                if self._slots is not None:
+                    self._slots.close()
             self._pool, self._alive, self._held, self._ready = None, None, set(), False
+            self._slots = None
 
     def schema_version(self) -> int:
         """The highest migration applied to the database (0: none)."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._fleet import FileSlots, file_slots
 from .records import (
     BUSY_TIMEOUT_MS,
     COLUMNS,
@@ -101,6 +102,10 @@ class SQLiteJobStore:
 
     def __repr__(self) -> str:
         return f"SQLiteJobStore({str(self.path)!r})"
+
+    def fleet_slots(self) -> FileSlots | None:
+        """Fleet-wide concurrency slots of the processes sharing this file (``_fleet``)."""
+        return file_slots(self.path)
 
     def open(self) -> SQLiteJobStore:
         """Create the file and schema now (raises OSError or sqlite3.Error when it cannot)."""
