@@ -368,7 +368,9 @@ def test_the_pricing_rules_are_made_again_only_when_a_model_is_saved(
     first = pricing_rules()
     assert pricing_rules() is first
     assert rule_for(HOST, "fal", "acme/clip", "video").prefix == ""  # type: ignore[union-attr]
-    add_model("acme/clip", openapi_document("acme/clip", {"prompt": {"type": "string"}}, category="text-to-video"))
+    add_model(
+        "acme/clip", openapi_document("acme/clip", {"prompt": {"type": "string"}}, category="text-to-video")
+    )
     second = pricing_rules()
     assert second is not first and len(second) == len(first) + 1
     assert rule_for(HOST, "fal", "acme/clip", "video").prefix == "acme/clip"  # type: ignore[union-attr]
