@@ -378,3 +378,71 @@ def test_what_the_provider_reports_wins_over_the_estimate() -> None:
     )
     assert billed_cost(estimate, ReportedUsage(unit="image", quantity=1)) == estimate
     assert billed_cost(estimate, None) == estimate
+
+
+# -- what the engine keeps between calls ---------------------------------------------------------
+
+
+class _RulesHost:
+    """A plugin host whose one plugin answers ``pricing_rules`` with ``self.rules``."""
+
+    def __init__(self, rules: Any) -> None:
+        self.rules = rules
+
+    def call(self, name: str, hook: str, **kwargs: Any) -> Any:
+        assert (name, hook, kwargs) == ("p", "pricing_rules", {"provider": "p"})
+        return self.rules
+
+
+def test_a_rule_match_is_kept_for_the_same_tuple_only() -> None:
+    """The match for a model is kept while the plugin returns the same rules tuple; new rules (a
+    new tuple, or a list changed in place) are matched again."""
+    from tarash.tarash_gateway._pricing import rule_for
+    from tarash.tarash_gateway.costs import PricingRule
+
+    every = PricingRule(prefix="", modality="video", unit="second")
+    family = PricingRule(prefix="acme/clip", modality="video", unit="video")
+    host = _RulesHost((every,))
+    assert rule_for(host, "p", "acme/clip/fast", "video") is every  # type: ignore[arg-type]
+    assert rule_for(host, "p", "acme/clip/fast", "video") is every  # type: ignore[arg-type]
+    host.rules = (every, family)
+    assert rule_for(host, "p", "acme/clip/fast", "video") is family  # type: ignore[arg-type]
+    assert rule_for(host, "p", "acme/clip/fast", "image") is None  # type: ignore[arg-type]
+    listed: list[PricingRule] = [every]
+    host.rules = listed
+    assert rule_for(host, "p", "acme/clip/fast", "video") is every  # type: ignore[arg-type]
+    listed.append(family)
+    assert rule_for(host, "p", "acme/clip/fast", "video") is family  # type: ignore[arg-type]
+
+
+def test_a_price_set_or_written_applies_to_the_next_generation_exactly(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between generations of the same model: the prices file written, rewritten (same size),
+    removed, then set_price; each generation's cost is the price in force, and the ledger keeps
+    each job's cost."""
+    monkeypatch.setenv("TARASH_HOME", str(tmp_path))
+    prices = tmp_path / "prices.json"
+    request = VideoGenerationRequest(prompt="x", duration_seconds=5)
+
+    def cost() -> Cost | None:
+        meta = gateway.generate_video(mock_video("0.05"), request).execution_metadata
+        assert meta is not None
+        return meta.total_cost
+
+    def write(price: str) -> None:
+        entry = {"provider": "mock", "model": "mock", "unit": "second", "price": price}
+        prices.write_text(json.dumps({"version": 1, "prices": [entry]}))
+
+    api = Cost(amount="0.25", unit="second", quantity=5, unit_price="0.05", source="provider-price-api")
+    assert cost() == api
+    write("0.10")
+    assert cost() == Cost(amount="0.50", unit="second", quantity=5, unit_price="0.10", source="user-override")
+    write("0.20")
+    assert cost() == Cost(amount="1.00", unit="second", quantity=5, unit_price="0.20", source="user-override")
+    prices.unlink()
+    assert cost() == api
+    gateway.set_price("mock", "mock", unit="second", price="0.03")
+    assert cost() == Cost(amount="0.15", unit="second", quantity=5, unit_price="0.03", source="user-override")
+    records = sorted(gateway.ledger().store.records(), key=lambda r: r.created_at)  # type: ignore[union-attr]
+    assert [r.cost["amount"] for r in records] == ["0.25", "0.50", "1.00", "0.25", "0.15"]  # type: ignore[index]

@@ -351,3 +351,30 @@ def test_an_impossible_request_sends_nothing_not_even_a_price_read(
             server.video_config("fal-ai/veo3"), VideoGenerationRequest(prompt="a", duration_seconds=5)
         )
     assert server.connections == 0
+
+
+def test_the_pricing_rules_are_made_again_only_when_a_model_is_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules are kept while the families stay the same (core keeps its per-model match for the
+    same tuple); a model saved with ``add-model`` gets its own rule at once."""
+    from tarash.tarash_gateway._plugins import HOST
+    from tarash.tarash_gateway._pricing import rule_for
+    from tarash_fal._commands import add_model
+    from tarash_fal._pricing import pricing_rules
+    from tarash_fal.testing import openapi_document
+
+    monkeypatch.setenv("TARASH_HOME", str(tmp_path))
+    first = pricing_rules()
+    assert pricing_rules() is first
+    assert rule_for(HOST, "fal", "acme/clip", "video").prefix == ""  # type: ignore[union-attr]
+    add_model(
+        "acme/clip", openapi_document("acme/clip", {"prompt": {"type": "string"}}, category="text-to-video")
+    )
+    second = pricing_rules()
+    assert second is not first and len(second) == len(first) + 1
+    assert rule_for(HOST, "fal", "acme/clip", "video").prefix == "acme/clip"  # type: ignore[union-attr]
+    assert rule_for(HOST, "fal", "acme/clip/fast", "video").prefix == "acme/clip"  # type: ignore[union-attr]
+    (tmp_path / "fal" / "models.json").unlink()
+    assert len(pricing_rules()) == len(first)
+    assert rule_for(HOST, "fal", "acme/clip", "video").prefix == ""  # type: ignore[union-attr]

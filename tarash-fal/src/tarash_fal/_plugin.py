@@ -149,7 +149,7 @@ def register_commands(subparsers: Any) -> None:
 
 
 @hookimpl
-def pricing_rules(provider: str) -> list[PricingRule]:
+def pricing_rules(provider: str) -> Sequence[PricingRule]:
     """Video per second (a price per resolution), FLUX images per megapixel rounded up, other
     images per image (see ``tarash_fal._pricing``)."""
     from ._pricing import pricing_rules as rules

@@ -88,12 +88,29 @@ def _default_seconds(prefix: str) -> int | None:
     return None if match is None else DEFAULT_SECONDS[match]
 
 
-def pricing_rules() -> list[PricingRule]:
-    """One rule per family of the built-in table (and the user's saved models)."""
+_MADE: tuple[tuple[Any, ...], tuple[PricingRule, ...]] | None = None
+
+
+def pricing_rules() -> tuple[PricingRule, ...]:
+    """One rule per family of the built-in table (and the user's saved models).
+
+    The rules are made again only when the families changed (a model saved or removed since):
+    the same families give the same tuple, which core keeps its per-model match for."""
+    global _MADE
     from ._plugin import _families
 
+    families = _families()
+    made = _MADE
+    if made is not None and made[0] == families:
+        return made[1]
+    rules = _rules(families)
+    _MADE = (families, rules)
+    return rules
+
+
+def _rules(families: Sequence[Any]) -> tuple[PricingRule, ...]:
     rules = []
-    for family in _families():
+    for family in families:
         if family.modality == "video":
             allowed = dict(family.allowed)
             rules.append(
@@ -120,7 +137,7 @@ def pricing_rules() -> list[PricingRule]:
     # Any other endpoint (fal hosts hundreds): video per second, images each.
     rules.append(PricingRule(prefix="", modality="video", unit="second", variant_field="resolution"))
     rules.append(PricingRule(prefix="", modality="image", unit="image"))
-    return rules
+    return tuple(rules)
 
 
 def _unit(text: Any) -> str | None:

@@ -66,6 +66,8 @@ TABLE_PATH = Path(__file__).parent / "data" / "prices.json"
 _EXACT = Decimal("0.000000001")
 
 PriceKey = tuple[str, str]  # (provider, model prefix)
+#: Entries the per-model caches below keep before they start again.
+_MATCHES_MAX = 1024
 
 
 def overrides_path() -> Path:
@@ -121,6 +123,20 @@ def _table() -> dict[PriceKey, UnitPrice]:
     return _TABLE
 
 
+_TABLE_HITS: dict[PriceKey, UnitPrice | None] = {}
+
+
+def _table_price(provider: str, model: str) -> UnitPrice | None:
+    """The bundled table's price for ``model`` (the table never changes: kept per model, at
+    most :data:`_MATCHES_MAX` of them)."""
+    key = (provider, model)
+    if key not in _TABLE_HITS:
+        if len(_TABLE_HITS) >= _MATCHES_MAX:
+            _TABLE_HITS.clear()
+        _TABLE_HITS[key] = _lookup(_table(), provider, model)
+    return _TABLE_HITS[key]
+
+
 def _lookup(prices: Mapping[PriceKey, UnitPrice], provider: str, model: str) -> UnitPrice | None:
     prefix = match_model_prefix(model, [m for p, m in prices if p == provider])
     return None if prefix is None else prices[(provider, prefix)]
@@ -169,11 +185,34 @@ def book(gateway: Gateway) -> PriceBook:
         return found
 
 
+#: ``{(provider, model, modality): (the plugin's rules, the rule matched in them)}``, for rules
+#: a plugin returns as a tuple: the same tuple again (``is``) gives the same match. Cleared when
+#: it reaches :data:`_MATCHES_MAX` entries.
+_MATCHES: dict[tuple[str, str, str], tuple[tuple[Any, ...], PricingRule | None]] = {}
+
+
 def rule_for(host: PluginHost, provider: str, model: str, modality: str) -> PricingRule | None:
     """The provider plugin's pricing rule for ``model`` (the longest matching prefix; ``""``
     matches every model), or None. A plugin whose hook raises is logged and has none."""
     try:
         rules = host.call(provider, "pricing_rules", provider=provider) or ()
+    except Exception:
+        log.exception("The pricing_rules hook of %s raised; its costs are unknown", provider)
+        return None
+    key = (provider, model, modality)
+    known = _MATCHES.get(key)
+    if known is not None and known[0] is rules:
+        return known[1]
+    rule = _match(rules, provider, model, modality)
+    if isinstance(rules, tuple):
+        if len(_MATCHES) >= _MATCHES_MAX:
+            _MATCHES.clear()
+        _MATCHES[key] = (rules, rule)
+    return rule
+
+
+def _match(rules: Any, provider: str, model: str, modality: str) -> PricingRule | None:
+    try:
         candidates = [r for r in rules if isinstance(r, PricingRule) and r.modality == modality]
     except Exception:
         log.exception("The pricing_rules hook of %s raised; its costs are unknown", provider)
@@ -272,7 +311,7 @@ def price_attempt(attempt: Attempt, run_flow: Callable[..., Any]) -> Any:
     if counted is None:
         return None
     quantity, variant = counted
-    table = _lookup(_table(), attempt.provider, attempt.model)
+    table = _table_price(attempt.provider, attempt.model)
     price = book(attempt.gateway).override(attempt.provider, attempt.model)
     if price is None:
         api = yield from _unit_price_from_api(attempt, run_flow)

@@ -320,6 +320,6 @@ def ledger_finish(attempt: Attempt, state: str, *, result: Any = None, error: An
     if attempt.job is None and submission_unknown(error):
         state = "unknown"
     cost = attempt_cost(attempt, "success" if result is not None else "failed", error, state == "unknown")
-    if cost is not None:
+    if cost is not None and cost is not attempt.estimate:  # the estimate came with the intent
         attempt.ledger.cost(attempt.ledger_key, cost)
     yield attempt.ledger.finished(attempt.ledger_key, state, result=result, error=error)
