@@ -4,11 +4,11 @@ beside their estimates (``tarash costs reconcile``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ._cost import Cost, ReportedUsage
+from ._cost import Cost
 from ._engine import Attempt, run_flow
+from ._pricing import billed_cost
 from .exceptions import UnsupportedModalityError
 from .models import VideoGenerationConfig
 
@@ -16,26 +16,10 @@ if TYPE_CHECKING:
     from ._gateway import Gateway
     from ._ledger import JobRecord
 
-__all__ = ["BATCH", "billed_cost_of", "reconcile_flow"]
+__all__ = ["BATCH", "reconcile_flow"]
 
 #: Job ids asked per request (fal's billing events take 1 to 50 ``request_id``).
 BATCH = 50
-
-
-def billed_cost_of(usage: ReportedUsage) -> Cost | None:
-    """The ``billed`` Cost for what the provider reported (None without an amount)."""
-    if usage.amount is None:
-        return None
-    quantity = usage.quantity if usage.quantity else Decimal(1)
-    return Cost(
-        amount=usage.amount,
-        currency=usage.currency,
-        unit=usage.unit,
-        quantity=quantity,
-        unit_price=usage.amount / quantity,
-        source="provider-reported",
-        kind="billed",
-    )
 
 
 def reconcile_flow(
@@ -77,7 +61,7 @@ def reconcile_flow(
             attempt, "billed_costs", "result", config=config, job_ids=chunk, context=attempt.context()
         )
         for job_id, reported in dict(usage or {}).items():
-            cost = billed_cost_of(reported) if isinstance(reported, ReportedUsage) else None
+            cost = billed_cost(None, reported)
             if cost is not None and job_id in chunk:
                 billed[job_id] = cost
     return billed
