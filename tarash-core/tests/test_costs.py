@@ -415,6 +415,34 @@ def test_a_rule_match_is_kept_for_the_same_tuple_only() -> None:
     assert rule_for(host, "p", "acme/clip/fast", "video") is family  # type: ignore[arg-type]
 
 
+def test_per_family_rules_bill_video_per_second_and_are_made_once_per_families() -> None:
+    """One rule per family: video per second with its default duration, images each, the
+    variant field only where the family takes it; the same families give the same tuple."""
+    from tarash.tarash_gateway.costs import PricingRule
+    from tarash.tarash_gateway.plugin import ModelFamily
+
+    families = (
+        ModelFamily(prefix="acme/clip", modality="video", allowed={"resolution": ("720p", "1080p")}),
+        ModelFamily(prefix="acme/draft", modality="video"),
+        ModelFamily(prefix="acme/still", modality="image", allowed={"resolution": ("1k",)}),
+    )
+    rules = PricingRule.per_family(families, variant_field="resolution", default_seconds=8)
+    assert rules == (
+        PricingRule(
+            prefix="acme/clip", modality="video", unit="second", variant_field="resolution", default_seconds=8
+        ),
+        PricingRule(prefix="acme/draft", modality="video", unit="second", default_seconds=8),
+        PricingRule(prefix="acme/still", modality="image", unit="image", variant_field="resolution"),
+    )
+    assert PricingRule.per_family(families, variant_field="resolution", default_seconds=8) is rules
+    assert PricingRule.per_family(families, default_seconds=8) == (
+        PricingRule(prefix="acme/clip", modality="video", unit="second", default_seconds=8),
+        PricingRule(prefix="acme/draft", modality="video", unit="second", default_seconds=8),
+        PricingRule(prefix="acme/still", modality="image", unit="image"),
+    )
+    assert PricingRule.per_family(list(families), variant_field="resolution", default_seconds=8) is not rules
+
+
 def test_a_price_set_or_written_applies_to_the_next_generation_exactly(
     gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -112,17 +112,8 @@ def _serve(args: Any) -> int:
 
 
 @hookimpl
-def pricing_rules(provider: str) -> list[Any]:
+def pricing_rules(provider: str) -> tuple[Any, ...]:
     """The example server bills video per second (4 s when unset) and images each."""
     from tarash.tarash_gateway.plugin import PricingRule
 
-    return [
-        PricingRule(
-            prefix=family.prefix,
-            modality=family.modality,
-            unit="second" if family.modality == "video" else "image",
-            variant_field=None,
-            default_seconds=4 if family.modality == "video" else None,
-        )
-        for family in SPEC.models
-    ]
+    return PricingRule.per_family(SPEC.models, default_seconds=4)

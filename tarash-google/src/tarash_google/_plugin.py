@@ -44,17 +44,8 @@ def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
 
 
 @hookimpl
-def pricing_rules(provider: str) -> list[Any]:
+def pricing_rules(provider: str) -> tuple[Any, ...]:
     """Veo and Omni video per second (a price per resolution; 8 s when unset), images each."""
     from tarash.tarash_gateway.plugin import PricingRule
 
-    return [
-        PricingRule(
-            prefix=family.prefix,
-            modality=family.modality,
-            unit="second" if family.modality == "video" else "image",
-            variant_field="resolution" if "resolution" in family.allowed else None,
-            default_seconds=8 if family.modality == "video" else None,
-        )
-        for family in GEMINI_SPEC.models
-    ]
+    return PricingRule.per_family(GEMINI_SPEC.models, variant_field="resolution", default_seconds=8)

@@ -52,17 +52,8 @@ def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
 
 
 @hookimpl
-def pricing_rules(provider: str) -> list[Any]:
+def pricing_rules(provider: str) -> tuple[Any, ...]:
     """Veo and Omni video per second (a price per resolution; 8 s when unset), images each."""
     from tarash.tarash_gateway.plugin import PricingRule
 
-    return [
-        PricingRule(
-            prefix=family.prefix,
-            modality=family.modality,
-            unit="second" if family.modality == "video" else "image",
-            variant_field="resolution" if "resolution" in family.allowed else None,
-            default_seconds=8 if family.modality == "video" else None,
-        )
-        for family in VERTEX_SPEC.models
-    ]
+    return PricingRule.per_family(VERTEX_SPEC.models, variant_field="resolution", default_seconds=8)

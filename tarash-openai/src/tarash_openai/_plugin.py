@@ -32,20 +32,11 @@ def generate_image(config: Any, request: Any, context: CallContext) -> Generator
 
 
 @hookimpl
-def pricing_rules(provider: str) -> list[Any]:
+def pricing_rules(provider: str) -> tuple[Any, ...]:
     """GPT Image is billed per image, at a price per quality (``low``, ``medium``, ``high``)."""
     from tarash.tarash_gateway.plugin import PricingRule
 
-    return [
-        PricingRule(
-            prefix=family.prefix,
-            modality=family.modality,
-            unit="second" if family.modality == "video" else "image",
-            variant_field="quality",
-            default_seconds=None,
-        )
-        for family in OPENAI_SPEC.models
-    ]
+    return PricingRule.per_family(OPENAI_SPEC.models, variant_field="quality")
 
 
 @hookimpl

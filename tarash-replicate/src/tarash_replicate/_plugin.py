@@ -76,17 +76,8 @@ def verify_webhook(provider: str, headers: Any, body: bytes, context: Any) -> An
 
 
 @hookimpl
-def pricing_rules(provider: str) -> list[Any]:
+def pricing_rules(provider: str) -> tuple[Any, ...]:
     """Video per second (a price per resolution where the model takes one), images each."""
     from tarash.tarash_gateway.plugin import PricingRule
 
-    return [
-        PricingRule(
-            prefix=family.prefix,
-            modality=family.modality,
-            unit="second" if family.modality == "video" else "image",
-            variant_field="resolution" if "resolution" in family.allowed else None,
-            default_seconds=None,
-        )
-        for family in SPEC.models
-    ]
+    return PricingRule.per_family(SPEC.models, variant_field="resolution")

@@ -223,6 +223,45 @@ class PricingRule:
     sizes: Mapping[str, str] = attrs.field(factory=dict)
     default_size: str | None = None
 
+    @classmethod
+    def per_family(
+        cls,
+        families: Sequence[Any],
+        *,
+        variant_field: str | None = None,
+        default_seconds: int | None = None,
+    ) -> tuple[PricingRule, ...]:
+        """One rule per model family (``ProviderSpec.models``): video billed per second
+        (``default_seconds`` when the request sets no duration), images each; ``variant_field``
+        picks the price variant of the families whose ``allowed`` values name it.
+
+        The same ``families`` object with the same arguments gives the same tuple, so core keeps
+        its per-model match between calls (see ``hookspecs.pricing_rules``)."""
+        key = (id(families), variant_field, default_seconds)
+        made = _PER_FAMILY.get(key)
+        if made is not None and made[0] is families:
+            return made[1]
+        rules = tuple(
+            cls(
+                prefix=family.prefix,
+                modality=family.modality,
+                unit="second" if family.modality == "video" else "image",
+                variant_field=variant_field if variant_field in family.allowed else None,
+                default_seconds=default_seconds if family.modality == "video" else None,
+            )
+            for family in families
+        )
+        if len(_PER_FAMILY) >= _PER_FAMILY_MAX:
+            _PER_FAMILY.clear()
+        _PER_FAMILY[key] = (families, rules)
+        return rules
+
+
+#: What :meth:`PricingRule.per_family` made, by (id of the families, arguments); the families are
+#: kept so that a reused id is told apart. Cleared when it reaches :data:`_PER_FAMILY_MAX` entries.
+_PER_FAMILY: dict[tuple[int, str | None, int | None], tuple[Sequence[Any], tuple[PricingRule, ...]]] = {}
+_PER_FAMILY_MAX = 64
+
 
 @attrs.frozen(kw_only=True)
 class ReportedUsage:

@@ -379,6 +379,10 @@ def pricing_rules(provider: str) -> Sequence[PricingRule] | None:
     ``"1080p"``...). A model no rule matches has no estimate (its cost is unknown, never 0).
 
     :returns: the rules (the longest matching ``prefix`` wins; ``""`` matches every model).
+        Called before every submit: return the same tuple while nothing changed and core keeps
+        its match per model. ``PricingRule.per_family(SPEC.models, variant_field=...,
+        default_seconds=...)`` makes one rule per family (video per second, images each) and
+        does that (tarash-example-provider uses it).
 
     Example (tarash-fal)::
 
