@@ -111,9 +111,14 @@ def _serve(args: Any) -> int:
     return main(["--port", str(args.port)])
 
 
+# --8<-- [end:commands]
+# --8<-- [start:pricing]
 @hookimpl
 def pricing_rules(provider: str) -> tuple[Any, ...]:
     """The example server bills video per second (4 s when unset) and images each."""
     from tarash.tarash_gateway.plugin import PricingRule
 
     return PricingRule.per_family(SPEC.models, default_seconds=4)
+
+
+# --8<-- [end:pricing]
