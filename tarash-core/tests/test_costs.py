@@ -394,6 +394,33 @@ class _RulesHost:
         return self.rules
 
 
+class _BrokenRulesHost(_RulesHost):
+    """A plugin host whose one plugin's ``pricing_rules`` hook raises."""
+
+    def call(self, name: str, hook: str, **kwargs: Any) -> Any:
+        raise RuntimeError("pricing table missing")
+
+
+class _BrokenRules:
+    """Rules that raise when iterated (a broken generator from a plugin)."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("rules unreadable")
+
+
+def test_a_broken_pricing_rules_hook_leaves_the_cost_unknown(caplog: pytest.LogCaptureFixture) -> None:
+    """A plugin whose pricing hook raises, or returns rules that cannot be read, is logged and
+    has no rule (its cost is unknown); nothing is raised to the caller."""
+    from tarash.tarash_gateway._pricing import rule_for
+
+    assert rule_for(_BrokenRulesHost(()), "p", "acme/clip", "video") is None  # type: ignore[arg-type]
+    assert rule_for(_RulesHost(_BrokenRules()), "p", "acme/clip", "video") is None  # type: ignore[arg-type]
+    assert [r.getMessage() for r in caplog.records] == [
+        "The pricing_rules hook of p raised; its costs are unknown",
+        "The pricing_rules hook of p raised; its costs are unknown",
+    ]
+
+
 def test_a_rule_match_is_kept_for_the_same_tuple_only() -> None:
     """The match for a model is kept while the plugin returns the same rules tuple; new rules (a
     new tuple, or a list changed in place) are matched again."""
