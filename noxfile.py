@@ -139,7 +139,7 @@ def docs(session: nox.Session) -> None:
     """Build the docs site strictly and execute the code blocks of the guides."""
     session.install(f"{CORE}[testing]", *PLUGINS, f"{FAL}[webhooks]", *_group("docs"), *_group("test"))
     session.run("mkdocs", "build", "--strict", "--site-dir", "site")
-    _pytest(session, "docs/test_docs.py")
+    _pytest(session, "docs/test_docs.py", "docs/test_site.py")
 
 
 @nox.session

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -276,3 +278,32 @@ def test_private_modules_declare_all(module: str) -> None:
         for node in tree.body
     )
     assert declared, f"{module} declares no __all__"
+
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "architecture.md"
+
+
+def _title(layer: str) -> str:
+    return layer[0].upper() + layer[1:]
+
+
+@pytest.mark.skipif(not PAGE.is_file(), reason="the docs are not beside this checkout")
+def test_the_architecture_page_draws_the_layers() -> None:
+    """The page's diagram is LAYERS top down, each box naming its layer's modules; its table has
+    one row per arrow."""
+    text = PAGE.read_text(encoding="utf-8")
+    diagram = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    boxes = dict(re.findall(r'^\s*(\w+)\["(.*)"\]$', diagram, re.MULTILINE))
+    arrows = re.findall(r"^\s*(\w+) --> (\w+)$", diagram, re.MULTILINE)
+    top_down = [arrows[0][0], *(target for _, target in arrows)]
+    assert arrows == list(itertools.pairwise(top_down))
+    assert len(top_down) == len(boxes) == len(LAYERS)
+    for box, (layer, members) in zip(top_down, reversed(LAYERS), strict=True):
+        title, _, body = boxes[box].removeprefix("<b>").partition("</b>")
+        assert layer.lower() in title.lower(), (title, layer)
+        named = {token.rstrip("/") for token in re.findall(r"[\w.]+/?", body)}
+        missing = {member or "__init__" for member in members} - named
+        assert not missing, f"the {title!r} box does not name {sorted(missing)}"
+    rows = re.findall(r"^\| ([^|`]+) \|", text, re.MULTILINE)
+    layers = [_title(layer) for layer, _ in reversed(LAYERS)]
+    assert [row for row in rows if "→" in row] == [f"{a} → {b}" for a, b in itertools.pairwise(layers)]
