@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"_inbox", "_engine", "_job_flows", "_download", "_outputs"}
         | {"_pricing", "_spend", "_budget", "_estimate", "_reconcile"},
     ),
-    ("gateway", {"_gateway"}),
+    ("gateway", {"_resources", "_gateway"}),
     ("public API", {"", "_api", "jobs", "webhooks", "costs"}),
     ("applications", {"cli", "testing"}),
 ]
