@@ -2,51 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Collection
-from datetime import datetime
 from typing import Any, ClassVar
 
 import attrs
 import pytest
 
-from ..exceptions import (
-    TarashException,
-    TimeoutError,
-    UnsupportedModalityError,
-)
+from ..exceptions import TarashException, UnsupportedModalityError
 from ..models import (
     ImageGenerationConfig,
     ImageGenerationRequest,
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
-from ..plugin import MODALITIES, JobRef, JobStatus
+from ..plugin import MODALITIES
 from . import _checks
-from ._harness import (
-    ConfigFactory,
-    CountsFn,
-    Harness,
-    count_problems,
-    fail,
-    kit_gateway,
-    probe,
-    submitted_job,
-)
+from ._discovery_tests import DiscoveryTests
+from ._harness import MODES, ConfigFactory, CountsFn, Harness, count_problems, fail, kit_gateway
+from ._job_tests import JobTests
 from ._scenarios import SCENARIOS
 
 __all__ = ["ProviderConformanceTests"]
 
 PLUGIN = "tarash.tarash_gateway.testing.plugin"
-MODES = ("sync", "async")
-TERMINAL = ("completed", "failed", "cancelled")
 #: What core's transport says when it refuses a request carrying the key (see ``_transport``).
 KEY_REFUSED = "plugin put the API key into a request it described"
 
 
-class ProviderConformanceTests:
+class ProviderConformanceTests(DiscoveryTests, JobTests):
     """The Tarash provider conformance kit: subclass it in your plugin's tests.
 
     Every provider plugin inherits the same contract tests: discovery through its entry point,
@@ -217,83 +201,6 @@ class ProviderConformanceTests:
             requests={"video": video_request, "image": image_request},
             server_counts=server_counts,
         )
-
-    # -- discovery -----------------------------------------------------------------------------
-
-    def test_entry_point_is_registered(
-        self, provider_name: str, allowed_entry_imports: Collection[str]
-    ) -> None:
-        report = probe(provider_name, allowed_entry_imports)
-        found = report["entry_points"]
-        if len(found) != 1:
-            pytest.fail(
-                f"expected one entry point named {provider_name!r} in the 'tarash' group, "
-                f"found {found}: declare [project.entry-points.tarash] "
-                f'{provider_name} = "your_package._plugin" and reinstall',
-                pytrace=False,
-            )
-        fail(
-            f"entry point {provider_name} = {found[0]} does not load",
-            [f"loading it raised {report[key]}" for key in ("load_error", "provider_error") if key in report],
-        )
-        provider = report["provider"]
-        if (provider["source"], provider["plugin"]) != ("entry-point", provider_name):
-            pytest.fail(
-                f"get_provider({provider_name!r}) resolves to the {provider['source']} "
-                f"plugin {provider['plugin']!r}, not to the entry point",
-                pytrace=False,
-            )
-
-    def test_importing_tarash_does_not_import_the_plugin(
-        self,
-        provider_name: str,
-        allowed_entry_imports: Collection[str],
-    ) -> None:
-        report = probe(provider_name, allowed_entry_imports)
-        if "imported_by_core" not in report:
-            pytest.skip("no single entry point (see test_entry_point_is_registered)")
-        fail(
-            "`import tarash.tarash_gateway` imported the plugin; discovery must be lazy",
-            [f"{name} was imported" for name in report["imported_by_core"]],
-        )
-
-    def test_entry_module_imports_are_light(
-        self, provider_name: str, allowed_entry_imports: Collection[str]
-    ) -> None:
-        report = probe(provider_name, allowed_entry_imports)
-        if "heavy" not in report:
-            pytest.skip("no single entry point (see test_entry_point_is_registered)")
-        fail(
-            "loading the entry module imported packages beyond the standard library and "
-            "tarash-core; import them inside your hooks (or list them in allowed_entry_imports)",
-            [f"{h['module']} (imported by {h['importer']} at {h['where']})" for h in report["heavy"]],
-        )
-
-    def test_capabilities_match_hooks(self, tarash_harness: Harness) -> None:
-        h = tarash_harness
-        has = {
-            hook: h.implements(hook)
-            for hook in ("submit", "status", "result", "cancel", "generate_video", "generate_image")
-        }
-        caps = h.spec.capabilities
-        problems = []
-        if has["submit"] and not (has["status"] and has["result"]):
-            problems.append("implements submit but not both status and result")
-        if not has["submit"]:
-            problems.extend(
-                f"declares {m} but has neither submit nor generate_{m} hooks"
-                for m in sorted(h.spec.modalities)
-                if not has[f"generate_{m}"]
-            )
-        if caps.cancel and not has["cancel"]:
-            problems.append(
-                "Capabilities.cancel is True but there is no cancel hook: core cannot stop abandoned jobs"
-            )
-        if has["cancel"] and not caps.cancel:
-            problems.append(
-                "implements cancel but Capabilities.cancel is False, so core never calls it: declare it"
-            )
-        fail(f"{h.provider}'s hooks do not match its ProviderSpec", problems)
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -489,83 +396,3 @@ class ProviderConformanceTests:
             "the API key leaked (run with a distinctive key and DEBUG logging)",
             _checks.leaks(h.api_key, surfaces),
         )
-
-    # -- cancel and job handles ----------------------------------------------------------------
-
-    @pytest.mark.parametrize("mode", MODES)
-    def test_deadline_cancels_the_job_once(self, tarash_harness: Harness, mode: str) -> None:
-        h = tarash_harness
-        h.require_lifecycle("cancelling on deadline")
-        if not h.spec.capabilities.cancel:
-            pytest.skip(f"{h.provider} does not claim Capabilities.cancel")
-        modality = h.primary_modality()
-        config = h.config(modality, "slow", timeout=self.cancel_deadline_seconds)
-        before = h.counts()
-        with pytest.raises(TimeoutError) as raised:
-            h.generate(modality, config, mode)
-        attempt = raised.value.attempts[-1]
-        problems = []
-        if attempt.cancel_status != "cancelled":
-            problems.append(
-                f"core's cancel outcome is {attempt.cancel_status!r} ({attempt.cancel_error or 'no error'})"
-            )
-        problems.extend(count_problems(before, h.counts(), {"cancel": 1}))
-        fail(
-            f"{h.provider} claims Capabilities.cancel but the timed-out job was not cancelled "
-            "exactly once at the provider",
-            problems,
-        )
-
-    def test_submitted_job_data_is_json(self, tarash_harness: Harness) -> None:
-        h = tarash_harness
-        with submitted_job(h) as (_config, submitted):
-            fail(
-                "SubmittedJob.data must be JSON-safe and secret-free",
-                _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
-            )
-
-    def test_job_resumes_from_json(self, tarash_harness: Harness) -> None:
-        h = tarash_harness
-        h.require_lifecycle("resuming a job from its JobRef")
-        if not h.spec.capabilities.resume:
-            pytest.skip(f"{h.provider} declares Capabilities(resume=False)")
-        modality = h.primary_modality()
-        with submitted_job(h) as (config, submitted):
-            ref = JobRef(
-                provider=h.provider,
-                model=config.model,
-                modality=modality,  # type: ignore[arg-type]
-                job_id=submitted.job_id,
-                data=dict(submitted.data),
-            )
-            fail(
-                "SubmittedJob.data must be JSON-safe and secret-free",
-                _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
-            )
-            blob = json.dumps({**attrs.asdict(ref), "submitted_at": ref.submitted_at.isoformat()})
-            loaded = json.loads(blob)
-            resumed = JobRef(**{**loaded, "submitted_at": datetime.fromisoformat(loaded["submitted_at"])})
-            deadline = time.monotonic() + self.fault_deadline_seconds * 3
-            while True:
-                status = h.call_hook("status", modality=modality, config=config, job=resumed)
-                if not isinstance(status, JobStatus):
-                    pytest.fail(
-                        f"status of a JobRef rebuilt from JSON returned "
-                        f"{type(status).__name__}, expected JobStatus",
-                        pytrace=False,
-                    )
-                if status.state in TERMINAL or time.monotonic() > deadline:
-                    break
-                time.sleep(config.poll_interval)
-            assert status.state == "completed", f"the resumed job ended {status.state!r}"
-            response = h.call_hook("result", modality=modality, config=config, job=resumed)
-            problems = _checks.response_problems(
-                attrs.evolve(response, provider=h.provider), modality=modality, provider=h.provider
-            )
-            problems = [p for p in problems if "execution_metadata" not in p]
-            if getattr(response, "request_id", None) != submitted.job_id:
-                problems.append(
-                    f"result's request_id is {getattr(response, 'request_id', None)!r}, "
-                    f"expected the job id {submitted.job_id!r}"
-                )
-            fail("a job resumed from a JSON round trip of its JobRef cannot be finished", problems)
