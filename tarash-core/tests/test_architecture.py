@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "services",
         {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger", "_caps", "_fleet"},
     ),
-    ("helpers", {"utils", "mock"}),
+    ("helpers", {"utils", "mock", "_mock_media"}),
     (
         "engine",
         {"_inbox", "_engine", "_job_flows", "_download", "_outputs"}
