@@ -34,7 +34,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("contract", {"plugin", "_records", "_handlers"}),
     (
         "services",
-        {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger", "_caps", "_fleet"},
+        {"_plugins", "_transport", "_errors", "_caps", "_fleet"}
+        | {"_converters", "_codec", "serialization", "_ledger"},
     ),
     ("helpers", {"utils", "mock", "_mock_media"}),
     (

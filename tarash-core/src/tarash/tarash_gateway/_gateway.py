@@ -379,7 +379,7 @@ class JobHandle:
     @classmethod
     def from_json(cls, text: str | bytes, api_key: str | None = None) -> JobHandle:
         """Load a handle from :meth:`to_json` text (see :meth:`from_dict` for the key)."""
-        from ._converters import parse_json  # lazy: cattrs loads at the first (de)serialisation
+        from ._codec import parse_json  # lazy: cattrs loads at the first (de)serialisation
 
         return cls.from_dict(parse_json(text), api_key=api_key)
 
