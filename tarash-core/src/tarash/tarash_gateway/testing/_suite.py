@@ -2,35 +2,43 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any, ClassVar
 
 import attrs
 import pytest
 
-from ..exceptions import TarashException, UnsupportedModalityError
-from ..models import (
-    ImageGenerationConfig,
-    ImageGenerationRequest,
-    VideoGenerationConfig,
-    VideoGenerationRequest,
-)
-from ..plugin import MODALITIES
+from ..exceptions import TarashException, TimeoutError
+from ..models import ImageGenerationRequest, VideoGenerationRequest
+from ..plugin import JobRef, JobStatus
 from . import _checks
 from ._discovery_tests import DiscoveryTests
-from ._harness import MODES, ConfigFactory, CountsFn, Harness, count_problems, fail, kit_gateway
-from ._job_tests import JobTests
+from ._generation_tests import GenerationTests
+from ._harness import (
+    MODES,
+    ConfigFactory,
+    CountsFn,
+    Harness,
+    count_problems,
+    fail,
+    kit_gateway,
+    submitted_job,
+)
 from ._scenarios import SCENARIOS
 
 __all__ = ["ProviderConformanceTests"]
 
 PLUGIN = "tarash.tarash_gateway.testing.plugin"
-#: What core's transport says when it refuses a request carrying the key (see ``_transport``).
-KEY_REFUSED = "plugin put the API key into a request it described"
+TERMINAL = ("completed", "failed", "cancelled")
 
 
-class ProviderConformanceTests(DiscoveryTests, JobTests):
+# pytest runs a class's inherited tests first, its last base first: discovery, generation, then the
+# tests below (the cancel test's short deadline is not spent on a cold start).
+class ProviderConformanceTests(GenerationTests, DiscoveryTests):
     """The Tarash provider conformance kit: subclass it in your plugin's tests.
 
     Every provider plugin inherits the same contract tests: discovery through its entry point,
@@ -202,120 +210,6 @@ class ProviderConformanceTests(DiscoveryTests, JobTests):
             server_counts=server_counts,
         )
 
-    # -- generation ----------------------------------------------------------------------------
-
-    @pytest.mark.parametrize("mode", MODES)
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_generate(self, tarash_harness: Harness, modality: str, mode: str) -> None:
-        h = tarash_harness
-        config = h.config(modality)
-        error: TarashException | None = None
-        try:
-            response = h.generate(modality, config, mode)
-        except TarashException as exc:
-            error = exc
-        if error is not None:
-            unsupported = isinstance(error, NotImplementedError) or isinstance(
-                error.__cause__, NotImplementedError
-            )
-            if KEY_REFUSED in str(error):
-                pytest.fail(
-                    f"{h.provider} put the API key into a request it described (a header, the URL, "
-                    "the query or the body) and core refused to send it. Core adds the key itself: "
-                    "declare ProviderSpec.auth_header and auth_scheme (default 'Authorization: "
-                    "Bearer <key>') and leave Request.auth=True",
-                    pytrace=False,
-                )
-            pytest.fail(
-                f"ProviderSpec.modalities declares {modality!r} but {mode} generation raised "
-                f"{type(error).__name__}: {error}; remove {modality!r} from modalities or "
-                "implement it"
-                if unsupported
-                else f"{mode} {modality} generation with make_config({modality!r}, 'ok') failed: "
-                f"{type(error).__name__}: {error}",
-                pytrace=False,
-            )
-        fail(
-            f"{mode} {modality} generation returned a bad response",
-            _checks.response_problems(response, modality=modality, provider=h.provider),
-        )
-
-    @pytest.mark.parametrize("mode", MODES)
-    def test_requests_go_through_core(self, tarash_harness: Harness, mode: str) -> None:
-        h = tarash_harness
-        if h.server_counts is None:
-            pytest.skip("no server_counts fixture: the kit cannot compare the server's counts")
-        modality = h.primary_modality()
-        config = h.config(modality)
-        before, sent = h.counts(), h.core_sent()
-        h.generate(modality, config, mode)
-        after, sent = h.counts(), h.core_sent() - sent
-        assert before is not None and after is not None
-        received = sum(after.get(k, 0) - before.get(k, 0) for k in ("submit", "status", "result", "cancel"))
-        if received > sent:
-            pytest.fail(
-                f"the server received {received} request(s) but core's transport sent {sent}: "
-                f"{h.provider} sends HTTP of its own (a client or SDK in a hook). Yield Request "
-                "records from the hooks and let core send them (its deadline, pooling and "
-                "was-it-sent decision depend on it)",
-                pytrace=False,
-            )
-
-    def test_http_errors_reach_core(self, tarash_harness: Harness) -> None:
-        h = tarash_harness
-        modality = h.primary_modality()
-        config = h.config(modality, "server_error", timeout=self.fault_deadline_seconds)
-        hook = "submit" if h.lifecycle else f"generate_{modality}"
-        try:
-            returned = h.call_hook(hook, modality=modality, config=config)
-        except TarashException:
-            return
-        pytest.fail(
-            f"{hook} returned {returned!r:.120} although the provider answered with a 5xx error "
-            "(make_config(..., 'server_error')): the flow swallowed the HTTPError core threw into "
-            "it. Catch only the errors you translate (a 422 into ValidationError...) and re-raise "
-            "the rest: core decides what to retry from them",
-            pytrace=False,
-        )
-
-    @pytest.mark.parametrize("mode", MODES)
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_progress_contract(self, tarash_harness: Harness, modality: str, mode: str) -> None:
-        h = tarash_harness
-        config = h.config(modality)
-        h.require_lifecycle("the progress contract (queued -> processing -> completed)")
-        updates: list[Any] = []
-        response = h.generate(modality, config, mode, updates.append)
-        fail(
-            f"{mode} {modality} progress updates break the progress contract",
-            _checks.progress_problems(
-                updates,
-                modality=modality,
-                provider=h.provider,
-                capabilities=h.spec.capabilities,
-                response=response,
-            ),
-        )
-
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_unsupported_modality_raises(self, tarash_harness: Harness, modality: str) -> None:
-        h = tarash_harness
-        if h.declares(modality):
-            pytest.skip(f"{h.provider} declares {modality}")
-        if h.make_config(modality, "ok") is not None:
-            pytest.fail(
-                f"make_config({modality!r}, 'ok') returned a config, so {h.provider} can "
-                f"generate {modality}, but ProviderSpec.modalities = "
-                f"{sorted(h.spec.modalities)}: declare {modality!r}",
-                pytrace=False,
-            )
-        config_cls = VideoGenerationConfig if modality == "video" else ImageGenerationConfig
-        config = config_cls(provider=h.provider, model="conformance/unsupported", timeout=5)
-        for mode in MODES:
-            with pytest.raises(UnsupportedModalityError) as raised:
-                h.generate(modality, config, mode)
-            assert isinstance(raised.value, NotImplementedError)
-
     # -- errors and secrets --------------------------------------------------------------------
 
     @pytest.mark.parametrize("mode", MODES)
@@ -396,3 +290,83 @@ class ProviderConformanceTests(DiscoveryTests, JobTests):
             "the API key leaked (run with a distinctive key and DEBUG logging)",
             _checks.leaks(h.api_key, surfaces),
         )
+
+    # -- cancel and job handles ----------------------------------------------------------------
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_deadline_cancels_the_job_once(self, tarash_harness: Harness, mode: str) -> None:
+        h = tarash_harness
+        h.require_lifecycle("cancelling on deadline")
+        if not h.spec.capabilities.cancel:
+            pytest.skip(f"{h.provider} does not claim Capabilities.cancel")
+        modality = h.primary_modality()
+        config = h.config(modality, "slow", timeout=self.cancel_deadline_seconds)
+        before = h.counts()
+        with pytest.raises(TimeoutError) as raised:
+            h.generate(modality, config, mode)
+        attempt = raised.value.attempts[-1]
+        problems = []
+        if attempt.cancel_status != "cancelled":
+            problems.append(
+                f"core's cancel outcome is {attempt.cancel_status!r} ({attempt.cancel_error or 'no error'})"
+            )
+        problems.extend(count_problems(before, h.counts(), {"cancel": 1}))
+        fail(
+            f"{h.provider} claims Capabilities.cancel but the timed-out job was not cancelled "
+            "exactly once at the provider",
+            problems,
+        )
+
+    def test_submitted_job_data_is_json(self, tarash_harness: Harness) -> None:
+        h = tarash_harness
+        with submitted_job(h) as (_config, submitted):
+            fail(
+                "SubmittedJob.data must be JSON-safe and secret-free",
+                _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
+            )
+
+    def test_job_resumes_from_json(self, tarash_harness: Harness) -> None:
+        h = tarash_harness
+        h.require_lifecycle("resuming a job from its JobRef")
+        if not h.spec.capabilities.resume:
+            pytest.skip(f"{h.provider} declares Capabilities(resume=False)")
+        modality = h.primary_modality()
+        with submitted_job(h) as (config, submitted):
+            ref = JobRef(
+                provider=h.provider,
+                model=config.model,
+                modality=modality,  # type: ignore[arg-type]
+                job_id=submitted.job_id,
+                data=dict(submitted.data),
+            )
+            fail(
+                "SubmittedJob.data must be JSON-safe and secret-free",
+                _checks.json_problems(dict(submitted.data), secret=h.api_key, what="SubmittedJob.data"),
+            )
+            blob = json.dumps({**attrs.asdict(ref), "submitted_at": ref.submitted_at.isoformat()})
+            loaded = json.loads(blob)
+            resumed = JobRef(**{**loaded, "submitted_at": datetime.fromisoformat(loaded["submitted_at"])})
+            deadline = time.monotonic() + self.fault_deadline_seconds * 3
+            while True:
+                status = h.call_hook("status", modality=modality, config=config, job=resumed)
+                if not isinstance(status, JobStatus):
+                    pytest.fail(
+                        f"status of a JobRef rebuilt from JSON returned "
+                        f"{type(status).__name__}, expected JobStatus",
+                        pytrace=False,
+                    )
+                if status.state in TERMINAL or time.monotonic() > deadline:
+                    break
+                time.sleep(config.poll_interval)
+            assert status.state == "completed", f"the resumed job ended {status.state!r}"
+            response = h.call_hook("result", modality=modality, config=config, job=resumed)
+            problems = _checks.response_problems(
+                attrs.evolve(response, provider=h.provider), modality=modality, provider=h.provider
+            )
+            problems = [p for p in problems if "execution_metadata" not in p]
+            if getattr(response, "request_id", None) != submitted.job_id:
+                problems.append(
+                    f"result's request_id is {getattr(response, 'request_id', None)!r}, "
+                    f"expected the job id {submitted.job_id!r}"
+                )
+            fail("a job resumed from a JSON round trip of its JobRef cannot be finished", problems)
