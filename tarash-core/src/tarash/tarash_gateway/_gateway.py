@@ -1,5 +1,7 @@
 """The composition root: a :class:`Gateway` owns the plugin host, the transport's connection pools,
-the job ledger, the secrets it resolved and the background event loop.
+the job ledger, the secrets it resolved and the background event loop (its base,
+:class:`~tarash.tarash_gateway._resources.GatewayResources`, builds and closes them); here is what
+is done with them, and :class:`JobHandle`, a job of the default gateway.
 
 The module-level functions (``generate_video``, ``register_provider``, ``set_ledger``...) are sugar
 over one default gateway, built on first use. Two gateways share no state: providers registered on
