@@ -36,15 +36,16 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("contract", {"plugin", "_records", "_handlers"}),
     (
         "services",
-        {"_plugins", "_transport", "_errors", "_converters", "serialization", "_ledger", "_caps", "_fleet"},
+        {"_plugins", "_transport", "_errors", "_caps", "_fleet"}
+        | {"_converters", "_codec", "serialization", "_ledger"},
     ),
-    ("helpers", {"utils", "mock"}),
+    ("helpers", {"utils", "mock", "_mock_media"}),
     (
         "engine",
         {"_inbox", "_engine", "_job_flows", "_download", "_outputs"}
         | {"_pricing", "_spend", "_budget", "_estimate", "_reconcile"},
     ),
-    ("gateway", {"_gateway"}),
+    ("gateway", {"_resources", "_gateway"}),
     ("public API", {"", "_api", "jobs", "webhooks", "costs"}),
     ("applications", {"cli", "testing"}),
 ]

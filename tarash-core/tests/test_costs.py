@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tarash.tarash_gateway import Gateway
-from tarash.tarash_gateway._converters import structure, unstructure
+from tarash.tarash_gateway._codec import structure, unstructure
 from tarash.tarash_gateway._ledger import SQLiteJobStore
 from tarash.tarash_gateway.cli import main
 from tarash.tarash_gateway.costs import Cost, estimate_cost

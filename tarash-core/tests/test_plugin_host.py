@@ -297,6 +297,7 @@ def test_discovery_builds_no_lifecycle_machinery() -> None:
         "tarash.tarash_gateway._job_flows",
         "tarash.tarash_gateway._ledger",
         "tarash.tarash_gateway._converters",
+        "tarash.tarash_gateway._codec",
     )
     assert _imported_by(code, lifecycle) == []
 

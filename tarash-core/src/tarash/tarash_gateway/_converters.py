@@ -11,13 +11,15 @@ Built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
 * exceptions (``MockResponse.error``, ``JobStatus.error``) are written with their qualified type
   and restored only when they are Tarash or built-in exceptions (loading data never imports code);
 * every failure becomes one :class:`~tarash.tarash_gateway.exceptions.ValidationError` whose
-  message lists each problem with its path (``invalid value for type, expected int @ $.seed``);
+  message lists each problem with its path (``invalid value for type, expected int @ $.seed``):
+  callers go through ``_codec`` (``structure``, ``unstructure``, the JSON text);
 * a field whose type depends on the rest of the data says so itself: its attrs metadata maps
   ``STRUCTURE_AS`` (``"tarash.structure_as"``) to ``f(data) -> type`` (a ``JobHandle``'s config is
   a video or an image config by its job's modality). So this module knows no class above the
   models, and ``jobs`` can be serialised without this module importing it.
 
-``cattrs`` is imported only by this module, which nothing imports at package import time.
+``cattrs`` is imported only by this module and ``_codec``, which nothing imports at package import
+time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import json
 import types
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -41,7 +42,6 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import JsonConverter, make_converter
-from cattrs.v import format_exception, transform_error
 
 from . import _redact
 from . import exceptions as tarash_exceptions
@@ -57,7 +57,7 @@ from .plugin import JobRef
 
 T = TypeVar("T")
 
-__all__ = ["CONVERTER", "STRUCTURE_AS", "parse_json", "structure", "to_json_text", "unstructure"]
+__all__ = ["CONVERTER", "STRUCTURE_AS"]
 
 #: The attrs metadata key of a field whose type depends on the data: ``f(data) -> type``.
 STRUCTURE_AS = "tarash.structure_as"
@@ -396,117 +396,3 @@ def _make() -> JsonConverter:
 
 
 CONVERTER = _make()
-
-# ----------------------------------------------------------------------------------------------
-# Entry points
-# ----------------------------------------------------------------------------------------------
-
-
-def _type_name(type_: Any) -> str:
-    if type_ is None:
-        return "value"
-    if _is_literal(type_):
-        return "one of " + ", ".join(repr(a) for a in get_args(type_))
-    if _is_union(type_):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in get_args(type_))
-    if _is_sequence(type_):
-        return f"list of {_type_name(get_args(type_)[0])}"
-    if get_origin(type_) in (dict, Mapping):
-        return "object"
-    if type_ is Any:
-        return "any JSON value"
-    return getattr(type_, "__name__", repr(type_))
-
-
-def _format(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, ValidationError):
-        message = exc.message
-        head, sep, rest = message.partition(": ")
-        return rest if sep and exc.field and head.endswith(f".{exc.field}") else message
-    if isinstance(exc, _Invalid):
-        return str(exc)
-    if isinstance(exc, (ValueError, TypeError)) and not isinstance(exc, KeyError):
-        return f"invalid value for type, expected {_type_name(type_)}"
-    return format_exception(exc, type_)
-
-
-def _first_path(message: str) -> str | None:
-    path = message.rpartition(" @ ")[2]
-    if path == "$":
-        return None
-    return path[2:] if path.startswith("$.") else path[1:]
-
-
-def structure(data: Any, cls: type[T]) -> T:
-    """Build ``cls`` from plain data; any problem raises ValidationError listing every path."""
-    try:
-        return CONVERTER.structure(data, cls)
-    except (
-        ClassValidationError,
-        IterableValidationError,
-        ValidationError,
-        ValueError,
-        TypeError,
-        KeyError,
-    ) as exc:
-        messages = transform_error(exc, "$", _format)
-        raise ValidationError(
-            f"Invalid {getattr(cls, '__name__', cls)}: " + "; ".join(messages),
-            field=_first_path(messages[0]),
-            value=None,
-        ) from None
-
-
-def _check_plain(value: Any, path: str) -> None:
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValidationError(
-                    f"Not serialisable: non-string key {key!r} @ {path}", field=path, value=None
-                )
-            _check_plain(item, f"{path}.{key}")
-        return
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_plain(item, f"{path}[{index}]")
-        return
-    raise ValidationError(f"Not serialisable: {type(value).__name__} @ {path}", field=path, value=None)
-
-
-def _scrub(value: Any) -> Any:
-    pattern = _redact._secret_pattern
-    if pattern is None:
-        return value
-    if isinstance(value, str):
-        return pattern.sub(_redact.REDACTED, value)
-    if isinstance(value, dict):
-        return {key: _scrub(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item) for item in value]
-    return value
-
-
-def unstructure(obj: Any) -> Any:
-    """Plain JSON data for ``obj`` (API keys omitted, known secrets scrubbed)."""
-    data = CONVERTER.unstructure(obj)
-    _check_plain(data, "$")
-    return _scrub(data)
-
-
-def to_json_text(data: Any) -> str:
-    """Compact JSON text for plain data."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def parse_json(text: str | bytes) -> Any:
-    """Parse JSON text, raising ValidationError with the position of a syntax error."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", value=None
-        ) from None
-    except (TypeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"Invalid JSON: {exc}", value=None) from None

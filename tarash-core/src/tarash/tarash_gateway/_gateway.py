@@ -1,5 +1,7 @@
 """The composition root: a :class:`Gateway` owns the plugin host, the transport's connection pools,
-the job ledger, the secrets it resolved and the background event loop.
+the job ledger, the secrets it resolved and the background event loop (its base,
+:class:`~tarash.tarash_gateway._resources.GatewayResources`, builds and closes them); here is what
+is done with them, and :class:`JobHandle`, a job of the default gateway.
 
 The module-level functions (``generate_video``, ``register_provider``, ``set_ledger``...) are sugar
 over one default gateway, built on first use. Two gateways share no state: providers registered on
@@ -8,24 +10,20 @@ one, its pools, its ledger and its loop are its own.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._plugins import HOST, PluginHost
-from ._redact import register_secret
+from ._plugins import HOST
+from ._resources import GatewayResources
 from .exceptions import LedgerError, ResultNotCollectedError
 from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
-    from . import _runtime as rt
-    from ._caps import ConcurrencyCaps
     from ._cost import Cost
-    from ._ledger import JobRecord, JobStore, LedgerAdapter
-    from ._transport import Transport
+    from ._ledger import JobRecord
     from .field_mappers import FieldMapper
     from .models import (
         ImageGenerationConfig,
@@ -41,10 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway", "default_gateway"]
 
-_FROM_ENVIRONMENT = "environment"
 
-
-class Gateway:
+class Gateway(GatewayResources):
     """One Tarash: providers, connections, ledger, secrets and a background loop.
 
     Args:
@@ -65,110 +61,6 @@ class Gateway:
         gateway.register_provider("mine", MyHandler())
         response = gateway.generate_video(config, request)
     """
-
-    def __init__(
-        self,
-        *,
-        ledger: JobStore | str | os.PathLike[str] = _FROM_ENVIRONMENT,
-        discover: bool = True,
-        transport: Transport | None = None,
-        concurrency: Mapping[str, int] | None = None,
-        _host: PluginHost | None = None,
-    ) -> None:
-        self.host = _host if _host is not None else PluginHost()
-        if not discover:
-            self.host.search_path = []
-        self._transport = transport
-        self._concurrency = concurrency
-        self._caps: ConcurrencyCaps | None = None
-        self._background: rt.BackgroundLoop | None = None
-        self._ledger_choice = ledger
-        self._ledger: LedgerAdapter | None = None
-        self._ledger_ready = False
-        self._lock = threading.Lock()
-        self.secrets: set[str] = set()
-
-    # -- owned resources -----------------------------------------------------------------------
-
-    @property
-    def transport(self) -> Transport:
-        """The connection pools (built on the first request)."""
-        if self._transport is None:
-            with self._lock:
-                if self._transport is None:
-                    # lazy: loaded at the first generation, not at discovery
-                    from ._transport import Transport
-
-                    self._transport = Transport()
-        return self._transport
-
-    @property
-    def background(self) -> rt.BackgroundLoop:
-        """The event loop on which sync calls run coroutines (started on first use)."""
-        if self._background is None:
-            with self._lock:
-                if self._background is None:
-                    # lazy: loaded at the first generation, not at discovery
-                    from ._runtime import BackgroundLoop
-
-                    self._background = BackgroundLoop()
-        return self._background
-
-    @property
-    def caps(self) -> ConcurrencyCaps:
-        """The concurrency caps (read from ``concurrency=`` or the environment on first use)."""
-        if self._caps is None:
-            with self._lock:
-                if self._caps is None:
-                    # lazy: loaded at the first generation, not at discovery
-                    from ._caps import ConcurrencyCaps
-
-                    self._caps = ConcurrencyCaps(self._concurrency)
-        return self._caps
-
-    def set_concurrency(self, provider: str, limit: int | None, *, model: str | None = None) -> None:
-        """Allow at most ``limit`` jobs of ``provider`` (or of its ``model``) in flight at once;
-        None lifts the cap. A job holds its slot from before its submit until it is collected,
-        cancelled or left for ``resume()``; callers beyond the cap wait, first come first served,
-        within their deadline. Cancels never wait for a slot."""
-        self.caps.set(provider, limit, model=model)
-
-    def ledger(self) -> LedgerAdapter | None:
-        """The job ledger in effect, or None when it is off."""
-        if self._ledger_choice == _FROM_ENVIRONMENT:
-            from ._ledger import active_ledger  # lazy: sqlite3 and the stores load at first use
-
-            return active_ledger()
-        if not self._ledger_ready:
-            with self._lock:
-                if not self._ledger_ready:
-                    from ._ledger import open_ledger  # lazy: sqlite3 and the stores load at first use
-
-                    self._ledger = open_ledger(self._ledger_choice)
-                    self._ledger_ready = True
-        return self._ledger
-
-    def register_secret(self, value: str | None) -> None:
-        """Remember a credential this gateway resolved; it is scrubbed from all Tarash output."""
-        if value:
-            self.secrets.add(value)
-            register_secret(value)
-
-    def close(self) -> None:
-        """Close the connection pools, stop the background loop, and write the ledger's queued
-        status updates; a ledger this gateway opened from a path or URL is closed too (a store
-        object passed in stays open: its owner closes it)."""
-        if self._transport is not None:
-            self._transport.close()
-        if self._background is not None:
-            self._background.stop()
-        ledger = self._ledger
-        if ledger is not None:
-            ledger.flush()
-            close = getattr(ledger.store, "close", None)
-            if isinstance(self._ledger_choice, (str, os.PathLike)) and callable(close):
-                close()
-                self._ledger, self._ledger_ready = None, False
 
     # -- generating ------------------------------------------------------------------------------
 
@@ -489,7 +381,7 @@ class JobHandle:
     @classmethod
     def from_json(cls, text: str | bytes, api_key: str | None = None) -> JobHandle:
         """Load a handle from :meth:`to_json` text (see :meth:`from_dict` for the key)."""
-        from ._converters import parse_json  # lazy: cattrs loads at the first (de)serialisation
+        from ._codec import parse_json  # lazy: cattrs loads at the first (de)serialisation
 
         return cls.from_dict(parse_json(text), api_key=api_key)
 

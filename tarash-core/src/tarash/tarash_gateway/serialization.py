@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._converters import parse_json, structure, to_json_text, unstructure
+from ._codec import parse_json, structure, to_json_text, unstructure
 from .exceptions import ValidationError
 
 __all__ = ["from_dict", "from_json", "to_dict", "to_json"]

@@ -23,7 +23,7 @@ when selected), :mod:`.owner` (which process collects a job), :mod:`.adapter` (w
 writes through), :mod:`.writer` (the queues that write in order, off the event loop),
 :mod:`.selection` (which ledger is in effect).
 
-May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_converters`` (JSON) and
+May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_codec`` (JSON) and
 ``_runtime`` (the engine's writes are handed back as effects, run off the event loop for async
 callers).
 Must not import: the engine, the gateway, ``jobs`` or anything above them (they import this).

@@ -124,7 +124,7 @@ class LedgerAdapter:
     def _plain(obj: Any) -> dict[str, Any] | None:
         """``obj`` as JSON-safe data without media bytes; None (logged) when it cannot be."""
         # lazy: cattrs loads at the first write or read, not at import
-        from .._converters import to_json_text, unstructure
+        from .._codec import to_json_text, unstructure
 
         try:
             data = _strip_media(unstructure(obj) if attrs.has(type(obj)) else obj)

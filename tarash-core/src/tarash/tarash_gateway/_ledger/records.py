@@ -266,14 +266,14 @@ def dumps(data: Mapping[str, Any] | None) -> str | None:
     if data is None:
         return None
     # lazy: cattrs loads at the first write or read, not at import
-    from .._converters import to_json_text
+    from .._codec import to_json_text
 
     return to_json_text(data)
 
 
 def record_from_row(row: tuple[Any, ...]) -> JobRecord:
     # lazy: cattrs loads at the first write or read, not at import
-    from .._converters import structure
+    from .._codec import structure
 
     (
         key,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._api import generate_image, generate_video, get_provider
-from .._converters import unstructure
+from .._codec import unstructure
 from .._cost import Cost
 from .._download import download, save_bytes
 from .._gateway import default_gateway

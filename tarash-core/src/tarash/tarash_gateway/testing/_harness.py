@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .._transport import Prepared
 
 __all__ = [
+    "MODES",
     "ConfigFactory",
     "CountsFn",
     "Harness",
@@ -47,6 +48,8 @@ PROBE = Path(__file__).with_name("_probe.py")
 #: The engine's phase of each hook the kit calls directly.
 PHASES: dict[str, Phase] = {"submit": "submit", "status": "poll", "result": "result", "cancel": "cancel"}
 LIFECYCLE_ONLY = "there is no job to poll, cancel or resume"
+#: The APIs :meth:`Harness.generate` runs a generation through.
+MODES = ("sync", "async")
 
 
 def _counting_transport() -> Any:

@@ -12,27 +12,20 @@ from typing import Any, ClassVar
 import attrs
 import pytest
 
-from ..exceptions import (
-    TarashException,
-    TimeoutError,
-    UnsupportedModalityError,
-)
-from ..models import (
-    ImageGenerationConfig,
-    ImageGenerationRequest,
-    VideoGenerationConfig,
-    VideoGenerationRequest,
-)
-from ..plugin import MODALITIES, JobRef, JobStatus
+from ..exceptions import TarashException, TimeoutError
+from ..models import ImageGenerationRequest, VideoGenerationRequest
+from ..plugin import JobRef, JobStatus
 from . import _checks
+from ._discovery_tests import DiscoveryTests
+from ._generation_tests import GenerationTests
 from ._harness import (
+    MODES,
     ConfigFactory,
     CountsFn,
     Harness,
     count_problems,
     fail,
     kit_gateway,
-    probe,
     submitted_job,
 )
 from ._scenarios import SCENARIOS
@@ -40,13 +33,12 @@ from ._scenarios import SCENARIOS
 __all__ = ["ProviderConformanceTests"]
 
 PLUGIN = "tarash.tarash_gateway.testing.plugin"
-MODES = ("sync", "async")
 TERMINAL = ("completed", "failed", "cancelled")
-#: What core's transport says when it refuses a request carrying the key (see ``_transport``).
-KEY_REFUSED = "plugin put the API key into a request it described"
 
 
-class ProviderConformanceTests:
+# pytest runs a class's inherited tests first, its last base first: discovery, generation, then the
+# tests below (the cancel test's short deadline is not spent on a cold start).
+class ProviderConformanceTests(GenerationTests, DiscoveryTests):
     """The Tarash provider conformance kit: subclass it in your plugin's tests.
 
     Every provider plugin inherits the same contract tests: discovery through its entry point,
@@ -217,197 +209,6 @@ class ProviderConformanceTests:
             requests={"video": video_request, "image": image_request},
             server_counts=server_counts,
         )
-
-    # -- discovery -----------------------------------------------------------------------------
-
-    def test_entry_point_is_registered(
-        self, provider_name: str, allowed_entry_imports: Collection[str]
-    ) -> None:
-        report = probe(provider_name, allowed_entry_imports)
-        found = report["entry_points"]
-        if len(found) != 1:
-            pytest.fail(
-                f"expected one entry point named {provider_name!r} in the 'tarash' group, "
-                f"found {found}: declare [project.entry-points.tarash] "
-                f'{provider_name} = "your_package._plugin" and reinstall',
-                pytrace=False,
-            )
-        fail(
-            f"entry point {provider_name} = {found[0]} does not load",
-            [f"loading it raised {report[key]}" for key in ("load_error", "provider_error") if key in report],
-        )
-        provider = report["provider"]
-        if (provider["source"], provider["plugin"]) != ("entry-point", provider_name):
-            pytest.fail(
-                f"get_provider({provider_name!r}) resolves to the {provider['source']} "
-                f"plugin {provider['plugin']!r}, not to the entry point",
-                pytrace=False,
-            )
-
-    def test_importing_tarash_does_not_import_the_plugin(
-        self,
-        provider_name: str,
-        allowed_entry_imports: Collection[str],
-    ) -> None:
-        report = probe(provider_name, allowed_entry_imports)
-        if "imported_by_core" not in report:
-            pytest.skip("no single entry point (see test_entry_point_is_registered)")
-        fail(
-            "`import tarash.tarash_gateway` imported the plugin; discovery must be lazy",
-            [f"{name} was imported" for name in report["imported_by_core"]],
-        )
-
-    def test_entry_module_imports_are_light(
-        self, provider_name: str, allowed_entry_imports: Collection[str]
-    ) -> None:
-        report = probe(provider_name, allowed_entry_imports)
-        if "heavy" not in report:
-            pytest.skip("no single entry point (see test_entry_point_is_registered)")
-        fail(
-            "loading the entry module imported packages beyond the standard library and "
-            "tarash-core; import them inside your hooks (or list them in allowed_entry_imports)",
-            [f"{h['module']} (imported by {h['importer']} at {h['where']})" for h in report["heavy"]],
-        )
-
-    def test_capabilities_match_hooks(self, tarash_harness: Harness) -> None:
-        h = tarash_harness
-        has = {
-            hook: h.implements(hook)
-            for hook in ("submit", "status", "result", "cancel", "generate_video", "generate_image")
-        }
-        caps = h.spec.capabilities
-        problems = []
-        if has["submit"] and not (has["status"] and has["result"]):
-            problems.append("implements submit but not both status and result")
-        if not has["submit"]:
-            problems.extend(
-                f"declares {m} but has neither submit nor generate_{m} hooks"
-                for m in sorted(h.spec.modalities)
-                if not has[f"generate_{m}"]
-            )
-        if caps.cancel and not has["cancel"]:
-            problems.append(
-                "Capabilities.cancel is True but there is no cancel hook: core cannot stop abandoned jobs"
-            )
-        if has["cancel"] and not caps.cancel:
-            problems.append(
-                "implements cancel but Capabilities.cancel is False, so core never calls it: declare it"
-            )
-        fail(f"{h.provider}'s hooks do not match its ProviderSpec", problems)
-
-    # -- generation ----------------------------------------------------------------------------
-
-    @pytest.mark.parametrize("mode", MODES)
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_generate(self, tarash_harness: Harness, modality: str, mode: str) -> None:
-        h = tarash_harness
-        config = h.config(modality)
-        error: TarashException | None = None
-        try:
-            response = h.generate(modality, config, mode)
-        except TarashException as exc:
-            error = exc
-        if error is not None:
-            unsupported = isinstance(error, NotImplementedError) or isinstance(
-                error.__cause__, NotImplementedError
-            )
-            if KEY_REFUSED in str(error):
-                pytest.fail(
-                    f"{h.provider} put the API key into a request it described (a header, the URL, "
-                    "the query or the body) and core refused to send it. Core adds the key itself: "
-                    "declare ProviderSpec.auth_header and auth_scheme (default 'Authorization: "
-                    "Bearer <key>') and leave Request.auth=True",
-                    pytrace=False,
-                )
-            pytest.fail(
-                f"ProviderSpec.modalities declares {modality!r} but {mode} generation raised "
-                f"{type(error).__name__}: {error}; remove {modality!r} from modalities or "
-                "implement it"
-                if unsupported
-                else f"{mode} {modality} generation with make_config({modality!r}, 'ok') failed: "
-                f"{type(error).__name__}: {error}",
-                pytrace=False,
-            )
-        fail(
-            f"{mode} {modality} generation returned a bad response",
-            _checks.response_problems(response, modality=modality, provider=h.provider),
-        )
-
-    @pytest.mark.parametrize("mode", MODES)
-    def test_requests_go_through_core(self, tarash_harness: Harness, mode: str) -> None:
-        h = tarash_harness
-        if h.server_counts is None:
-            pytest.skip("no server_counts fixture: the kit cannot compare the server's counts")
-        modality = h.primary_modality()
-        config = h.config(modality)
-        before, sent = h.counts(), h.core_sent()
-        h.generate(modality, config, mode)
-        after, sent = h.counts(), h.core_sent() - sent
-        assert before is not None and after is not None
-        received = sum(after.get(k, 0) - before.get(k, 0) for k in ("submit", "status", "result", "cancel"))
-        if received > sent:
-            pytest.fail(
-                f"the server received {received} request(s) but core's transport sent {sent}: "
-                f"{h.provider} sends HTTP of its own (a client or SDK in a hook). Yield Request "
-                "records from the hooks and let core send them (its deadline, pooling and "
-                "was-it-sent decision depend on it)",
-                pytrace=False,
-            )
-
-    def test_http_errors_reach_core(self, tarash_harness: Harness) -> None:
-        h = tarash_harness
-        modality = h.primary_modality()
-        config = h.config(modality, "server_error", timeout=self.fault_deadline_seconds)
-        hook = "submit" if h.lifecycle else f"generate_{modality}"
-        try:
-            returned = h.call_hook(hook, modality=modality, config=config)
-        except TarashException:
-            return
-        pytest.fail(
-            f"{hook} returned {returned!r:.120} although the provider answered with a 5xx error "
-            "(make_config(..., 'server_error')): the flow swallowed the HTTPError core threw into "
-            "it. Catch only the errors you translate (a 422 into ValidationError...) and re-raise "
-            "the rest: core decides what to retry from them",
-            pytrace=False,
-        )
-
-    @pytest.mark.parametrize("mode", MODES)
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_progress_contract(self, tarash_harness: Harness, modality: str, mode: str) -> None:
-        h = tarash_harness
-        config = h.config(modality)
-        h.require_lifecycle("the progress contract (queued -> processing -> completed)")
-        updates: list[Any] = []
-        response = h.generate(modality, config, mode, updates.append)
-        fail(
-            f"{mode} {modality} progress updates break the progress contract",
-            _checks.progress_problems(
-                updates,
-                modality=modality,
-                provider=h.provider,
-                capabilities=h.spec.capabilities,
-                response=response,
-            ),
-        )
-
-    @pytest.mark.parametrize("modality", MODALITIES)
-    def test_unsupported_modality_raises(self, tarash_harness: Harness, modality: str) -> None:
-        h = tarash_harness
-        if h.declares(modality):
-            pytest.skip(f"{h.provider} declares {modality}")
-        if h.make_config(modality, "ok") is not None:
-            pytest.fail(
-                f"make_config({modality!r}, 'ok') returned a config, so {h.provider} can "
-                f"generate {modality}, but ProviderSpec.modalities = "
-                f"{sorted(h.spec.modalities)}: declare {modality!r}",
-                pytrace=False,
-            )
-        config_cls = VideoGenerationConfig if modality == "video" else ImageGenerationConfig
-        config = config_cls(provider=h.provider, model="conformance/unsupported", timeout=5)
-        for mode in MODES:
-            with pytest.raises(UnsupportedModalityError) as raised:
-                h.generate(modality, config, mode)
-            assert isinstance(raised.value, NotImplementedError)
 
     # -- errors and secrets --------------------------------------------------------------------
 
