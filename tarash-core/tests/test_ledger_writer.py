@@ -126,7 +126,7 @@ def test_a_queued_status_update_is_written_by_flush(tmp_path: Path) -> None:
     )
     intent.writer.run(intent.write)
     gate = threading.Event()
-    ledger._writer("k").queue(gate.wait)  # the writer is busy: the status update waits its turn
+    ledger.writer.queue(gate.wait)  # the writer is busy: the status update waits its turn
     ledger.status("k", "processing", {"queue_position": None, "progress_percent": 10})
     assert store.get("k").state == "submitting"
     gate.set()

@@ -1,10 +1,10 @@
 """The engine-facing :class:`LedgerAdapter`: serialises what the engine records (no secrets, no
 media bytes) into a :class:`JobStore`, and never lets a store failure break a generation.
 
-Every write goes through one of the adapter's :class:`~.writer.Writer` queues, chosen by the
-job's key, which run first come, first served: a job's writes reach the store in the order they
-were made, and a database round trip never holds up an event loop. The writes a caller must see
-done (the intent, before its submit; the job id; the end) are handed back as
+Every write goes through the adapter's :class:`~.writer.Writer` queue, first come, first served:
+a job's writes reach the store in the order they were made, the writes found queued together are
+stored in one transaction, and a database round trip never holds up an event loop. The writes a
+caller must see done (the intent, before its submit; the job id; the end) are handed back as
 :class:`~tarash.tarash_gateway._runtime.Record` effects that both drivers wait for (the sync one
 on its own thread, the async one without blocking the loop); status updates and cancel outcomes
 are queued without waiting, and reach the store before the job's next waited-for write.
@@ -35,6 +35,7 @@ from .records import (
     LEASE_SECONDS,
     MEDIA_TEXT_LIMIT,
     STATUS_REFRESH_SECONDS,
+    BatchStore,
     BudgetCheck,
     JobRecord,
     JobStore,
@@ -82,27 +83,27 @@ class LedgerAdapter:
         #: key -> (state, when) of the last status written: a poll that changes nothing is written
         #: (renewing the lease) at most every STATUS_REFRESH_SECONDS.
         self._written: dict[str, tuple[str, float]] = {}
-        self._writers: list[Writer] = []
-        self._writers_pid = 0
-        self._writers_lock = threading.Lock()
+        self._writer_of: tuple[int, Writer] | None = None  # (pid, this process's writer)
+        self._writer_lock = threading.Lock()
 
-    def _writer(self, key: str) -> Writer:
-        """The writer of ``key``: one of the store's ``write_threads`` (one when it does not say:
-        SQLite serialises writes anyway); new ones in a forked child."""
-        with self._writers_lock:
-            if not self._writers or self._writers_pid != os.getpid():
-                count = max(int(getattr(self.store, "write_threads", 1)), 1)
-                self._writers = [Writer() for _ in range(count)]
-                self._writers_pid = os.getpid()
-            return self._writers[hash(key) % len(self._writers)]
+    @property
+    def writer(self) -> Writer:
+        """The queue every write of this process goes through (a forked child makes its own):
+        one is enough, as it stores the writes it finds queued together in one transaction
+        (on a store that can, see ``BatchStore``)."""
+        with self._writer_lock:
+            if self._writer_of is None or self._writer_of[0] != os.getpid():
+                batch = self.store.batch if isinstance(self.store, BatchStore) else None
+                self._writer_of = (os.getpid(), Writer(batch))
+            return self._writer_of[1]
 
-    def _record(self, key: str, write: Callable[[], Any]) -> Record:
-        """``write`` (a store call for ``key``) as an effect the drivers wait for."""
-        return Record(write, self._writer(key))
+    def _record(self, write: Callable[[], Any]) -> Record:
+        """``write`` (a store call) as an effect the drivers wait for."""
+        return Record(write, self.writer)
 
-    def _queue(self, key: str, write: Callable[[], Any]) -> None:
-        """``write`` queued for ``key``'s writer, not waited for."""
-        self._writer(key).queue(write)
+    def _queue(self, write: Callable[[], Any]) -> None:
+        """``write`` queued, not waited for."""
+        self.writer.queue(write)
 
     def _guard(self, what: str, write: Callable[[], Any]) -> Any:
         """Run ``write`` (serialising and storing); a failure is logged, never raised."""
@@ -198,13 +199,12 @@ class LedgerAdapter:
                 ) from exc
             self.active.add(key)
 
-        return self._record(key, write)
+        return self._record(write)
 
     def submitted(self, key: str, job: JobRef) -> Record:
         """The write of the provider's job for ``key``."""
         plain, owner = self._plain(job), process_owner()
         return self._record(
-            key,
             lambda: self._guard(
                 "submitted",
                 lambda: self.store.record_submitted(
@@ -223,7 +223,6 @@ class LedgerAdapter:
         self._written[key] = (state, now)
         owner = process_owner()
         self._queue(
-            key,
             lambda: self._guard(
                 "status",
                 lambda: self.store.record_status(
@@ -240,14 +239,13 @@ class LedgerAdapter:
         """The write of a cancel's outcome (``reason``, ``outcome``)."""
         plain = self._plain(dict(detail)) or {}
         return self._record(
-            key, lambda: self._guard("cancel", lambda: self.store.record_cancel(key, detail=plain))
+            lambda: self._guard("cancel", lambda: self.store.record_cancel(key, detail=plain))
         )
 
     def flush(self) -> None:
         """Write the queued status updates now (before reading the store)."""
-        if self._writers_pid == os.getpid():
-            for writer in self._writers:
-                writer.flush()
+        if self._writer_of is not None and self._writer_of[0] == os.getpid():
+            self._writer_of[1].flush()
 
     def finished(self, key: str, state: str, *, result: Any = None, error: Any = None) -> Record:
         """The write of a job's end: its result (without media bytes) or its error."""
@@ -258,7 +256,6 @@ class LedgerAdapter:
         plain_result = self._plain(result) if result is not None else None
         plain_error = self._plain(dict(error_summary(error))) if error is not None else None
         return self._record(
-            key,
             lambda: self._guard(
                 "finished",
                 lambda: self.store.record_finished(key, state=state, result=plain_result, error=plain_error),
@@ -268,7 +265,7 @@ class LedgerAdapter:
     def event(self, key: str, kind: str, detail: Mapping[str, Any]) -> None:
         """Record a fact about a job in its history (its record is unchanged), after its queued writes."""
         plain = self._plain(dict(detail)) or {}
-        self._writer(key).run(
+        self.writer.run(
             lambda: self._guard(kind, lambda: self.store.record_event(key, kind=kind, detail=plain))
         )
 
@@ -277,7 +274,7 @@ class LedgerAdapter:
         store = self.store
         if isinstance(store, SpendStore):
             plain = self._plain(cost) or {}
-            self._queue(key, lambda: self._guard("cost", lambda: store.record_cost(key, cost=plain)))
+            self._queue(lambda: self._guard("cost", lambda: store.record_cost(key, cost=plain)))
 
     def spend_store(self) -> SpendStore:
         """The store, when it keeps costs and budgets; LedgerError otherwise."""
@@ -309,7 +306,7 @@ class LedgerAdapter:
         """Give up this process's claim on ``key`` (after the job's queued writes)."""
         self.active.discard(key)
         owner = process_owner()
-        self._writer(key).run(lambda: self._guard("release", lambda: self.store.release(key, owner=owner)))
+        self.writer.run(lambda: self._guard("release", lambda: self.store.release(key, owner=owner)))
 
 
 # ----------------------------------------------------------------------------------------------

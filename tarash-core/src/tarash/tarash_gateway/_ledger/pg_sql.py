@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUS",
     "SUBMITTED",
+    "SYNC_COMMIT",
     "UNBUDGETED_INTENT",
     "intent_sql",
 ]
@@ -89,6 +90,8 @@ NOW = "statement_timestamp()"
 LEASE = f"{NOW} + %(lease)s * interval '1 second'"
 #: Makes the statement's transaction commit without waiting for the WAL flush.
 ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+#: Undoes ASYNC_COMMIT for the rest of a transaction (a batch that holds a status write).
+SYNC_COMMIT = "SELECT set_config('synchronous_commit', 'on', true)"
 EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
 
 

@@ -29,13 +29,16 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from ..exceptions import LedgerError
 from . import pg_sql as sql
 from .pg_slots import PgSlots
 from .pg_sql import SCHEMA_VERSION
@@ -69,7 +72,6 @@ class PostgresJobStore:
     the process's life, that signals it is alive). ``migrate``: create or upgrade the schema on
     open (else it must be at :data:`SCHEMA_VERSION`: ``tarash jobs migrate``). Finished jobs older
     than ``retention_days`` (None: keep forever) are deleted with their history on open.
-    Async callers' writes run in ``write_threads`` threads at once (each job's in order).
     """
 
     def __init__(
@@ -82,7 +84,6 @@ class PostgresJobStore:
     ) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.write_threads = min(pool_size, 4)
         self.auto_migrate = migrate
         self.retention_days = retention_days
         self._lock = threading.RLock()
@@ -93,6 +94,9 @@ class PostgresJobStore:
         self._ready = False
         self._checked = 0.0
         self._slots: PgSlots | None = None
+        #: This thread's open batch: .conn (None when none), .inserted (its pipelined intents'
+        #: cursors), .budgeted (budget name -> whether it exists).
+        self._batch = threading.local()
 
     def __repr__(self) -> str:
         parts = conninfo_to_dict(self.url)
@@ -242,11 +246,47 @@ class PostgresJobStore:
                 alive.execute(_LOCK_OWNER, (owner,))
                 self._held.add(owner)
 
-    def _execute(self, statement: str, params: Mapping[str, Any]) -> bool:
-        """Run one write statement; True when it returned a row."""
+    @contextmanager
+    def _writing(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection to write on: this thread's batch's, else one of the pool's."""
+        pinned: psycopg.Connection[Any] | None = getattr(self._batch, "conn", None)
+        if pinned is not None:
+            yield pinned
+            return
         with self._connections().connection() as conn:
+            yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction, on one of the pool's connections, around this thread's writes inside
+        it (see :class:`~.records.BatchStore`). Its statements are pipelined (sent without
+        waiting for each answer, where libpq can); a failed one fails the batch at its end. It
+        always commits durably: it may hold intents (a status write alone commits
+        asynchronously)."""
+        state = self._batch
+        with self._connections().connection() as conn, self._pipeline(conn), conn.transaction():
+            state.conn, state.inserted, state.budgeted = conn, [], {}
+            try:
+                yield
+                if conn.info.transaction_status == TransactionStatus.INERROR:
+                    raise LedgerError("A write of the batch failed; none of the batch is stored")
+                conn.execute(sql.SYNC_COMMIT)
+                if not all(cursor.fetchone() for cursor in state.inserted):
+                    # A budget was set since the batch looked: those intents were not recorded.
+                    raise LedgerError("A budget was set while the batch ran; none of it is stored")
+            finally:
+                state.conn, state.inserted, state.budgeted = None, [], {}
+
+    @staticmethod
+    def _pipeline(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
+        return conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext()
+
+    def _execute(self, statement: str, params: Mapping[str, Any], *, answer: bool = False) -> bool:
+        """Run one write statement; with ``answer``, True when it returned a row (else False, and
+        in a batch the statement is only queued)."""
+        with self._writing() as conn:
             cursor = conn.execute(statement, params)
-            return cursor.description is not None and cursor.fetchone() is not None
+            return answer and cursor.description is not None and cursor.fetchone() is not None
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -305,11 +345,21 @@ class PostgresJobStore:
             "cost": dumps(cost),
             "budget": check.name,
         }
-        if self._execute(sql.UNBUDGETED_INTENT, params):
+        batch = self._batch
+        if getattr(batch, "conn", None) is not None:
+            # In a batch, whether the budget exists is read once; while it does not, the insert
+            # is pipelined, and the batch checks at its end that it was made.
+            if check.name not in batch.budgeted:
+                found = batch.conn.execute("SELECT 1 FROM tarash_budgets WHERE name = %s", (check.name,))
+                batch.budgeted[check.name] = found.fetchone() is not None
+            if not batch.budgeted[check.name]:
+                batch.inserted.append(batch.conn.execute(sql.UNBUDGETED_INTENT, params))
+                return
+        elif self._execute(sql.UNBUDGETED_INTENT, params, answer=True):
             return
         # A budget is set: its row, locked FOR UPDATE, serialises the writers checked against it
         # on every machine; each one's spend is read after the one before it has committed.
-        with self._connections().connection() as conn, conn.transaction():
+        with self._writing() as conn, conn.transaction():
             row = conn.execute(sql.LOCK_BUDGET, (check.name,)).fetchone()
             if row is not None:
                 check(json.loads(row[0]), lambda since: self._costs(conn, since))
@@ -390,6 +440,7 @@ class PostgresJobStore:
                 "lease": lease_seconds,
                 "event": dumps({"owner": owner}),
             },
+            answer=True,
         )
 
     def release(self, key: str, *, owner: str) -> None:
@@ -398,11 +449,11 @@ class PostgresJobStore:
     # -- costs and budgets ---------------------------------------------------------------------
 
     def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
-        with self._connections().connection() as conn:
+        with self._writing() as conn:
             conn.execute("UPDATE tarash_jobs SET cost = %s::json WHERE key = %s", (dumps(cost), key))
 
     def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
-        return self._execute(sql.BILLED, {"key": key, "billed": dumps(billed)})
+        return self._execute(sql.BILLED, {"key": key, "billed": dumps(billed)}, answer=True)
 
     def costs_since(self, since: float) -> list[dict[str, Any]]:
         with self._connections().connection() as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -25,6 +26,7 @@ __all__ = [
     "RETENTION_DAYS",
     "SCHEMA_VERSION",
     "STATUS_REFRESH_SECONDS",
+    "BatchStore",
     "BudgetCheck",
     "JobEvent",
     "JobRecord",
@@ -197,6 +199,19 @@ class JobStore(Protocol):
 
     def events(self, key: str) -> list[JobEvent]:
         """A job's history, oldest first."""
+
+
+@runtime_checkable
+class BatchStore(Protocol):
+    """What a store adds to commit several writes together (both SQL stores do): the ledger's
+    writer thread then stores every write queued while the previous batch ran in one transaction,
+    instead of one transaction each."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """One transaction around the store calls this thread makes inside it: they commit
+        together when it exits, or none of them is stored and it raises (a write that raised, a
+        statement that failed inside a write that swallowed the error, or the commit). Another
+        thread's calls wait for it to end."""
 
 
 class BudgetCheck(Protocol):

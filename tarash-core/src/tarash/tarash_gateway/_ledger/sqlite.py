@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._fleet import FileSlots, file_slots
+from ..exceptions import LedgerError
 from .records import (
     BUSY_TIMEOUT_MS,
     COLUMNS,
@@ -72,6 +73,9 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)",
 )
+#: History rows added by one statement at the end of a batch (5 parameters each, well within
+#: SQLite's limit on a statement's parameters).
+EVENTS_PER_INSERT = 500
 #: Version 1 -> 2: the columns a version 1 ``jobs`` table lacks (the budgets table and the index
 #: come with ``_SCHEMA``).
 _ADDED_COLUMNS = (("cost", "TEXT"), ("billed", "TEXT"))
@@ -99,6 +103,9 @@ class SQLiteJobStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._batching = False  # a batch() of the thread holding _lock is open
+        self._batch_failed = False  # a write inside that batch raised
+        self._events: list[tuple[Any, ...]] = []  # that batch's history rows, added at its end
 
     def __repr__(self) -> str:
         return f"SQLiteJobStore({str(self.path)!r})"
@@ -178,8 +185,18 @@ class SQLiteJobStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; inside :meth:`batch`, the batch's."""
         with self._lock:
             conn = self._connection()
+            if self._batching:
+                try:
+                    yield conn
+                except BaseException:
+                    # The write may be half done: the whole batch is undone (a write that
+                    # swallows the error does not get its half stored).
+                    self._batch_failed = True
+                    raise
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -188,8 +205,33 @@ class SQLiteJobStore:
                 raise
             conn.execute("COMMIT")
 
-    @staticmethod
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction around this thread's writes inside it (see
+        :class:`~.records.BatchStore`); other threads' calls wait for it."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            self._batching, self._batch_failed, self._events = True, False, []
+            try:
+                yield
+                if self._batch_failed:
+                    raise LedgerError("A write of the batch failed; none of the batch is stored")
+                self._insert_events(conn, self._events)
+                if not conn.in_transaction:
+                    # SQLite ended the transaction itself (a full disk, an I/O error): some of
+                    # the batch's statements are gone, so none of it may count as stored.
+                    raise LedgerError("SQLite rolled back the batch's transaction")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._batching, self._events = False, []
+
     def _event(
+        self,
         conn: sqlite3.Connection,
         key: str,
         kind: str,
@@ -197,10 +239,23 @@ class SQLiteJobStore:
         detail: Mapping[str, Any] | None,
         now: float,
     ) -> None:
-        conn.execute(
-            "INSERT INTO events (key, at, kind, state, detail) VALUES (?, ?, ?, ?, ?)",
-            (key, now, kind, state, dumps(detail) if detail else None),
-        )
+        """Add a row to a job's history; inside a batch, with the batch's others at its end."""
+        row = (key, now, kind, state, dumps(detail) if detail else None)
+        if self._batching:
+            self._events.append(row)
+            return
+        conn.execute("INSERT INTO events (key, at, kind, state, detail) VALUES (?, ?, ?, ?, ?)", row)
+
+    @staticmethod
+    def _insert_events(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """``rows`` in one statement each :data:`EVENTS_PER_INSERT` (in their order)."""
+        for start in range(0, len(rows), EVENTS_PER_INSERT):
+            chunk = rows[start : start + EVENTS_PER_INSERT]
+            conn.execute(
+                "INSERT INTO events (key, at, kind, state, detail) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
 
     def record_intent(
         self,
@@ -304,19 +359,21 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         now = time.time()
+        lease = "lease_until = CASE WHEN owner IS ? THEN ? ELSE lease_until END"
+        params = (dumps(detail), now, owner, now + lease_seconds, key)
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT state FROM jobs WHERE key = ? AND finished_at IS NULL", (key,)
-            ).fetchone()
-            if row is None:
+            # The state first (a change is kept in the history); else the detail and the lease.
+            if conn.execute(
+                f"UPDATE jobs SET state = ?, detail = ?, updated_at = ?, {lease}"
+                " WHERE key = ? AND finished_at IS NULL AND state IS NOT ?",
+                (state, *params, state),
+            ).rowcount:
+                self._event(conn, key, "status", state, detail, now)
                 return
             conn.execute(
-                "UPDATE jobs SET state = ?, detail = ?, updated_at = ?,"
-                " lease_until = CASE WHEN owner IS ? THEN ? ELSE lease_until END WHERE key = ?",
-                (state, dumps(detail), now, owner, now + lease_seconds, key),
+                f"UPDATE jobs SET detail = ?, updated_at = ?, {lease} WHERE key = ? AND finished_at IS NULL",
+                params,
             )
-            if row[0] != state:
-                self._event(conn, key, "status", state, detail, now)
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
         now = time.time()

@@ -5,6 +5,13 @@ sync generation pays no thread hop. Writes queued without waiting (status update
 async caller waits for are run by the writer's thread, started on demand and ended when idle,
 so the event loop never waits on the database. Writes still queued when the interpreter exits
 are run before it does.
+
+Given a store's ``batch`` (a :class:`~.records.BatchStore`), the writes found queued together,
+up to :data:`BATCH_LIMIT`, are stored in one transaction: one commit instead of one each, and
+fewer statements for the thread to hand the interpreter back and forth over while an event loop
+keeps it busy. Their callers hear of them once that transaction has committed. When it does not
+commit (one of them raised, or the commit failed), each write of the batch is run again alone,
+so one write's failure is its own; a write must therefore only change the store.
 """
 
 from __future__ import annotations
@@ -15,14 +22,19 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-__all__ = ["IDLE_SECONDS", "Writer"]
+__all__ = ["BATCH_LIMIT", "IDLE_SECONDS", "Writer"]
 
 T = TypeVar("T")
 
 #: How long a writer's thread waits for work before it ends (the next write starts a new one).
 IDLE_SECONDS = 2.0
+#: The most writes stored in one transaction (bounds how long it holds the store's write lock).
+BATCH_LIMIT = 256
+
+_Item = tuple[Callable[[], Any], "concurrent.futures.Future[Any] | None"]
 
 _LIVE: weakref.WeakSet[Writer] = weakref.WeakSet()
 
@@ -30,10 +42,11 @@ _LIVE: weakref.WeakSet[Writer] = weakref.WeakSet()
 class Writer:
     """One queue of store calls, run in order (see the module's docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+        self._batch = batch
         self._running = threading.Lock()  # held while writes run, by a caller or the thread
         self._changed = threading.Condition()
-        self._queue: deque[tuple[Callable[[], Any], concurrent.futures.Future[Any] | None]] = deque()
+        self._queue: deque[_Item] = deque()
         self._thread: threading.Thread | None = None
         _LIVE.add(self)
 
@@ -73,14 +86,41 @@ class Writer:
             with self._changed:
                 if not self._queue:
                     return
-                write, future = self._queue.popleft()
-            if future is None:
-                write()
-            elif future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(write())
-                except BaseException as exc:
-                    future.set_exception(exc)
+                count = min(len(self._queue), BATCH_LIMIT) if self._batch is not None else 1
+                taken = [self._queue.popleft() for _ in range(count)]
+            items = [
+                (write, future)
+                for write, future in taken
+                if future is None or future.set_running_or_notify_cancel()
+            ]
+            if len(items) > 1 and self._together(items):
+                continue
+            for write, future in items:
+                self._alone(write, future)
+
+    def _together(self, items: list[_Item]) -> bool:
+        """Store ``items`` in one transaction and hand out their outcomes; False when it did not
+        commit (nothing of them is stored, no outcome handed out)."""
+        assert self._batch is not None
+        try:
+            with self._batch():
+                outcomes = [write() for write, _ in items]
+        except BaseException:
+            return False
+        for (_, future), outcome in zip(items, outcomes, strict=True):
+            if future is not None:
+                future.set_result(outcome)
+        return True
+
+    @staticmethod
+    def _alone(write: Callable[[], Any], future: concurrent.futures.Future[Any] | None) -> None:
+        if future is None:
+            write()
+            return
+        try:
+            future.set_result(write())
+        except BaseException as exc:
+            future.set_exception(exc)
 
     def _serve(self) -> None:
         while True:

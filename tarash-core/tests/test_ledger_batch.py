@@ -1,0 +1,216 @@
+"""The writes a ledger's writer finds queued together are stored in one transaction
+(``Writer`` with a store's ``batch``): their callers hear of them only once it committed, and one
+write's failure is its own. Both SQL stores' ``batch`` run here (the store suite's fixtures)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_gateway import EchoPlugin, echo_config, mock_gateway
+from test_job_store import LEASE, history, intent, ledger_spec, new_store, store  # noqa: F401
+
+from tarash.tarash_gateway import VideoGenerationRequest
+from tarash.tarash_gateway._ledger import JobStore, SQLiteJobStore
+from tarash.tarash_gateway._ledger.writer import Writer
+from tarash.tarash_gateway.exceptions import LedgerError
+
+
+class FakeBatch:
+    """A ``batch`` that logs where it begins and ends (and can fail at its end, as a commit)."""
+
+    def __init__(self, log: list[str], fail_commit: bool = False) -> None:
+        self.log = log
+        self.fail_commit = fail_commit
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        self.log.append("begin")
+        try:
+            yield
+        except BaseException:
+            self.log.append("rollback")
+            raise
+        if self.fail_commit:
+            self.log.append("commit failed")
+            raise OSError("disk I/O error")
+        self.log.append("commit")
+
+
+def blocked(writer: Writer) -> threading.Event:
+    """Keep ``writer``'s thread busy until the returned event is set (writes queue up meanwhile)."""
+    gate, started = threading.Event(), threading.Event()
+    writer.queue(lambda: (started.set(), gate.wait()))
+    assert started.wait(5)
+    return gate
+
+
+def write(log: list[str], name: str, fails: bool = False) -> Callable[[], str]:
+    def run() -> str:
+        log.append(name)
+        if fails:
+            raise ValueError(name)
+        return name.upper()
+
+    return run
+
+
+def outcome(future: concurrent.futures.Future[Any]) -> Any:
+    try:
+        return future.result(5)
+    except Exception as exc:
+        return repr(exc)
+
+
+def test_writes_queued_together_commit_together_before_any_caller_hears() -> None:
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    gate = blocked(writer)
+    heard: list[tuple[str, list[str]]] = []
+    futures = [writer.submit(write(log, name)) for name in ("a", "b", "c")]
+    for name, future in zip("abc", futures, strict=True):
+        future.add_done_callback(lambda _, name=name: heard.append((name, list(log))))
+    gate.set()
+    assert [outcome(future) for future in futures] == ["A", "B", "C"]
+    assert log == ["begin", "a", "b", "c", "commit"]
+    assert all(seen == ["begin", "a", "b", "c", "commit"] for _, seen in heard)
+
+
+def test_a_failing_write_fails_alone_and_the_others_are_stored() -> None:
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    gate = blocked(writer)
+    futures = [writer.submit(write(log, name, fails=name == "b")) for name in ("a", "b", "c")]
+    gate.set()
+    assert [outcome(future) for future in futures] == ["A", "ValueError('b')", "C"]
+    # the batch is undone, then each write runs again on its own
+    assert log == ["begin", "a", "b", "rollback", "a", "b", "c"]
+
+
+def test_a_failed_commit_runs_each_write_again_alone() -> None:
+    log: list[str] = []
+    writer = Writer(FakeBatch(log, fail_commit=True))
+    gate = blocked(writer)
+    futures = [writer.submit(write(log, name)) for name in ("a", "b")]
+    gate.set()
+    assert [outcome(future) for future in futures] == ["A", "B"]
+    assert log == ["begin", "a", "b", "commit failed", "a", "b"]
+
+
+def test_a_cancelled_write_is_left_out_of_its_batch() -> None:
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    gate = blocked(writer)
+    kept, cancelled, also = (writer.submit(write(log, name)) for name in ("a", "b", "c"))
+    assert cancelled.cancel()
+    gate.set()
+    assert (outcome(kept), outcome(also)) == ("A", "C")
+    assert log == ["begin", "a", "c", "commit"]
+
+
+def test_a_writer_without_batch_runs_each_write_on_its_own() -> None:
+    log: list[str] = []
+    writer = Writer()
+    gate = blocked(writer)
+    futures = [writer.submit(write(log, name, fails=name == "b")) for name in ("a", "b", "c")]
+    gate.set()
+    assert [outcome(future) for future in futures] == ["A", "ValueError('b')", "C"]
+    assert log == ["a", "b", "c"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The stores' batch (SQLite and PostgreSQL)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_a_batch_commits_its_writes_together(new_store: Callable[[], Any]) -> None:  # noqa: F811
+    first, other = new_store(), new_store()
+    with first.batch():
+        intent(first, "k1")
+        intent(first, "k2")
+        first.record_submitted("k1", job_id="job-1", job=None, owner="host:1:a", lease_seconds=LEASE)
+        first.record_status("k1", state="queued", detail={"n": 1}, owner="host:1:a", lease_seconds=LEASE)
+        first.record_status("k1", state="queued", detail={"n": 2}, owner="host:1:a", lease_seconds=LEASE)
+        first.record_status("k1", state="processing", detail={}, owner="host:1:a", lease_seconds=LEASE)
+        if isinstance(other, SQLiteJobStore):
+            # another process's connection sees nothing until the commit
+            with sqlite3.connect(other.path, timeout=0) as peek:
+                assert peek.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
+        else:
+            assert other.records() == []
+    assert [record.key for record in other.records()] == ["k1", "k2"]
+    assert history(other, "k1") == [
+        ("intent", "submitting"),
+        ("submitted", "submitted"),
+        ("status", "queued"),
+        ("status", "processing"),
+    ]
+    assert [event.detail for event in other.events("k1")][2] == {"n": 1}
+    assert history(other, "k2") == [("intent", "submitting")]
+
+
+def test_a_batch_with_a_failed_write_stores_nothing(store: JobStore) -> None:  # noqa: F811
+    expected: tuple[type[Exception], str]
+    if isinstance(store, SQLiteJobStore):
+        expected = (LedgerError, "A write of the batch failed; none of the batch is stored")
+    else:
+        import psycopg
+
+        expected = (psycopg.errors.UniqueViolation, "duplicate key")  # reported at the batch's end
+    with pytest.raises(expected[0], match=expected[1]), store.batch():  # type: ignore[attr-defined]
+        intent(store, "k1")
+        try:
+            intent(store, "k1")
+        except Exception:  # swallowed, as a status write's guard does
+            pass
+        intent(store, "k2")
+    assert store.records() == []
+    intent(store, "k3")  # the store is usable again
+    assert [record.key for record in store.records()] == ["k3"]
+
+
+def test_a_batch_a_write_raised_out_of_stores_nothing(store: JobStore) -> None:  # noqa: F811
+    with pytest.raises(ValueError, match="boom"), store.batch():  # type: ignore[attr-defined]
+        intent(store, "k1")
+        raise ValueError("boom")
+    assert store.records() == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Through the gateway
+# ----------------------------------------------------------------------------------------------
+
+
+def test_concurrent_async_generations_share_transactions(tmp_path: Path) -> None:
+    log: list[httpx.Request] = []
+    ledger = SQLiteJobStore(tmp_path / "jobs.db").open()
+    statements: list[str] = []
+    ledger._connection().set_trace_callback(statements.append)
+    gateway = mock_gateway(log, ledger=ledger)
+    gateway.register_plugin(EchoPlugin(), "echo")
+    jobs = 40
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(
+                gateway.generate_video_async(echo_config(api_key="k"), VideoGenerationRequest(prompt=f"p{i}"))
+                for i in range(jobs)
+            )
+        )
+
+    asyncio.run(main())
+    assert len(log) == jobs
+    records = ledger.records()
+    assert len(records) == jobs and {(r.state, r.finished) for r in records} == {("completed", True)}
+    for record in records:
+        assert history(ledger, record.key) == [("intent", "submitting"), ("finished", "completed")]
+    # two writes a job (the intent, the end), in fewer transactions than there are jobs
+    assert statements.count("COMMIT") < jobs
