@@ -21,25 +21,16 @@ every request through its own pooled sync or async httpx client, so the same flo
         answer = yield Request(method="GET", url=f"/v1/jobs/{job.job_id}")
         return JobStatus(state=answer.json()["status"])
 
-What core does for every request, so a plugin never does it:
-
-* joins ``Request.url`` to the API root (``config.base_url``, else ``ProviderSpec.base_url``);
-* adds the auth header with the key it resolved (``config.api_key``, else the environment
-  variable ``ProviderSpec.api_key_env``, else :func:`resolve_api_key`), and refuses to send a
-  request that carries the key anywhere else;
-* applies the time left before the deadline to connect, read, write and pool timeouts;
-* maps transport failures once, deciding whether the request may have been sent;
-* throws an :class:`~tarash.tarash_gateway.exceptions.HTTPError` (``status_code``,
-  ``retry_after``, ``raw_response``) into the flow, at its ``yield``, for a 4xx/5xx answer. Catch
-  it to translate a provider's error body (a 422 naming a field becomes ``ValidationError``,
-  a content refusal ``ContentModerationError``) and let every other one propagate: core decides
-  what to retry from the exception type and the phase.
-
-Retries: a submit is retried only when the request provably never left; after it may have been
-sent core never resubmits (unless ``Capabilities.idempotency_key``); status, result and cancel are
-retried on 429/5xx/connection errors with backoff, honouring ``Retry-After``. Any exception that
+Core does the I/O of every request a flow yields: it joins the URL to the API root, adds the
+auth header with the key it resolved (and refuses a request that carries the key anywhere else),
+applies the time left before the deadline to every timeout, decides once whether a failed request
+may have been sent (a submit that may have arrived is never resent), and throws an
+:class:`~tarash.tarash_gateway.exceptions.HTTPError` into the flow at its ``yield`` for a 4xx/5xx
+answer: catch it to translate a provider's error body (a 422 naming a field becomes
+``ValidationError``, a content refusal ``ContentModerationError``) and let every other one
+propagate, as core decides what to retry from the exception type and the phase. An exception that
 is not a :class:`~tarash.tarash_gateway.exceptions.TarashException` is a bug: it ends the attempt
-without a fallback, kept as the typed error's ``__cause__``.
+without a fallback. The whole list, with retries, is in the docs' "The provider contract" page.
 
 Lifecycle and blocking hooks are called only on the plugin that registered ``context.provider``,
 through one pluggy hook caller per plugin, so one plugin's bug never reaches another provider.
