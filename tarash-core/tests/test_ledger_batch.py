@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -214,3 +217,42 @@ def test_concurrent_async_generations_share_transactions(tmp_path: Path) -> None
         assert history(ledger, record.key) == [("intent", "submitting"), ("finished", "completed")]
     # two writes a job (the intent, the end), in fewer transactions than there are jobs
     assert statements.count("COMMIT") < jobs
+
+
+# ----------------------------------------------------------------------------------------------
+# Forks
+# ----------------------------------------------------------------------------------------------
+
+
+def _child_exit_code(pid: int, seconds: float = 20.0) -> int | None:
+    """The forked child's exit code, or None (after killing it) when it hangs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+@needs_fork
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_exits_although_a_write_was_running_at_the_fork() -> None:
+    from tarash.tarash_gateway._ledger import writer as writer_module
+
+    writer = Writer()
+    ran: list[str] = []
+    with writer._running:  # the writer's thread is mid-write when the process forks
+        writer.queue(lambda: ran.append("parent's"))
+        pid = os.fork()
+        if pid == 0:
+            writer_module._flush_all()  # what the child's interpreter runs at exit
+            os._exit(0 if ran == [] else 1)
+    assert _child_exit_code(pid) == 0
+    writer.flush()
+    assert ran == ["parent's"]

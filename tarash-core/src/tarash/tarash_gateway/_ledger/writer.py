@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import os
 import threading
 import weakref
 from collections import deque
@@ -44,6 +45,7 @@ class Writer:
 
     def __init__(self, batch: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self._batch = batch
+        self._pid = os.getpid()  # a forked child makes writers of its own
         self._running = threading.Lock()  # held while writes run, by a caller or the thread
         self._changed = threading.Condition()
         self._queue: deque[_Item] = deque()
@@ -135,6 +137,9 @@ class Writer:
 
 @atexit.register
 def _flush_all() -> None:
-    """Run the writes still queued (status updates) before the interpreter exits."""
+    """Run the writes still queued (status updates) before the interpreter exits; a forked child
+    leaves its parent's writers to the parent (one may have been mid-write at the fork, its lock
+    held by a thread the child does not have)."""
     for writer in list(_LIVE):
-        writer.flush()
+        if writer._pid == os.getpid():
+            writer.flush()
