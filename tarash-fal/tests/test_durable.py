@@ -151,6 +151,11 @@ def _crash(server: FakeFalServer, store: SQLiteJobStore, env: dict[str, str], po
             before = server.counts[kind]
             server.inject(kind, "stall", delay=STALL)
         _wait_for(lambda: server.counts[kind] > before, f"the stalled {kind} request")
+        if point == "after_completion":
+            # Status updates are queued, not waited for: the "completed" one may reach the ledger
+            # just after the result request leaves. The child is stuck in that (stalled) request
+            # meanwhile, so the kill still lands mid-fetch.
+            _wait_for(lambda: state_of(job) == "completed", f"job {job}'s completed status")
     finally:
         child.send_signal(signal.SIGKILL)
         _, err = child.communicate(timeout=30)
