@@ -18,10 +18,11 @@ Windows). When that place cannot be written (read-only container), the ledger is
 at INFO, and generation works as before.
 
 Modules: :mod:`.records` (records, the ``JobStore`` protocol, the row codec), :mod:`.sqlite` (the
-default store), :mod:`.postgres` (the shared store; needs the ``postgres`` extra, imported only
-when selected), :mod:`.owner` (which process collects a job), :mod:`.adapter` (what the engine
-writes through), :mod:`.writer` (the queues that write in order, off the event loop),
-:mod:`.selection` (which ledger is in effect).
+default store; its schema in :mod:`.sqlite_sql`), :mod:`.postgres` (the shared store; its SQL in
+:mod:`.pg_sql`, its fleet-wide slots in :mod:`.pg_slots`; needs the ``postgres`` extra, imported
+only when selected), :mod:`.owner` (which process collects a job), :mod:`.adapter` (what the
+engine writes through), :mod:`.writer` (the queue that writes in order, off the event loop,
+committing the writes it finds together at once), :mod:`.selection` (which ledger is in effect).
 
 May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_codec`` (JSON) and
 ``_runtime`` (the engine's writes are handed back as effects, run off the event loop for async

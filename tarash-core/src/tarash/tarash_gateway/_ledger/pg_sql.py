@@ -1,10 +1,16 @@
-"""The PostgreSQL store's SQL: the schema's migrations and the statement of each write.
+"""The PostgreSQL store's SQL: the schema's migrations (and applying them) and the statement of
+each write.
 
 Every write is one statement (a CTE that updates the job and appends its history event); status
 writes and releases commit asynchronously. Kept apart from :mod:`.postgres`, which runs them.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "ASYNC_COMMIT",
@@ -15,8 +21,10 @@ __all__ = [
     "EVENT",
     "FINISHED",
     "INTENT",
+    "KEEPALIVES",
     "LEASE",
     "LOCK_BUDGET",
+    "LOCK_OWNER",
     "MIGRATIONS",
     "MIGRATION_LOCK",
     "NOW",
@@ -27,6 +35,8 @@ __all__ = [
     "SUBMITTED",
     "SYNC_COMMIT",
     "UNBUDGETED_INTENT",
+    "applied_version",
+    "apply_migrations",
     "intent_sql",
 ]
 
@@ -90,6 +100,10 @@ NOW = "statement_timestamp()"
 LEASE = f"{NOW} + %(lease)s * interval '1 second'"
 #: Makes the statement's transaction commit without waiting for the WAL flush.
 ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+#: Takes a process owner's advisory lock on the liveness connection (held while it lives).
+LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+#: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
+KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 #: Undoes ASYNC_COMMIT for the rest of a transaction (a batch that holds a status write).
 SYNC_COMMIT = "SELECT set_config('synchronous_commit', 'on', true)"
 EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
@@ -171,3 +185,30 @@ job AS (
 RELEASE = f"""WITH {ASYNC_COMMIT}
 UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async
 WHERE key = %(key)s AND owner = %(owner)s"""
+
+
+def applied_version(conn: psycopg.Connection[Any]) -> int:
+    """The highest migration applied to the database on ``conn`` (0: none)."""
+    row = conn.execute("SELECT to_regclass('tarash_schema') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return 0
+    found = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
+    return int(found[0]) if found else 0
+
+
+def apply_migrations(conn: psycopg.Connection[Any]) -> int:
+    """Apply the missing migrations in one transaction, under an advisory lock (so many workers
+    starting at once apply them once); the version after."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS tarash_schema ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
+        current = int(row[0]) if row else 0
+        for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO tarash_schema (version) VALUES (%s)", (version,))
+        return max(current, SCHEMA_VERSION)

@@ -58,10 +58,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
 #: Seconds between checks that the liveness connection still holds its locks (a database restart
 #: drops them: they are then taken again).
 LIVENESS_CHECK_SECONDS = 5.0
-_LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 _CONNECT_TIMEOUT = BUSY_TIMEOUT_MS // 1000
-#: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
-_KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
 
 class PostgresJobStore:
@@ -120,9 +117,9 @@ class PostgresJobStore:
                 alive.close()
         if alive is None or alive.closed:
             alive = psycopg.connect(self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT)
-            alive.execute(_KEEPALIVES)
+            alive.execute(sql.KEEPALIVES)
             for name in self._held:
-                alive.execute(_LOCK_OWNER, (name,))
+                alive.execute(sql.LOCK_OWNER, (name,))
             self._alive = alive
         self._checked = time.monotonic()
         return alive
@@ -208,30 +205,15 @@ class PostgresJobStore:
     def schema_version(self) -> int:
         """The highest migration applied to the database (0: none)."""
         with self._raw_pool().connection() as conn:
-            row = conn.execute("SELECT to_regclass('tarash_schema') IS NOT NULL").fetchone()
-            if not row or not row[0]:
-                return 0
-            found = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
-            return int(found[0]) if found else 0
+            return sql.applied_version(conn)
 
     def migrate(self) -> int:
         """Apply the missing migrations (idempotent, safe from many processes); the version after."""
         found = self.schema_version()
         if found >= SCHEMA_VERSION:
             return found
-        with self._raw_pool().connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (sql.MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS tarash_schema ("
-                " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            row = conn.execute("SELECT coalesce(max(version), 0) FROM tarash_schema").fetchone()
-            current = int(row[0]) if row else 0
-            for version, statements in enumerate(sql.MIGRATIONS[current:], start=current + 1):
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO tarash_schema (version) VALUES (%s)", (version,))
-            return max(current, SCHEMA_VERSION)
+        with self._raw_pool().connection() as conn:
+            return sql.apply_migrations(conn)
 
     def _hold(self, owner: str | None) -> None:
         """Make ``owner`` (a process of this one) look alive to other workers until we exit."""
@@ -243,7 +225,7 @@ class PostgresJobStore:
                 return
             alive = self._liveness()
             if owner not in self._held:
-                alive.execute(_LOCK_OWNER, (owner,))
+                alive.execute(sql.LOCK_OWNER, (owner,))
                 self._held.add(owner)
 
     @contextmanager
