@@ -42,6 +42,9 @@ from tarash.tarash_gateway import (
     submit_video,
     submit_video_async,
 )
+from tarash.tarash_gateway import _runtime as rt
+from tarash.tarash_gateway import jobs as jobs_module
+from tarash.tarash_gateway._gateway import default_gateway
 from tarash.tarash_gateway._ledger import JobRecord, SQLiteJobStore, ledger_path
 from tarash.tarash_gateway._plugins import HOST
 from tarash.tarash_gateway.cli import main
@@ -642,6 +645,22 @@ def test_resume_leaves_the_jobs_of_live_processes_alone() -> None:
         assert json.loads(out) == {"done": 1}
         assert only_record().state == "completed"
         assert server.counts["result"] == 1
+
+
+def test_resume_reads_a_job_again_once_it_holds_it(jobapi: JobServer) -> None:
+    """resume() lists the records first and claims each later: a record listed while its submit
+    was in flight, whose job id was recorded before its process died, is collected by that job id
+    (the listing's copy would have made it an unknown submission, abandoned while it ran)."""
+    submit_video(jobapi_config(jobapi), VideoGenerationRequest("listed early"))
+    ledger = jobs_module._require_ledger()
+    (current,) = ledger.store.records("unfinished")
+    listed = attrs.evolve(current, state="submitting", job_id=None, job=None)
+    outcome = rt.drive_sync(
+        jobs_module._resume_flow(ledger, listed, None, None), default_gateway().background
+    )
+    assert (outcome.key, outcome.state, outcome.job_id) == (current.key, "completed", "job-1")
+    assert (jobapi.counts["submit"], jobapi.counts["result"]) == (1, 1)
+    assert only_record().state == "completed"
 
 
 def test_resume_one_job_by_key_or_provider_job_id(jobapi: JobServer) -> None:

@@ -304,8 +304,12 @@ def _resume_flow(
             **fields,
         )
 
-    if not record.finished and not ledger.claim(record):
-        return outcome("claimed")
+    if not record.finished:
+        if not ledger.claim(record):
+            return outcome("claimed")
+        # The record was listed before the claim, maybe long before (resume works through the
+        # list a few jobs at a time): read it again, so a job id recorded since is used.
+        record = ledger.store.get(record.key) or record
     if record.job_id is None:
         found = yield from _reconcile(ledger, record, timeout)
         if isinstance(found, JobOutcome):
