@@ -27,16 +27,14 @@ import random
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from tarash.tarash_gateway import generate_video_async, set_ledger
 from tarash.tarash_gateway._plugins import HOST
-from tarash.tarash_gateway.jobs import SQLiteJobStore
 from tarash.tarash_gateway.models import (
     VideoGenerationConfig,
     VideoGenerationRequest,
@@ -50,6 +48,9 @@ from tarash.tarash_gateway.plugin import (
     SubmittedJob,
     hookimpl,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from budget_intent import TimedStore, opened
 
 
 class Server:
@@ -183,46 +184,10 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float]:
     return wall, cpu
 
 
-class TimedStore:
-    """A JobStore that forwards every call to ``store`` and adds up the time spent in them."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.calls = 0
-        self.seconds = 0.0
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.store, name)
-        if not callable(method):
-            return method
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.calls += 1
-                self.seconds += time.perf_counter() - started
-
-        return timed
-
-
 @contextmanager
 def ledger(kind: str) -> Iterator[TimedStore | None]:
     """Make ``kind`` (off, sqlite, postgres) this process's ledger, timed; None when off."""
-    with ExitStack() as stack:
-        store: Any = None
-        if kind == "sqlite":
-            directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            store = stack.enter_context(SQLiteJobStore(directory / "jobs.db"))
-        elif kind == "postgres":
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tarash-core" / "tests"))
-            import pg
-
-            from tarash.tarash_gateway.jobs import PostgresJobStore
-
-            url = stack.enter_context(pg.throwaway_cluster()).create_database("bench")
-            store = stack.enter_context(PostgresJobStore(url))
+    with opened(kind) if kind != "off" else nullcontext() as store:
         print(f"\n== ledger {kind}: {store!r}")
         timed = TimedStore(store) if store is not None else None
         set_ledger(timed if timed is not None else "off")
