@@ -592,6 +592,10 @@ def test_unserialisable_values_are_named() -> None:
     with pytest.raises(ValidationError) as info:
         to_json(config)
     assert info.value.message == "Not serialisable: object @ $.provider_config.client"
+    config = attrs.evolve(IMAGE_CONFIG, provider_config={"sizes": [1, {2: "two"}]})
+    with pytest.raises(ValidationError) as info:
+        to_json(config)
+    assert info.value.message == "Not serialisable: non-string key 2 @ $.provider_config.sizes[1]"
     with pytest.raises(ValidationError) as info:
         to_dict({"plain": "dict"})
     assert info.value.message == "to_dict expects a Tarash record, got dict"

@@ -79,6 +79,10 @@ def structure(data: Any, cls: type[T]) -> T:
         ) from None
 
 
+class _NotPlain(Exception):
+    """A value :func:`_plain` cannot write (:func:`_check_plain` then names its path)."""
+
+
 def _check_plain(value: Any, path: str) -> None:
     if value is None or isinstance(value, (str, bool, int, float)):
         return
@@ -97,24 +101,31 @@ def _check_plain(value: Any, path: str) -> None:
     raise ValidationError(f"Not serialisable: {type(value).__name__} @ {path}", field=path, value=None)
 
 
-def _scrub(value: Any) -> Any:
-    pattern = _redact._secret_pattern
-    if pattern is None:
-        return value
+def _plain(value: Any, scrub: Any) -> Any:
+    """A copy of ``value`` with ``scrub`` (if any) applied to its strings, made in one pass;
+    raises _NotPlain at the first value that is not plain JSON data."""
     if isinstance(value, str):
-        return pattern.sub(_redact.REDACTED, value)
+        return value if scrub is None else scrub(_redact.REDACTED, value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
     if isinstance(value, dict):
-        return {key: _scrub(item) for key, item in value.items()}
+        if not all(isinstance(key, str) for key in value):
+            raise _NotPlain
+        return {key: _plain(item, scrub) for key, item in value.items()}
     if isinstance(value, list):
-        return [_scrub(item) for item in value]
-    return value
+        return [_plain(item, scrub) for item in value]
+    raise _NotPlain
 
 
 def unstructure(obj: Any) -> Any:
     """Plain JSON data for ``obj`` (API keys omitted, known secrets scrubbed)."""
     data = CONVERTER.unstructure(obj)
-    _check_plain(data, "$")
-    return _scrub(data)
+    pattern = _redact._secret_pattern
+    try:
+        return _plain(data, None if pattern is None else pattern.sub)
+    except _NotPlain:
+        _check_plain(data, "$")  # raises, naming the path
+        raise
 
 
 def to_json_text(data: Any) -> str:
