@@ -34,12 +34,11 @@ async def test_an_async_write_runs_in_the_writers_thread_in_order() -> None:
     writer = Writer()
     done: list[str] = []
     writer.queue(lambda: (time.sleep(0.05), done.append("queued")))
-    future = writer.submit(lambda: done.append("awaited") or threading.current_thread().name)
-    assert await asyncio.wrap_future(future) == "tarash-ledger"
+    future = writer.submit_from_loop(lambda: done.append("awaited") or threading.current_thread().name)
+    assert await future == "tarash-ledger"
     assert done == ["queued", "awaited"]
-    failing = writer.submit(lambda: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        await asyncio.wrap_future(failing)
+        await writer.submit_from_loop(lambda: 1 / 0)
 
 
 class SlowStore(SQLiteJobStore):

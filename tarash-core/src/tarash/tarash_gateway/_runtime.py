@@ -86,10 +86,11 @@ class Emit:
 
 
 class Writer(Protocol):
-    """Runs blocking writes in order: ``run`` on the caller's thread, ``submit`` on its own."""
+    """Runs blocking writes in order: ``run`` on the caller's thread, ``submit_from_loop`` on its
+    own (the running loop's future gets the outcome)."""
 
     def run(self, write: Callable[[], T]) -> T: ...
-    def submit(self, write: Callable[[], T]) -> concurrent.futures.Future[T]: ...
+    def submit_from_loop(self, write: Callable[[], T]) -> asyncio.Future[T]: ...
 
 
 @attrs.define
@@ -195,7 +196,7 @@ async def _step_async(effect: Effect) -> Any:
             await asyncio.sleep(effect.seconds)
         return None
     if isinstance(effect, Record):
-        return await _off_the_loop(effect.writer.submit(effect.write))
+        return await _off_the_loop(effect.writer.submit_from_loop(effect.write))
     if isinstance(effect, Emit):
         try:
             if is_async_fn(effect.callback):
@@ -261,9 +262,8 @@ async def drive_async(flow: Flow[T]) -> T:
             throw = exc
 
 
-async def _off_the_loop(outcome: concurrent.futures.Future[T]) -> T:
+async def _off_the_loop(future: asyncio.Future[T]) -> T:
     """Await a write running in another thread; a cancellation waits for it to finish."""
-    future = asyncio.wrap_future(outcome)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

@@ -3,8 +3,10 @@
 A sync caller runs its own write on its thread (first running any write queued before it), so a
 sync generation pays no thread hop. Writes queued without waiting (status updates) and writes an
 async caller waits for are run by the writer's thread, started on demand and ended when idle,
-so the event loop never waits on the database. Writes still queued when the interpreter exits
-are run before it does.
+so the event loop never waits on the database. An event loop hears of the writes it waits for
+(:meth:`Writer.submit_from_loop`) in one wake-up per batch, not one each: every cross-thread wake-up
+hands the interpreter lock to the busy loop and makes the writer's thread wait to get it back.
+Writes still queued when the interpreter exits are run before it does.
 
 Given a store's ``batch`` (a :class:`~.records.BatchStore`), the writes found queued together,
 up to :data:`BATCH_LIMIT`, are stored in one transaction: one commit instead of one each, and
@@ -17,14 +19,16 @@ so one write's failure is its own; a write must therefore only change the store.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import os
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["BATCH_LIMIT", "IDLE_SECONDS", "Writer"]
 
@@ -35,7 +39,10 @@ IDLE_SECONDS = 2.0
 #: The most writes stored in one transaction (bounds how long it holds the store's write lock).
 BATCH_LIMIT = 256
 
-_Item = tuple[Callable[[], Any], "concurrent.futures.Future[Any] | None"]
+if TYPE_CHECKING:
+    _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None  # None: nobody waits
+    _Item = tuple[Callable[[], Any], _Waiter]
+    _Outcome = tuple[bool, Any]  # (True, what the write returned) or (False, what it raised)
 
 _LIVE: weakref.WeakSet[Writer] = weakref.WeakSet()
 
@@ -58,10 +65,13 @@ class Writer:
             self._drain()
             return write()
 
-    def submit(self, write: Callable[[], T]) -> concurrent.futures.Future[T]:
-        """Queue ``write`` for the writer's thread; the future gets its outcome."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._put(write, future)
+    def submit_from_loop(self, write: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue ``write`` for the writer's thread; the running loop's future gets its outcome."""
+        import asyncio  # lazy: only an event loop calls this, so asyncio is loaded already
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._put(write, (loop, future))
         return future
 
     def queue(self, write: Callable[[], Any]) -> None:
@@ -73,7 +83,7 @@ class Writer:
         with self._running:
             self._drain()
 
-    def _put(self, write: Callable[[], Any], future: concurrent.futures.Future[Any] | None) -> None:
+    def _put(self, write: Callable[[], Any], future: _Waiter) -> None:
         with self._changed:
             self._queue.append((write, future))
             if self._thread is None:
@@ -89,40 +99,35 @@ class Writer:
                 if not self._queue:
                     return
                 count = min(len(self._queue), BATCH_LIMIT) if self._batch is not None else 1
-                taken = [self._queue.popleft() for _ in range(count)]
-            items = [
-                (write, future)
-                for write, future in taken
-                if future is None or future.set_running_or_notify_cancel()
-            ]
-            if len(items) > 1 and self._together(items):
+                items = [self._queue.popleft() for _ in range(count)]
+            outcomes = self._together(items) if len(items) > 1 else None
+            if outcomes is not None:
+                _deliver(items, outcomes)
                 continue
-            for write, future in items:
-                self._alone(write, future)
+            outcomes = []
+            try:
+                for write, waiter in items:
+                    # a queued write's failure is raised here: nobody else would hear of it
+                    outcomes.append(self._alone(write) if waiter is not None else (True, write()))
+            finally:
+                _deliver(items, outcomes)
 
-    def _together(self, items: list[_Item]) -> bool:
-        """Store ``items`` in one transaction and hand out their outcomes; False when it did not
-        commit (nothing of them is stored, no outcome handed out)."""
+    def _together(self, items: list[_Item]) -> list[_Outcome] | None:
+        """Store ``items`` in one transaction; their outcomes, or None when it did not commit
+        (nothing of them is stored)."""
         assert self._batch is not None
         try:
             with self._batch():
-                outcomes = [write() for write, _ in items]
+                return [(True, write()) for write, _ in items]
         except BaseException:
-            return False
-        for (_, future), outcome in zip(items, outcomes, strict=True):
-            if future is not None:
-                future.set_result(outcome)
-        return True
+            return None
 
     @staticmethod
-    def _alone(write: Callable[[], Any], future: concurrent.futures.Future[Any] | None) -> None:
-        if future is None:
-            write()
-            return
+    def _alone(write: Callable[[], Any]) -> _Outcome:
         try:
-            future.set_result(write())
+            return True, write()
         except BaseException as exc:
-            future.set_exception(exc)
+            return False, exc
 
     def _serve(self) -> None:
         while True:
@@ -133,6 +138,30 @@ class Writer:
                         self._thread = None
                         return
             self.flush()
+
+
+def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:
+    """Hand the waiters of ``items`` their ``outcomes`` (those of the first items, when a queued
+    write raised before the others ran): each event loop's in one call on that loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+    for (_, waiter), outcome in zip(items, outcomes, strict=False):
+        if waiter is not None:
+            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for these writes any more
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, (stored, value) in settled:
+        if future.done():
+            continue
+        if stored:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 @atexit.register
