@@ -41,6 +41,17 @@ async def test_an_async_write_runs_in_the_writers_thread_in_order() -> None:
         await writer.submit_from_loop(lambda: 1 / 0)
 
 
+async def test_a_queued_write_that_raises_leaves_the_thread_serving_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writer = Writer()
+    writer.queue(lambda: 1 / 0)
+    assert await asyncio.wait_for(writer.submit_from_loop(lambda: "after"), 5) == "after"
+    assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == [
+        "A queued ledger write failed"
+    ]
+
+
 class SlowStore(SQLiteJobStore):
     """A SQLite store whose intent write (with its budget check) takes WRITE_SECONDS (a slow
     database), or fails."""

@@ -27,10 +27,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._redact import get_logger
+
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["BATCH_LIMIT", "IDLE_SECONDS", "Writer"]
+
+log = get_logger("tarash.ledger")
 
 T = TypeVar("T")
 
@@ -137,7 +141,12 @@ class Writer:
                     if not self._queue:
                         self._thread = None
                         return
-            self.flush()
+            try:
+                self.flush()
+            except Exception:
+                # A queued write that raised (the adapter's never do): the thread goes on with
+                # the others, which would otherwise wait for it forever.
+                log.exception("A queued ledger write failed")
 
 
 def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:
