@@ -11,10 +11,13 @@ cluster started like the tests' one, with PostgreSQL's default durability settin
 server binaries and the postgres extra), then the wall times are compared, with the CPU time of
 the process and the time spent inside the ledger's store calls (made in the ledger's writer
 threads: the event loop does not wait for them, but each job waits for its own writes).
-On a shared machine, repeat the runs (``--repeat``): the table compares the fastest of each.
+On a shared machine, repeat the runs (``--repeat``): the table compares the fastest of each,
+and the medians. ``--baseline DIR`` (another checkout's ``tarash-core/src``) runs each ledger in a
+fresh process, ours and the baseline's taking turns, so a before/after comparison sees the same
+machine load.
 
     python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1] [--ledgers off,sqlite,postgres]
-        [--repeat 1]
+        [--repeat 1] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -51,6 +56,8 @@ from tarash.tarash_gateway.plugin import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budget_intent import TimedStore, opened
+
+Row = tuple[float, float, int, float]  # wall, CPU, store calls, seconds in store calls
 
 
 class Server:
@@ -197,6 +204,51 @@ def ledger(kind: str) -> Iterator[TimedStore | None]:
             set_ledger("off")
 
 
+def run_here(kinds: list[str], repeat: int, jobs: int, fault_rate: float) -> dict[str, list[Row]]:
+    """Run each ledger ``repeat`` times in this process, interleaved."""
+    runs: dict[str, list[Row]] = collections.defaultdict(list)
+    for _ in range(repeat):
+        for kind in kinds:
+            with ledger(kind) as timed:
+                wall, cpu = asyncio.run(main(jobs, fault_rate))
+                calls, seconds = (timed.calls, timed.seconds) if timed is not None else (0, 0.0)
+            runs[kind].append((wall, cpu, calls, seconds))
+    return runs
+
+
+def run_child(kind: str, source: str | None, arguments: argparse.Namespace) -> Row:
+    """One run of ``kind`` in a fresh process, with ``source`` (a ``tarash-core/src``) first on its
+    path when given."""
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = source
+    command = [sys.executable, __file__, "--ledgers", kind, "--jobs", str(arguments.jobs)]
+    command += ["--fault-rate", str(arguments.fault_rate), "--row"]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} run with {source or 'this checkout'} failed:\n{out.stderr}")
+    wall, cpu, calls, seconds = json.loads(out.stdout.strip().splitlines()[-1])
+    return wall, cpu, calls, seconds
+
+
+def table(title: str, runs: dict[str, list[Row]], repeat: int) -> None:
+    fastest = {kind: min(rows) for kind, rows in runs.items()}
+    medians = {kind: statistics.median(row[0] for row in rows) for kind, rows in runs.items()}
+    print(
+        f"\n{title}: fastest of {repeat} run(s) each; median wall in brackets\n"
+        f"{'ledger':<10} {'wall (s)':>9} {'(median)':>9} {'vs off':>8} {'(median)':>9} {'CPU (s)':>8} "
+        f"{'store calls':>12} {'in store (s)':>13}"
+    )
+    for kind, (wall, cpu, calls, seconds) in fastest.items():
+        versus = f"{(wall / fastest['off'][0] - 1):+.0%}" if "off" in fastest else "-"
+        versus_median = f"({(medians[kind] / medians['off'] - 1):+.0%})" if "off" in medians else ""
+        median_text = f"({medians[kind]:.2f})"
+        print(
+            f"{kind:<10} {wall:>9.2f} {median_text:>9} {versus:>8} {versus_median:>9} {cpu:>8.2f} "
+            f"{calls:>12} {seconds:>13.2f}"
+        )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000)
@@ -207,24 +259,30 @@ if __name__ == "__main__":
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each ledger, interleaved; the table shows the fastest"
     )
-    arguments = parser.parse_args()
-    runs: dict[str, list[tuple[float, float, int, float]]] = collections.defaultdict(list)
-    for _ in range(arguments.repeat):
-        for kind in arguments.ledgers.split(","):
-            with ledger(kind) as timed:
-                wall, cpu = asyncio.run(main(arguments.jobs, arguments.fault_rate))
-                calls, seconds = (timed.calls, timed.seconds) if timed is not None else (0, 0.0)
-            runs[kind].append((wall, cpu, calls, seconds))
-    fastest = {kind: min(rows) for kind, rows in runs.items()}
-    print(
-        f"\nfastest of {arguments.repeat} run(s) each; median wall in brackets\n"
-        f"{'ledger':<10} {'wall (s)':>9} {'(median)':>9} {'vs off':>8} {'CPU (s)':>8} "
-        f"{'store calls':>12} {'in store (s)':>13}"
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout's tarash-core/src: each run is a fresh process, ours and the "
+        "baseline's taking turns, and a table is printed for each",
     )
-    for kind, (wall, cpu, calls, seconds) in fastest.items():
-        median = statistics.median(row[0] for row in runs[kind])
-        versus = f"{(wall / fastest['off'][0] - 1):+.0%}" if "off" in fastest else "-"
-        median_text = f"({median:.2f})"
-        print(
-            f"{kind:<10} {wall:>9.2f} {median_text:>9} {versus:>8} {cpu:>8.2f} {calls:>12} {seconds:>13.2f}"
+    parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    kinds = arguments.ledgers.split(",")
+    if arguments.row:
+        (row,) = run_here(kinds, 1, arguments.jobs, arguments.fault_rate)[kinds[0]]
+        print(json.dumps(row))
+    elif arguments.baseline:
+        sources = {"this checkout": None, "baseline": arguments.baseline}
+        both: dict[str, dict[str, list[Row]]] = {label: collections.defaultdict(list) for label in sources}
+        for _ in range(arguments.repeat):
+            for kind in kinds:
+                for label, source in sources.items():
+                    both[label][kind].append(run_child(kind, source, arguments))
+        for label, runs in both.items():
+            table(label, runs, arguments.repeat)
+    else:
+        table(
+            "this process",
+            run_here(kinds, arguments.repeat, arguments.jobs, arguments.fault_rate),
+            arguments.repeat,
         )
