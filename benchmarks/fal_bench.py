@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -52,9 +53,14 @@ KINDS = ("submit", "status", "result", "cancel")
 
 
 def _serve(conn: Connection, queue_polls: int, processing_polls: int) -> None:
-    from tarash_fal.testing import FakeFalServer
+    try:
+        from tarash_fal.testing import FakeFalServer
 
-    with FakeFalServer(queue_polls=queue_polls, processing_polls=processing_polls) as server:
+        server = FakeFalServer(queue_polls=queue_polls, processing_polls=processing_polls).start()
+    except Exception:
+        conn.send(traceback.format_exc())  # the parent fails with it instead of waiting forever
+        return
+    with server:
         conn.send((server.base_url, server.ca_path, server.api_key))
         while conn.recv() == "stats":
             conn.send((server.counts, server.connections))
@@ -70,11 +76,22 @@ class Server:
             target=_serve, args=(child, queue_polls, processing_polls), daemon=True
         )
         self._process.start()
-        self.base_url, self.ca_path, self.api_key = self._conn.recv()
+        answer = self._receive()
+        if isinstance(answer, str):
+            raise SystemExit(f"the fake fal server did not start (tarash-fal[testing] installed?):\n{answer}")
+        self.base_url, self.ca_path, self.api_key = answer
+
+    def _receive(self) -> Any:
+        """The server's next answer; SystemExit if its process ends first (a dead child never
+        answers, and a bare ``recv`` would wait forever)."""
+        while not self._conn.poll(0.2):
+            if not self._process.is_alive():
+                raise SystemExit(f"the fake fal server process exited (code {self._process.exitcode})")
+        return self._conn.recv()
 
     def stats(self) -> tuple[dict[str, int], int]:
         self._conn.send("stats")
-        counts, connections = self._conn.recv()
+        counts, connections = self._receive()
         return counts, connections
 
     def stop(self) -> None:
