@@ -6,8 +6,11 @@ Prints, for each client:
   median and mean time per generation, their ratio, and requests per generation;
 * ``--concurrent`` async generations at once: wall time, peak RSS of the client process, TCP
   connections the server accepted, and requests per generation;
-* cold start: a fresh process that imports its client and completes one generation, timed from
-  spawn to exit (medians of ``--cold`` runs, raw and Tarash alternating).
+* cold start: a fresh bare interpreter (``python -c``) that imports its client and completes one
+  generation, timed from spawn to exit (medians of ``--cold`` runs, raw and Tarash alternating),
+  and split into the client's import, its first generation (which loads what it needs on first
+  use: the plugins, the engine, httpx's connection pool, the ledger) and the rest (interpreter
+  start and exit).
 
 The fake server (``tarash_fal.testing.FakeFalServer``) runs in its own process, and each scenario
 in a fresh client process, so RSS and connection counts belong to that client alone. Raw
@@ -39,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -52,9 +56,14 @@ KINDS = ("submit", "status", "result", "cancel")
 
 
 def _serve(conn: Connection, queue_polls: int, processing_polls: int) -> None:
-    from tarash_fal.testing import FakeFalServer
+    try:
+        from tarash_fal.testing import FakeFalServer
 
-    with FakeFalServer(queue_polls=queue_polls, processing_polls=processing_polls) as server:
+        server = FakeFalServer(queue_polls=queue_polls, processing_polls=processing_polls).start()
+    except Exception:
+        conn.send(traceback.format_exc())  # the parent fails with it instead of waiting forever
+        return
+    with server:
         conn.send((server.base_url, server.ca_path, server.api_key))
         while conn.recv() == "stats":
             conn.send((server.counts, server.connections))
@@ -70,11 +79,22 @@ class Server:
             target=_serve, args=(child, queue_polls, processing_polls), daemon=True
         )
         self._process.start()
-        self.base_url, self.ca_path, self.api_key = self._conn.recv()
+        answer = self._receive()
+        if isinstance(answer, str):
+            raise SystemExit(f"the fake fal server did not start (tarash-fal[testing] installed?):\n{answer}")
+        self.base_url, self.ca_path, self.api_key = answer
+
+    def _receive(self) -> Any:
+        """The server's next answer; SystemExit if its process ends first (a dead child never
+        answers, and a bare ``recv`` would wait forever)."""
+        while not self._conn.poll(0.2):
+            if not self._process.is_alive():
+                raise SystemExit(f"the fake fal server process exited (code {self._process.exitcode})")
+        return self._conn.recv()
 
     def stats(self) -> tuple[dict[str, int], int]:
         self._conn.send("stats")
-        counts, connections = self._conn.recv()
+        counts, connections = self._receive()
         return counts, connections
 
     def stop(self) -> None:
@@ -179,23 +199,36 @@ def client_raw_concurrent(args: argparse.Namespace) -> dict[str, Any]:
     return {"wall": asyncio.run(main()), "rss_before": before, "rss_peak": _rss_mib()}
 
 
-def client_tarash_cold(args: argparse.Namespace) -> dict[str, Any]:
-    from tarash.tarash_gateway import VideoGenerationRequest, generate_video
-
-    generate_video(_tarash_config(args), VideoGenerationRequest(prompt="a cat"))
-    return {}
-
-
-def client_raw_cold(args: argparse.Namespace) -> dict[str, Any]:
-    import fal_client
-
-    fal_client.SyncClient(key=args.key).subscribe(MODEL, {"prompt": "a cat"}, interval=args.interval)
-    return {}
-
+#: The cold-start clients, each run as ``python -c`` in a bare interpreter (``sys.argv[1:]``: base
+#: URL, CA file, key, poll interval): run from this script, they would find its own imports
+#: (asyncio, multiprocessing, argparse) already loaded and hide what a client loads itself.
+COLD = {
+    "tarash-cold": f"""
+import sys, time
+started = time.perf_counter()
+from tarash.tarash_gateway import VideoGenerationConfig, VideoGenerationRequest, generate_video
+base_url, ca, key, interval = sys.argv[1:]
+config = VideoGenerationConfig(
+    model={MODEL!r}, provider="fal", api_key=key, base_url=base_url,
+    provider_config={{"ca_bundle": ca}}, poll_interval=float(interval), timeout=300,
+)
+request = VideoGenerationRequest(prompt="a cat")
+imported = time.perf_counter()
+generate_video(config, request)
+print(f'{{{{"import": {{imported - started}}, "generation": {{time.perf_counter() - imported}}}}}}')
+""",
+    "raw-cold": f"""
+import sys, time
+started = time.perf_counter()
+import fal_client
+client = fal_client.SyncClient(key=sys.argv[3])
+imported = time.perf_counter()
+client.subscribe({MODEL!r}, {{"prompt": "a cat"}}, interval=float(sys.argv[4]))
+print(f'{{{{"import": {{imported - started}}, "generation": {{time.perf_counter() - imported}}}}}}')
+""",
+}
 
 CLIENTS = {
-    "tarash-cold": client_tarash_cold,
-    "raw-cold": client_raw_cold,
     "paired": client_paired,
     "tarash-sequential": client_tarash_sequential,
     "raw-sequential": client_raw_sequential,
@@ -218,24 +251,35 @@ def run_client(
     if name.startswith("raw") or name == "paired":
         env["FAL_QUEUE_RUN_HOST"] = server.base_url.removeprefix("https://")
         env["SSL_CERT_FILE"] = server.ca_path
-    command = [
-        sys.executable,
-        __file__,
-        "--client",
-        name,
-        "--base-url",
-        server.base_url,
-        "--ca",
-        server.ca_path,
-        "--key",
-        server.api_key,
-        "-n",
-        str(n),
-        "--interval",
-        str(interval),
-        "--warmup",
-        str(warmup),
-    ]
+    if name in COLD:
+        command = [
+            sys.executable,
+            "-c",
+            COLD[name],
+            server.base_url,
+            server.ca_path,
+            server.api_key,
+            str(interval),
+        ]
+    else:
+        command = [
+            sys.executable,
+            __file__,
+            "--client",
+            name,
+            "--base-url",
+            server.base_url,
+            "--ca",
+            server.ca_path,
+            "--key",
+            server.api_key,
+            "-n",
+            str(n),
+            "--interval",
+            str(interval),
+            "--warmup",
+            str(warmup),
+        ]
     started = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - started
@@ -325,14 +369,26 @@ def main() -> None:
             label: ("tarash-cold", source) for label, source in sources.items()
         }
         cold: dict[str, list[float]] = {label: [] for label in clients}
+        parts: dict[str, dict[str, list[float]]] = {
+            label: {"import": [], "generation": []} for label in clients
+        }
         for client, source in clients.values():
             run_client(server, client, 1, args.interval, source=source)  # writes the bytecode caches
         for _ in range(args.cold):
             for label, (client, source) in clients.items():
                 result = run_client(server, client, 1, args.interval, source=source)
                 cold[label].append(result["process_seconds"])
+                for part, values in parts[label].items():
+                    values.append(result[part])
         for label, runs in cold.items():
-            print(f"{label:>8}: median {statistics.median(runs) * 1000:7.1f} ms per process")
+            imports, generations = parts[label]["import"], parts[label]["generation"]
+            rest = [run - i - g for run, i, g in zip(runs, imports, generations, strict=True)]
+            print(
+                f"{label:>8}: median {statistics.median(runs) * 1000:7.1f} ms per process: import "
+                f"{statistics.median(imports) * 1000:5.1f} ms, first generation "
+                f"{statistics.median(generations) * 1000:5.1f} ms, the rest (interpreter start, exit) "
+                f"{statistics.median(rest) * 1000:5.1f} ms"
+            )
         for label in sources:
             print(
                 f"  cold-start ratio {label}/raw (medians): "

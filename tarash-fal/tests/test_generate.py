@@ -206,3 +206,23 @@ def test_a_generation_sends_nothing_through_fal_client(fake_fal: FakeFalServer) 
     assert done.stdout.strip() == "[]"
     assert done.stderr == ""
     assert fake_fal.counts["submit"] == 1
+
+
+def test_a_plain_sync_generation_loads_only_what_it_needs(fake_fal: FakeFalServer) -> None:
+    """A fresh process's one sync generation (ledger on) of a model in the table, with no local
+    input and no upload settings, loads neither asyncio (~40 modules; the background loop starts
+    only for coroutines), nor argparse (tarash-fal reads the user's model table from the module of
+    ``tarash fal add-model``), nor the runtime-schema or upload code: the cold-start figure of
+    benchmarks/fal_bench.py."""
+    unneeded = ("asyncio", "argparse", "tarash_fal._runtime_schema", "tarash_fal._uploads")
+    code = (
+        "import sys; from tarash.tarash_gateway import VideoGenerationConfig as C, "
+        "VideoGenerationRequest as R, generate_video\n"
+        f"c = C(provider='fal', model='fal-ai/veo3', base_url={fake_fal.base_url!r}, poll_interval=0.01, "
+        f"api_key={fake_fal.api_key!r}, provider_config={{'ca_bundle': {fake_fal.ca_path!r}}})\n"
+        "print(generate_video(c, R('x')).provider)\n"
+        f"print(sorted(m for m in {unneeded!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n") == ["fal", "[]", ""]
+    assert fake_fal.counts == ONE_GENERATION

@@ -11,6 +11,7 @@ import pytest
 from tarash.tarash_gateway import (
     UnknownSubmissionError,
     ValidationError,
+    VideoGenerationConfig,
     VideoGenerationRequest,
     generate_image,
     generate_video,
@@ -117,6 +118,28 @@ def test_small_inputs_go_inline_as_data_uris(fake_fal: FakeFalServer) -> None:
     assert (fake_fal.platform_counts["token"], fake_fal.platform_counts["upload"]) == (0, 0)
     uri = "data:image/png;base64," + base64.b64encode(SMALL_PNG).decode()
     assert fake_fal.submissions[0]["payload"] == {"prompt": "a cat", "duration": "8s", "image_url": uri}
+
+
+def test_without_upload_settings_local_inputs_are_still_inlined_and_checked(fake_fal: FakeFalServer) -> None:
+    """A config that sets no upload option (fal's CDN by default) loads the upload code only for a
+    payload with a data URI: a small one still goes inline, a broken large one is still refused."""
+    config = VideoGenerationConfig(
+        model=MODEL,
+        provider="fal",
+        api_key=fake_fal.api_key,
+        base_url=fake_fal.base_url,
+        poll_interval=0.01,
+        provider_config={"ca_bundle": fake_fal.ca_path},
+    )
+    generate_video(config, _request(SMALL_PNG))
+    uri = "data:image/png;base64," + base64.b64encode(SMALL_PNG).decode()
+    assert fake_fal.submissions[0]["payload"]["image_url"] == uri
+    broken = "data:image/png;base64," + "!" * (400 * 1024)
+    with pytest.raises(ValidationError) as caught:
+        generate_video(config, VideoGenerationRequest("a cat", extra_params={"mask_url": broken}))
+    assert caught.value.field == "mask_url"
+    assert (fake_fal.platform_counts["token"], fake_fal.platform_counts["upload"]) == (0, 0)
+    assert fake_fal.counts["submit"] == 1
 
 
 def test_inline_limit_zero_and_lifecycle_upload_everything_with_its_lifetime(fake_fal: FakeFalServer) -> None:

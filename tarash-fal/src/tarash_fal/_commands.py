@@ -10,7 +10,6 @@ prints it as JSON and saves it in the user's model table, ``<data dir>/fal/model
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,6 +25,8 @@ from tarash.tarash_gateway.utils import data_dir
 from ._schema import ModelSpec, derive_spec
 
 if TYPE_CHECKING:
+    import argparse
+
     from tarash.tarash_gateway.plugin import Flow
 
 __all__ = [
@@ -95,6 +96,8 @@ def add_model(endpoint_id: str, document: Mapping[str, Any], path: Path | None =
 
 def add_commands(subparsers: Any) -> None:
     """Add ``tarash fal add-model``; the schema fetch goes through tarash-core's transport."""
+    import argparse  # lazy: a generation imports this module for the user's model table, not the CLI
+
     fal = subparsers.add_parser("fal", help="fal.ai tools")
     commands = fal.add_subparsers(dest="fal_command", required=True)
     add = commands.add_parser(

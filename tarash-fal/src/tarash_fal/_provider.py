@@ -38,11 +38,11 @@ from tarash.tarash_gateway.utils import get_logger, parse_retry_after
 
 from ._errors import error_from_response, unreadable_answer
 from ._registry import build_payload, in_a_table
-from ._runtime_schema import check_payload, runtime_schema, schema_url
-from ._uploads import upload_inputs, upload_options
 
 if TYPE_CHECKING:
     from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, Modality, Response
+
+    from ._uploads import UploadOptions
 
 log = get_logger("tarash.fal")
 
@@ -57,6 +57,8 @@ PROVIDER_CONFIG_KEYS = (
     "schema_url",
     "platform_url",
 )
+#: The provider_config keys that say how local inputs are uploaded (``_uploads``).
+_UPLOAD_KEYS = ("inline_max_bytes", "storage_url", "upload_lifecycle")
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._~-]*"
 _MODEL_ID = re.compile(rf"^(?:{_SEGMENT}(?:/{_SEGMENT})+|[0-9]+-[A-Za-z0-9-]+)$")
 _NAMESPACES = ("workflows", "comfy")
@@ -96,8 +98,8 @@ def _url(value: Any, field: str) -> str:
 
 
 def webhook_url(config: Any, context: CallContext) -> str | None:
-    """Validate the config for fal (model id, provider_config keys, webhook URL) before anything
-    is sent; the webhook URL to submit with, if any."""
+    """Validate the config for fal (model id, provider_config keys, the platform, schema and
+    webhook URLs) before anything is sent; the webhook URL to submit with, if any."""
     _check_model(config.model)
     options = config.provider_config
     unknown = sorted(set(options) - set(PROVIDER_CONFIG_KEYS))
@@ -110,8 +112,9 @@ def webhook_url(config: Any, context: CallContext) -> str | None:
             provider=PROVIDER,
             model=config.model,
         )
-    if "platform_url" in options:
-        _url(options["platform_url"], "provider_config.platform_url")
+    for key in ("platform_url", "schema_url"):
+        if key in options:
+            _url(options[key], f"provider_config.{key}")
     if context.webhook_url is None:
         return None
     return _url(context.webhook_url, "provider_config.webhook_url")
@@ -170,14 +173,34 @@ def payload(
     return {str(k): _jsonable(v, str(k)) for k, v in body.items()}
 
 
-def _payload_from_schema(
-    config: Any, request: Any, modality: Modality, schemas_at: str
-) -> Flow[dict[str, Any]]:
+def _upload_options(provider_config: Mapping[str, Any]) -> UploadOptions:
+    # lazy: the upload code loads only for a call that sets upload options or has a local input
+    from ._uploads import upload_options
+
+    return upload_options(provider_config)
+
+
+def _has_data_uri(value: Any) -> bool:
+    """Whether the payload holds a ``data:`` URI (a local input, which may need uploading)."""
+    if isinstance(value, str):
+        return value[:5].lower() == "data:"
+    if isinstance(value, Mapping):
+        return any(_has_data_uri(entry) for entry in value.values())
+    if isinstance(value, list):
+        return any(_has_data_uri(entry) for entry in value)
+    return False
+
+
+def _payload_from_schema(config: Any, request: Any, modality: Modality) -> Flow[dict[str, Any]]:
     """The payload; for a model in no table, mapped and checked with its published schema
-    (read from ``schemas_at`` through core's transport; the generic mapping when it cannot be had)."""
+    (read from ``provider_config["schema_url"]`` or fal's through core's transport; the generic
+    mapping when it cannot be had)."""
     if in_a_table(config.model, modality, get_provider_field_mapping(PROVIDER) or {}):
         return payload(config, request, modality)
-    schema = yield from runtime_schema(config.model, schemas_at)
+    # lazy: only a model in no table needs its schema (a plain generation never loads the module)
+    from ._runtime_schema import check_payload, runtime_schema, schema_url
+
+    schema = yield from runtime_schema(config.model, schema_url(config.provider_config))
     if schema is None:
         return payload(config, request, modality)
     if schema.spec["modality"] != modality:
@@ -355,10 +378,13 @@ def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob
     """``POST /{model}`` with the mapped payload (validated before anything is sent); for a model
     in no table its schema is read first, and large local inputs are uploaded first."""
     webhook = webhook_url(config, context)
-    uploads = upload_options(config.provider_config)
-    schemas_at = schema_url(config.provider_config)
-    body = yield from _payload_from_schema(config, request, context.modality, schemas_at)
-    body = yield from upload_inputs(body, uploads)
+    options = config.provider_config
+    uploads = _upload_options(options) if any(key in options for key in _UPLOAD_KEYS) else None
+    body = yield from _payload_from_schema(config, request, context.modality)
+    if uploads is not None or _has_data_uri(body):
+        from ._uploads import upload_inputs  # lazy: as in _upload_options
+
+        body = yield from upload_inputs(body, uploads if uploads is not None else _upload_options(options))
     params = {"fal_webhook": webhook} if webhook else {}
     headers = lifecycle_headers(config)
     try:

@@ -17,7 +17,6 @@ for processes on one machine) a cap holds fleet-wide: see ``_fleet``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from collections import deque
@@ -29,6 +28,8 @@ from . import _runtime as rt
 from .exceptions import ValidationError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._engine import Attempt
 
 __all__ = ["ENVIRONMENT_VARIABLE", "ConcurrencyCaps", "Gate", "holding", "parse_caps"]
@@ -146,6 +147,8 @@ class Gate:
 
     async def acquire_async(self, timeout: float | None = None) -> bool:
         """Take a slot, awaiting it on the running loop; False when ``timeout`` seconds passed first."""
+        import asyncio  # lazy: loaded by then (a loop runs this); a sync generation never imports it
+
         loop = asyncio.get_running_loop()
         waiter = _Waiter(loop=loop, future=loop.create_future())
         if self._take_or_queue(waiter):

@@ -10,7 +10,6 @@ turns a completed event into the job's response without a request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections import OrderedDict
@@ -22,6 +21,8 @@ from ._wire import Request, Response
 from .plugin import CallContext
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._plugins import PluginHost
     from .plugin import JobRef
     from .webhooks import WebhookEvent
@@ -81,6 +82,8 @@ class Inbox:
 
     async def wait_async(self, provider: str, job_id: str, seconds: float) -> WebhookEvent | None:
         """:meth:`wait` on the running event loop (the delivery may come from any thread)."""
+        import asyncio  # lazy: loaded by then (a loop runs this); a sync generation never imports it
+
         key = (provider, job_id)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()

@@ -10,7 +10,6 @@ inside Jupyter or a running loop's thread pool.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import inspect
 import threading
@@ -23,6 +22,8 @@ import attrs
 from ._redact import get_logger
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ._transport import Prepared, Transport
     from ._wire import Response
 
@@ -133,6 +134,8 @@ class BackgroundLoop:
         self._lock = threading.Lock()
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
+        import asyncio  # lazy: a sync generation needs no event loop (asyncio is ~40 modules)
+
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
@@ -149,6 +152,8 @@ class BackgroundLoop:
             loop.call_soon_threadsafe(loop.stop)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        import asyncio  # lazy: a sync generation needs no event loop
+
         future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
         try:
             return future.result(timeout)
@@ -188,6 +193,8 @@ def _step_sync(effect: Effect, background: BackgroundLoop) -> Any:
 
 async def _step_async(effect: Effect) -> Any:
     """Execute one effect on the running event loop."""
+    import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
+
     if isinstance(effect, Send):
         response: Response = await effect.transport.send_async(effect.prepared, effect.timeout)
         return response
@@ -248,6 +255,8 @@ async def drive_async(flow: Flow[T]) -> T:
     Whatever an effect raises is thrown back into the orchestration, task cancellation included
     (during a call, a sleep or a callback), so it can cancel the remote job before leaving.
     """
+    import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
+
     send: Any = None
     throw: BaseException | None = None
     while True:
@@ -264,6 +273,8 @@ async def drive_async(flow: Flow[T]) -> T:
 
 async def _off_the_loop(future: asyncio.Future[T]) -> T:
     """Await a write running in another thread; a cancellation waits for it to finish."""
+    import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
+
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

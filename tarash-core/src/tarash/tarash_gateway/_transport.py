@@ -23,7 +23,6 @@ and its idle count, for each request it assigns (quadratic in the pool's size), 
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import hashlib
@@ -35,7 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -45,6 +44,9 @@ from ._errors import parse_retry_after
 from ._redact import redact_text
 from ._wire import Request, Response
 from .exceptions import GenerationFailedError, HTTPConnectionError, HTTPError, ValidationError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "AnswerTooLarge",
@@ -329,6 +331,8 @@ class Transport:
 
     async def _async_client(self, key: PoolKey) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
         """The next shard of the running loop's pool for ``key``."""
+        import asyncio  # lazy: loaded by then (a loop runs this); a sync generation never imports it
+
         loop = asyncio.get_running_loop()
         with self._lock:
             pool = self._async.get(loop)
@@ -393,6 +397,8 @@ class Transport:
 
     async def send_async(self, prepared: Prepared, timeout: float) -> Response:
         """Async :meth:`send` on the running loop's pool."""
+        import asyncio  # lazy: loaded by then (a loop runs this); a sync generation never imports it
+
         request = prepared.request
         request.extensions["timeout"] = _timeout(timeout)
         try:
@@ -439,6 +445,8 @@ class Transport:
             if not pool or loop.is_closed():
                 continue
             if loop.is_running():
+                import asyncio  # lazy: loaded by then (this loop made the pool)
+
                 try:
                     asyncio.run_coroutine_threadsafe(_aclose(pool), loop).result(timeout=CLOSE_TIMEOUT)
                 except Exception:
@@ -458,6 +466,8 @@ class _Shards:
     connection count."""
 
     def __init__(self, make: Callable[[int], httpx.AsyncClient], sizes: list[int]) -> None:
+        import asyncio  # lazy: loaded by then (a loop runs this); a sync generation never imports it
+
         self._make = make
         self._sizes = sizes
         self.clients: list[httpx.AsyncClient | None] = [None] * len(sizes)
