@@ -128,6 +128,27 @@ async def test_the_loop_hears_of_a_batch_in_one_wake_up(monkeypatch: pytest.Monk
     assert calls == [4]
 
 
+def test_a_write_whose_loop_has_closed_is_still_stored(caplog: pytest.LogCaptureFixture) -> None:
+    """The caller's loop ended while its write was queued (an ``asyncio.run`` that gave up): the
+    write is stored all the same, and the writer goes on without telling anyone."""
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    gate = blocked(writer)
+
+    async def leave_it_queued() -> None:
+        writer.submit_from_loop(write(log, "a"))
+
+    asyncio.run(leave_it_queued())
+    gate.set()
+    writer.flush()  # "a" has run and been delivered
+    served = threading.Event()
+    writer.queue(served.set)
+    assert served.wait(5)  # the thread goes on
+    assert writer.run(write(log, "b")) == "B"
+    assert log == ["a", "b"]
+    assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == []
+
+
 async def test_a_writer_without_batch_runs_each_write_on_its_own() -> None:
     log: list[str] = []
     writer = Writer()
