@@ -4,6 +4,7 @@ recorded before the submit is sent (failing closed)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -44,8 +45,13 @@ async def test_an_async_write_runs_in_the_writers_thread_in_order() -> None:
 async def test_a_queued_write_that_raises_leaves_the_thread_serving_the_others(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    writer = Writer()
+    writer = Writer(contextlib.nullcontext)  # a store that can batch writes
+    gate = threading.Event()
+    writer.queue(gate.wait)  # the next two are taken together
     writer.queue(lambda: 1 / 0)
+    taken_with_it = writer.submit_from_loop(lambda: "with it")
+    gate.set()
+    assert await asyncio.wait_for(taken_with_it, 5) == "with it"
     assert await asyncio.wait_for(writer.submit_from_loop(lambda: "after"), 5) == "after"
     assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == [
         "A queued ledger write failed"

@@ -108,13 +108,11 @@ class Writer:
             if outcomes is not None:
                 _deliver(items, outcomes)
                 continue
-            outcomes = []
-            try:
-                for write, waiter in items:
-                    # a queued write's failure is raised here: nobody else would hear of it
-                    outcomes.append(self._alone(write) if waiter is not None else (True, write()))
-            finally:
-                _deliver(items, outcomes)
+            outcomes = [self._alone(write) for write, _ in items]
+            _deliver(items, outcomes)
+            for (_, waiter), (stored, value) in zip(items, outcomes, strict=True):
+                if waiter is None and not stored:
+                    raise value  # a queued write's failure: nobody else would hear of it
 
     def _together(self, items: list[_Item]) -> list[_Outcome] | None:
         """Store ``items`` in one transaction; their outcomes, or None when it did not commit
@@ -150,10 +148,9 @@ class Writer:
 
 
 def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:
-    """Hand the waiters of ``items`` their ``outcomes`` (those of the first items, when a queued
-    write raised before the others ran): each event loop's in one call on that loop."""
+    """Hand the waiters of ``items`` their ``outcomes``: each event loop's in one call on that loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-    for (_, waiter), outcome in zip(items, outcomes, strict=False):
+    for (_, waiter), outcome in zip(items, outcomes, strict=True):
         if waiter is not None:
             by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
     for loop, settled in by_loop.items():
