@@ -54,9 +54,10 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run(code: str) -> str:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, env=ENV)
+    if out.returncode != 0:
+        raise SystemExit(f"python -c {code!r} failed:\n{out.stderr}")
+    return out.stdout
 
 
 def median_ms(code: str, runs: int) -> float:
@@ -72,11 +73,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    for code in (*SNIPPETS.values(), IN_PROCESS):
-        run(code)
-    results = {name: median_ms(code, args.runs) for name, code in SNIPPETS.items()}
-    in_process = statistics.median(float(run(IN_PROCESS)) for _ in range(args.runs))
-    floor = results["floor (python -c pass)"]
     probe = (
         "import sys, json, tarash.tarash_gateway as t, tarash_fal, tarash_example_provider; "
         "ps = t.list_providers(); "
@@ -84,7 +80,12 @@ def main() -> None:
         f"'heavy': [m for m in {HEAVY!r} if m in sys.modules], "
         "'from': [tarash_fal.__file__, tarash_example_provider.__file__]}))"
     )
-    found = json.loads(run(probe))
+    found = json.loads(run(probe))  # first: it fails at once when a plugin is not installed
+    for code in (*SNIPPETS.values(), IN_PROCESS):
+        run(code)
+    results = {name: median_ms(code, args.runs) for name, code in SNIPPETS.items()}
+    in_process = statistics.median(float(run(IN_PROCESS)) for _ in range(args.runs))
+    floor = results["floor (python -c pass)"]
     print(f"python {sys.version.split()[0]}; plugins loaded from {found['from']}")
     print(f"runs per figure: {args.runs} (median wall time of a fresh interpreter, bytecode cached)")
     for name, value in results.items():
