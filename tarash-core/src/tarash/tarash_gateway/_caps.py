@@ -60,16 +60,7 @@ class _Waiter:
             self.event.set()
             return True
         assert self.loop is not None and self.future is not None
-        try:
-            self.loop.call_soon_threadsafe(_resolve, self.future)
-        except RuntimeError:
-            return False
-        return True
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+        return rt.settle_from_thread(self.loop, [(self.future, True, None)])
 
 
 class Gate:

@@ -61,7 +61,7 @@ class Inbox:
             waiters = self._waiters.pop(key, [])
             self._changed.notify_all()
         for loop, future in waiters:
-            loop.call_soon_threadsafe(_wake, future)
+            rt.settle_from_thread(loop, [(future, True, None)])  # False: its loop closed, nobody waits
         return True
 
     def get(self, provider: str, job_id: str) -> WebhookEvent | None:
@@ -103,11 +103,6 @@ class Inbox:
                 if not waiting:
                     self._waiters.pop(key, None)
         return self.get(provider, job_id)
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 #: The process's inbox: the webhook receiver delivers here, job waits listen here.

@@ -42,6 +42,7 @@ __all__ = [
     "drive_async",
     "drive_sync",
     "is_async_fn",
+    "settle_from_thread",
 ]
 
 log = get_logger("tarash.runtime")
@@ -280,6 +281,31 @@ async def _off_the_loop(future: asyncio.Future[T]) -> T:
     except asyncio.CancelledError:
         await asyncio.wait([future])
         raise
+
+
+#: A future of an event loop and its outcome: (future, True, result) or (future, False, exception).
+Settlement = tuple["asyncio.Future[Any]", bool, Any]
+
+
+def settle_from_thread(loop: asyncio.AbstractEventLoop, settlements: list[Settlement]) -> bool:
+    """From another thread, hand futures of ``loop`` their outcomes in one call on that loop (a
+    future settled or cancelled meanwhile is left as it is); False when the loop has closed, so
+    nobody can hear them any more."""
+    try:
+        loop.call_soon_threadsafe(_settle, settlements)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _settle(settlements: list[Settlement]) -> None:
+    for future, ok, value in settlements:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

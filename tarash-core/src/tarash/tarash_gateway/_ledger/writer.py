@@ -28,9 +28,12 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._redact import get_logger
+from .._runtime import settle_from_thread
 
 if TYPE_CHECKING:
     import asyncio
+
+    from .._runtime import Settlement
 
 __all__ = ["BATCH_LIMIT", "IDLE_SECONDS", "Writer"]
 
@@ -148,26 +151,14 @@ class Writer:
 
 
 def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:
-    """Hand the waiters of ``items`` their ``outcomes``: each event loop's in one call on that loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-    for (_, waiter), outcome in zip(items, outcomes, strict=True):
+    """Hand the waiters of ``items`` their ``outcomes``: each event loop's in one call on that loop
+    (none for a loop that has closed: nobody waits for its writes any more)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Settlement]] = {}
+    for (_, waiter), (ok, value) in zip(items, outcomes, strict=True):
         if waiter is not None:
-            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+            by_loop.setdefault(waiter[0], []).append((waiter[1], ok, value))
     for loop, settled in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_settle, settled)
-        except RuntimeError:
-            pass  # the loop is closed: nobody waits for these writes any more
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
-    for future, (stored, value) in settled:
-        if future.done():
-            continue
-        if stored:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        settle_from_thread(loop, settled)
 
 
 @atexit.register
