@@ -251,6 +251,18 @@ def test_field_mappings_for_installed_providers(make_dist: MakeDist) -> None:
     )
     assert HOST.resolve_field_mappers("good", "acme/videos") == (None, None)
     assert get_provider_field_mapping("nobody") is None
+    # what is worked out once is kept, but a later registration is seen, and a caller's change
+    # to the table it was given is its own
+    other = FieldMapper("duration_seconds")
+    register_provider_field_mapping("good", {"acme/videos": {"seconds": other}})
+    assert HOST.resolve_field_mappers("good", "acme/videos") == ("acme/videos", {"seconds": other})
+    (get_provider_field_mapping("good") or {}).clear()
+    assert HOST.resolve_field_mappers("good", "acme/videos/hd") == ("acme/videos", {"seconds": other})
+    assert HOST.resolve_field_mappers("good", "acme/video/pro/v2") == (
+        "acme/video/pro",
+        {"prompt_text": mapper},
+    )
+    assert sorted(get_provider_field_mapping("good") or {}) == ["acme/video", "acme/video/pro", "acme/videos"]
 
 
 @pytest.mark.parametrize(

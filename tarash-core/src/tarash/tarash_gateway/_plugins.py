@@ -49,6 +49,8 @@ log = get_logger("tarash.plugins")
 
 ENTRY_POINT_GROUP = "tarash"
 BUILTIN_PLUGINS = ("tarash.tarash_gateway.mock",)
+#: Models whose field mappers :meth:`PluginHost.resolve_field_mappers` keeps before starting again.
+RESOLVED_MAX = 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -117,6 +119,10 @@ class PluginHost:
         self._runtime: dict[str, _Entry] = {}
         self._field_mappings: dict[str, dict[str, Mapping[str, FieldMapper]]] = {}
         self._callers: dict[tuple[int, str], Any] = {}
+        #: provider -> its merged field mappings, and (provider, model) -> (prefix, mappers): both
+        #: read on every generation, kept until a registration changes (:meth:`_forget`).
+        self._merged: dict[str, dict[str, Mapping[str, FieldMapper]] | None] = {}
+        self._resolved: dict[tuple[str, str], tuple[str | None, Mapping[str, FieldMapper] | None]] = {}
         #: Where entry points are looked for; None means ``sys.path`` (tests narrow it).
         self.search_path: list[str] | None = None
 
@@ -252,7 +258,7 @@ class PluginHost:
                     raise ProviderConflictError(spec.name, claimants)
                 continue
             self._providers[spec.name] = _Entry(spec=spec, plugin=module, info=info)
-        self._callers.clear()
+        self._forget()
 
     # -- runtime registration ----------------------------------------------------------------
 
@@ -284,8 +290,7 @@ class PluginHost:
                 source="runtime",
             )
             self._runtime[name] = _Entry(spec=spec, plugin=adapter, info=info)
-            self._callers.clear()
-            self._callers.clear()
+            self._forget()
 
     def register_plugin_object(self, plugin: object, name: str) -> None:
         """Register an already-imported plugin object (module or namespace of hookimpls).
@@ -296,7 +301,6 @@ class PluginHost:
         with self._lock:
             self.ensure_loaded()
             self._register_plugin(plugin, name=name, dist=None, version=None, source="object")
-            self._callers.clear()
 
     def unregister_plugin_object(self, plugin: object) -> None:
         """Undo :meth:`register_plugin_object`."""
@@ -307,14 +311,20 @@ class PluginHost:
             infos = {id(e.info) for e in owned}
             self._providers = {k: e for k, e in self._providers.items() if e.plugin is not plugin}
             self._plugins = [p for p in self._plugins if id(p) not in infos]
-            self._callers.clear()
+            self._forget()
 
     def unregister_handler(self, name: str) -> None:
         with self._lock:
             old = self._runtime.pop(name, None)
             if old is not None and self.pm.is_registered(old.plugin):
                 self.pm.unregister(old.plugin)
-            self._callers.clear()
+            self._forget()
+
+    def _forget(self) -> None:
+        """Drop what was worked out from the registrations (hook callers, field mappings)."""
+        self._callers.clear()
+        self._merged.clear()
+        self._resolved.clear()
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -431,24 +441,45 @@ class PluginHost:
             self._field_mappings.setdefault(provider, {}).update(
                 {prefix: dict(m) for prefix, m in mappings.items()}
             )
+            self._forget()
 
     def field_mapping(self, provider: str) -> dict[str, Mapping[str, FieldMapper]] | None:
-        merged: dict[str, Mapping[str, FieldMapper]] = {}
-        try:
-            spec = self._entry(provider).spec
-            merged.update(spec.field_mappings)
-        except ProviderNotFoundError:
-            if provider not in self._field_mappings:
-                return None
-        merged.update(self._field_mappings.get(provider, {}))
-        return merged
+        """The provider's field mappings (its spec's, then those registered at runtime), as a
+        new dict the caller may change."""
+        merged = self._merged_mapping(provider)
+        return None if merged is None else dict(merged)
+
+    def _merged_mapping(self, provider: str) -> dict[str, Mapping[str, FieldMapper]] | None:
+        if provider in self._merged:
+            return self._merged[provider]
+        with self._lock:  # a registration that changes it meanwhile waits, then forgets it
+            merged: dict[str, Mapping[str, FieldMapper]] | None = {}
+            try:
+                merged.update(self._entry(provider).spec.field_mappings)
+            except ProviderNotFoundError:
+                if provider not in self._field_mappings:
+                    merged = None
+            if merged is not None:
+                merged.update(self._field_mappings.get(provider, {}))
+            self._merged[provider] = merged
+            return merged
 
     def resolve_field_mappers(
         self, provider: str, model: str
     ) -> tuple[str | None, Mapping[str, FieldMapper] | None]:
-        table = self.field_mapping(provider) or {}
-        prefix = match_model_prefix(model, table)
-        return prefix, (table[prefix] if prefix is not None else None)
+        """The longest model prefix of the provider's field mappings that ``model`` matches, and
+        its mappers (None, None when none does)."""
+        found = self._resolved.get((provider, model))
+        if found is not None:
+            return found
+        with self._lock:
+            table = self._merged_mapping(provider) or {}
+            prefix = match_model_prefix(model, table)
+            found = (prefix, table[prefix] if prefix is not None else None)
+            if len(self._resolved) >= RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[(provider, model)] = found
+            return found
 
     def reset(self, search_path: list[str] | None = None) -> None:
         """Forget everything and discover again from ``search_path`` (tests only)."""
