@@ -378,3 +378,28 @@ def test_the_pricing_rules_are_made_again_only_when_a_model_is_saved(
     (tmp_path / "fal" / "models.json").unlink()
     assert len(pricing_rules()) == len(first)
     assert rule_for(HOST, "fal", "acme/clip", "video").prefix == ""  # type: ignore[union-attr]
+
+
+def test_a_broken_model_table_is_logged_once_and_skipped_until_it_is_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each generation asks for the families; the table is parsed again only when its bytes
+    change, so a broken one is reported once, not at every generation."""
+    from tarash_fal._commands import add_model
+    from tarash_fal._pricing import pricing_rules
+    from tarash_fal.testing import openapi_document
+
+    monkeypatch.setenv("TARASH_HOME", str(tmp_path))
+    built_in = pricing_rules()
+    table = tmp_path / "fal" / "models.json"
+    table.parent.mkdir()
+    table.write_text('{"version": 1}')
+    assert pricing_rules() == built_in
+    assert pricing_rules() == built_in
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tarash.fal"]
+    assert warnings == [f"Your fal model table was not loaded: {table} is not a fal model table (no 'models' object)"]
+    table.write_text('{"version": 1, "models": {}}')
+    add_model("acme/clip", openapi_document("acme/clip", {"prompt": {"type": "string"}}, category="text-to-video"))
+    rules = pricing_rules()
+    assert len(rules) == len(built_in) + 1
+    assert {rule.prefix for rule in rules} - {rule.prefix for rule in built_in} == {"acme/clip"}

@@ -35,6 +35,7 @@ __all__ = [
     "add_model",
     "fetch_schema_flow",
     "load_user_models",
+    "parse_user_models",
     "user_models_path",
 ]
 
@@ -51,9 +52,16 @@ def load_user_models(path: Path | None = None) -> dict[str, ModelSpec]:
     """Endpoint id -> spec from the user's table (empty when there is none)."""
     target = path or user_models_path()
     try:
-        data = json.loads(target.read_text(encoding="utf-8"))
+        text = target.read_bytes()
     except FileNotFoundError:
         return {}
+    return parse_user_models(text, target)
+
+
+def parse_user_models(text: bytes, target: Path) -> dict[str, ModelSpec]:
+    """Endpoint id -> spec from the bytes of the user's table (read from ``target``)."""
+    try:
+        data = json.loads(text)
     except ValueError as exc:
         raise ValidationError(f"{target} is not a fal model table: {exc}", field="models") from None
     models = data.get("models") if isinstance(data, dict) else None

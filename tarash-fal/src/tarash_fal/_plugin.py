@@ -27,25 +27,65 @@ if TYPE_CHECKING:
     from tarash.tarash_gateway.webhooks import WebhookContext, WebhookEvent
 
 
-def _user_families() -> list[Any]:
-    """The models saved by ``tarash fal add-model`` (an unreadable table is logged and skipped)."""
-    from tarash.tarash_gateway.exceptions import TarashException
-    from tarash.tarash_gateway.utils import get_logger
+#: (the user's model table: its path and bytes, the families saved in it).
+_SAVED: tuple[tuple[Any, bytes | None], tuple[Any, ...]] | None = None
+#: (the user's families, the built-in ones followed by theirs).
+_ALL: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
 
-    from ._commands import load_user_models
+
+def _user_families() -> tuple[Any, ...]:
+    """The models saved by ``tarash fal add-model`` (an unreadable table is logged and skipped).
+
+    Every generation asks (for its pricing rule): the table is parsed again only when its bytes
+    changed, and the same bytes give the same tuple."""
+    global _SAVED
+    from ._commands import user_models_path
+
+    path = user_models_path()
+    try:
+        seen = (path, path.read_bytes())
+    except FileNotFoundError:
+        seen = (path, None)
+    except OSError as exc:
+        _log().warning("Your fal model table was not loaded: %s", exc)
+        seen = (path, None)
+    saved = _SAVED
+    if saved is None or saved[0] != seen:
+        saved = _SAVED = (seen, _parse_user_families(*seen))
+    return saved[1]
+
+
+def _parse_user_families(path: Any, text: bytes | None) -> tuple[Any, ...]:
+    from tarash.tarash_gateway.exceptions import TarashException
+
+    from ._commands import parse_user_models
     from ._schema import family_from_spec
 
+    if text is None:
+        return ()
     try:
-        return [family_from_spec(spec) for spec in load_user_models().values()]
+        return tuple(family_from_spec(spec) for spec in parse_user_models(text, path).values())
     except (TarashException, KeyError, TypeError) as exc:
-        get_logger("tarash.fal").warning("Your fal model table was not loaded: %s", exc)
-        return []
+        _log().warning("Your fal model table was not loaded: %s", exc)
+        return ()
+
+
+def _log() -> Any:
+    from tarash.tarash_gateway.utils import get_logger
+
+    return get_logger("tarash.fal")
 
 
 def _families() -> Any:
+    """The built-in families and the user's (the same tuple while the user's table is unchanged)."""
+    global _ALL
     from ._registry import FAMILIES
 
-    return (*FAMILIES, *(family.record for family in _user_families()))
+    saved = _user_families()
+    known = _ALL
+    if known is None or known[0] is not saved:
+        known = _ALL = (saved, (*FAMILIES, *(family.record for family in saved)))
+    return known[1]
 
 
 def _mappings() -> Any:

@@ -52,6 +52,7 @@ __all__ = [
     "book",
     "load_prices",
     "overrides_path",
+    "parse_prices",
     "price_attempt",
     "quantity_of",
     "rule_for",
@@ -83,9 +84,16 @@ def load_prices(path: Path, source: str) -> dict[PriceKey, UnitPrice]:
     price), ``source`` the URL or document the figure was read from.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return {}
+    return parse_prices(text, path, source)
+
+
+def parse_prices(text: bytes, path: Path, source: str) -> dict[PriceKey, UnitPrice]:
+    """The prices of a price file's ``text`` (read from ``path``, named in errors)."""
+    try:
+        data = json.loads(text)
     except ValueError as exc:
         raise ValidationError(f"{path} is not a price file: {exc}", field="prices") from None
     entries = data.get("prices") if isinstance(data, dict) else None
@@ -108,6 +116,26 @@ def load_prices(path: Path, source: str) -> dict[PriceKey, UnitPrice]:
                 f"{path}: price entry {number} is invalid ({exc})", field=f"prices[{number}]"
             ) from None
     return prices
+
+
+#: (the user's price file: its path and bytes, the prices read from them).
+_USER: tuple[tuple[Path, bytes | None], dict[PriceKey, UnitPrice]] | None = None
+
+
+def _user_prices() -> dict[PriceKey, UnitPrice]:
+    """The user's price file (:func:`overrides_path`), parsed again only when its bytes changed:
+    every generation's estimate asks (a file's times may not change when it is rewritten)."""
+    global _USER
+    path = overrides_path()
+    try:
+        seen = (path, path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        seen = (path, None)
+    known = _USER
+    if known is None or known[0] != seen:
+        text = seen[1]
+        known = _USER = (seen, {} if text is None else parse_prices(text, path, "user-override"))
+    return known[1]
 
 
 _TABLE: dict[PriceKey, UnitPrice] | None = None
@@ -157,7 +185,7 @@ class PriceBook:
     def override(self, provider: str, model: str) -> UnitPrice | None:
         found = _lookup(self.overrides, provider, model)
         if found is None:
-            found = _lookup(load_prices(overrides_path(), "user-override"), provider, model)
+            found = _lookup(_user_prices(), provider, model)
         return found
 
     def cached(self, key: tuple[Any, ...]) -> tuple[bool, UnitPrice | None]:
