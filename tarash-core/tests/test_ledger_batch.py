@@ -22,6 +22,7 @@ from test_job_store import LEASE, history, intent, ledger_spec, new_store, store
 
 from tarash.tarash_gateway import VideoGenerationRequest
 from tarash.tarash_gateway._ledger import JobStore, SQLiteJobStore
+from tarash.tarash_gateway._ledger import writer as writer_module
 from tarash.tarash_gateway._ledger.writer import Writer
 from tarash.tarash_gateway.exceptions import LedgerError
 
@@ -147,6 +148,53 @@ def test_a_write_whose_loop_has_closed_is_still_stored(caplog: pytest.LogCapture
     assert writer.run(write(log, "b")) == "B"
     assert log == ["a", "b"]
     assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == []
+
+
+class NoThread(Writer):
+    """A writer whose thread has not come for the queued writes (it never does), so a sync
+    caller finds them queued."""
+
+    def _put(self, write: Callable[[], Any], future: Any) -> None:
+        self._queue.append((write, future))
+
+
+def test_a_sync_write_is_stored_with_the_writes_queued_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    log: list[str] = []
+    writer = NoThread(FakeBatch(log))
+    writer.queue(write(log, "a"))
+    writer.queue(write(log, "b"))
+    assert writer.run(write(log, "mine")) == "MINE"
+    assert writer.run(write(log, "alone")) == "ALONE"  # nothing queued: no batch
+    assert log == ["begin", "a", "b", "mine", "commit", "alone"]
+    # a full batch commits first; the caller's write then runs alone
+    monkeypatch.setattr(writer_module, "BATCH_LIMIT", 2)
+    log.clear()
+    for name in ("c", "d", "e"):
+        writer.queue(write(log, name))
+    assert writer.run(write(log, "mine")) == "MINE"
+    assert log == ["begin", "c", "d", "commit", "begin", "e", "mine", "commit"]
+
+
+def test_a_sync_write_that_fails_fails_alone() -> None:
+    log: list[str] = []
+    writer = NoThread(FakeBatch(log))
+    writer.queue(write(log, "a"))
+    with pytest.raises(ValueError, match="mine"):
+        writer.run(write(log, "mine", fails=True))
+    assert log == ["begin", "a", "mine", "rollback", "a", "mine"]
+
+
+def test_a_queued_write_that_fails_with_a_sync_one_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """The caller hears of its own write; the queued write's failure, which nobody waits for,
+    is logged (as the writer's thread does)."""
+    log: list[str] = []
+    writer = NoThread(FakeBatch(log))
+    writer.queue(write(log, "a", fails=True))
+    assert writer.run(write(log, "mine")) == "MINE"
+    assert log == ["begin", "a", "rollback", "a", "mine"]
+    assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == [
+        "A queued ledger write failed"
+    ]
 
 
 async def test_a_writer_without_batch_runs_each_write_on_its_own() -> None:

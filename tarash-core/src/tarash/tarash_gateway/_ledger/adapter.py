@@ -157,7 +157,9 @@ class LedgerAdapter:
         budgets; another store records the intent alone). Fails closed: if it cannot be recorded
         (the config or request cannot be serialised: raised here; the store fails: raised by the
         write), LedgerError is raised and nothing is sent; the check's refusal is raised as it is."""
-        plain_config = self._plain(attrs.evolve(config, fallback_configs=None))
+        if getattr(config, "fallback_configs", None):
+            config = attrs.evolve(config, fallback_configs=None)
+        plain_config = self._plain(config)
         plain_request = self._plain(request)
         if plain_config is None or plain_request is None:
             what = "config" if plain_config is None else "request"

@@ -25,7 +25,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._redact import get_logger
 from .._runtime import settle_from_thread
@@ -67,10 +67,13 @@ class Writer:
         _LIVE.add(self)
 
     def run(self, write: Callable[[], T]) -> T:
-        """Run ``write`` on this thread once the writes queued before it have run."""
+        """Run ``write`` on this thread once the writes queued before it have run: in the same
+        transaction as the last of them, on a store that batches (one commit, not two)."""
         with self._running:
-            self._drain()
-            return write()
+            stored, value = self._drain(write)
+        if not stored:
+            raise value
+        return value  # type: ignore[no-any-return]
 
     def submit_from_loop(self, write: Callable[[], T]) -> asyncio.Future[T]:
         """Queue ``write`` for the writer's thread; the running loop's future gets its outcome."""
@@ -99,31 +102,42 @@ class Writer:
             else:
                 self._changed.notify()
 
-    def _drain(self) -> None:
-        """Run the queued writes in order (``_running`` is held)."""
+    @overload
+    def _drain(self) -> None: ...
+    @overload
+    def _drain(self, own: Callable[[], Any]) -> _Outcome: ...
+
+    def _drain(self, own: Callable[[], Any] | None = None) -> _Outcome | None:
+        """Run the queued writes in order, then ``own`` with the last of them (``_running`` is
+        held); ``own``'s outcome."""
+        limit = BATCH_LIMIT if self._batch is not None else 1
         while True:
             with self._changed:
-                if not self._queue:
-                    return
-                count = min(len(self._queue), BATCH_LIMIT) if self._batch is not None else 1
-                items = [self._queue.popleft() for _ in range(count)]
-            outcomes = self._together(items) if len(items) > 1 else None
-            if outcomes is not None:
-                _deliver(items, outcomes)
-                continue
-            outcomes = [self._alone(write) for write, _ in items]
+                items = [self._queue.popleft() for _ in range(min(len(self._queue), limit))]
+                last = not self._queue
+            mine = own is not None and last and len(items) < limit
+            writes = [write for write, _ in items] + ([own] if mine and own is not None else [])
+            if not writes:
+                return None
+            together = self._together(writes) if len(writes) > 1 else None
+            outcomes = together if together is not None else [self._alone(write) for write in writes]
+            outcome = outcomes.pop() if mine else None
             _deliver(items, outcomes)
             for (_, waiter), (stored, value) in zip(items, outcomes, strict=True):
                 if waiter is None and not stored:
-                    raise value  # a queued write's failure: nobody else would hear of it
+                    if outcome is None:
+                        raise value  # a queued write's failure: nobody else would hear of it
+                    log.error("A queued ledger write failed", exc_info=value)
+            if outcome is not None:
+                return outcome
 
-    def _together(self, items: list[_Item]) -> list[_Outcome] | None:
-        """Store ``items`` in one transaction; their outcomes, or None when it did not commit
+    def _together(self, writes: list[Callable[[], Any]]) -> list[_Outcome] | None:
+        """Store ``writes`` in one transaction; their outcomes, or None when it did not commit
         (nothing of them is stored)."""
         assert self._batch is not None
         try:
             with self._batch():
-                return [(True, write()) for write, _ in items]
+                return [(True, write()) for write in writes]
         except BaseException:
             return None
 
