@@ -78,6 +78,8 @@ class LedgerAdapter:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
+        #: The store when it keeps costs and budgets (a protocol check is slow: made once).
+        self._spends: SpendStore | None = store if isinstance(store, SpendStore) else None
         self.active: set[str] = set()
         self._warned: set[str] = set()
         #: key -> (state, when) of the last status written: a poll that changes nothing is written
@@ -170,7 +172,7 @@ class LedgerAdapter:
                 model=model,
                 phase="validate",
             )
-        store = self.store
+        store, spends = self.store, self._spends
         fields: dict[str, Any] = {
             "provider": provider,
             "model": model,
@@ -184,8 +186,8 @@ class LedgerAdapter:
 
         def write() -> None:
             try:
-                if isinstance(store, SpendStore):
-                    store.record_budgeted_intent(key, check=check, cost=plain_cost, **fields)
+                if spends is not None:
+                    spends.record_budgeted_intent(key, check=check, cost=plain_cost, **fields)
                 else:
                     store.record_intent(key, **fields)
             except (CostLimitExceededError, LedgerError):
@@ -273,16 +275,16 @@ class LedgerAdapter:
 
     def cost(self, key: str, cost: Any) -> None:
         """Queue the write of the job's cost (a ``Cost``); a store that keeps no costs is skipped."""
-        store = self.store
-        if isinstance(store, SpendStore):
+        spends = self._spends
+        if spends is not None:
             plain = self._plain(cost) or {}
-            self._queue(lambda: self._guard("cost", lambda: store.record_cost(key, cost=plain)))
+            self._queue(lambda: self._guard("cost", lambda: spends.record_cost(key, cost=plain)))
 
     def spend_store(self) -> SpendStore:
         """The store, when it keeps costs and budgets; LedgerError otherwise."""
-        if not isinstance(self.store, SpendStore):
+        if self._spends is None:
             raise LedgerError(f"The job ledger {self.store!r} keeps no costs or budgets")
-        return self.store
+        return self._spends
 
     def claim(self, record: JobRecord) -> bool:
         """Claim ``record`` for collection by this process (never one it is collecting already)."""

@@ -7,11 +7,6 @@ import socket
 import sys
 import threading
 import uuid
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["owner_alive", "process_owner"]
 
 
