@@ -397,9 +397,13 @@ def test_a_broken_model_table_is_logged_once_and_skipped_until_it_is_fixed(
     assert pricing_rules() == built_in
     assert pricing_rules() == built_in
     warnings = [r.getMessage() for r in caplog.records if r.name == "tarash.fal"]
-    assert warnings == [f"Your fal model table was not loaded: {table} is not a fal model table (no 'models' object)"]
+    assert warnings == [
+        f"Your fal model table was not loaded: {table} is not a fal model table (no 'models' object)"
+    ]
     table.write_text('{"version": 1, "models": {}}')
-    add_model("acme/clip", openapi_document("acme/clip", {"prompt": {"type": "string"}}, category="text-to-video"))
+    add_model(
+        "acme/clip", openapi_document("acme/clip", {"prompt": {"type": "string"}}, category="text-to-video")
+    )
     rules = pricing_rules()
     assert len(rules) == len(built_in) + 1
     assert {rule.prefix for rule in rules} - {rule.prefix for rule in built_in} == {"acme/clip"}

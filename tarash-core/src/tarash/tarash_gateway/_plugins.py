@@ -455,7 +455,7 @@ class PluginHost:
         with self._lock:  # a registration that changes it meanwhile waits, then forgets it
             merged: dict[str, Mapping[str, FieldMapper]] | None = {}
             try:
-                merged.update(self._entry(provider).spec.field_mappings)
+                merged = dict(self._entry(provider).spec.field_mappings)
             except ProviderNotFoundError:
                 if provider not in self._field_mappings:
                     merged = None

@@ -127,6 +127,7 @@ def _user_prices() -> dict[PriceKey, UnitPrice]:
     every generation's estimate asks (a file's times may not change when it is rewritten)."""
     global _USER
     path = overrides_path()
+    seen: tuple[Path, bytes | None]
     try:
         seen = (path, path.read_bytes())
     except (FileNotFoundError, NotADirectoryError):

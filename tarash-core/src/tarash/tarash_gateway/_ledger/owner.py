@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 import uuid
+
 __all__ = ["owner_alive", "process_owner"]
 
 
