@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -15,6 +17,7 @@ import pytest
 from test_gateway import EchoPlugin, echo_config, mock_gateway
 
 from tarash.tarash_gateway import Gateway, VideoGenerationRequest
+from tarash.tarash_gateway import _runtime as rt
 from tarash.tarash_gateway._ledger import SQLiteJobStore
 from tarash.tarash_gateway._ledger.writer import Writer
 from tarash.tarash_gateway.exceptions import LedgerError
@@ -148,3 +151,62 @@ def test_a_queued_status_update_is_written_by_flush(tmp_path: Path) -> None:
     gate.set()
     ledger.flush()
     assert store.get("k").state == "processing"
+
+
+def test_a_sync_flow_runs_its_queued_writes_itself_before_it_next_waits() -> None:
+    """A status update queued by a sync flow is held back and run on the flow's own thread before
+    its next request or wait, or with its next awaited write: no thread is started for it."""
+    writer = Writer()
+    main = threading.current_thread().name
+    ran: list[tuple[str, str]] = []
+
+    def note(name: str) -> Callable[[], None]:
+        return lambda: ran.append((name, threading.current_thread().name))
+
+    def flow() -> rt.Flow[str]:
+        writer.queue(note("queued"))
+        yield rt.Emit(lambda _: ran.append(("callback", main)), None)
+        assert ran == [("callback", main)]  # still held back
+        yield rt.Call(note("call"), None, {})
+        writer.queue(note("cost"))
+        yield rt.Record(note("end"), writer)
+        writer.queue(note("after the end"))
+        return "done"
+
+    assert rt.drive_sync(flow(), rt.BackgroundLoop()) == "done"
+    names = ["callback", "queued", "call", "cost", "end", "after the end"]
+    assert ran == [(name, main) for name in names]
+    assert writer._thread is None
+
+
+def test_a_sleep_is_shortened_by_the_writes_run_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    slept: list[float] = []
+    monkeypatch.setattr(rt, "time", SimpleNamespace(monotonic=lambda: clock[0], sleep=slept.append))
+    writer = Writer()
+
+    def slow_write() -> None:
+        clock[0] += 0.25
+
+    def flow() -> rt.Flow[None]:
+        writer.queue(slow_write)
+        yield rt.Sleep(1.0)
+        yield rt.Sleep(1.0)
+
+    rt.drive_sync(flow(), rt.BackgroundLoop())
+    assert slept == [0.75, 1.0]
+
+
+def test_a_write_queued_outside_a_sync_flow_goes_to_the_writers_thread() -> None:
+    """Another thread's write, queued while a sync flow runs, is not held back for the flow."""
+    writer = Writer()
+    done = threading.Event()
+
+    def flow() -> rt.Flow[None]:
+        other = threading.Thread(target=writer.queue, args=(done.set,))  # another thread's write
+        other.start()
+        other.join()
+        assert done.wait(5)
+        yield rt.Sleep(0)
+
+    rt.drive_sync(flow(), rt.BackgroundLoop())

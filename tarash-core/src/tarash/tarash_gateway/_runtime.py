@@ -6,6 +6,12 @@ a function, sleep, report progress) and receive their results. :func:`drive_sync
 APIs cannot drift apart, and the sync API never calls ``asyncio.run``: coroutines reached from sync
 code (async callbacks, the escape hatch) run on the gateway's background event loop, which works
 inside Jupyter or a running loop's thread pool.
+
+Ledger writes nobody waits for (status updates) are run by the ledger writer's thread, except in a
+sync flow: there they are held back and run on the caller's own thread before its next request or
+wait (a sleep between polls: the sleep is shortened by the time they took), or with its next
+awaited write, so a sync generation hands nothing to another thread between two polls and the
+ledger is as current as before at every request.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -39,6 +46,7 @@ __all__ = [
     "Send",
     "Sleep",
     "Writer",
+    "deferral",
     "drive_async",
     "drive_sync",
     "is_async_fn",
@@ -89,10 +97,44 @@ class Emit:
 
 class Writer(Protocol):
     """Runs blocking writes in order: ``run`` on the caller's thread, ``submit_from_loop`` on its
-    own (the running loop's future gets the outcome)."""
+    own (the running loop's future gets the outcome); ``flush`` runs the queued ones now."""
 
     def run(self, write: Callable[[], T]) -> T: ...
     def submit_from_loop(self, write: Callable[[], T]) -> asyncio.Future[T]: ...
+    def flush(self) -> None: ...
+
+
+class Deferral:
+    """The writers a sync flow holds writes back in, to run on its own thread (see the module's
+    docstring)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.writers: list[Writer] = []
+
+    def hold(self, writer: Writer) -> None:
+        """``writer`` has a write held back for this flow."""
+        if writer not in self.writers:
+            self.writers.append(writer)
+
+    def due(self, effect: Effect) -> bool:
+        """Whether the held writes are to run before ``effect``: a request or a wait (a progress
+        callback comes between a status and the wait after it; an awaited write runs them)."""
+        return bool(self.writers) and isinstance(effect, (Send, Sleep, Call))
+
+    def flush(self) -> None:
+        writers, self.writers = self.writers, []
+        for writer in writers:
+            writer.flush()
+
+
+_DEFERRAL: ContextVar[Deferral | None] = ContextVar("tarash_deferral", default=None)
+
+
+def deferral() -> Deferral | None:
+    """The running sync flow's :class:`Deferral`, when called on that flow's thread."""
+    found = _DEFERRAL.get()
+    return found if found is not None and found.thread == threading.get_ident() else None
 
 
 @attrs.define
@@ -236,18 +278,35 @@ def drive_sync(flow: Flow[T], background: BackgroundLoop) -> T:
     Whatever an effect raises is thrown back into the orchestration, KeyboardInterrupt included
     (during a call, a sleep or a callback), so it can cancel the remote job before leaving.
     """
-    send: Any = None
-    throw: BaseException | None = None
-    while True:
-        try:
-            effect = flow.throw(throw) if throw is not None else flow.send(send)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        send, throw = None, None
-        try:
-            send = _step_sync(effect, background)
-        except (Exception, KeyboardInterrupt) as exc:
-            throw = exc
+    held = Deferral()
+    token = _DEFERRAL.set(held)
+    try:
+        send: Any = None
+        throw: BaseException | None = None
+        while True:
+            try:
+                effect = flow.throw(throw) if throw is not None else flow.send(send)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            send, throw = None, None
+            try:
+                if held.due(effect):
+                    effect = _after_flush(held, effect)
+                send = _step_sync(effect, background)
+            except (Exception, KeyboardInterrupt) as exc:
+                throw = exc
+    finally:
+        _DEFERRAL.reset(token)
+        held.flush()
+
+
+def _after_flush(held: Deferral, effect: Effect) -> Effect:
+    """Run the writes ``held`` back; ``effect``, a sleep shortened by the time they took."""
+    started = time.monotonic()
+    held.flush()
+    if isinstance(effect, Sleep):
+        return Sleep(effect.seconds - (time.monotonic() - started))
+    return effect
 
 
 async def drive_async(flow: Flow[T]) -> T:

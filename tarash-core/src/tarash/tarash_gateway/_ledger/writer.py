@@ -1,12 +1,14 @@
 """A ledger writer: store calls run one at a time, in the order they were handed in.
 
 A sync caller runs its own write on its thread (first running any write queued before it), so a
-sync generation pays no thread hop. Writes queued without waiting (status updates) and writes an
-async caller waits for are run by the writer's thread, started on demand and ended when idle,
-so the event loop never waits on the database. An event loop hears of the writes it waits for
-(:meth:`Writer.submit_from_loop`) in one wake-up per batch, not one each: every cross-thread wake-up
-hands the interpreter lock to the busy loop and makes the writer's thread wait to get it back.
-Writes still queued when the interpreter exits are run before it does.
+sync generation pays no thread hop; the writes a sync generation queues without waiting (status
+updates) are held back for its own thread too, which runs them before its next request or wait.
+Other writes queued without waiting, and writes an async caller waits for, are run by the writer's
+thread, started on demand and ended when idle, so the event loop never waits on the database. An
+event loop hears of the writes it waits for (:meth:`Writer.submit_from_loop`) in one wake-up per
+batch, not one each: every cross-thread wake-up hands the interpreter lock to the busy loop and
+makes the writer's thread wait to get it back. Writes still queued when the interpreter exits are
+run before it does.
 
 Given a store's ``batch`` (a :class:`~.records.BatchStore`), the writes found queued together,
 up to :data:`BATCH_LIMIT`, are stored in one transaction: one commit instead of one each, and
@@ -28,7 +30,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._redact import get_logger
-from .._runtime import settle_from_thread
+from .._runtime import deferral, settle_from_thread
 
 if TYPE_CHECKING:
     import asyncio
@@ -85,8 +87,16 @@ class Writer:
         return future
 
     def queue(self, write: Callable[[], Any]) -> None:
-        """Queue ``write`` without waiting for it (it must not raise: nobody would hear)."""
-        self._put(write, None)
+        """Queue ``write`` without waiting for it (it must not raise: nobody would hear). In a
+        sync flow it is held back for the flow's thread (see :func:`~.._runtime.deferral`);
+        otherwise the writer's thread runs it."""
+        held = deferral()
+        if held is None:
+            self._put(write, None)
+            return
+        with self._changed:
+            self._queue.append((write, None))
+        held.hold(self)
 
     def flush(self) -> None:
         """Run every queued write now."""
