@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import attrs
-
 from tarash.tarash_gateway import get_provider_field_mapping
 from tarash.tarash_gateway.exceptions import (
     GenerationFailedError,
@@ -300,8 +298,9 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def video_response(job: JobRef, body: Any) -> VideoGenerationResponse:
-    """The response for a finished video job (GenerationFailedError when there is no video)."""
+def video_response(job: JobRef, body: Any, expires_at: Any = None) -> VideoGenerationResponse:
+    """The response for a finished video job (GenerationFailedError when there is no video);
+    ``expires_at``: when fal deletes its outputs."""
     if not isinstance(body, dict):
         raise unreadable_answer(
             kind="result", reason="the result is not a JSON object", raw=body, request_id=job.job_id
@@ -328,13 +327,15 @@ def video_response(job: JobRef, body: Any) -> VideoGenerationResponse:
             raw_response=body,
             provider=PROVIDER,
             model=job.model,
+            expires_at=expires_at,
         )
     except ValidationError as exc:
         raise unreadable_answer(kind="result", reason=exc.message, raw=body, request_id=job.job_id) from None
 
 
-def image_response(job: JobRef, body: Any) -> ImageGenerationResponse:
-    """The response for a finished image job (GenerationFailedError when there are no images)."""
+def image_response(job: JobRef, body: Any, expires_at: Any = None) -> ImageGenerationResponse:
+    """The response for a finished image job (GenerationFailedError when there are no images);
+    ``expires_at``: when fal deletes its outputs."""
     if not isinstance(body, dict):
         raise unreadable_answer(
             kind="result", reason="the result is not a JSON object", raw=body, request_id=job.job_id
@@ -359,6 +360,7 @@ def image_response(job: JobRef, body: Any) -> ImageGenerationResponse:
         raw_response=body,
         provider=PROVIDER,
         model=job.model,
+        expires_at=expires_at,
     )
 
 
@@ -417,8 +419,10 @@ def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
     except HTTPError as exc:
         raise _translated(exc, "result", job.job_id) from None
     body = _json(response, "result", job.job_id)
-    made = video_response(job, body) if job.modality == "video" else image_response(job, body)
-    return attrs.evolve(made, expires_at=outputs_expire_at(config, job))
+    expires_at = outputs_expire_at(config, job)
+    if job.modality == "video":
+        return video_response(job, body, expires_at)
+    return image_response(job, body, expires_at)
 
 
 def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
