@@ -7,6 +7,7 @@ key ever reaches the output.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -599,6 +600,34 @@ def test_unserialisable_values_are_named() -> None:
     with pytest.raises(ValidationError) as info:
         to_dict({"plain": "dict"})
     assert info.value.message == "to_dict expects a Tarash record, got dict"
+
+
+def test_data_to_store_leaves_media_bytes_out_and_refuses_what_json_cannot_hold() -> None:
+    """``unstructure(..., media_limit=...)`` (what the ledger stores) in the same pass as the
+    plain check and the scrub: media bytes become their size, a non-finite number is named."""
+    from tarash.tarash_gateway._codec import unstructure
+
+    picture = MediaContent(content=b"\x89PNG" + b"\x00" * 296, content_type="image/png")
+    long_uri = "data:video/mp4;base64," + "A" * 2000
+    request = VideoGenerationRequest(
+        "x",
+        image_list=[{"image": picture, "type": "first_frame"}],
+        extra_params={"clip": long_uri, "thumb": "data:,short"},
+    )
+    stored = unstructure(request, media_limit=1024)
+    assert stored["image_list"] == [
+        {"image": {"content_type": "image/png", "size": 300, "stored": False}, "type": "first_frame"}
+    ]
+    assert stored["extra_params"] == {
+        "clip": "data:video/mp4;base64,<1500 bytes not stored>",
+        "thumb": "data:,short",
+    }
+    assert unstructure(request)["image_list"][0]["image"] == to_dict(picture)
+    config = attrs.evolve(IMAGE_CONFIG, provider_config={"weights": [0.5, float("nan")]})
+    assert math.isnan(unstructure(config)["provider_config"]["weights"][1])  # to_dict keeps it
+    with pytest.raises(ValidationError) as info:
+        unstructure(config, media_limit=1024)
+    assert info.value.message == "Not serialisable: nan @ $.provider_config.weights[1]"
 
 
 def test_capabilities_dict_is_exact() -> None:

@@ -50,25 +50,6 @@ __all__ = ["LedgerAdapter"]
 # ----------------------------------------------------------------------------------------------
 
 
-def _strip_media(value: Any) -> Any:
-    """Plain data with media bytes (base64 objects, long data URIs) replaced by their size."""
-    if isinstance(value, dict):
-        content = value.get("content")
-        if set(value) == {"content", "content_type"} and isinstance(content, str):
-            size = len(content) * 3 // 4 - content[-2:].count("=")
-            return {"content_type": value["content_type"], "size": size, "stored": False}
-        return {key: _strip_media(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_strip_media(item) for item in value]
-    if isinstance(value, str) and value.startswith("data:") and len(value) > MEDIA_TEXT_LIMIT:
-        head, _, payload = value.partition(",")
-        size = len(payload)
-        if head.endswith(";base64"):
-            size = size * 3 // 4 - payload[-2:].count("=")
-        return f"{head},<{size} bytes not stored>"
-    return value
-
-
 class LedgerAdapter:
     """The engine's ``Ledger``: serialises records (no secrets, no media bytes) into a JobStore.
 
@@ -125,13 +106,13 @@ class LedgerAdapter:
 
     @staticmethod
     def _plain(obj: Any) -> dict[str, Any] | None:
-        """``obj`` as JSON-safe data without media bytes; None (logged) when it cannot be."""
+        """``obj`` as JSON-safe data without media bytes (a record, or a dict of plain data);
+        None (logged) when it cannot be."""
         # lazy: cattrs loads at the first write or read, not at import
-        from .._codec import to_json_text, unstructure
+        from .._codec import unstructure
 
         try:
-            data = _strip_media(unstructure(obj) if attrs.has(type(obj)) else obj)
-            to_json_text(data)
+            data = unstructure(obj, media_limit=MEDIA_TEXT_LIMIT)
         except (ValidationError, RecursionError, ValueError, TypeError) as exc:
             log.warning(
                 "Tarash job ledger: %s not recorded: %s: %s",
