@@ -20,6 +20,8 @@ from tarash.tarash_gateway import Gateway, VideoGenerationRequest
 from tarash.tarash_gateway import _runtime as rt
 from tarash.tarash_gateway._ledger import SQLiteJobStore
 from tarash.tarash_gateway._ledger.writer import Writer
+from tarash.tarash_gateway._transport import Transport, prepare
+from tarash.tarash_gateway._wire import Request
 from tarash.tarash_gateway.exceptions import LedgerError
 
 WRITE_SECONDS = 0.3
@@ -154,8 +156,8 @@ def test_a_queued_status_update_is_written_by_flush(tmp_path: Path) -> None:
 
 
 def test_a_sync_flow_runs_its_queued_writes_itself_before_it_next_waits() -> None:
-    """A status update queued by a sync flow is held back and run on the flow's own thread before
-    its next request or wait, or with its next awaited write: no thread is started for it."""
+    """A status update queued by a sync flow is held back: run on the flow's own thread before
+    its next wait or with its next awaited write; no thread is started for it."""
     writer = Writer()
     main = threading.current_thread().name
     ran: list[tuple[str, str]] = []
@@ -177,6 +179,44 @@ def test_a_sync_flow_runs_its_queued_writes_itself_before_it_next_waits() -> Non
     names = ["callback", "queued", "call", "cost", "end", "after the end"]
     assert ran == [(name, main) for name in names]
     assert writer._thread is None
+
+
+def test_a_sync_flows_held_writes_are_written_while_its_request_is_under_way() -> None:
+    """Before a request, the held writes go to the writer's thread, and are written while the
+    request is under way (not before it, on the flow's thread)."""
+    writer = Writer()
+    written = threading.Event()
+    log: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        log.append(request)
+        assert written.wait(5)  # the status is written while the request waits for its answer
+        return httpx.Response(200, json={})
+
+    transport = Transport(transport=httpx.MockTransport(answer))
+    prepared = prepare(
+        Request(method="GET", url="/jobs/1"),
+        provider="acme",
+        base_url="https://api.acme.invalid",
+        api_key=None,
+        auth_header="Authorization",
+        auth_scheme="Bearer",
+    )
+
+    by: list[str] = []
+
+    def status() -> None:
+        by.append(threading.current_thread().name)
+        written.set()
+
+    def flow() -> rt.Flow[int]:
+        writer.queue(status)
+        response = yield rt.Send(transport, prepared, 5)
+        return response.status_code  # type: ignore[no-any-return]
+
+    assert rt.drive_sync(flow(), rt.BackgroundLoop()) == 200
+    assert (len(log), by) == (1, ["tarash-ledger"])
+    transport.close()
 
 
 def test_a_sleep_is_shortened_by_the_writes_run_before_it(monkeypatch: pytest.MonkeyPatch) -> None:

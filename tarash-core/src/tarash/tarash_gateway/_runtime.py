@@ -7,11 +7,12 @@ APIs cannot drift apart, and the sync API never calls ``asyncio.run``: coroutine
 code (async callbacks, the escape hatch) run on the gateway's background event loop, which works
 inside Jupyter or a running loop's thread pool.
 
-Ledger writes nobody waits for (status updates) are run by the ledger writer's thread, except in a
-sync flow: there they are held back and run on the caller's own thread before its next request or
-wait (a sleep between polls: the sleep is shortened by the time they took), or with its next
-awaited write, so a sync generation hands nothing to another thread between two polls and the
-ledger is as current as before at every request.
+Ledger writes nobody waits for (status updates) are run by the ledger writer's thread at once,
+except in a sync flow: there they are held back until its next wait, request or awaited write. The
+caller's own thread runs them before a wait (a sleep between polls, shortened by the time they
+took) or with the awaited write; before a request they go to the writer's thread, to be written
+while the request is under way. So a sync generation wakes no thread between two polls, and the
+ledger is as current as before whenever it waits or sends.
 """
 
 from __future__ import annotations
@@ -97,11 +98,13 @@ class Emit:
 
 class Writer(Protocol):
     """Runs blocking writes in order: ``run`` on the caller's thread, ``submit_from_loop`` on its
-    own (the running loop's future gets the outcome); ``flush`` runs the queued ones now."""
+    own (the running loop's future gets the outcome); ``flush`` runs the queued ones now, on the
+    caller's thread, and ``wake`` has its own thread run them."""
 
     def run(self, write: Callable[[], T]) -> T: ...
     def submit_from_loop(self, write: Callable[[], T]) -> asyncio.Future[T]: ...
     def flush(self) -> None: ...
+    def wake(self) -> None: ...
 
 
 class Deferral:
@@ -118,14 +121,21 @@ class Deferral:
             self.writers.append(writer)
 
     def due(self, effect: Effect) -> bool:
-        """Whether the held writes are to run before ``effect``: a request or a wait (a progress
+        """Whether the held writes are to go before ``effect``: a request or a wait (a progress
         callback comes between a status and the wait after it; an awaited write runs them)."""
         return bool(self.writers) and isinstance(effect, (Send, Sleep, Call))
 
     def flush(self) -> None:
+        """Run the held writes on this thread."""
         writers, self.writers = self.writers, []
         for writer in writers:
             writer.flush()
+
+    def hand_off(self) -> None:
+        """Have the writers' threads run the held writes."""
+        writers, self.writers = self.writers, []
+        for writer in writers:
+            writer.wake()
 
 
 _DEFERRAL: ContextVar[Deferral | None] = ContextVar("tarash_deferral", default=None)
@@ -301,7 +311,12 @@ def drive_sync(flow: Flow[T], background: BackgroundLoop) -> T:
 
 
 def _after_flush(held: Deferral, effect: Effect) -> Effect:
-    """Run the writes ``held`` back; ``effect``, a sleep shortened by the time they took."""
+    """Let the writes ``held`` back go before ``effect``: to the writers' threads before a request
+    (written while it is under way), else run here; ``effect``, a sleep shortened by the time
+    they took."""
+    if isinstance(effect, Send):
+        held.hand_off()
+        return effect
     started = time.monotonic()
     held.flush()
     if isinstance(effect, Sleep):

@@ -2,13 +2,13 @@
 
 A sync caller runs its own write on its thread (first running any write queued before it), so a
 sync generation pays no thread hop; the writes a sync generation queues without waiting (status
-updates) are held back for its own thread too, which runs them before its next request or wait.
-Other writes queued without waiting, and writes an async caller waits for, are run by the writer's
-thread, started on demand and ended when idle, so the event loop never waits on the database. An
-event loop hears of the writes it waits for (:meth:`Writer.submit_from_loop`) in one wake-up per
-batch, not one each: every cross-thread wake-up hands the interpreter lock to the busy loop and
-makes the writer's thread wait to get it back. Writes still queued when the interpreter exits are
-run before it does.
+updates) are held back for it (see :mod:`.._runtime`), run by its own thread before it waits and
+by the writer's thread while it sends a request. Other writes queued without waiting, and writes
+an async caller waits for, are run by the writer's thread, started on demand and ended when idle,
+so the event loop never waits on the database. An event loop hears of the writes it waits for
+(:meth:`Writer.submit_from_loop`) in one wake-up per batch, not one each: every cross-thread
+wake-up hands the interpreter lock to the busy loop and makes the writer's thread wait to get it
+back. Writes still queued when the interpreter exits are run before it does.
 
 Given a store's ``batch`` (a :class:`~.records.BatchStore`), the writes found queued together,
 up to :data:`BATCH_LIMIT`, are stored in one transaction: one commit instead of one each, and
@@ -103,14 +103,24 @@ class Writer:
         with self._running:
             self._drain()
 
+    def wake(self) -> None:
+        """Have the writer's thread run the queued writes (ones held back for a sync flow)."""
+        with self._changed:
+            if self._queue:
+                self._serve_queue()
+
     def _put(self, write: Callable[[], Any], future: _Waiter) -> None:
         with self._changed:
             self._queue.append((write, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="tarash-ledger", daemon=True)
-                self._thread.start()
-            else:
-                self._changed.notify()
+            self._serve_queue()
+
+    def _serve_queue(self) -> None:
+        """Start the writer's thread, or wake it (``_changed`` is held)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="tarash-ledger", daemon=True)
+            self._thread.start()
+        else:
+            self._changed.notify()
 
     @overload
     def _drain(self) -> None: ...
