@@ -212,9 +212,16 @@ def test_a_plain_sync_generation_loads_only_what_it_needs(fake_fal: FakeFalServe
     """A fresh process's one sync generation (ledger on) of a model in the table, with no local
     input and no upload settings, loads neither asyncio (~40 modules; the background loop starts
     only for coroutines), nor argparse (tarash-fal reads the user's model table from the module of
-    ``tarash fal add-model``), nor the runtime-schema or upload code: the cold-start figure of
+    ``tarash fal add-model``), nor the runtime-schema or upload code, nor the records of the
+    ``reconcile`` hook (only ``resume()`` calls it): the cold-start figure of
     benchmarks/fal_bench.py."""
-    unneeded = ("asyncio", "argparse", "tarash_fal._runtime_schema", "tarash_fal._uploads")
+    unneeded = (
+        "asyncio",
+        "argparse",
+        "tarash_fal._runtime_schema",
+        "tarash_fal._uploads",
+        "tarash.tarash_gateway._lost_submissions",
+    )
     code = (
         "import sys; from tarash.tarash_gateway import VideoGenerationConfig as C, "
         "VideoGenerationRequest as R, generate_video\n"
