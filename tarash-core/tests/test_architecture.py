@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {"exceptions", "models", "field_mappers", "_validators", "_redact", "hookspecs", "_wire"}
         | {"_runtime", "_entry_points", "_local_media", "_cost", "_filenames"},
     ),
-    ("contract", {"plugin", "_records", "_handlers"}),
+    ("contract", {"plugin", "_records", "_lost_submissions", "_handlers"}),
     (
         "services",
         {"_plugins", "_transport", "_errors", "_caps", "_fleet"}

@@ -305,6 +305,7 @@ def test_discovery_builds_no_lifecycle_machinery() -> None:
         "cattrs",
         "asyncio",
         "tarash.tarash_gateway._records",
+        "tarash.tarash_gateway._lost_submissions",
         "tarash.tarash_gateway._engine",
         "tarash.tarash_gateway._job_flows",
         "tarash.tarash_gateway._ledger",

@@ -8,6 +8,9 @@ Built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
   expected, nor a string where a list is;
 * ``api_key`` is never written, and never read back: configs come back with ``api_key=None``;
 * requests are built through their ``__init__``, so unknown keys land in ``extra_params``;
+* records are written field by field, each value by the hook of its field's type, looked up at the
+  first value that needs it: no code is generated, so a fresh process's first ledger write pays no
+  ``compile()`` and builds no hooks for unset optional parts (a config's ``mock``);
 * exceptions (``MockResponse.error``, ``JobStatus.error``) are written with their qualified type
   and restored only when they are Tarash or built-in exceptions (loading data never imports code);
 * every failure becomes one :class:`~tarash.tarash_gateway.exceptions.ValidationError` whose
@@ -40,7 +43,6 @@ from cattrs.errors import (
     IterableValidationError,
     IterableValidationNote,
 )
-from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.json import JsonConverter, make_converter
 
 from . import _redact
@@ -368,11 +370,34 @@ def _attrs_structure_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
 
 
 def _attrs_unstructure_hook(cls: type[Any]) -> Callable[[Any], Any]:
-    attrs.resolve_types(cls, localns=_LOCALNS)
-    overrides: dict[str, Any] = {}
-    if cls in (VideoGenerationConfig, ImageGenerationConfig):
-        overrides["api_key"] = override(omit=True)
-    return cast("Callable[[Any], Any]", make_dict_unstructure_fn(cls, CONVERTER, **overrides))
+    """A dict of the fields of ``cls``, each value unstructured by the hook of its declared type.
+
+    The field hooks are looked up at the first value that needs one: ``None`` is written as is
+    (as the generated hooks of cattrs do for the ``X | None`` fields), so a record whose optional
+    parts are unset (a config without ``mock``) builds no hooks for them, and nothing is compiled.
+    """
+    omitted = {"api_key"} if cls in (VideoGenerationConfig, ImageGenerationConfig) else set()
+    fields = [
+        (f.name, f.type)
+        for f in attrs.fields(attrs.resolve_types(cls, localns=_LOCALNS))
+        if f.init and f.name not in omitted
+    ]
+    hooks: dict[str, Callable[[Any], Any]] = {}
+
+    def unstructure(obj: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name, type_ in fields:
+            value = getattr(obj, name)
+            if value is None:
+                data[name] = None
+                continue
+            hook = hooks.get(name)
+            if hook is None:
+                hook = hooks[name] = CONVERTER.get_unstructure_hook(type_)
+            data[name] = hook(value)
+        return data
+
+    return unstructure
 
 
 def _make() -> JsonConverter:

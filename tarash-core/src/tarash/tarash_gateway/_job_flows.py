@@ -28,7 +28,8 @@ from ._engine import (
     wait_phase,
 )
 from ._ledger import JobRecord, LedgerAdapter, active_ledger
-from ._records import JobRef, Reconciliation, SubmissionIntent
+from ._lost_submissions import Reconciliation, SubmissionIntent
+from ._records import JobRef
 from ._redact import get_logger, redact
 from .exceptions import JobCancelledError, JobNotFinishedError, TarashException
 from .models import ImageGenerationConfig, VideoGenerationConfig

@@ -2,7 +2,8 @@
 
 They live apart from the registration records so that provider discovery does not build them:
 ``plugin`` loads this module the first time one of these names is looked up (a generation, or an
-entry module that imports them at run time rather than under ``TYPE_CHECKING``).
+entry module that imports them at run time rather than under ``TYPE_CHECKING``). The records of the
+``reconcile`` hook, which only ``resume()`` calls, are in :mod:`._lost_submissions`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any, Literal
 
 import attrs
 
-from .exceptions import ValidationError
 from .plugin import Modality
 
 __all__ = [
@@ -21,13 +21,10 @@ __all__ = [
     "JobRef",
     "JobState",
     "JobStatus",
-    "Reconciliation",
-    "SubmissionIntent",
     "SubmittedJob",
 ]
 
 JobState = Literal["queued", "processing", "completed", "failed", "cancelled"]
-Verdict = Literal["found", "not_found", "cannot_tell"]
 
 
 def _lines(value: Iterable[str]) -> tuple[str, ...]:
@@ -111,53 +108,3 @@ class JobStatus:
     poll_after: float | None = None
     error: BaseException | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen(kw_only=True)
-class SubmissionIntent:
-    """A submission whose answer was lost, as the ledger recorded it before the submit was sent;
-    passed to the ``reconcile`` hook.
-
-    Attributes:
-        key: the ledger key, which is also the ``CallContext.idempotency_key`` the submit carried.
-        provider, model, modality: what was submitted.
-        created_at: when the intent was recorded (UTC), just before the submit left. The submit
-            reached the provider, if it did, between this and ``created_at + timeout``.
-        timeout: the attempt's deadline in seconds (``config.timeout``).
-        request: the request as the ledger keeps it: plain JSON, media bytes replaced by their
-            size (``{"content_type", "size", "stored": False}``).
-    """
-
-    key: str
-    provider: str
-    model: str
-    modality: Modality
-    created_at: datetime
-    timeout: float
-    request: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen(kw_only=True)
-class Reconciliation:
-    """What ``reconcile`` found out about a submission whose answer was lost.
-
-    Attributes:
-        verdict: ``found`` (``job`` is the provider's job: core records it and collects it, with
-            no new submit), ``not_found`` (the provider's own records say no job was created: a
-            new submit would not pay twice), or ``cannot_tell`` (nothing conclusive: the job may
-            exist; it stays ``unknown``).
-        job: for ``found``: the job, as ``submit`` would have returned it.
-        detail: what was checked, in a sentence (shown to the caller and kept in the ledger).
-    """
-
-    verdict: Verdict
-    job: SubmittedJob | None = None
-    detail: str = ""
-
-    def __attrs_post_init__(self) -> None:
-        if (self.verdict == "found") != (self.job is not None):
-            raise ValidationError(
-                "Reconciliation.job is given exactly when the verdict is 'found'",
-                field="job",
-                value=self.verdict,
-            )

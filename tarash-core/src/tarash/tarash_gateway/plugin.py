@@ -26,15 +26,8 @@ from .field_mappers import FieldMapper
 
 if TYPE_CHECKING:
     from ._cost import PricingRule, ReportedUsage, UnitPrice
-    from ._records import (
-        CallContext,
-        JobRef,
-        JobState,
-        JobStatus,
-        Reconciliation,
-        SubmissionIntent,
-        SubmittedJob,
-    )
+    from ._lost_submissions import Reconciliation, SubmissionIntent
+    from ._records import CallContext, JobRef, JobState, JobStatus, SubmittedJob
     from ._wire import Flow, Request, Response
 
 __all__ = [
@@ -223,18 +216,20 @@ class ProviderSpec:
             )
 
 
-_RECORDS = frozenset(
-    {"CallContext", "JobRef", "JobState", "JobStatus", "Reconciliation", "SubmissionIntent", "SubmittedJob"}
-)
-_WIRE = frozenset({"Flow", "Request", "Response"})
-_COSTS = frozenset({"PricingRule", "ReportedUsage", "UnitPrice"})
+#: The names built the first time they are looked up, and the module of each.
+_LAZY = {
+    **dict.fromkeys(("CallContext", "JobRef", "JobState", "JobStatus", "SubmittedJob"), "._records"),
+    **dict.fromkeys(("Reconciliation", "SubmissionIntent"), "._lost_submissions"),
+    **dict.fromkeys(("Flow", "Request", "Response"), "._wire"),
+    **dict.fromkeys(("PricingRule", "ReportedUsage", "UnitPrice"), "._cost"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _RECORDS or name in _WIRE or name in _COSTS:
+    module_name = _LAZY.get(name)
+    if module_name is not None:
         import importlib
 
-        module_name = "._records" if name in _RECORDS else "._cost" if name in _COSTS else "._wire"
         module = importlib.import_module(module_name, __package__)
         value = getattr(module, name)
         globals()[name] = value
@@ -243,4 +238,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _RECORDS | _WIRE | _COSTS)
+    return sorted(set(globals()) | set(_LAZY))
