@@ -219,6 +219,20 @@ def test_a_sync_flows_held_writes_are_written_while_its_request_is_under_way() -
     transport.close()
 
 
+def test_a_held_write_that_raises_is_logged_and_the_flow_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    writer = Writer()
+
+    def flow() -> rt.Flow[str]:
+        writer.queue(lambda: 1 / 0)
+        yield rt.Sleep(0)
+        return "went on"
+
+    assert rt.drive_sync(flow(), rt.BackgroundLoop()) == "went on"
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("tarash.runtime", "A queued ledger write failed")
+    ]
+
+
 def test_a_sleep_is_shortened_by_the_writes_run_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     slept: list[float] = []
