@@ -22,7 +22,9 @@ progress callback makes the same requests as a Tarash generation (1 submit, the 
 Run: ``python benchmarks/fal_bench.py`` (two to three minutes). Targets: time ratio <= 1.05,
 equal requests per generation, peak RSS <= 80 MiB and <= 100 connections for 1000 concurrent
 generations, cold start <= 1.0x raw fal-client. Core's job ledger (on by default) adds SQLite
-writes to every Tarash generation; ``TARASH_LEDGER=off`` measures the provider without it.
+writes to every Tarash generation; ``TARASH_LEDGER=off`` measures the provider without it. The
+clients get a fresh temporary ``TARASH_HOME``, so the default ledger they write is a new file in
+it, not the user's own.
 
 ``--baseline DIR`` (another checkout's ``tarash-core/src``) also times that Tarash, put first on
 ``PYTHONPATH``, in the same run: its paired runs alternate with ours (``--rounds`` each, each with
@@ -41,6 +43,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -334,6 +337,8 @@ def main() -> None:
         print(json.dumps(CLIENTS[args.client](args)))
         return
 
+    home = tempfile.TemporaryDirectory(prefix="tarash-fal-bench-")
+    os.environ["TARASH_HOME"] = home.name  # the clients' default ledger: a new file, not the user's
     server = Server(queue_polls=2, processing_polls=2)
     try:
         print(
@@ -411,6 +416,7 @@ def main() -> None:
         print("  targets for tarash: peak RSS <= 80 MiB, connections <= 100")
     finally:
         server.stop()
+        home.cleanup()
 
 
 if __name__ == "__main__":
