@@ -42,6 +42,7 @@ def _user_families() -> tuple[Any, ...]:
     from ._commands import user_models_path
 
     path = user_models_path()
+    seen: tuple[Any, bytes | None]
     try:
         seen = (path, path.read_bytes())
     except FileNotFoundError:
