@@ -197,6 +197,22 @@ def test_a_queued_write_that_fails_with_a_sync_one_is_logged(caplog: pytest.LogC
     ]
 
 
+def test_a_sync_write_runs_after_a_full_batch_with_a_failure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The caller's write still runs when a queued write of an earlier, full batch failed."""
+    monkeypatch.setattr(writer_module, "BATCH_LIMIT", 2)
+    log: list[str] = []
+    writer = NoThread(FakeBatch(log))
+    writer.queue(write(log, "a", fails=True))
+    writer.queue(write(log, "b"))
+    assert writer.run(write(log, "mine")) == "MINE"
+    assert log == ["begin", "a", "rollback", "a", "b", "mine"]
+    assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == [
+        "A queued ledger write failed"
+    ]
+
+
 async def test_a_writer_without_batch_runs_each_write_on_its_own() -> None:
     log: list[str] = []
     writer = Writer()

@@ -129,7 +129,8 @@ class Writer:
 
     def _drain(self, own: Callable[[], Any] | None = None) -> _Outcome | None:
         """Run the queued writes in order, then ``own`` with the last of them (``_running`` is
-        held); ``own``'s outcome."""
+        held); ``own``'s outcome. A queued write that fails alone is raised, or, when the caller
+        has a write of its own, logged (the caller hears of its own write only)."""
         limit = BATCH_LIMIT if self._batch is not None else 1
         while True:
             with self._changed:
@@ -145,9 +146,9 @@ class Writer:
             _deliver(items, outcomes)
             for (_, waiter), (stored, value) in zip(items, outcomes, strict=True):
                 if waiter is None and not stored:
-                    if outcome is None:
+                    if own is None:
                         raise value  # a queued write's failure: nobody else would hear of it
-                    log.error("A queued ledger write failed", exc_info=value)
+                    log.error("A queued ledger write failed", exc_info=value)  # the caller's is next
             if outcome is not None:
                 return outcome
 
