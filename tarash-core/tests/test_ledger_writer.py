@@ -229,7 +229,7 @@ def test_a_held_write_that_raises_is_logged_and_the_flow_goes_on(caplog: pytest.
 
     assert rt.drive_sync(flow(), rt.BackgroundLoop()) == "went on"
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
-        ("tarash.runtime", "A queued ledger write failed")
+        ("tarash.ledger", "A queued ledger write failed")
     ]
 
 

@@ -126,14 +126,11 @@ class Deferral:
         return bool(self.writers) and isinstance(effect, (Send, Sleep, Call))
 
     def flush(self) -> None:
-        """Run the held writes on this thread; one that raises is logged, as the writer's thread
-        would (nobody waits for it, and the flow it was held for goes on)."""
+        """Run the held writes on this thread (one that fails is logged by its writer: nobody
+        waits for it, and the flow it was held for goes on)."""
         writers, self.writers = self.writers, []
         for writer in writers:
-            try:
-                writer.flush()
-            except Exception:
-                log.exception("A queued ledger write failed")
+            writer.flush()
 
     def hand_off(self) -> None:
         """Have the writers' threads run the held writes."""

@@ -87,7 +87,7 @@ class Writer:
         return future
 
     def queue(self, write: Callable[[], Any]) -> None:
-        """Queue ``write`` without waiting for it (it must not raise: nobody would hear). In a
+        """Queue ``write`` without waiting for it (nobody hears of a failure: it is logged). In a
         sync flow it is held back for the flow's thread (see :func:`~.._runtime.deferral`);
         otherwise the writer's thread runs it."""
         held = deferral()
@@ -129,8 +129,9 @@ class Writer:
 
     def _drain(self, own: Callable[[], Any] | None = None) -> _Outcome | None:
         """Run the queued writes in order, then ``own`` with the last of them (``_running`` is
-        held); ``own``'s outcome. A queued write that fails alone is raised, or, when the caller
-        has a write of its own, logged (the caller hears of its own write only)."""
+        held); ``own``'s outcome. A queued write that fails alone is logged here, the one place
+        that hears of it (whoever drains, the thread or a caller, goes on); an interrupt raised
+        in one is raised."""
         limit = BATCH_LIMIT if self._batch is not None else 1
         while True:
             with self._changed:
@@ -146,9 +147,9 @@ class Writer:
             _deliver(items, outcomes)
             for (_, waiter), (stored, value) in zip(items, outcomes, strict=True):
                 if waiter is None and not stored:
-                    if own is None:
-                        raise value  # a queued write's failure: nobody else would hear of it
-                    log.error("A queued ledger write failed", exc_info=value)  # the caller's is next
+                    if not isinstance(value, Exception):
+                        raise value
+                    log.error("A queued ledger write failed", exc_info=value)
             if outcome is not None:
                 return outcome
 
@@ -177,12 +178,7 @@ class Writer:
                     if not self._queue:
                         self._thread = None
                         return
-            try:
-                self.flush()
-            except Exception:
-                # A queued write that raised (the adapter's never do): the thread goes on with
-                # the others, which would otherwise wait for it forever.
-                log.exception("A queued ledger write failed")
+            self.flush()
 
 
 def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:
