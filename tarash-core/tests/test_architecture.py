@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "services",
         {"_plugins", "_transport", "_errors", "_caps", "_fleet"}
-        | {"_converters", "_codec", "serialization", "_ledger"},
+        | {"_converters", "_codec", "_plain", "serialization", "_ledger"},
     ),
     ("helpers", {"utils", "mock", "_mock_media"}),
     (

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tarash.tarash_gateway import Gateway
-from tarash.tarash_gateway._codec import structure, unstructure
+from tarash.tarash_gateway._codec import structure
 from tarash.tarash_gateway._ledger import SQLiteJobStore
+from tarash.tarash_gateway._plain import unstructure
 from tarash.tarash_gateway.cli import main
 from tarash.tarash_gateway.costs import Cost, estimate_cost
 from tarash.tarash_gateway.exceptions import BudgetExceededError, CostLimitExceededError, ValidationError

@@ -6,23 +6,28 @@ key ever reaches the output.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import attrs
 import pytest
 from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.preconf.json import make_converter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tarash.tarash_gateway._converters import CONVERTER
+from tarash.tarash_gateway import _plain
 from tarash.tarash_gateway._ledger import JobEvent, JobRecord
+from tarash.tarash_gateway._plain import unstructure
 from tarash.tarash_gateway.costs import Cost
 from tarash.tarash_gateway.exceptions import (
     GenerationFailedError,
     HTTPError,
+    TarashException,
     TimeoutError,
     ValidationError,
 )
@@ -325,19 +330,38 @@ def test_every_record_round_trips_through_json(obj: Any) -> None:
     assert SECRET not in text
 
 
+def _cattrs_writer() -> Any:
+    """What cattrs writes with the hooks it generates, given the leaf rules ``_plain`` documents:
+    bytes as base64, Decimal as a string, exceptions as ``_plain`` writes them, and no
+    ``api_key`` in configs."""
+    reference = make_converter()
+    reference.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode("ascii"))
+    reference.register_unstructure_hook(Decimal, str)
+    reference.register_unstructure_hook_factory(
+        lambda t: isinstance(t, type) and issubclass(t, BaseException), lambda _t: _plain._exception
+    )
+
+    def generated(cls: type[Any]) -> Any:
+        attrs.resolve_types(cls, localns={"TarashException": TarashException, "JobRef": JobRef})
+        omitted = (
+            {"api_key": override(omit=True)} if cls in (VideoGenerationConfig, ImageGenerationConfig) else {}
+        )
+        return make_dict_unstructure_fn(cls, reference, **omitted)
+
+    reference.register_unstructure_hook_factory(attrs.has, generated)
+    return reference
+
+
 @pytest.mark.parametrize(
     "obj",
     [*SAMPLES, VideoGenerationConfig(model="m", provider="p"), VideoGenerationRequest(prompt="x")],
     ids=lambda o: type(o).__name__,
 )
 def test_records_are_written_as_the_hooks_cattrs_generates_write_them(obj: Any) -> None:
-    """The converter's hook for attrs classes (plain code that looks its field hooks up at the
-    first value needing one, so an unset ``mock`` builds none) writes exactly the data of the hook
-    cattrs generates (with ``api_key`` omitted from configs)."""
-    written = CONVERTER.unstructure(obj)
-    configs = (VideoGenerationConfig, ImageGenerationConfig)
-    omitted = {"api_key": override(omit=True)} if isinstance(obj, configs) else {}
-    assert written == make_dict_unstructure_fn(type(obj), CONVERTER, **omitted)(obj)
+    """``_plain`` writes records by their values, without cattrs (a fresh process's first ledger
+    write loads none of it): exactly the data of the hooks cattrs generates from the declared
+    types."""
+    assert unstructure(obj) == _cattrs_writer().unstructure(obj)
 
 
 def _holds_exception(obj: Any) -> bool:
@@ -622,7 +646,6 @@ def test_unserialisable_values_are_named() -> None:
 def test_data_to_store_leaves_media_bytes_out_and_refuses_what_json_cannot_hold() -> None:
     """``unstructure(..., media_limit=...)`` (what the ledger stores) in the same pass as the
     plain check and the scrub: media bytes become their size, a non-finite number is named."""
-    from tarash.tarash_gateway._codec import unstructure
 
     picture = MediaContent(content=b"\x89PNG" + b"\x00" * 296, content_type="image/png")
     long_uri = "data:video/mp4;base64," + "A" * 2000

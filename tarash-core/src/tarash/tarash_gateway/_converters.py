@@ -1,21 +1,19 @@
-"""The one cattrs converter that turns Tarash records into plain JSON data and back.
+"""The one cattrs converter that builds Tarash records from plain JSON data.
 
-Built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
+Writing records as plain data is ``_plain`` (driven by the values, no cattrs). Reading them back
+is this converter, built on ``cattrs.preconf.json`` (ISO datetimes) with these rules on top:
 
 * bytes (``MediaContent.content``) are base64 strings; ``Decimal`` (costs, prices) is a decimal
   string, so amounts stay exact;
 * structuring is strict: a JSON string is never accepted where a number or a boolean is
   expected, nor a string where a list is;
-* ``api_key`` is never written, and never read back: configs come back with ``api_key=None``;
+* ``api_key`` is never read back: configs come back with ``api_key=None``;
 * requests are built through their ``__init__``, so unknown keys land in ``extra_params``;
-* records are written field by field, each value by the hook of its field's type, looked up at the
-  first value that needs it: no code is generated, so a fresh process's first ledger write pays no
-  ``compile()`` and builds no hooks for unset optional parts (a config's ``mock``);
-* exceptions (``MockResponse.error``, ``JobStatus.error``) are written with their qualified type
-  and restored only when they are Tarash or built-in exceptions (loading data never imports code);
+* exceptions (``MockResponse.error``, ``JobStatus.error``) are restored from their qualified type
+  only when they are Tarash or built-in exceptions (loading data never imports code);
 * every failure becomes one :class:`~tarash.tarash_gateway.exceptions.ValidationError` whose
   message lists each problem with its path (``invalid value for type, expected int @ $.seed``):
-  callers go through ``_codec`` (``structure``, ``unstructure``, the JSON text);
+  callers go through ``_codec.structure``;
 * a field whose type depends on the rest of the data says so itself: its attrs metadata maps
   ``STRUCTURE_AS`` (``"tarash.structure_as"``) to ``f(data) -> type`` (a ``JobHandle``'s config is
   a video or an image config by its job's modality). So this module knows no class above the
@@ -45,7 +43,6 @@ from cattrs.errors import (
 )
 from cattrs.preconf.json import JsonConverter, make_converter
 
-from . import _redact
 from . import exceptions as tarash_exceptions
 from .exceptions import TarashException, ValidationError, _rebuild
 from .models import (
@@ -134,10 +131,6 @@ def _structure_bool(value: Any, _type: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {_json_kind(value)}")
     return value
-
-
-def _unstructure_bytes(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
 
 
 def _structure_bytes(value: Any, _type: Any) -> bytes:
@@ -236,20 +229,6 @@ def _sequence_hook(type_: Any) -> Callable[[Any, Any], Any]:
 
 def _is_exception(type_: Any) -> bool:
     return isinstance(type_, type) and issubclass(type_, BaseException)
-
-
-def _unstructure_exception(exc: BaseException) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": _redact.redact_text(exc.message if isinstance(exc, TarashException) else str(exc)),
-    }
-    if isinstance(exc, TarashException):
-        data["attributes"] = {
-            name: _redact.redact(value)
-            for name, value in vars(exc).items()
-            if name not in ("message", "execution_metadata") and not name.startswith("__")
-        }
-    return data
 
 
 def _structure_exception(value: Any, _type: Any) -> BaseException:
@@ -369,42 +348,9 @@ def _attrs_structure_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _attrs_unstructure_hook(cls: type[Any]) -> Callable[[Any], Any]:
-    """A dict of the fields of ``cls``, each value unstructured by the hook of its declared type.
-
-    The field hooks are looked up at the first value that needs one: ``None`` is written as is
-    (as the generated hooks of cattrs do for the ``X | None`` fields), so a record whose optional
-    parts are unset (a config without ``mock``) builds no hooks for them, and nothing is compiled.
-    """
-    omitted = {"api_key"} if cls in (VideoGenerationConfig, ImageGenerationConfig) else set()
-    fields = [
-        (f.name, f.type)
-        for f in attrs.fields(attrs.resolve_types(cls, localns=_LOCALNS))
-        if f.init and f.name not in omitted
-    ]
-    hooks: dict[str, Callable[[Any], Any]] = {}
-
-    def unstructure(obj: Any) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        for name, type_ in fields:
-            value = getattr(obj, name)
-            if value is None:
-                data[name] = None
-                continue
-            hook = hooks.get(name)
-            if hook is None:
-                hook = hooks[name] = CONVERTER.get_unstructure_hook(type_)
-            data[name] = hook(value)
-        return data
-
-    return unstructure
-
-
 def _make() -> JsonConverter:
     converter = make_converter()
-    converter.register_unstructure_hook(bytes, _unstructure_bytes)
     converter.register_structure_hook(bytes, _structure_bytes)
-    converter.register_unstructure_hook(Decimal, str)
     converter.register_structure_hook(Decimal, _structure_decimal)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(int, _structure_int)
@@ -413,9 +359,7 @@ def _make() -> JsonConverter:
     converter.register_structure_hook_factory(_is_literal, _literal_hook)
     converter.register_structure_hook_factory(_is_media_union, _media_hook)
     converter.register_structure_hook_factory(_is_sequence, _sequence_hook)
-    converter.register_unstructure_hook_factory(_is_exception, lambda _t: _unstructure_exception)
     converter.register_structure_hook_factory(_is_exception, lambda _t: _structure_exception)
-    converter.register_unstructure_hook_factory(attrs.has, _attrs_unstructure_hook)
     converter.register_structure_hook_factory(attrs.has, _attrs_structure_hook)
     return converter
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._plain import parse_json
 from ._plugins import HOST
 from ._resources import GatewayResources
 from .exceptions import LedgerError, ResultNotCollectedError
@@ -381,8 +382,6 @@ class JobHandle:
     @classmethod
     def from_json(cls, text: str | bytes, api_key: str | None = None) -> JobHandle:
         """Load a handle from :meth:`to_json` text (see :meth:`from_dict` for the key)."""
-        from ._codec import parse_json  # lazy: cattrs loads at the first (de)serialisation
-
         return cls.from_dict(parse_json(text), api_key=api_key)
 
     @classmethod

@@ -100,7 +100,8 @@ def reconcile(
     (``JobRecord.billed``); returns the jobs found billed, oldest first."""
     # lazy: the engine and the ledger load at the first reconcile
     from . import _runtime as rt
-    from ._codec import structure, unstructure
+    from ._codec import structure
+    from ._plain import unstructure
     from ._reconcile import reconcile_flow
 
     gateway = gateway or default_gateway()

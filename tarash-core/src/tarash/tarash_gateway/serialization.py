@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ._codec import parse_json, structure, to_json_text, unstructure
+from ._codec import structure
+from ._plain import parse_json, to_json_text, unstructure
 from .exceptions import ValidationError
 
 __all__ = ["from_dict", "from_json", "to_dict", "to_json"]

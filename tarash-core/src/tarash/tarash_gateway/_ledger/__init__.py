@@ -24,7 +24,7 @@ only when selected), :mod:`.owner` (which process collects a job), :mod:`.adapte
 engine writes through), :mod:`.writer` (the queue that writes in order, off the event loop,
 committing the writes it finds together at once), :mod:`.selection` (which ledger is in effect).
 
-May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_codec`` (JSON) and
+May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_plain`` and ``_codec`` (JSON) and
 ``_runtime`` (the engine's writes are handed back as effects, run off the event loop for async
 callers).
 Must not import: the engine, the gateway, ``jobs`` or anything above them (they import this).

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from .._plain import unstructure
 from .._redact import get_logger
 from .._runtime import Record
 from ..exceptions import (
@@ -108,9 +109,6 @@ class LedgerAdapter:
     def _plain(obj: Any) -> dict[str, Any] | None:
         """``obj`` as JSON-safe data without media bytes (a record, or a dict of plain data);
         None (logged) when it cannot be."""
-        # lazy: cattrs loads at the first write or read, not at import
-        from .._codec import unstructure
-
         try:
             data = unstructure(obj, media_limit=MEDIA_TEXT_LIMIT)
         except (ValidationError, RecursionError, ValueError, TypeError) as exc:

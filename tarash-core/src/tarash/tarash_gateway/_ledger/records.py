@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from .._plain import to_json_text
 from ..plugin import JobRef, Modality
 
 if TYPE_CHECKING:
@@ -280,14 +281,11 @@ COLUMNS = (
 def dumps(data: Mapping[str, Any] | None) -> str | None:
     if data is None:
         return None
-    # lazy: cattrs loads at the first write or read, not at import
-    from .._codec import to_json_text
-
     return to_json_text(data)
 
 
 def record_from_row(row: tuple[Any, ...]) -> JobRecord:
-    # lazy: cattrs loads at the first write or read, not at import
+    # lazy: cattrs loads at the first read, not at import
     from .._codec import structure
 
     (

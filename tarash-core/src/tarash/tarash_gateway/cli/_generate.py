@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .._api import generate_image, generate_video, get_provider
-from .._codec import unstructure
 from .._cost import Cost
 from .._download import download, save_bytes
 from .._gateway import default_gateway
+from .._plain import unstructure
 from .._plugins import ProviderInfo
 from .._redact import redact_text
 from .._validators import IMAGE_ROLES
