@@ -274,6 +274,112 @@ def test_a_batch_with_a_failed_write_stores_nothing(store: JobStore) -> None:  #
     assert [record.key for record in store.records()] == ["k3"]
 
 
+OWNER = "host:1:a"
+
+
+def _writes(db: JobStore, prefix: str) -> None:
+    """Writes covering each condition of the stores' write statements (a state changed or not, a
+    late status, a failure replaced by a result, an unknown outcome submitted after all, a job
+    that does not exist), of several jobs, interleaved."""
+    k1, k2, k3, k4, k5 = (f"{prefix}{n}" for n in range(1, 6))
+    intent(db, k1)
+    intent(db, k2)
+    intent(db, k4, owner=None)
+    db.record_submitted(k1, job_id="job-1", job=None, owner=OWNER, lease_seconds=LEASE)
+    db.record_status(k1, state="queued", detail={"n": 1}, owner=OWNER, lease_seconds=LEASE)
+    db.record_status(k2, state="queued", detail={}, owner=OWNER, lease_seconds=LEASE)
+    db.record_status(k1, state="queued", detail={"n": 2}, owner=OWNER, lease_seconds=LEASE)
+    db.record_cancel(k1, detail={"reason": "deadline"})
+    db.record_status(k1, state="processing", detail={}, owner=OWNER, lease_seconds=LEASE)
+    db.record_status(k4, state="queued", detail={"n": 3}, owner=OWNER, lease_seconds=LEASE)
+    db.record_status(k5, state="queued", detail={"n": 4}, owner=OWNER, lease_seconds=LEASE)
+    db.record_finished(k2, state="failed", result=None, error={"type": "E", "message": "no"})
+    db.record_status(k2, state="processing", detail={"late": True}, owner=OWNER, lease_seconds=LEASE)
+    intent(db, k3)
+    db.record_finished(k3, state="unknown", result=None, error={"type": "U", "message": "lost"})
+    db.record_event(k3, kind="note", detail={"x": 1})
+    db.record_submitted(k3, job_id="job-3", job=None, owner=OWNER, lease_seconds=LEASE)
+    db.record_finished(k1, state="completed", result={"video": "v.mp4"}, error=None)
+    db.record_finished(k2, state="completed", result={"video": "w.mp4"}, error=None)
+    db.record_finished(k3, state="failed", result=None, error=None)
+    db.record_finished(k3, state="failed", result=None, error={"type": "F", "message": "again"})
+    db.claim(k4, owner="host:2:b", lease_seconds=LEASE)  # in a PostgreSQL batch, only queued
+    db.record_submitted(k4, job_id="job-4", job=None, owner=OWNER, lease_seconds=LEASE)
+
+
+def _stored(db: JobStore, prefix: str) -> dict[str, Any]:
+    """What ``db`` holds for the jobs of ``prefix``, without the prefix and the times."""
+    found: dict[str, Any] = {}
+    for record in db.records():
+        if record.key.startswith(prefix):
+            key = record.key.removeprefix(prefix)
+            fields = (record.state, record.job_id, record.result, record.error, record.detail)
+            found[key] = (*fields, record.cancel, record.owner, record.lease_until is None)
+            found[key] += (record.finished_at is None, record.job)
+            events = db.events(record.key)
+            found[f"{key} history"] = [(e.kind, e.state, e.detail) for e in events]
+    return found
+
+
+def test_a_batch_stores_what_its_writes_store_one_at_a_time(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    db = new_store()
+    _writes(db, "alone-")
+    with db.batch():
+        _writes(db, "batch-")
+    batched = _stored(db, "batch-")
+    assert batched == _stored(db, "alone-")
+    assert batched["1 history"] == [
+        ("intent", "submitting", {}),
+        ("submitted", "submitted", {"job_id": "job-1"}),
+        ("status", "queued", {"n": 1}),
+        ("cancel", None, {"reason": "deadline"}),
+        ("status", "processing", {}),
+        ("finished", "completed", {}),
+    ]
+    assert batched["2"][:3] == ("completed", None, {"video": "w.mp4"})
+    assert batched["3"][:2] == ("failed", "job-3")
+    assert batched["4"][0] == "submitted" and batched["4"][6] == "host:2:b"
+    assert "5" not in batched
+
+
+class NoBudget:
+    """A budget check for a budget nobody set (the store reads whether one is)."""
+
+    name = "monthly"
+
+    def __call__(self, budget: Any, costs_since: Any) -> None:
+        raise AssertionError("no budget is set: nothing to check")
+
+
+def test_a_sqlite_batch_reads_whether_a_budget_is_set_once(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    """A batch holds the file's write lock from its start, so the budget it read cannot change
+    under it: 20 budgeted intents read it once, not 20 times (until a budget is set in it)."""
+    db = new_store()
+    if not isinstance(db, SQLiteJobStore):
+        pytest.skip("the statement count is SQLite's")
+    statements: list[str] = []
+    db._connection().set_trace_callback(statements.append)
+    fields = {"provider": "mock", "model": "m", "modality": "video", "config": None, "request": None}
+    with pytest.raises(LedgerError, match="A write of the batch failed"), db.batch():
+        for n in range(20):
+            db.record_budgeted_intent(
+                f"k{n}", check=NoBudget(), cost=None, owner=None, lease_seconds=LEASE, **fields
+            )
+        db.set_budget("monthly", {"limit": "0"})
+        with pytest.raises(AssertionError, match="no budget is set"):
+            db.record_budgeted_intent(
+                "k20", check=NoBudget(), cost=None, owner=None, lease_seconds=LEASE, **fields
+            )
+    reads = [statement for statement in statements if statement.startswith("SELECT budget")]
+    assert len(reads) == 2
+    assert len([s for s in statements if s.startswith("INSERT INTO jobs")]) == 20
+    assert db.records() == []  # the refused intent failed the batch
+
+
 def test_a_batch_a_write_raised_out_of_stores_nothing(store: JobStore) -> None:  # noqa: F811
     with pytest.raises(ValueError, match="boom"), store.batch():  # type: ignore[attr-defined]
         intent(store, "k1")

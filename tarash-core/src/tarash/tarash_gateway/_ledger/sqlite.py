@@ -59,6 +59,7 @@ class SQLiteJobStore:
         self._batching = False  # a batch() of the thread holding _lock is open
         self._batch_failed = False  # a write inside that batch raised
         self._events: list[tuple[Any, ...]] = []  # that batch's history rows, added at its end
+        self._budgeted: dict[str, bool] = {}  # that batch's reads: whether each budget is set
 
     def __repr__(self) -> str:
         return f"SQLiteJobStore({str(self.path)!r})"
@@ -165,7 +166,7 @@ class SQLiteJobStore:
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
-            self._batching, self._batch_failed, self._events = True, False, []
+            self._batching, self._batch_failed, self._events, self._budgeted = True, False, [], {}
             try:
                 yield
                 if self._batch_failed:
@@ -181,7 +182,7 @@ class SQLiteJobStore:
                     conn.execute("ROLLBACK")
                 raise
             finally:
-                self._batching, self._events = False, []
+                self._batching, self._events, self._budgeted = False, [], {}
 
     def _event(
         self,
@@ -240,11 +241,16 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         # One BEGIN IMMEDIATE transaction: it holds the file's write lock from the budget read to
-        # the commit, so every writer (thread or process) checks a spend that counts the others.
+        # the commit, so every writer (thread or process) checks a spend that counts the others. A
+        # batch holds that lock from its start: it reads whether a budget is set once, and while
+        # none is, its intents are recorded without reading it again.
         with self._write() as conn:
-            row = conn.execute("SELECT budget FROM budgets WHERE name = ?", (check.name,)).fetchone()
-            if row is not None:
-                check(json.loads(row[0]), lambda since: self._costs(conn, since))
+            if not self._batching or self._budgeted.get(check.name, True):
+                row = conn.execute("SELECT budget FROM budgets WHERE name = ?", (check.name,)).fetchone()
+                if self._batching:
+                    self._budgeted[check.name] = row is not None
+                if row is not None:
+                    check(json.loads(row[0]), lambda since: self._costs(conn, since))
             self._intent(conn, key, provider, model, modality, config, request, owner, lease_seconds, cost)
 
     def _intent(
@@ -388,6 +394,7 @@ class SQLiteJobStore:
 
     def set_budget(self, name: str, budget: Mapping[str, Any] | None) -> None:
         with self._write() as conn:
+            self._budgeted.pop(name, None)
             if budget is None:
                 conn.execute("DELETE FROM budgets WHERE name = ?", (name,))
                 return
