@@ -9,8 +9,13 @@ resubmission) and peak RSS.
 The run is repeated with the job ledger off, on a SQLite file, and on PostgreSQL (a throwaway
 cluster started like the tests' one, with PostgreSQL's default durability settings; needs the
 server binaries and the postgres extra), then the wall times are compared, with the CPU time of
-the process and the time spent inside the ledger's store calls (made in the ledger's writer
-threads: the event loop does not wait for them, but each job waits for its own writes).
+the process, the CPU time of the event loop's thread and the times that thread had to wait for
+the interpreter lock or a lock held by another thread (its voluntary context switches; Linux), and
+the time spent inside the ledger's store calls (made in the ledger's writer threads: the event
+loop does not wait for them, but each job waits for its own writes). The loop's CPU and switches
+are steadier than wall time on a shared machine, and they show where the ledger's cost lands: a
+second thread that works beside a busy loop costs the loop a hand-over each time it takes the lock
+back, whatever it does with it.
 On a shared machine, repeat the runs (``--repeat``): the table compares the fastest of each,
 and the medians. ``--baseline DIR`` (another checkout's ``tarash-core/src``) runs each ledger in a
 fresh process, ours and the baseline's taking turns, so a before/after comparison sees the same
@@ -57,7 +62,8 @@ from tarash.tarash_gateway.plugin import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budget_intent import TimedStore, opened
 
-Row = tuple[float, float, int, float]  # wall, CPU, store calls, seconds in store calls
+#: wall, CPU, the loop thread's CPU and voluntary context switches, store calls, seconds in them
+Row = tuple[float, float, float, int, int, float]
 
 
 class Server:
@@ -153,7 +159,13 @@ class LoadPlugin:
         return VideoGenerationResponse(request_id=job.job_id, video=answer.json()["url"])
 
 
-async def main(jobs: int, fault_rate: float) -> tuple[float, float]:
+def _loop_thread() -> tuple[float, int]:
+    """This thread's CPU time and voluntary context switches so far."""
+    usage = resource.getrusage(resource.RUSAGE_THREAD)
+    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
+
+
+async def main(jobs: int, fault_rate: float) -> tuple[float, float, float, int]:
     server = Server(fault_rate, polls_to_finish=3)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=2048)
     port = listener.sockets[0].getsockname()[1]
@@ -162,7 +174,7 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float]:
     config = VideoGenerationConfig(
         provider="loadtest", model="m", base_url=f"http://127.0.0.1:{port}", poll_interval=0.05, timeout=120
     )
-    started, cpu = time.perf_counter(), time.process_time()
+    started, cpu, (loop_cpu, switches) = time.perf_counter(), time.process_time(), _loop_thread()
     try:
         results = await asyncio.gather(
             *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
@@ -171,6 +183,8 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float]:
     finally:
         HOST.unregister_plugin_object(plugin)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    loop_cpu_after, switches_after = _loop_thread()
+    loop_cpu, switches = loop_cpu_after - loop_cpu, switches_after - switches
     listener.close()
     await server.close_connections()
     await listener.wait_closed()
@@ -185,10 +199,10 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float]:
     print(f"submits counted by the server == jobs: {server.counts['submit'] == jobs}")
     print(f"TCP connections opened: {server.connections}")
     print(
-        f"wall time: {wall:.2f} s, CPU time: {cpu:.2f} s, "
-        f"peak RSS (client + server process): {peak_mib:.1f} MiB"
+        f"wall time: {wall:.2f} s, CPU time: {cpu:.2f} s (the loop's thread {loop_cpu:.2f} s, "
+        f"{switches} voluntary switches), peak RSS (client + server process): {peak_mib:.1f} MiB"
     )
-    return wall, cpu
+    return wall, cpu, loop_cpu, switches
 
 
 @contextmanager
@@ -210,9 +224,9 @@ def run_here(kinds: list[str], repeat: int, jobs: int, fault_rate: float) -> dic
     for _ in range(repeat):
         for kind in kinds:
             with ledger(kind) as timed:
-                wall, cpu = asyncio.run(main(jobs, fault_rate))
+                wall, cpu, loop_cpu, switches = asyncio.run(main(jobs, fault_rate))
                 calls, seconds = (timed.calls, timed.seconds) if timed is not None else (0, 0.0)
-            runs[kind].append((wall, cpu, calls, seconds))
+            runs[kind].append((wall, cpu, loop_cpu, switches, calls, seconds))
     return runs
 
 
@@ -227,8 +241,8 @@ def run_child(kind: str, source: str | None, arguments: argparse.Namespace) -> R
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{kind} run with {source or 'this checkout'} failed:\n{out.stderr}")
-    wall, cpu, calls, seconds = json.loads(out.stdout.strip().splitlines()[-1])
-    return wall, cpu, calls, seconds
+    wall, cpu, loop_cpu, switches, calls, seconds = json.loads(out.stdout.strip().splitlines()[-1])
+    return wall, cpu, loop_cpu, switches, calls, seconds
 
 
 def table(title: str, runs: dict[str, list[Row]], repeat: int) -> None:
@@ -237,15 +251,15 @@ def table(title: str, runs: dict[str, list[Row]], repeat: int) -> None:
     print(
         f"\n{title}: fastest of {repeat} run(s) each; median wall in brackets\n"
         f"{'ledger':<10} {'wall (s)':>9} {'(median)':>9} {'vs off':>8} {'(median)':>9} {'CPU (s)':>8} "
-        f"{'store calls':>12} {'in store (s)':>13}"
+        f"{'loop CPU':>9} {'switches':>9} {'store calls':>12} {'in store (s)':>13}"
     )
-    for kind, (wall, cpu, calls, seconds) in fastest.items():
+    for kind, (wall, cpu, loop_cpu, switches, calls, seconds) in fastest.items():
         versus = f"{(wall / fastest['off'][0] - 1):+.0%}" if "off" in fastest else "-"
         versus_median = f"({(medians[kind] / medians['off'] - 1):+.0%})" if "off" in medians else ""
         median_text = f"({medians[kind]:.2f})"
         print(
             f"{kind:<10} {wall:>9.2f} {median_text:>9} {versus:>8} {versus_median:>9} {cpu:>8.2f} "
-            f"{calls:>12} {seconds:>13.2f}"
+            f"{loop_cpu:>9.2f} {switches:>9} {calls:>12} {seconds:>13.2f}"
         )
 
 
