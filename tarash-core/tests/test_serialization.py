@@ -364,6 +364,18 @@ def test_records_are_written_as_the_hooks_cattrs_generates_write_them(obj: Any) 
     assert unstructure(obj) == _cattrs_writer().unstructure(obj)
 
 
+def test_a_config_subclass_never_writes_its_api_key() -> None:
+    @attrs.frozen
+    class MyConfig(VideoGenerationConfig):
+        region: str = "eu"
+
+    config = MyConfig(model="m", provider="p", api_key="sk-subclass-key-123")
+    written = unstructure(config)
+    assert "api_key" not in written
+    assert written["region"] == "eu"
+    assert "sk-subclass-key-123" not in json.dumps(written)
+
+
 def _holds_exception(obj: Any) -> bool:
     return isinstance(obj, JobStatus) and obj.error is not None
 

@@ -32,8 +32,9 @@ from .models import ImageGenerationConfig, VideoGenerationConfig
 
 __all__ = ["parse_json", "to_json_text", "unstructure"]
 
-#: Fields never written: a config's API key (configs come back with ``api_key=None``).
-_OMITTED = {VideoGenerationConfig: ("api_key",), ImageGenerationConfig: ("api_key",)}
+#: Records whose ``api_key`` is never written, subclasses included (configs come back with
+#: ``api_key=None``).
+_CONFIGS = (VideoGenerationConfig, ImageGenerationConfig)
 #: type -> the names of the fields written (None: not an attrs class), filled in at its first value.
 _FIELDS: dict[type[Any], tuple[str, ...] | None] = {}
 _UNSEEN: Any = object()
@@ -110,12 +111,12 @@ def _write(value: Any, scrub: _Scrub, limit: int | None, path: str | None) -> An
 
 
 def _fields(cls: type[Any]) -> tuple[str, ...] | None:
-    """The fields written for ``cls``: an attrs class's ``__init__`` fields but the omitted ones;
-    None for any other type (whose values are refused)."""
+    """The fields written for ``cls``: an attrs class's ``__init__`` fields (a config's but its
+    ``api_key``); None for any other type (whose values are refused)."""
     names = None
     if attrs.has(cls):
-        omitted = _OMITTED.get(cls, ())
-        names = tuple(f.name for f in attrs.fields(cls) if f.init and f.name not in omitted)
+        omitted = "api_key" if issubclass(cls, _CONFIGS) else None
+        names = tuple(f.name for f in attrs.fields(cls) if f.init and f.name != omitted)
     _FIELDS[cls] = names
     return names
 
