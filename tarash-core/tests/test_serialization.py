@@ -364,16 +364,27 @@ def test_records_are_written_as_the_hooks_cattrs_generates_write_them(obj: Any) 
     assert unstructure(obj) == _cattrs_writer().unstructure(obj)
 
 
-def test_a_config_subclass_never_writes_its_api_key() -> None:
-    @attrs.frozen
-    class MyConfig(VideoGenerationConfig):
-        region: str = "eu"
+@attrs.frozen
+class RegionConfig(VideoGenerationConfig):
+    """A user's config subclass."""
 
-    config = MyConfig(model="m", provider="p", api_key="sk-subclass-key-123")
+    region: str = "eu"
+
+
+def test_a_config_subclass_never_writes_its_api_key() -> None:
+    config = RegionConfig(model="m", provider="p", api_key="sk-subclass-key-123")
     written = unstructure(config)
     assert "api_key" not in written
     assert written["region"] == "eu"
     assert "sk-subclass-key-123" not in json.dumps(written)
+
+
+def test_a_config_subclass_never_reads_an_api_key() -> None:
+    with pytest.raises(ValidationError) as info:
+        from_dict(RegionConfig, {"model": "m", "provider": "p", "api_key": SECRET})
+    assert info.value.field == "api_key"
+    assert SECRET not in str(info.value)
+    assert from_dict(RegionConfig, {"model": "m", "provider": "p", "region": "us"}).region == "us"
 
 
 def _holds_exception(obj: Any) -> bool:

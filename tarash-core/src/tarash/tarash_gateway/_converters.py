@@ -262,6 +262,7 @@ def _structure_exception(value: Any, _type: Any) -> BaseException:
 
 
 _CONFIG_SPEC = _Spec(refused={"api_key": _API_KEY_REFUSED})
+#: How the models are structured, their subclasses included.
 SPECS: dict[type[Any], _Spec] = {
     VideoGenerationConfig: _CONFIG_SPEC,
     ImageGenerationConfig: _CONFIG_SPEC,
@@ -332,7 +333,7 @@ def _attrs_structure_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
     fields = attrs.fields(attrs.resolve_types(cls, localns=_LOCALNS))
     field_types = {f.alias: f.type for f in fields}
     required = {f.alias for f in fields if f.default is attrs.NOTHING}
-    spec = SPECS.get(cls, _Spec())
+    spec = next((spec for base, spec in SPECS.items() if issubclass(cls, base)), _Spec())
     typed_by_data = {f.alias: f.metadata[STRUCTURE_AS] for f in fields if STRUCTURE_AS in f.metadata}
     if typed_by_data:
         hooks = {
