@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
-from ._redact import get_logger
-
 if TYPE_CHECKING:
     import asyncio
 
@@ -53,8 +51,6 @@ __all__ = [
     "is_async_fn",
     "settle_from_thread",
 ]
-
-log = get_logger("tarash.runtime")
 
 T = TypeVar("T")
 
