@@ -255,13 +255,14 @@ def test_a_batch_commits_its_writes_together(new_store: Callable[[], Any]) -> No
 
 
 def test_a_batch_with_a_failed_write_stores_nothing(store: JobStore) -> None:  # noqa: F811
+    # Both stores send a batch's writes at its end, so the duplicate is reported there.
     expected: tuple[type[Exception], str]
     if isinstance(store, SQLiteJobStore):
-        expected = (LedgerError, "A write of the batch failed; none of the batch is stored")
+        expected = (sqlite3.IntegrityError, "UNIQUE constraint failed: jobs.key")
     else:
         import psycopg
 
-        expected = (psycopg.errors.UniqueViolation, "duplicate key")  # reported at the batch's end
+        expected = (psycopg.errors.UniqueViolation, "duplicate key")
     with pytest.raises(expected[0], match=expected[1]), store.batch():  # type: ignore[attr-defined]
         intent(store, "k1")
         try:
@@ -357,7 +358,8 @@ def test_a_sqlite_batch_reads_whether_a_budget_is_set_once(
     new_store: Callable[[], Any],  # noqa: F811
 ) -> None:
     """A batch holds the file's write lock from its start, so the budget it read cannot change
-    under it: 20 budgeted intents read it once, not 20 times (until a budget is set in it)."""
+    under it: 20 budgeted intents read it once, not 20 times (until a budget is set in it), and
+    are inserted by one statement."""
     db = new_store()
     if not isinstance(db, SQLiteJobStore):
         pytest.skip("the statement count is SQLite's")
@@ -376,8 +378,55 @@ def test_a_sqlite_batch_reads_whether_a_budget_is_set_once(
             )
     reads = [statement for statement in statements if statement.startswith("SELECT budget")]
     assert len(reads) == 2
-    assert len([s for s in statements if s.startswith("INSERT INTO jobs")]) == 20
+    # The 20 intents went in together, as one statement, before the budget was set (SQLite
+    # reports a statement again for each step of the triggers it runs: the same text).
+    inserts = {statement for statement in statements if statement.startswith("INSERT INTO ops")}
+    assert len(inserts) == 1 and inserts.pop().count("'intent'") == 20
     assert db.records() == []  # the refused intent failed the batch
+
+
+def test_a_sqlite_batch_makes_a_jobs_writes_in_one_statement(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    """The writes a job makes from its intent to its end, for 10 jobs in one batch, are one
+    statement between the batch's BEGIN and COMMIT: each statement run from the writer's thread
+    hands the interpreter lock to the event loop and back."""
+    db = new_store()
+    if not isinstance(db, SQLiteJobStore):
+        pytest.skip("the statement count is SQLite's")
+    statements: list[str] = []
+    db._connection().set_trace_callback(statements.append)
+    keys = [f"k{n}" for n in range(10)]
+    with db.batch():
+        for key in keys:
+            intent(db, key)
+            db.record_submitted(key, job_id=f"job-{key}", job=None, owner="host:1:a", lease_seconds=LEASE)
+            db.record_status(key, state="running", detail={"p": 1}, owner="host:1:a", lease_seconds=LEASE)
+            db.record_status(key, state="running", detail={"p": 2}, owner="host:1:a", lease_seconds=LEASE)
+            db.record_cost(key, cost={"amount": "0.5", "currency": "USD"})
+            db.record_cancel(key, detail={"reason": "deadline"})
+            db.record_finished(key, state="completed", result={"video": "v.mp4"}, error=None)
+    # SQLite reports a statement again for each step of the triggers it runs: the same text.
+    begin, insert, commit = dict.fromkeys(statements)
+    assert (begin, commit) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert insert.startswith("INSERT INTO ops VALUES ") and insert.count("'intent'") == 10
+    for key in keys:
+        record = db.get(key)
+        assert record is not None
+        assert (record.state, record.job_id, record.result, record.detail) == (
+            "completed",
+            f"job-{key}",
+            {"video": "v.mp4"},
+            {"p": 2},
+        )
+        assert record.cost == {"amount": "0.5", "currency": "USD"}
+        assert history(db, key) == [
+            ("intent", "submitting"),
+            ("submitted", "submitted"),
+            ("status", "running"),
+            ("cancel", None),
+            ("finished", "completed"),
+        ]
 
 
 def test_a_batch_a_write_raised_out_of_stores_nothing(store: JobStore) -> None:  # noqa: F811

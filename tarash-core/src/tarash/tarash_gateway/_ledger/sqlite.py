@@ -25,7 +25,7 @@ from .records import (
     record_from_row,
     utc,
 )
-from .sqlite_sql import ADDED_COLUMNS, EVENTS_PER_INSERT, SCHEMA
+from .sqlite_sql import ADDED_COLUMNS, OPS, OPS_INSERT, OPS_PER_INSERT, SCHEMA
 
 if TYPE_CHECKING:
     import sqlite3
@@ -40,6 +40,9 @@ __all__ = ["SQLiteJobStore"]
 #: Connections a forked child inherited from its parent: SQLite must not close (or free) them in
 #: the child, so they are kept referenced and never used.
 _INHERITED: list[sqlite3.Connection] = []
+
+#: The parameters of one row of the ``ops`` view.
+_ROW = "(" + ", ".join(["?"] * 12) + ")"
 
 
 class SQLiteJobStore:
@@ -58,7 +61,7 @@ class SQLiteJobStore:
         self._pid = 0
         self._batching = False  # a batch() of the thread holding _lock is open
         self._batch_failed = False  # a write inside that batch raised
-        self._events: list[tuple[Any, ...]] = []  # that batch's history rows, added at its end
+        self._ops: list[tuple[Any, ...]] = []  # that batch's rows for the ops view, not yet inserted
         self._budgeted: dict[str, bool] = {}  # that batch's reads: whether each budget is set
 
     def __repr__(self) -> str:
@@ -126,6 +129,8 @@ class SQLiteJobStore:
                     )
                     conn.execute("DELETE FROM jobs WHERE finished_at < ?", cutoff)
                 conn.execute("COMMIT")
+                for statement in OPS:
+                    conn.execute(statement)
             except sqlite3.OperationalError as exc:
                 conn.close()
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
@@ -138,12 +143,15 @@ class SQLiteJobStore:
             return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; inside :meth:`batch`, the batch's."""
+    def _write(self, flush: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction; inside :meth:`batch`, the batch's, after inserting its pending
+        ``ops`` rows (unless ``flush`` is False: a write that only adds rows of its own)."""
         with self._lock:
             conn = self._connection()
             if self._batching:
                 try:
+                    if flush:
+                        self._flush_ops(conn)
                     yield conn
                 except BaseException:
                     # The write may be half done: the whole batch is undone (a write that
@@ -162,16 +170,18 @@ class SQLiteJobStore:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """One ``BEGIN IMMEDIATE`` transaction around this thread's writes inside it (see
-        :class:`~.records.BatchStore`); other threads' calls wait for it."""
+        :class:`~.records.BatchStore`); other threads' calls wait for it. Its writes' rows for the
+        ``ops`` view are inserted together, by as few statements as they fit in, when a write
+        that reads or changes the file another way comes or the batch ends."""
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
-            self._batching, self._batch_failed, self._events, self._budgeted = True, False, [], {}
+            self._batching, self._batch_failed, self._ops, self._budgeted = True, False, [], {}
             try:
                 yield
                 if self._batch_failed:
                     raise LedgerError("A write of the batch failed; none of the batch is stored")
-                self._insert_events(conn, self._events)
+                self._flush_ops(conn)
                 if not conn.in_transaction:
                     # SQLite ended the transaction itself (a full disk, an I/O error): some of
                     # the batch's statements are gone, so none of it may count as stored.
@@ -182,7 +192,34 @@ class SQLiteJobStore:
                     conn.execute("ROLLBACK")
                 raise
             finally:
-                self._batching, self._events, self._budgeted = False, [], {}
+                self._batching, self._ops, self._budgeted = False, [], {}
+
+    def _op(
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        key: str,
+        *text: str | None,
+        state: str | None = None,
+        owner: str | None = None,
+        at: float | None = None,
+        lease: float | None = None,
+    ) -> None:
+        """Make a change through the ``ops`` view (:data:`.sqlite_sql.OPS` says what ``text``
+        holds for each ``kind``); inside a batch, with the batch's others."""
+        row = (kind, key, state, *text, *(None,) * (6 - len(text)), owner, at, lease)
+        if self._batching:
+            self._ops.append(row)
+            return
+        conn.execute(OPS_INSERT + _ROW, row)
+
+    def _flush_ops(self, conn: sqlite3.Connection) -> None:
+        """Insert the batch's pending ``ops`` rows, :data:`OPS_PER_INSERT` a statement, in order."""
+        rows, self._ops = self._ops, []
+        for start in range(0, len(rows), OPS_PER_INSERT):
+            chunk = rows[start : start + OPS_PER_INSERT]
+            values = [value for row in chunk for value in row]
+            conn.execute(OPS_INSERT + ", ".join([_ROW] * len(chunk)), values)
 
     def _event(
         self,
@@ -193,23 +230,8 @@ class SQLiteJobStore:
         detail: Mapping[str, Any] | None,
         now: float,
     ) -> None:
-        """Add a row to a job's history; inside a batch, with the batch's others at its end."""
-        row = (key, now, kind, state, dumps(detail) if detail else None)
-        if self._batching:
-            self._events.append(row)
-            return
-        conn.execute("INSERT INTO events (key, at, kind, state, detail) VALUES (?, ?, ?, ?, ?)", row)
-
-    @staticmethod
-    def _insert_events(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """``rows`` in one statement each :data:`EVENTS_PER_INSERT` (in their order)."""
-        for start in range(0, len(rows), EVENTS_PER_INSERT):
-            chunk = rows[start : start + EVENTS_PER_INSERT]
-            conn.execute(
-                "INSERT INTO events (key, at, kind, state, detail) VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
-                [value for row in chunk for value in row],
-            )
+        """Add a row to a job's history."""
+        self._op(conn, "event", key, kind, dumps(detail) if detail else None, state=state, at=now)
 
     def record_intent(
         self,
@@ -223,7 +245,7 @@ class SQLiteJobStore:
         owner: str | None,
         lease_seconds: float,
     ) -> None:
-        with self._write() as conn:
+        with self._write(flush=False) as conn:
             self._intent(conn, key, provider, model, modality, config, request, owner, lease_seconds, None)
 
     def record_budgeted_intent(
@@ -244,8 +266,9 @@ class SQLiteJobStore:
         # the commit, so every writer (thread or process) checks a spend that counts the others. A
         # batch holds that lock from its start: it reads whether a budget is set once, and while
         # none is, its intents are recorded without reading it again.
-        with self._write() as conn:
+        with self._write(flush=False) as conn:
             if not self._batching or self._budgeted.get(check.name, True):
+                self._flush_ops(conn)  # the check counts the batch's intents before this one
                 row = conn.execute("SELECT budget FROM budgets WHERE name = ?", (check.name,)).fetchone()
                 if self._batching:
                     self._budgeted[check.name] = row is not None
@@ -267,25 +290,20 @@ class SQLiteJobStore:
         cost: Mapping[str, Any] | None,
     ) -> None:
         now = time.time()
-        conn.execute(
-            "INSERT INTO jobs (key, provider, model, modality, state, config, request, detail,"
-            " created_at, updated_at, owner, lease_until, cost)"
-            " VALUES (?, ?, ?, ?, 'submitting', ?, ?, '{}', ?, ?, ?, ?, ?)",
-            (
-                key,
-                provider,
-                model,
-                modality,
-                dumps(config),
-                dumps(request),
-                now,
-                now,
-                owner,
-                now + lease_seconds if owner else None,
-                dumps(cost),
-            ),
+        self._op(
+            conn,
+            "intent",
+            key,
+            provider,
+            model,
+            modality,
+            dumps(config),
+            dumps(request),
+            dumps(cost),
+            owner=owner,
+            at=now,
+            lease=now + lease_seconds if owner else None,
         )
-        self._event(conn, key, "intent", "submitting", None, now)
 
     def record_submitted(
         self,
@@ -297,16 +315,18 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         now = time.time()
-        with self._write() as conn:
-            updated = conn.execute(
-                "UPDATE jobs SET state = 'submitted', job_id = ?, job = ?, updated_at = ?,"
-                " finished_at = NULL, error = NULL,"
-                " lease_until = CASE WHEN owner IS ? THEN ? ELSE lease_until END"
-                " WHERE key = ? AND (finished_at IS NULL OR state = 'unknown')",
-                (job_id, dumps(job), now, owner, now + lease_seconds, key),
-            ).rowcount
-            if updated:
-                self._event(conn, key, "submitted", "submitted", {"job_id": job_id}, now)
+        with self._write(flush=False) as conn:
+            self._op(
+                conn,
+                "submitted",
+                key,
+                job_id,
+                dumps(job),
+                dumps({"job_id": job_id}),
+                owner=owner,
+                at=now,
+                lease=now + lease_seconds,
+            )
 
     def record_status(
         self,
@@ -318,30 +338,24 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         now = time.time()
-        lease = "lease_until = CASE WHEN owner IS ? THEN ? ELSE lease_until END"
-        params = (dumps(detail), now, owner, now + lease_seconds, key)
-        with self._write() as conn:
-            # The state first (a change is kept in the history); else the detail and the lease.
-            if conn.execute(
-                f"UPDATE jobs SET state = ?, detail = ?, updated_at = ?, {lease}"
-                " WHERE key = ? AND finished_at IS NULL AND state IS NOT ?",
-                (state, *params, state),
-            ).rowcount:
-                self._event(conn, key, "status", state, detail, now)
-                return
-            conn.execute(
-                f"UPDATE jobs SET detail = ?, updated_at = ?, {lease} WHERE key = ? AND finished_at IS NULL",
-                params,
+        text = dumps(detail)
+        with self._write(flush=False) as conn:
+            self._op(
+                conn,
+                "status",
+                key,
+                text,
+                text if detail else None,
+                state=state,
+                owner=owner,
+                at=now,
+                lease=now + lease_seconds,
             )
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
-        now = time.time()
-        with self._write() as conn:
-            if conn.execute(
-                "UPDATE jobs SET cancel = ?, updated_at = ? WHERE key = ?",
-                (dumps(detail), now, key),
-            ).rowcount:
-                self._event(conn, key, "cancel", None, detail, now)
+        text = dumps(detail)
+        with self._write(flush=False) as conn:
+            self._op(conn, "cancel", key, text, text if detail else None, at=time.time())
 
     def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
         now = time.time()
@@ -357,19 +371,14 @@ class SQLiteJobStore:
         result: Mapping[str, Any] | None,
         error: Mapping[str, Any] | None,
     ) -> None:
-        now = time.time()
-        with self._write() as conn:
-            if conn.execute(
-                "UPDATE jobs SET state = ?, result = ?, error = ?, updated_at = ?, finished_at = ?,"
-                " owner = NULL, lease_until = NULL WHERE key = ?"
-                " AND (finished_at IS NULL OR state = 'unknown' OR ? = 'completed')",
-                (state, dumps(result), dumps(error), now, now, key, state),
-            ).rowcount:
-                self._event(conn, key, "finished", state, error, now)
+        text = dumps(error)
+        with self._write(flush=False) as conn:
+            detail = text if error else None
+            self._op(conn, "finished", key, dumps(result), text, detail, state=state, at=time.time())
 
     def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
-        with self._write() as conn:
-            conn.execute("UPDATE jobs SET cost = ? WHERE key = ?", (dumps(cost), key))
+        with self._write(flush=False) as conn:
+            self._op(conn, "cost", key, dumps(cost))
 
     def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
         now = time.time()
