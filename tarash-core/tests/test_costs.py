@@ -289,7 +289,7 @@ def test_a_version_1_postgres_ledger_is_migrated(pg_url: str) -> None:
         )
     store = postgres.PostgresJobStore(pg_url, retention_days=None).open()
     try:
-        assert store.schema_version() == 2 == postgres.SCHEMA_VERSION
+        assert store.schema_version() == 3 == postgres.SCHEMA_VERSION
         [old] = store.records()
         assert (old.key, old.cost, old.billed) == ("old", None, None)
         store.record_cost("old", cost={"amount": "1.5", "currency": "USD"})

@@ -541,13 +541,13 @@ def test_tarash_jobs_migrate(
     assert main(["jobs", "migrate", pg_url]) == 0
     assert (
         capsys.readouterr().out
-        == f"Migrated the ledger schema in PostgresJobStore('{shown}') from version 0 to 2.\n"
+        == f"Migrated the ledger schema in PostgresJobStore('{shown}') from version 0 to 3.\n"
     )
     monkeypatch.setenv("TARASH_LEDGER", pg_url)
     assert main(["jobs", "migrate"]) == 0
     assert (
         capsys.readouterr().out
-        == f"The ledger schema in PostgresJobStore('{shown}') is up to date (version 2).\n"
+        == f"The ledger schema in PostgresJobStore('{shown}') is up to date (version 3).\n"
     )
     monkeypatch.setenv("TARASH_LEDGER", "/tmp/jobs.db")
     assert main(["jobs", "migrate"]) == 2

@@ -1,8 +1,11 @@
 """The PostgreSQL store's SQL: the schema's migrations (and applying them) and the statement of
 each write.
 
-Every write is one statement (a CTE that updates the job and appends its history event); status
-writes and releases commit asynchronously. Kept apart from :mod:`.postgres`, which runs them.
+The writes that change a job go through one function of the schema, ``tarash_apply_ops``, which
+makes a list of them in order (see :data:`APPLY`): a write alone is one call of it, and a batch of
+writes is one call too. Claims and billing are statements of their own (a CTE that updates the
+job and appends its history event). Status writes and releases commit asynchronously. Kept apart
+from :mod:`.postgres`, which runs them.
 """
 
 from __future__ import annotations
@@ -13,14 +16,11 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
-    "ASYNC_COMMIT",
+    "APPLY",
     "BILLED",
-    "CANCEL",
     "CLAIM",
     "COLUMNS",
     "EVENT",
-    "FINISHED",
-    "INTENT",
     "KEEPALIVES",
     "LEASE",
     "LOCK_BUDGET",
@@ -28,16 +28,10 @@ __all__ = [
     "MIGRATIONS",
     "MIGRATION_LOCK",
     "NOW",
-    "RECORDED",
-    "RELEASE",
     "SCHEMA_VERSION",
-    "STATUS",
-    "SUBMITTED",
     "SYNC_COMMIT",
-    "UNBUDGETED_INTENT",
     "applied_version",
     "apply_migrations",
-    "intent_sql",
 ]
 
 #: Each migration is a list of statements, applied in one transaction; never edit a released one.
@@ -86,6 +80,94 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at timestamptz NOT NULL
         )""",
     ),
+    (
+        # The writes that change a job, made in order from a JSON array of ops, each an object
+        # with its "op" and its values (JSON values as text). Returns how many intents it did
+        # not make because the budget they name was set. A status or a release lets the
+        # transaction commit without waiting for the WAL flush.
+        """CREATE FUNCTION tarash_apply_ops(ops json) RETURNS integer LANGUAGE plpgsql AS $$
+        DECLARE
+            o json;
+            at timestamptz;
+            lease timestamptz;
+            before text;
+            refused integer := 0;
+        BEGIN
+            FOR o IN SELECT value FROM json_array_elements(ops) LOOP
+                at := clock_timestamp();
+                lease := at + (o->>'lease')::float8 * interval '1 second';
+                CASE o->>'op'
+                WHEN 'intent' THEN
+                    INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request,
+                        detail, created_at, updated_at, owner, lease_until, cost)
+                    SELECT o->>'key', o->>'provider', o->>'model', o->>'modality', 'submitting',
+                        (o->>'config')::json, (o->>'request')::json, '{}', at, at, o->>'owner',
+                        CASE WHEN o->>'owner' IS NULL THEN NULL ELSE lease END, (o->>'cost')::json
+                    WHERE o->>'budget' IS NULL
+                        OR NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = o->>'budget');
+                    IF FOUND THEN
+                        INSERT INTO tarash_job_events (key, at, kind, state)
+                        VALUES (o->>'key', at, 'intent', 'submitting');
+                    ELSE
+                        refused := refused + 1;
+                    END IF;
+                WHEN 'submitted' THEN
+                    UPDATE tarash_jobs SET state = 'submitted', job_id = o->>'job_id',
+                        job = (o->>'job')::json, updated_at = at, finished_at = NULL, error = NULL,
+                        lease_until = CASE WHEN owner IS NOT DISTINCT FROM o->>'owner' THEN lease
+                                      ELSE lease_until END
+                    WHERE key = o->>'key' AND (finished_at IS NULL OR state = 'unknown');
+                    IF FOUND THEN
+                        INSERT INTO tarash_job_events (key, at, kind, state, detail)
+                        VALUES (o->>'key', at, 'submitted', 'submitted', (o->>'event')::json);
+                    END IF;
+                WHEN 'status' THEN
+                    PERFORM set_config('synchronous_commit', 'off', true);
+                    SELECT state INTO before FROM tarash_jobs
+                    WHERE key = o->>'key' AND finished_at IS NULL FOR UPDATE;
+                    IF FOUND THEN
+                        UPDATE tarash_jobs SET state = o->>'state', detail = (o->>'detail')::json,
+                            updated_at = at,
+                            lease_until = CASE WHEN owner IS NOT DISTINCT FROM o->>'owner' THEN lease
+                                          ELSE lease_until END
+                        WHERE key = o->>'key';
+                        IF before IS DISTINCT FROM o->>'state' THEN
+                            INSERT INTO tarash_job_events (key, at, kind, state, detail)
+                            VALUES (o->>'key', at, 'status', o->>'state', (o->>'event')::json);
+                        END IF;
+                    END IF;
+                WHEN 'cancel' THEN
+                    UPDATE tarash_jobs SET cancel = (o->>'detail')::json, updated_at = at
+                    WHERE key = o->>'key';
+                    IF FOUND THEN
+                        INSERT INTO tarash_job_events (key, at, kind, detail)
+                        VALUES (o->>'key', at, 'cancel', (o->>'event')::json);
+                    END IF;
+                WHEN 'event' THEN
+                    INSERT INTO tarash_job_events (key, at, kind, detail)
+                    SELECT key, at, o->>'kind', (o->>'detail')::json FROM tarash_jobs
+                    WHERE key = o->>'key';
+                WHEN 'finished' THEN
+                    UPDATE tarash_jobs SET state = o->>'state', result = (o->>'result')::json,
+                        error = (o->>'error')::json, updated_at = at, finished_at = at,
+                        owner = NULL, lease_until = NULL
+                    WHERE key = o->>'key'
+                        AND (finished_at IS NULL OR state = 'unknown' OR o->>'state' = 'completed');
+                    IF FOUND THEN
+                        INSERT INTO tarash_job_events (key, at, kind, state, detail)
+                        VALUES (o->>'key', at, 'finished', o->>'state', (o->>'error')::json);
+                    END IF;
+                WHEN 'cost' THEN
+                    UPDATE tarash_jobs SET cost = (o->>'cost')::json WHERE key = o->>'key';
+                WHEN 'release' THEN
+                    PERFORM set_config('synchronous_commit', 'off', true);
+                    UPDATE tarash_jobs SET owner = NULL, lease_until = NULL
+                    WHERE key = o->>'key' AND owner = o->>'owner';
+                END CASE;
+            END LOOP;
+            RETURN refused;
+        END $$""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK = "tarash.ledger.schema"
@@ -98,69 +180,17 @@ COLUMNS = (
 )
 NOW = "statement_timestamp()"
 LEASE = f"{NOW} + %(lease)s * interval '1 second'"
-#: Makes the statement's transaction commit without waiting for the WAL flush.
-ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+#: Makes a list of writes (a JSON array of ops, see migration 3); the intents it did not make.
+APPLY = "SELECT tarash_apply_ops(%s::json)"
 #: Takes a process owner's advisory lock on the liveness connection (held while it lives).
 LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 #: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
 KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
-#: Undoes ASYNC_COMMIT for the rest of a transaction (a batch that holds a status write).
+#: Undoes the asynchronous commit of a status or release for the rest of a transaction (a batch
+#: that holds one).
 SYNC_COMMIT = "SELECT set_config('synchronous_commit', 'on', true)"
 EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
-
-
-def intent_sql(guard: str) -> str:
-    """The intent's insert (with its history event), made only when ``guard`` holds."""
-    return f"""WITH job AS (
-    INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request, detail,
-                             created_at, updated_at, owner, lease_until, cost)
-    SELECT %(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
-           %(request)s::json, '{{}}', {NOW}, {NOW}, %(owner)s::text,
-           CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {LEASE} END, %(cost)s::json
-    {guard}
-    RETURNING key, created_at)
-{EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job RETURNING key"""
-
-
-INTENT = intent_sql("")
-#: The intent in one statement while no budget ``%(budget)s`` is set (no row when one is).
-UNBUDGETED_INTENT = intent_sql("WHERE NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = %(budget)s)")
 LOCK_BUDGET = "SELECT budget::text FROM tarash_budgets WHERE name = %s FOR UPDATE"
-
-SUBMITTED = f"""WITH job AS (
-    UPDATE tarash_jobs SET state = 'submitted', job_id = %(job_id)s, job = %(job)s::json,
-        updated_at = {NOW}, finished_at = NULL, error = NULL,
-        lease_until = CASE WHEN owner IS NOT DISTINCT FROM %(owner)s::text THEN {LEASE}
-                      ELSE lease_until END
-    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown')
-    RETURNING key, updated_at)
-{EVENT} SELECT key, updated_at, 'submitted', 'submitted', %(detail)s::json FROM job"""
-
-STATUS = f"""WITH {ASYNC_COMMIT},
-old AS (SELECT key, state FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE),
-job AS (
-    UPDATE tarash_jobs j SET state = %(state)s, detail = %(detail)s::json, updated_at = {NOW},
-        lease_until = CASE WHEN j.owner IS NOT DISTINCT FROM %(owner)s::text THEN {LEASE}
-                      ELSE j.lease_until END
-    FROM old, _async WHERE j.key = old.key
-    RETURNING j.key, j.updated_at, old.state AS before)
-{EVENT} SELECT key, updated_at, 'status', %(state)s, %(event)s::json FROM job
-    WHERE before IS DISTINCT FROM %(state)s"""
-
-CANCEL = f"""WITH job AS (
-    UPDATE tarash_jobs SET cancel = %(detail)s::json, updated_at = {NOW} WHERE key = %(key)s
-    RETURNING key, updated_at)
-{EVENT} SELECT key, updated_at, 'cancel', NULL, %(event)s::json FROM job"""
-
-RECORDED = f"""{EVENT} SELECT key, {NOW}, %(kind)s, NULL, %(detail)s::json FROM tarash_jobs
-WHERE key = %(key)s"""
-
-FINISHED = f"""WITH job AS (
-    UPDATE tarash_jobs SET state = %(state)s, result = %(result)s::json, error = %(error)s::json,
-        updated_at = {NOW}, finished_at = {NOW}, owner = NULL, lease_until = NULL
-    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown' OR %(state)s = 'completed')
-    RETURNING key, finished_at)
-{EVENT} SELECT key, finished_at, 'finished', %(state)s, %(error)s::json FROM job"""
 
 BILLED = f"""WITH job AS (
     UPDATE tarash_jobs SET billed = %(billed)s::json
@@ -181,10 +211,6 @@ job AS (
         ELSE pg_try_advisory_xact_lock(hashtextextended(j.owner, 0)) END
     RETURNING j.key)
 {EVENT} SELECT key, {NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
-
-RELEASE = f"""WITH {ASYNC_COMMIT}
-UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async
-WHERE key = %(key)s AND owner = %(owner)s"""
 
 
 def applied_version(conn: psycopg.Connection[Any]) -> int:

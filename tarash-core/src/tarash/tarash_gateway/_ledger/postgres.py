@@ -6,7 +6,8 @@ Selected by ``TARASH_LEDGER=postgresql://...`` or ``set_ledger("postgresql://...
 It keeps SQLite's guarantees across machines:
 
 - every write is one statement, committed before the call returns (the intent before the
-  submit is sent); status observations and releases are committed asynchronously
+  submit is sent), and a batch of them is one statement too (the schema's ``tarash_apply_ops``
+  makes them in order); status observations and releases are committed asynchronously
   (``synchronous_commit = off``): a database crash can lose the last few, never a job;
 - while a budget is set, an intent is one transaction with the budget's check, serialised by the
   budget's row locked ``FOR UPDATE``: workers never together pass the last of a budget;
@@ -38,6 +39,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from .._plain import to_json_text
 from ..exceptions import LedgerError
 from . import pg_sql as sql
 from .pg_slots import PgSlots
@@ -91,8 +93,9 @@ class PostgresJobStore:
         self._ready = False
         self._checked = 0.0
         self._slots: PgSlots | None = None
-        #: This thread's open batch: .conn (None when none), .inserted (its pipelined intents'
-        #: cursors), .budgeted (budget name -> whether it exists).
+        #: This thread's open batch: .conn (None when none), .ops (its writes not yet sent),
+        #: .applied (the cursors of the tarash_apply_ops calls sent), .budgeted (budget name ->
+        #: whether it exists).
         self._batch = threading.local()
 
     def __repr__(self) -> str:
@@ -230,9 +233,11 @@ class PostgresJobStore:
 
     @contextmanager
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection to write on: this thread's batch's, else one of the pool's."""
+        """A connection to write on: this thread's batch's (its pending writes sent first, so
+        what comes next sees them), else one of the pool's."""
         pinned: psycopg.Connection[Any] | None = getattr(self._batch, "conn", None)
         if pinned is not None:
+            self._send_ops(pinned)
             yield pinned
             return
         with self._connections().connection() as conn:
@@ -247,17 +252,37 @@ class PostgresJobStore:
         asynchronously)."""
         state = self._batch
         with self._connections().connection() as conn, self._pipeline(conn), conn.transaction():
-            state.conn, state.inserted, state.budgeted = conn, [], {}
+            state.conn, state.ops, state.applied, state.budgeted = conn, [], [], {}
             try:
                 yield
+                self._send_ops(conn)
                 if conn.info.transaction_status == TransactionStatus.INERROR:
                     raise LedgerError("A write of the batch failed; none of the batch is stored")
                 conn.execute(sql.SYNC_COMMIT)
-                if not all(cursor.fetchone() for cursor in state.inserted):
+                if any(cursor.fetchone()[0] for cursor in state.applied):
                     # A budget was set since the batch looked: those intents were not recorded.
                     raise LedgerError("A budget was set while the batch ran; none of it is stored")
             finally:
-                state.conn, state.inserted, state.budgeted = None, [], {}
+                state.conn, state.ops, state.applied, state.budgeted = None, [], [], {}
+
+    def _apply(self, op: dict[str, Any]) -> int:
+        """Make one write through ``tarash_apply_ops``: alone, now (how many intents it did not
+        make, as a budget is set); in a batch, with the batch's others (0)."""
+        batch = self._batch
+        if getattr(batch, "conn", None) is not None:
+            batch.ops.append(op)
+            return 0
+        with self._connections().connection() as conn:
+            row = conn.execute(sql.APPLY, (to_json_text([op]),)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _send_ops(self, conn: psycopg.Connection[Any]) -> None:
+        """Send this thread's batch's pending writes, in one call (pipelined: its answer is read
+        at the batch's end)."""
+        batch = self._batch
+        if batch.ops:
+            batch.applied.append(conn.execute(sql.APPLY, (to_json_text(batch.ops),)))
+            batch.ops = []
 
     @staticmethod
     def _pipeline(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
@@ -285,9 +310,9 @@ class PostgresJobStore:
         lease_seconds: float,
     ) -> None:
         self._hold(owner)
-        self._execute(
-            sql.INTENT,
+        self._apply(
             {
+                "op": "intent",
                 "key": key,
                 "provider": provider,
                 "model": model,
@@ -296,8 +321,7 @@ class PostgresJobStore:
                 "request": dumps(request),
                 "owner": owner,
                 "lease": lease_seconds,
-                "cost": None,
-            },
+            }
         )
 
     def record_budgeted_intent(
@@ -315,7 +339,8 @@ class PostgresJobStore:
         lease_seconds: float,
     ) -> None:
         self._hold(owner)
-        params = {
+        op = {
+            "op": "intent",
             "key": key,
             "provider": provider,
             "model": model,
@@ -329,15 +354,15 @@ class PostgresJobStore:
         }
         batch = self._batch
         if getattr(batch, "conn", None) is not None:
-            # In a batch, whether the budget exists is read once; while it does not, the insert
-            # is pipelined, and the batch checks at its end that it was made.
+            # In a batch, whether the budget exists is read once; while it does not, the intent
+            # goes with the batch's writes, and the batch checks at its end that it was made.
             if check.name not in batch.budgeted:
                 found = batch.conn.execute("SELECT 1 FROM tarash_budgets WHERE name = %s", (check.name,))
                 batch.budgeted[check.name] = found.fetchone() is not None
             if not batch.budgeted[check.name]:
-                batch.inserted.append(batch.conn.execute(sql.UNBUDGETED_INTENT, params))
+                self._apply(op)
                 return
-        elif self._execute(sql.UNBUDGETED_INTENT, params, answer=True):
+        elif not self._apply(op):
             return
         # A budget is set: its row, locked FOR UPDATE, serialises the writers checked against it
         # on every machine; each one's spend is read after the one before it has committed.
@@ -345,7 +370,7 @@ class PostgresJobStore:
             row = conn.execute(sql.LOCK_BUDGET, (check.name,)).fetchone()
             if row is not None:
                 check(json.loads(row[0]), lambda since: self._costs(conn, since))
-            conn.execute(sql.INTENT, params)
+            conn.execute(sql.APPLY, (to_json_text([{**op, "budget": None}]),))
 
     def record_submitted(
         self,
@@ -357,16 +382,16 @@ class PostgresJobStore:
         lease_seconds: float,
     ) -> None:
         self._hold(owner)
-        self._execute(
-            sql.SUBMITTED,
+        self._apply(
             {
+                "op": "submitted",
                 "key": key,
                 "job_id": job_id,
                 "job": dumps(job),
                 "owner": owner,
                 "lease": lease_seconds,
-                "detail": dumps({"job_id": job_id}),
-            },
+                "event": dumps({"job_id": job_id}),
+            }
         )
 
     def record_status(
@@ -379,25 +404,25 @@ class PostgresJobStore:
         lease_seconds: float,
     ) -> None:
         self._hold(owner)
-        self._execute(
-            sql.STATUS,
+        text = dumps(detail)
+        self._apply(
             {
+                "op": "status",
                 "key": key,
                 "state": state,
-                "detail": dumps(detail),
-                "event": dumps(detail) if detail else None,
+                "detail": text,
+                "event": text if detail else None,
                 "owner": owner,
                 "lease": lease_seconds,
-            },
+            }
         )
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
-        self._execute(
-            sql.CANCEL, {"key": key, "detail": dumps(detail), "event": dumps(detail) if detail else None}
-        )
+        text = dumps(detail)
+        self._apply({"op": "cancel", "key": key, "detail": text, "event": text if detail else None})
 
     def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
-        self._execute(sql.RECORDED, {"key": key, "kind": kind, "detail": dumps(detail)})
+        self._apply({"op": "event", "key": key, "kind": kind, "detail": dumps(detail)})
 
     def record_finished(
         self,
@@ -407,8 +432,8 @@ class PostgresJobStore:
         result: Mapping[str, Any] | None,
         error: Mapping[str, Any] | None,
     ) -> None:
-        self._execute(
-            sql.FINISHED, {"key": key, "state": state, "result": dumps(result), "error": dumps(error)}
+        self._apply(
+            {"op": "finished", "key": key, "state": state, "result": dumps(result), "error": dumps(error)}
         )
 
     def claim(self, key: str, *, owner: str, lease_seconds: float, steal_from: str | None = None) -> bool:
@@ -426,13 +451,12 @@ class PostgresJobStore:
         )
 
     def release(self, key: str, *, owner: str) -> None:
-        self._execute(sql.RELEASE, {"key": key, "owner": owner})
+        self._apply({"op": "release", "key": key, "owner": owner})
 
     # -- costs and budgets ---------------------------------------------------------------------
 
     def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
-        with self._writing() as conn:
-            conn.execute("UPDATE tarash_jobs SET cost = %s::json WHERE key = %s", (dumps(cost), key))
+        self._apply({"op": "cost", "key": key, "cost": dumps(cost)})
 
     def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
         return self._execute(sql.BILLED, {"key": key, "billed": dumps(billed)}, answer=True)
