@@ -429,6 +429,30 @@ def test_a_sqlite_batch_makes_a_jobs_writes_in_one_statement(
         ]
 
 
+def test_a_postgres_batch_whose_budget_was_set_meanwhile_stores_nothing(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    """A batch reads once that no budget is set and sends its intents with its other writes at
+    its end; a budget set by another worker in between refuses them there, and none of the batch
+    is stored (its writer then runs each write alone, checked against the budget)."""
+    db, other = new_store(), new_store()
+    if isinstance(db, SQLiteJobStore):
+        pytest.skip("a SQLite batch holds the file's write lock: no budget can be set meanwhile")
+    fields = {"provider": "mock", "model": "m", "modality": "video", "config": None, "request": None}
+    intent(db, "k0")
+    with pytest.raises(LedgerError, match="A budget was set while the batch ran"), db.batch():
+        db.record_status("k0", state="running", detail={}, owner="host:1:a", lease_seconds=LEASE)
+        db.record_budgeted_intent(
+            "k1", check=NoBudget(), cost=None, owner=None, lease_seconds=LEASE, **fields
+        )
+        other.set_budget("monthly", {"limit": "0"})
+        db.record_budgeted_intent(
+            "k2", check=NoBudget(), cost=None, owner=None, lease_seconds=LEASE, **fields
+        )
+    assert [(record.key, record.state) for record in db.records()] == [("k0", "submitting")]
+    assert history(db, "k0") == [("intent", "submitting")]
+
+
 def test_a_batch_a_write_raised_out_of_stores_nothing(store: JobStore) -> None:  # noqa: F811
     with pytest.raises(ValueError, match="boom"), store.batch():  # type: ignore[attr-defined]
         intent(store, "k1")
