@@ -16,13 +16,18 @@ loop does not wait for them, but each job waits for its own writes). The loop's 
 are steadier than wall time on a shared machine, and they show where the ledger's cost lands: a
 second thread that works beside a busy loop costs the loop a hand-over each time it takes the lock
 back, whatever it does with it.
+Before the runs it prints what handing work between two threads costs on this machine, across
+its CPUs and on one (Linux): on a virtual machine whose idle CPUs sleep, waking a thread on another
+CPU can cost ten times what it costs on the same one, and the ledger's writer thread hands the
+interpreter lock to the event loop and back a few times per batch. ``--cpus 0`` runs everything
+(the PostgreSQL server included) on the CPUs listed, to see the ledger's cost without that.
 On a shared machine, repeat the runs (``--repeat``): the table compares the fastest of each,
 and the medians. ``--baseline DIR`` (another checkout's ``tarash-core/src``) runs each ledger in a
 fresh process, ours and the baseline's taking turns, so a before/after comparison sees the same
 machine load.
 
     python benchmarks/core_load.py [--jobs 1000] [--fault-rate 0.1] [--ledgers off,sqlite,postgres]
-        [--repeat 1] [--baseline DIR]
+        [--repeat 1] [--baseline DIR] [--cpus 0,1]
 """
 
 from __future__ import annotations
@@ -159,6 +164,44 @@ class LoadPlugin:
         return VideoGenerationResponse(request_id=job.job_id, video=answer.json()["url"])
 
 
+def _round_trips(count: int = 20000) -> tuple[float, float]:
+    """Microseconds per round trip between two threads handing a turn to each other (semaphores),
+    and the CPU time the first thread spends on each."""
+    import threading
+
+    mine, theirs = threading.Semaphore(0), threading.Semaphore(0)
+
+    def other() -> None:
+        for _ in range(count):
+            mine.acquire()
+            theirs.release()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    started, (cpu, _) = time.perf_counter(), _loop_thread()
+    for _ in range(count):
+        mine.release()
+        theirs.acquire()
+    elapsed, (cpu_after, _) = time.perf_counter() - started, _loop_thread()
+    thread.join()
+    return elapsed / count * 1e6, (cpu_after - cpu) / count * 1e6
+
+
+def machine_check() -> str:
+    """What a round trip between two threads costs across this machine's CPUs and on one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    across = _round_trips()
+    line = f"thread round trip: {across[0]:.1f} us ({across[1]:.1f} us of the caller's CPU) on CPUs {cpus}"
+    if len(cpus) > 1:
+        os.sched_setaffinity(0, cpus[:1])
+        try:
+            one = _round_trips()
+        finally:
+            os.sched_setaffinity(0, cpus)
+        line += f"; {one[0]:.1f} us ({one[1]:.1f} us) on CPU {cpus[0]} alone"
+    return line
+
+
 def _loop_thread() -> tuple[float, int]:
     """This thread's CPU time and voluntary context switches so far."""
     usage = resource.getrusage(resource.RUSAGE_THREAD)
@@ -279,9 +322,16 @@ if __name__ == "__main__":
         help="another checkout's tarash-core/src: each run is a fresh process, ours and the "
         "baseline's taking turns, and a table is printed for each",
     )
+    parser.add_argument(
+        "--cpus", help="comma-separated CPUs to run on (this process and the ones it starts; Linux)"
+    )
     parser.add_argument("--row", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     kinds = arguments.ledgers.split(",")
+    if arguments.cpus:
+        os.sched_setaffinity(0, {int(cpu) for cpu in arguments.cpus.split(",")})
+    if not arguments.row:
+        print(machine_check())
     if arguments.row:
         (row,) = run_here(kinds, 1, arguments.jobs, arguments.fault_rate)[kinds[0]]
         print(json.dumps(row))
