@@ -1,11 +1,10 @@
 """The PostgreSQL store's SQL: the schema's migrations (and applying them) and the statement of
 each write.
 
-The writes that change a job go through one function of the schema, ``tarash_apply_ops``, which
-makes a list of them in order (see :data:`APPLY`): a write alone is one call of it, and a batch of
-writes is one call too. Claims and billing are statements of their own (a CTE that updates the
-job and appends its history event). Status writes and releases commit asynchronously. Kept apart
-from :mod:`.postgres`, which runs them.
+Every write alone is one statement (a CTE that updates the job and appends its history event);
+a batch of the writes that change a job is one call of the schema's ``tarash_apply_ops``, which
+makes them in order (:data:`ALONE` pairs each kind of write with its statement). Status writes and
+releases commit asynchronously. Kept apart from :mod:`.postgres`, which runs them.
 """
 
 from __future__ import annotations
@@ -16,11 +15,17 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "ALONE",
     "APPLY",
+    "ASYNC_COMMIT",
     "BILLED",
+    "CANCEL",
     "CLAIM",
     "COLUMNS",
+    "COST",
     "EVENT",
+    "FINISHED",
+    "INTENT",
     "KEEPALIVES",
     "LEASE",
     "LOCK_BUDGET",
@@ -28,10 +33,16 @@ __all__ = [
     "MIGRATIONS",
     "MIGRATION_LOCK",
     "NOW",
+    "RECORDED",
+    "RELEASE",
     "SCHEMA_VERSION",
+    "STATUS",
+    "SUBMITTED",
     "SYNC_COMMIT",
+    "UNBUDGETED_INTENT",
     "applied_version",
     "apply_migrations",
+    "intent_sql",
 ]
 
 #: Each migration is a list of statements, applied in one transaction; never edit a released one.
@@ -82,18 +93,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # The writes that change a job, made in order from a JSON array of ops, each an object
-        # with its "op" and its values (JSON values as text). Returns how many intents it did
+        # with its "op" and its values (JSON values as text; jsonb, so that each op is parsed
+        # once, not once per value read). Returns how many intents it did
         # not make because the budget they name was set. A status or a release lets the
         # transaction commit without waiting for the WAL flush.
-        """CREATE FUNCTION tarash_apply_ops(ops json) RETURNS integer LANGUAGE plpgsql AS $$
+        """CREATE FUNCTION tarash_apply_ops(ops jsonb) RETURNS integer LANGUAGE plpgsql AS $$
         DECLARE
-            o json;
+            o jsonb;
             at timestamptz;
             lease timestamptz;
             before text;
             refused integer := 0;
         BEGIN
-            FOR o IN SELECT value FROM json_array_elements(ops) LOOP
+            FOR o IN SELECT value FROM jsonb_array_elements(ops) LOOP
                 at := clock_timestamp();
                 lease := at + (o->>'lease')::float8 * interval '1 second';
                 CASE o->>'op'
@@ -180,17 +192,72 @@ COLUMNS = (
 )
 NOW = "statement_timestamp()"
 LEASE = f"{NOW} + %(lease)s * interval '1 second'"
-#: Makes a list of writes (a JSON array of ops, see migration 3); the intents it did not make.
-APPLY = "SELECT tarash_apply_ops(%s::json)"
+#: Makes a list of writes, a batch's (a JSON array of ops, see migration 3); the intents it did
+#: not make.
+APPLY = "SELECT tarash_apply_ops(%s::jsonb)"
+#: Makes the statement's transaction commit without waiting for the WAL flush.
+ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
 #: Takes a process owner's advisory lock on the liveness connection (held while it lives).
 LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 #: Server-side keepalives on the liveness connection: a vanished machine's locks go in ~1 min.
 KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
-#: Undoes the asynchronous commit of a status or release for the rest of a transaction (a batch
-#: that holds one).
+#: Undoes ASYNC_COMMIT for the rest of a transaction (a batch that holds a status write).
 SYNC_COMMIT = "SELECT set_config('synchronous_commit', 'on', true)"
 EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
+
+
+def intent_sql(guard: str) -> str:
+    """The intent's insert (with its history event), made only when ``guard`` holds."""
+    return f"""WITH job AS (
+    INSERT INTO tarash_jobs (key, provider, model, modality, state, config, request, detail,
+                             created_at, updated_at, owner, lease_until, cost)
+    SELECT %(key)s, %(provider)s, %(model)s, %(modality)s, 'submitting', %(config)s::json,
+           %(request)s::json, '{{}}', {NOW}, {NOW}, %(owner)s::text,
+           CASE WHEN %(owner)s::text IS NULL THEN NULL ELSE {LEASE} END, %(cost)s::json
+    {guard}
+    RETURNING key, created_at)
+{EVENT} SELECT key, created_at, 'intent', 'submitting', NULL FROM job RETURNING key"""
+
+
+INTENT = intent_sql("")
+#: The intent in one statement while no budget ``%(budget)s`` is set (no row when one is).
+UNBUDGETED_INTENT = intent_sql("WHERE NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = %(budget)s)")
 LOCK_BUDGET = "SELECT budget::text FROM tarash_budgets WHERE name = %s FOR UPDATE"
+
+SUBMITTED = f"""WITH job AS (
+    UPDATE tarash_jobs SET state = 'submitted', job_id = %(job_id)s, job = %(job)s::json,
+        updated_at = {NOW}, finished_at = NULL, error = NULL,
+        lease_until = CASE WHEN owner IS NOT DISTINCT FROM %(owner)s::text THEN {LEASE}
+                      ELSE lease_until END
+    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown')
+    RETURNING key, updated_at)
+{EVENT} SELECT key, updated_at, 'submitted', 'submitted', %(event)s::json FROM job"""
+
+STATUS = f"""WITH {ASYNC_COMMIT},
+old AS (SELECT key, state FROM tarash_jobs WHERE key = %(key)s AND finished_at IS NULL FOR UPDATE),
+job AS (
+    UPDATE tarash_jobs j SET state = %(state)s, detail = %(detail)s::json, updated_at = {NOW},
+        lease_until = CASE WHEN j.owner IS NOT DISTINCT FROM %(owner)s::text THEN {LEASE}
+                      ELSE j.lease_until END
+    FROM old, _async WHERE j.key = old.key
+    RETURNING j.key, j.updated_at, old.state AS before)
+{EVENT} SELECT key, updated_at, 'status', %(state)s, %(event)s::json FROM job
+    WHERE before IS DISTINCT FROM %(state)s"""
+
+CANCEL = f"""WITH job AS (
+    UPDATE tarash_jobs SET cancel = %(detail)s::json, updated_at = {NOW} WHERE key = %(key)s
+    RETURNING key, updated_at)
+{EVENT} SELECT key, updated_at, 'cancel', NULL, %(event)s::json FROM job"""
+
+RECORDED = f"""{EVENT} SELECT key, {NOW}, %(kind)s, NULL, %(detail)s::json FROM tarash_jobs
+WHERE key = %(key)s"""
+
+FINISHED = f"""WITH job AS (
+    UPDATE tarash_jobs SET state = %(state)s, result = %(result)s::json, error = %(error)s::json,
+        updated_at = {NOW}, finished_at = {NOW}, owner = NULL, lease_until = NULL
+    WHERE key = %(key)s AND (finished_at IS NULL OR state = 'unknown' OR %(state)s = 'completed')
+    RETURNING key, finished_at)
+{EVENT} SELECT key, finished_at, 'finished', %(state)s, %(error)s::json FROM job"""
 
 BILLED = f"""WITH job AS (
     UPDATE tarash_jobs SET billed = %(billed)s::json
@@ -211,6 +278,27 @@ job AS (
         ELSE pg_try_advisory_xact_lock(hashtextextended(j.owner, 0)) END
     RETURNING j.key)
 {EVENT} SELECT key, {NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
+
+RELEASE = f"""WITH {ASYNC_COMMIT}
+UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async
+WHERE key = %(key)s AND owner = %(owner)s"""
+
+COST = "UPDATE tarash_jobs SET cost = %(cost)s::json WHERE key = %(key)s"
+
+#: The statement that makes each op of ``tarash_apply_ops`` alone, from the op's values (an intent
+#: with a ``budget`` is UNBUDGETED_INTENT). A batch calls the function instead: one statement
+#: for all its writes. The two must make the same changes (``test_ledger_batch.py`` runs the
+#: same writes both ways and compares).
+ALONE = {
+    "intent": INTENT,
+    "submitted": SUBMITTED,
+    "status": STATUS,
+    "cancel": CANCEL,
+    "event": RECORDED,
+    "finished": FINISHED,
+    "cost": COST,
+    "release": RELEASE,
+}
 
 
 def applied_version(conn: psycopg.Connection[Any]) -> int:

@@ -266,15 +266,17 @@ class PostgresJobStore:
                 state.conn, state.ops, state.applied, state.budgeted = None, [], [], {}
 
     def _apply(self, op: dict[str, Any]) -> int:
-        """Make one write through ``tarash_apply_ops``: alone, now (how many intents it did not
-        make, as a budget is set); in a batch, with the batch's others (0)."""
+        """Make one write: alone, now, by its own statement (how many intents it did not make, as
+        a budget is set); in a batch, with the batch's others (0)."""
         batch = self._batch
         if getattr(batch, "conn", None) is not None:
             batch.ops.append(op)
             return 0
+        budgeted = op["op"] == "intent" and op.get("budget") is not None
+        statement = sql.UNBUDGETED_INTENT if budgeted else sql.ALONE[op["op"]]
         with self._connections().connection() as conn:
-            row = conn.execute(sql.APPLY, (to_json_text([op]),)).fetchone()
-        return int(row[0]) if row else 0
+            cursor = conn.execute(statement, op)
+            return int(budgeted and cursor.fetchone() is None)
 
     def _send_ops(self, conn: psycopg.Connection[Any]) -> None:
         """Send this thread's batch's pending writes, in one call (pipelined: its answer is read
@@ -321,6 +323,7 @@ class PostgresJobStore:
                 "request": dumps(request),
                 "owner": owner,
                 "lease": lease_seconds,
+                "cost": None,
             }
         )
 
@@ -370,7 +373,7 @@ class PostgresJobStore:
             row = conn.execute(sql.LOCK_BUDGET, (check.name,)).fetchone()
             if row is not None:
                 check(json.loads(row[0]), lambda since: self._costs(conn, since))
-            conn.execute(sql.APPLY, (to_json_text([{**op, "budget": None}]),))
+            conn.execute(sql.INTENT, op)
 
     def record_submitted(
         self,
