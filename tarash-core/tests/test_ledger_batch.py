@@ -278,10 +278,20 @@ def test_a_batch_with_a_failed_write_stores_nothing(store: JobStore) -> None:  #
 OWNER = "host:1:a"
 
 
+class NoBudget:
+    """A budget check for a budget nobody set (the store reads whether one is)."""
+
+    name = "monthly"
+
+    def __call__(self, budget: Any, costs_since: Any) -> None:
+        raise AssertionError("no budget is set: nothing to check")
+
+
 def _writes(db: JobStore, prefix: str) -> None:
     """Writes covering each condition of the stores' write statements (a state changed or not, a
     late status, a failure replaced by a result, an unknown outcome submitted after all, a job
-    that does not exist), of several jobs, interleaved."""
+    that does not exist, a release by another owner, a status from another owner), of several
+    jobs, interleaved."""
     k1, k2, k3, k4, k5 = (f"{prefix}{n}" for n in range(1, 6))
     intent(db, k1)
     intent(db, k2)
@@ -306,6 +316,15 @@ def _writes(db: JobStore, prefix: str) -> None:
     db.record_finished(k3, state="failed", result=None, error={"type": "F", "message": "again"})
     db.claim(k4, owner="host:2:b", lease_seconds=LEASE)  # in a PostgreSQL batch, only queued
     db.record_submitted(k4, job_id="job-4", job=None, owner=OWNER, lease_seconds=LEASE)
+    db.record_cost(k1, cost={"amount": "0.5", "currency": "USD"})
+    db.record_cost(k5, cost={"amount": "9", "currency": "USD"})
+    db.release(k4, owner="host:2:b")
+    fields = {"provider": "mock", "model": "m", "modality": "video", "config": None, "request": None}
+    db.record_budgeted_intent(  # type: ignore[attr-defined]
+        f"{prefix}6", check=NoBudget(), cost={"amount": "1"}, owner=OWNER, lease_seconds=LEASE, **fields
+    )
+    db.record_status(f"{prefix}6", state="queued", detail={}, owner="host:9:z", lease_seconds=LEASE)
+    db.release(f"{prefix}6", owner="host:9:z")
 
 
 def _stored(db: JobStore, prefix: str) -> dict[str, Any]:
@@ -316,7 +335,7 @@ def _stored(db: JobStore, prefix: str) -> dict[str, Any]:
             key = record.key.removeprefix(prefix)
             fields = (record.state, record.job_id, record.result, record.error, record.detail)
             found[key] = (*fields, record.cancel, record.owner, record.lease_until is None)
-            found[key] += (record.finished_at is None, record.job)
+            found[key] += (record.finished_at is None, record.job, record.cost)
             events = db.events(record.key)
             found[f"{key} history"] = [(e.kind, e.state, e.detail) for e in events]
     return found
@@ -341,17 +360,11 @@ def test_a_batch_stores_what_its_writes_store_one_at_a_time(
     ]
     assert batched["2"][:3] == ("completed", None, {"video": "w.mp4"})
     assert batched["3"][:2] == ("failed", "job-3")
-    assert batched["4"][0] == "submitted" and batched["4"][6] == "host:2:b"
+    assert batched["4"][0] == "submitted" and batched["4"][6] is None  # released by its claimer
     assert "5" not in batched
-
-
-class NoBudget:
-    """A budget check for a budget nobody set (the store reads whether one is)."""
-
-    name = "monthly"
-
-    def __call__(self, budget: Any, costs_since: Any) -> None:
-        raise AssertionError("no budget is set: nothing to check")
+    assert batched["1"][-1] == {"amount": "0.5", "currency": "USD"}
+    assert batched["6"][0] == "queued" and batched["6"][6] == OWNER  # not released by another
+    assert batched["6"][-1] == {"amount": "1"}
 
 
 def test_a_sqlite_batch_reads_whether_a_budget_is_set_once(
