@@ -60,6 +60,7 @@ class SQLiteJobStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._batching = False  # a batch() of the thread holding _lock is open
+        self._begun = False  # that batch's transaction has begun (it reads, or writes another way)
         self._batch_failed = False  # a write inside that batch raised
         self._ops: list[tuple[Any, ...]] = []  # that batch's rows for the ops view, not yet inserted
         self._budgeted: dict[str, bool] = {}  # that batch's reads: whether each budget is set
@@ -151,6 +152,7 @@ class SQLiteJobStore:
             if self._batching:
                 try:
                     if flush:
+                        self._begin(conn)
                         self._flush_ops(conn)
                     yield conn
                 except BaseException:
@@ -169,18 +171,24 @@ class SQLiteJobStore:
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """One ``BEGIN IMMEDIATE`` transaction around this thread's writes inside it (see
+        """One transaction around this thread's writes inside it (see
         :class:`~.records.BatchStore`); other threads' calls wait for it. Its writes' rows for the
         ``ops`` view are inserted together, by as few statements as they fit in, when a write
-        that reads or changes the file another way comes or the batch ends."""
+        that reads or changes the file another way comes (which begins the transaction, ``BEGIN
+        IMMEDIATE``) or the batch ends. A batch of rows alone that fit in one statement is that
+        statement, its own transaction: SQLite takes the write lock as it starts."""
         with self._lock:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
             self._batching, self._batch_failed, self._ops, self._budgeted = True, False, [], {}
+            self._begun = False
             try:
                 yield
                 if self._batch_failed:
                     raise LedgerError("A write of the batch failed; none of the batch is stored")
+                if not self._begun and len(self._ops) <= OPS_PER_INSERT:
+                    self._flush_ops(conn)
+                    return
+                self._begin(conn)
                 self._flush_ops(conn)
                 if not conn.in_transaction:
                     # SQLite ended the transaction itself (a full disk, an I/O error): some of
@@ -192,7 +200,13 @@ class SQLiteJobStore:
                     conn.execute("ROLLBACK")
                 raise
             finally:
-                self._batching, self._ops, self._budgeted = False, [], {}
+                self._batching, self._begun, self._ops, self._budgeted = False, False, [], {}
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """Begin the batch's transaction, holding the file's write lock to its end (once)."""
+        if not self._begun:
+            conn.execute("BEGIN IMMEDIATE")
+            self._begun = True
 
     def _op(
         self,
@@ -264,11 +278,13 @@ class SQLiteJobStore:
     ) -> None:
         # One BEGIN IMMEDIATE transaction: it holds the file's write lock from the budget read to
         # the commit, so every writer (thread or process) checks a spend that counts the others. A
-        # batch holds that lock from its start: it reads whether a budget is set once, and while
-        # none is, its intents are recorded without reading it again.
+        # batch takes that lock before its first read and holds it to its end: it reads whether a
+        # budget is set once, and while none is, its intents are recorded without reading it again.
         with self._write(flush=False) as conn:
             if not self._batching or self._budgeted.get(check.name, True):
-                self._flush_ops(conn)  # the check counts the batch's intents before this one
+                if self._batching:
+                    self._begin(conn)  # the budget read cannot change before the batch commits
+                    self._flush_ops(conn)  # and the check counts the batch's intents before it
                 row = conn.execute("SELECT budget FROM budgets WHERE name = ?", (check.name,)).fetchone()
                 if self._batching:
                     self._budgeted[check.name] = row is not None
