@@ -467,6 +467,34 @@ def test_a_postgres_batch_whose_budget_was_set_meanwhile_stores_nothing(
     assert history(db, "k0") == [("intent", "submitting")]
 
 
+def test_a_postgres_batch_commits_durably_unless_it_holds_only_statuses_and_releases(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    """A batch alone is one call of tarash_apply_ops, its own transaction: the function lets it
+    commit without waiting for the WAL flush only when every write is a status or a release (as
+    those writes alone do), never when it holds an intent, a job id or an end."""
+    db = new_store()
+    if isinstance(db, SQLiteJobStore):
+        pytest.skip("PostgreSQL's synchronous_commit")
+    from tarash.tarash_gateway._ledger import pg_sql
+    from tarash.tarash_gateway._plain import to_json_text
+
+    intent(db, "k1")
+    status = {"op": "status", "key": "k1", "state": "queued", "detail": "{}", "owner": OWNER, "lease": 60}
+    release = {"op": "release", "key": "k1", "owner": OWNER}
+    finished = {"op": "finished", "key": "k1", "state": "completed", "result": None, "error": None}
+    with db._connections().connection() as conn:
+        for ops, expected in (
+            ([status, release], "off"),
+            ([status, finished], "on"),
+            ([finished, status], "on"),
+        ):
+            with conn.transaction(force_rollback=True):
+                conn.execute("SET LOCAL synchronous_commit = on")
+                conn.execute(pg_sql.APPLY, (to_json_text(ops),))
+                assert conn.execute("SHOW synchronous_commit").fetchone() == (expected,)
+
+
 def test_a_batch_a_write_raised_out_of_stores_nothing(store: JobStore) -> None:  # noqa: F811
     with pytest.raises(ValueError, match="boom"), store.batch():  # type: ignore[attr-defined]
         intent(store, "k1")

@@ -19,6 +19,7 @@ __all__ = [
     "APPLY",
     "ASYNC_COMMIT",
     "BILLED",
+    "BUDGET_SET",
     "CANCEL",
     "CLAIM",
     "COLUMNS",
@@ -94,19 +95,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # The writes that change a job, made in order from a JSON array of ops, each an object
         # with its "op" and its values (JSON values as text; jsonb, so that each op is parsed
-        # once, not once per value read). Returns how many intents it did
-        # not make because the budget they name was set. A status or a release lets the
-        # transaction commit without waiting for the WAL flush.
-        """CREATE FUNCTION tarash_apply_ops(ops jsonb) RETURNS integer LANGUAGE plpgsql AS $$
+        # once, not once per value read). An intent naming a budget that is set raises, undoing
+        # them all. Only a list of statuses and releases lets the transaction commit without
+        # waiting for the WAL flush.
+        """CREATE FUNCTION tarash_apply_ops(ops jsonb) RETURNS void LANGUAGE plpgsql AS $$
         DECLARE
             o jsonb;
             at timestamptz;
             lease timestamptz;
             before text;
-            refused integer := 0;
+            durable boolean := false;
         BEGIN
             FOR o IN SELECT value FROM jsonb_array_elements(ops) LOOP
                 at := clock_timestamp();
+                durable := durable OR o->>'op' NOT IN ('status', 'release');
                 lease := at + (o->>'lease')::float8 * interval '1 second';
                 CASE o->>'op'
                 WHEN 'intent' THEN
@@ -117,12 +119,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                         CASE WHEN o->>'owner' IS NULL THEN NULL ELSE lease END, (o->>'cost')::json
                     WHERE o->>'budget' IS NULL
                         OR NOT EXISTS (SELECT 1 FROM tarash_budgets WHERE name = o->>'budget');
-                    IF FOUND THEN
-                        INSERT INTO tarash_job_events (key, at, kind, state)
-                        VALUES (o->>'key', at, 'intent', 'submitting');
-                    ELSE
-                        refused := refused + 1;
+                    IF NOT FOUND THEN
+                        RAISE EXCEPTION 'A budget was set while the batch ran' USING ERRCODE = 'TRBDG';
                     END IF;
+                    INSERT INTO tarash_job_events (key, at, kind, state)
+                    VALUES (o->>'key', at, 'intent', 'submitting');
                 WHEN 'submitted' THEN
                     UPDATE tarash_jobs SET state = 'submitted', job_id = o->>'job_id',
                         job = (o->>'job')::json, updated_at = at, finished_at = NULL, error = NULL,
@@ -177,7 +178,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                     WHERE key = o->>'key' AND owner = o->>'owner';
                 END CASE;
             END LOOP;
-            RETURN refused;
+            IF durable THEN
+                PERFORM set_config('synchronous_commit', 'on', true);
+            END IF;
         END $$""",
     ),
 )
@@ -192,8 +195,7 @@ COLUMNS = (
 )
 NOW = "statement_timestamp()"
 LEASE = f"{NOW} + %(lease)s * interval '1 second'"
-#: Makes a list of writes, a batch's (a JSON array of ops, see migration 3); the intents it did
-#: not make.
+#: Makes a list of writes, a batch's (a JSON array of ops, see migration 3).
 APPLY = "SELECT tarash_apply_ops(%s::jsonb)"
 #: Makes the statement's transaction commit without waiting for the WAL flush.
 ASYNC_COMMIT = "_async AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
@@ -203,6 +205,8 @@ LOCK_OWNER = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 #: Undoes ASYNC_COMMIT for the rest of a transaction (a batch that holds a status write).
 SYNC_COMMIT = "SELECT set_config('synchronous_commit', 'on', true)"
+#: The SQLSTATE tarash_apply_ops raises when an intent's budget was set meanwhile.
+BUDGET_SET = "TRBDG"
 EVENT = "INSERT INTO tarash_job_events (key, at, kind, state, detail)"
 
 

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
@@ -94,8 +94,8 @@ class PostgresJobStore:
         self._checked = 0.0
         self._slots: PgSlots | None = None
         #: This thread's open batch: .conn (None when none), .ops (its writes not yet sent),
-        #: .applied (the cursors of the tarash_apply_ops calls sent), .budgeted (budget name ->
-        #: whether it exists).
+        #: .stack (the ExitStack its transaction is begun on), .begun (whether it is), .budgeted
+        #: (budget name -> whether it exists).
         self._batch = threading.local()
 
     def __repr__(self) -> str:
@@ -237,6 +237,7 @@ class PostgresJobStore:
         what comes next sees them), else one of the pool's."""
         pinned: psycopg.Connection[Any] | None = getattr(self._batch, "conn", None)
         if pinned is not None:
+            self._begin()
             self._send_ops(pinned)
             yield pinned
             return
@@ -246,24 +247,38 @@ class PostgresJobStore:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """One transaction, on one of the pool's connections, around this thread's writes inside
-        it (see :class:`~.records.BatchStore`). Its statements are pipelined (sent without
-        waiting for each answer, where libpq can); a failed one fails the batch at its end. It
-        always commits durably: it may hold intents (a status write alone commits
-        asynchronously)."""
+        it (see :class:`~.records.BatchStore`). The writes that change a job are sent together,
+        as one call of ``tarash_apply_ops``, when a write that reads or changes the database
+        another way comes (which begins the transaction; its statements are then pipelined, sent
+        without waiting for each answer where libpq can, and a failed one fails the batch at its
+        end) or the batch ends. A batch of such writes alone is that call, its own transaction.
+        It commits durably unless it holds only status writes and releases (as they do alone)."""
         state = self._batch
-        with self._connections().connection() as conn, self._pipeline(conn), conn.transaction():
-            state.conn, state.ops, state.applied, state.budgeted = conn, [], [], {}
+        with self._connections().connection() as conn:
+            state.conn, state.ops, state.begun, state.budgeted = conn, [], False, {}
             try:
-                yield
-                self._send_ops(conn)
-                if conn.info.transaction_status == TransactionStatus.INERROR:
-                    raise LedgerError("A write of the batch failed; none of the batch is stored")
-                conn.execute(sql.SYNC_COMMIT)
-                if any(cursor.fetchone()[0] for cursor in state.applied):
-                    # A budget was set since the batch looked: those intents were not recorded.
-                    raise LedgerError("A budget was set while the batch ran; none of it is stored")
+                with ExitStack() as state.stack:
+                    yield
+                    self._send_ops(conn)
+                    if state.begun:
+                        if conn.info.transaction_status == TransactionStatus.INERROR:
+                            raise LedgerError("A write of the batch failed; none of the batch is stored")
+                        conn.execute(sql.SYNC_COMMIT).fetchone()
+            except psycopg.Error as exc:
+                if exc.sqlstate == sql.BUDGET_SET:
+                    # A budget was set since the batch looked: its intents were not recorded.
+                    raise LedgerError("A budget was set while the batch ran; none of it is stored") from exc
+                raise
             finally:
-                state.conn, state.ops, state.applied, state.budgeted = None, [], [], {}
+                state.conn, state.ops, state.begun, state.budgeted = None, [], False, {}
+
+    def _begin(self) -> None:
+        """Begin this thread's batch's transaction (once): pipelined, on the batch's connection."""
+        state = self._batch
+        if not state.begun:
+            state.stack.enter_context(self._pipeline(state.conn))
+            state.stack.enter_context(state.conn.transaction())
+            state.begun = True
 
     def _apply(self, op: dict[str, Any]) -> int:
         """Make one write: alone, now, by its own statement (how many intents it did not make, as
@@ -279,11 +294,10 @@ class PostgresJobStore:
             return int(budgeted and cursor.fetchone() is None)
 
     def _send_ops(self, conn: psycopg.Connection[Any]) -> None:
-        """Send this thread's batch's pending writes, in one call (pipelined: its answer is read
-        at the batch's end)."""
+        """Send this thread's batch's pending writes, in one call."""
         batch = self._batch
         if batch.ops:
-            batch.applied.append(conn.execute(sql.APPLY, (to_json_text(batch.ops),)))
+            conn.execute(sql.APPLY, (to_json_text(batch.ops),))
             batch.ops = []
 
     @staticmethod
