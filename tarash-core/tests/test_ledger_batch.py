@@ -367,6 +367,29 @@ def test_a_batch_stores_what_its_writes_store_one_at_a_time(
     assert batched["6"][-1] == {"amount": "1"}
 
 
+def test_the_sqlite_ops_view_lives_in_memory(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    """Each connection makes the TEMP ``ops`` view its writes go through; TEMP objects live in
+    memory, so a machine whose temp directory cannot be written still opens the ledger."""
+    db = new_store()
+    if not isinstance(db, SQLiteJobStore):
+        pytest.skip("SQLite's TEMP objects")
+    conn = db._connection()
+    assert conn.execute("PRAGMA temp_store").fetchone() == (2,)  # MEMORY
+    found = conn.execute("SELECT type, name FROM sqlite_temp_master ORDER BY name").fetchall()
+    assert found == [
+        ("view", "ops"),
+        ("trigger", "ops_cancel"),
+        ("trigger", "ops_cost"),
+        ("trigger", "ops_event"),
+        ("trigger", "ops_finished"),
+        ("trigger", "ops_intent"),
+        ("trigger", "ops_status"),
+        ("trigger", "ops_submitted"),
+    ]
+
+
 def test_a_sqlite_batch_reads_whether_a_budget_is_set_once(
     new_store: Callable[[], Any],  # noqa: F811
 ) -> None:

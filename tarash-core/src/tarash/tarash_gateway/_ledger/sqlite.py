@@ -113,6 +113,7 @@ class SQLiteJobStore:
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA temp_store=MEMORY")  # the ops view: no temp file is needed
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA:
                     conn.execute(statement)
