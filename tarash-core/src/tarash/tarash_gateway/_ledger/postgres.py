@@ -6,9 +6,10 @@ Selected by ``TARASH_LEDGER=postgresql://...`` or ``set_ledger("postgresql://...
 It keeps SQLite's guarantees across machines:
 
 - every write is one statement, committed before the call returns (the intent before the
-  submit is sent), and a batch of them is one statement too (the schema's ``tarash_apply_ops``
-  makes them in order); status observations and releases are committed asynchronously
-  (``synchronous_commit = off``): a database crash can lose the last few, never a job;
+  submit is sent), and a batch's writes of jobs are one statement too (the schema's
+  ``tarash_apply_ops`` makes them in order); status observations and releases are committed
+  asynchronously (``synchronous_commit = off``): a database crash can lose the last few, never
+  a job;
 - while a budget is set, an intent is one transaction with the budget's check, serialised by the
   budget's row locked ``FOR UPDATE``: workers never together pass the last of a budget;
 - ``claim`` is one atomic ``UPDATE`` on a row locked ``FOR UPDATE SKIP LOCKED``, so two workers
@@ -281,8 +282,8 @@ class PostgresJobStore:
             state.begun = True
 
     def _apply(self, op: dict[str, Any]) -> int:
-        """Make one write: alone, now, by its own statement (how many intents it did not make, as
-        a budget is set); in a batch, with the batch's others (0)."""
+        """Make one write: alone, now, by its own statement (1 when it is an intent not made
+        because its budget is set, else 0); in a batch, with the batch's others (0)."""
         batch = self._batch
         if getattr(batch, "conn", None) is not None:
             batch.ops.append(op)
