@@ -355,14 +355,12 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         now = time.time()
-        text = dumps(detail)
         with self._write(flush=False) as conn:
             self._op(
                 conn,
                 "status",
                 key,
-                text,
-                text if detail else None,
+                dumps(detail),
                 state=state,
                 owner=owner,
                 at=now,
@@ -370,9 +368,8 @@ class SQLiteJobStore:
             )
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
-        text = dumps(detail)
         with self._write(flush=False) as conn:
-            self._op(conn, "cancel", key, text, text if detail else None, at=time.time())
+            self._op(conn, "cancel", key, dumps(detail), at=time.time())
 
     def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
         now = time.time()
@@ -388,10 +385,8 @@ class SQLiteJobStore:
         result: Mapping[str, Any] | None,
         error: Mapping[str, Any] | None,
     ) -> None:
-        text = dumps(error)
         with self._write(flush=False) as conn:
-            detail = text if error else None
-            self._op(conn, "finished", key, dumps(result), text, detail, state=state, at=time.time())
+            self._op(conn, "finished", key, dumps(result), dumps(error), state=state, at=time.time())
 
     def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
         with self._write(flush=False) as conn:

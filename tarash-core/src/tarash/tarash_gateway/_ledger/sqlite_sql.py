@@ -56,9 +56,9 @@ SCHEMA = (
 #:
 #: - intent: provider, model, modality, config, request, cost
 #: - submitted: job_id, job, the history row's detail
-#: - status: detail, the history row's detail (None when the detail is empty)
-#: - finished: result, error, the history row's detail (the error)
-#: - cancel: cancel, the history row's detail
+#: - status: detail (the history row's, unless empty)
+#: - finished: result, error (the history row's detail, unless empty)
+#: - cancel: cancel (the history row's detail, unless empty)
 #: - cost: cost
 #: - event: the history row's kind and detail
 OPS = (
@@ -89,7 +89,7 @@ OPS = (
         UPDATE jobs SET state = NEW.state
         WHERE key = NEW.key AND finished_at IS NULL AND state IS NOT NEW.state;
         INSERT INTO events (key, at, kind, state, detail)
-        SELECT NEW.key, NEW.at, 'status', NEW.state, NEW.s2 WHERE changes() > 0;
+        SELECT NEW.key, NEW.at, 'status', NEW.state, NULLIF(NEW.s1, '{}') WHERE changes() > 0;
         UPDATE jobs SET detail = NEW.s1, updated_at = NEW.at,
             lease_until = CASE WHEN owner IS NEW.owner THEN NEW.lease ELSE lease_until END
         WHERE key = NEW.key AND finished_at IS NULL;
@@ -100,13 +100,13 @@ OPS = (
             finished_at = NEW.at, owner = NULL, lease_until = NULL
         WHERE key = NEW.key AND (finished_at IS NULL OR state = 'unknown' OR NEW.state = 'completed');
         INSERT INTO events (key, at, kind, state, detail)
-        SELECT NEW.key, NEW.at, 'finished', NEW.state, NEW.s3 WHERE changes() > 0;
+        SELECT NEW.key, NEW.at, 'finished', NEW.state, NULLIF(NEW.s2, '{}') WHERE changes() > 0;
     END""",
     """CREATE TEMP TRIGGER IF NOT EXISTS ops_cancel INSTEAD OF INSERT ON ops WHEN NEW.kind = 'cancel'
     BEGIN
         UPDATE jobs SET cancel = NEW.s1, updated_at = NEW.at WHERE key = NEW.key;
         INSERT INTO events (key, at, kind, detail)
-        SELECT NEW.key, NEW.at, 'cancel', NEW.s2 WHERE changes() > 0;
+        SELECT NEW.key, NEW.at, 'cancel', NULLIF(NEW.s1, '{}') WHERE changes() > 0;
     END""",
     """CREATE TEMP TRIGGER IF NOT EXISTS ops_cost INSTEAD OF INSERT ON ops WHEN NEW.kind = 'cost'
     BEGIN
