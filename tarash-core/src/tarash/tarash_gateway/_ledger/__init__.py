@@ -22,7 +22,8 @@ default store; its schema in :mod:`.sqlite_sql`), :mod:`.postgres` (the shared s
 :mod:`.pg_sql`, its fleet-wide slots in :mod:`.pg_slots`; needs the ``postgres`` extra, imported
 only when selected), :mod:`.owner` (which process collects a job), :mod:`.adapter` (what the
 engine writes through), :mod:`.writer` (the queue that writes in order, off the event loop,
-committing the writes it finds together at once), :mod:`.selection` (which ledger is in effect).
+committing the writes it finds together at once), :mod:`.loop_queue` (an event loop's writes made
+on that loop, on a store with an asynchronous driver), :mod:`.selection` (which ledger is in effect).
 
 May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_plain`` and ``_codec`` (JSON) and
 ``_runtime`` (the engine's writes are handed back as effects, run off the event loop for async

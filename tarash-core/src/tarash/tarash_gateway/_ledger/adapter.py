@@ -40,6 +40,8 @@ from .records import (
     BudgetCheck,
     JobRecord,
     JobStore,
+    LoopStore,
+    NeedsConnection,
     SpendStore,
 )
 from .writer import Writer
@@ -78,7 +80,8 @@ class LedgerAdapter:
         with self._writer_lock:
             if self._writer_of is None or self._writer_of[0] != os.getpid():
                 batch = self.store.batch if isinstance(self.store, BatchStore) else None
-                self._writer_of = (os.getpid(), Writer(batch))
+                on_loop = self.store if isinstance(self.store, LoopStore) else None
+                self._writer_of = (os.getpid(), Writer(batch, on_loop))
             return self._writer_of[1]
 
     def _record(self, write: Callable[[], Any]) -> Record:
@@ -90,9 +93,12 @@ class LedgerAdapter:
         self.writer.queue(write)
 
     def _guard(self, what: str, write: Callable[[], Any]) -> Any:
-        """Run ``write`` (serialising and storing); a failure is logged, never raised."""
+        """Run ``write`` (serialising and storing); a failure is logged, never raised (but the
+        store's NeedsConnection, which hands it to the writer's thread)."""
         try:
             return write()
+        except NeedsConnection:
+            raise
         except Exception as exc:
             if what not in self._warned:
                 self._warned.add(what)
@@ -169,7 +175,7 @@ class LedgerAdapter:
                     spends.record_budgeted_intent(key, check=check, cost=plain_cost, **fields)
                 else:
                     store.record_intent(key, **fields)
-            except (CostLimitExceededError, LedgerError):
+            except (CostLimitExceededError, LedgerError, NeedsConnection):
                 raise
             except Exception as exc:
                 raise LedgerError(

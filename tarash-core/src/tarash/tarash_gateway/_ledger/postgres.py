@@ -10,6 +10,10 @@ It keeps SQLite's guarantees across machines:
   ``tarash_apply_ops`` makes them in order); status observations and releases are committed
   asynchronously (``synchronous_commit = off``): a database crash can lose the last few, never
   a job;
+- an event loop's writes are made on that loop, by one call of ``tarash_apply_ops`` on a psycopg
+  ``AsyncConnection`` of the loop's own (:class:`PgLoopConnection`, see :mod:`.loop_queue`);
+  those that need the database at once (a budget that is set, the liveness connection's check)
+  raise NeedsConnection while collected, and the writer's thread makes them;
 - while a budget is set, an intent is one transaction with the budget's check, serialised by the
   budget's row locked ``FOR UPDATE``: workers never together pass the last of a budget;
 - ``claim`` is one atomic ``UPDATE`` on a row locked ``FOR UPDATE SKIP LOCKED``, so two workers
@@ -29,11 +33,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -51,17 +56,26 @@ from .records import (
     BudgetCheck,
     JobEvent,
     JobRecord,
+    NeedsConnection,
     dumps,
     record_from_row,
     utc,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
 
 #: Seconds between checks that the liveness connection still holds its locks (a database restart
 #: drops them: they are then taken again).
 LIVENESS_CHECK_SECONDS = 5.0
+#: Seconds an event loop's writes go to the writer's thread for a budget found set (a loop's
+#: batch does not read whether one is: ``tarash_apply_ops`` refuses it when one is).
+BUDGET_SET_SECONDS = 5.0
 _CONNECT_TIMEOUT = BUSY_TIMEOUT_MS // 1000
+#: The ``conn`` of a thread's batch while an event loop's writes are collected (nothing is sent).
+_COLLECTING: Any = object()
 
 
 class PostgresJobStore:
@@ -94,6 +108,8 @@ class PostgresJobStore:
         self._ready = False
         self._checked = 0.0
         self._slots: PgSlots | None = None
+        #: Budget name -> when an event loop's batch found it set (see BUDGET_SET_SECONDS).
+        self._budgets_set: dict[str, float] = {}
         #: This thread's open batch: .conn (None when none), .ops (its writes not yet sent),
         #: .stack (the ExitStack its transaction is begun on), .begun (whether it is), .budgeted
         #: (budget name -> whether it exists).
@@ -223,6 +239,10 @@ class PostgresJobStore:
         """Make ``owner`` (a process of this one) look alive to other workers until we exit."""
         if owner is None:
             return
+        if getattr(self._batch, "conn", None) is _COLLECTING:
+            if owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS:
+                return
+            raise NeedsConnection  # the liveness connection is due a check: the thread makes it
         with self._lock:
             self._connections()
             if owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS:
@@ -237,6 +257,8 @@ class PostgresJobStore:
         """A connection to write on: this thread's batch's (its pending writes sent first, so
         what comes next sees them), else one of the pool's."""
         pinned: psycopg.Connection[Any] | None = getattr(self._batch, "conn", None)
+        if pinned is _COLLECTING:
+            raise NeedsConnection
         if pinned is not None:
             self._begin()
             self._send_ops(pinned)
@@ -300,6 +322,43 @@ class PostgresJobStore:
         if batch.ops:
             conn.execute(sql.APPLY, (to_json_text(batch.ops),))
             batch.ops = []
+
+    # -- an event loop's writes (see LoopStore) ------------------------------------------------
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """psycopg's async connections run on any event loop but Windows' default (proactor) one."""
+        import asyncio  # lazy: a loop is running, so asyncio is loaded already
+
+        return sys.platform != "win32" or not isinstance(loop, asyncio.ProactorEventLoop)  # type: ignore[attr-defined,unused-ignore]
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[dict[str, Any]]]:
+        """This thread's writes inside are collected (the ops of ``tarash_apply_ops``), not made;
+        one that needs the database now raises NeedsConnection. The store must be ready (opened
+        in this process, by the writer's thread)."""
+        state = self._batch
+        if not self._ready or self._pid != os.getpid() or getattr(state, "conn", None) is not None:
+            raise NeedsConnection
+        state.conn, state.ops, state.begun, state.budgeted = _COLLECTING, [], False, {}
+        try:
+            yield state.ops
+        finally:
+            state.conn, state.ops, state.begun, state.budgeted = None, [], False, {}
+
+    async def connect_loop(self) -> PgLoopConnection:
+        """A connection of the running event loop's own (psycopg's ``AsyncConnection``)."""
+        conn = await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT
+        )
+        return PgLoopConnection(self, conn)
+
+    def budgets_set(self, ops: list[dict[str, Any]]) -> None:
+        """Note that a budget named by an intent of ``ops`` is set: an event loop's writes naming
+        it go to the writer's thread for BUDGET_SET_SECONDS."""
+        now = time.monotonic()
+        for op in ops:
+            if op.get("budget") is not None:
+                self._budgets_set[op["budget"]] = now
 
     @staticmethod
     def _pipeline(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
@@ -374,6 +433,12 @@ class PostgresJobStore:
         if getattr(batch, "conn", None) is not None:
             # In a batch, whether the budget exists is read once; while it does not, the intent
             # goes with the batch's writes, and the batch checks at its end that it was made.
+            if check.name not in batch.budgeted and batch.conn is _COLLECTING:
+                # An event loop's batch does not read it: the call refuses the batch when it is.
+                seen = self._budgets_set.get(check.name)
+                if seen is not None and time.monotonic() - seen < BUDGET_SET_SECONDS:
+                    raise NeedsConnection
+                batch.budgeted[check.name] = False
             if check.name not in batch.budgeted:
                 found = batch.conn.execute("SELECT 1 FROM tarash_budgets WHERE name = %s", (check.name,))
                 batch.budgeted[check.name] = found.fetchone() is not None
@@ -542,3 +607,33 @@ class PostgresJobStore:
             JobEvent(key=r[0], at=utc(r[1]), kind=r[2], state=r[3], detail=json.loads(r[4]) if r[4] else {})
             for r in rows
         ]
+
+
+class PgLoopConnection:
+    """An event loop's own connection to a :class:`PostgresJobStore` (a ``LoopConnection``)."""
+
+    def __init__(self, store: PostgresJobStore, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def apply(self, collected: list[dict[str, Any]]) -> None:
+        """Make ``collected`` by one call of ``tarash_apply_ops`` (its own transaction)."""
+        try:
+            await self._conn.execute(sql.APPLY, (to_json_text(collected),))
+        except psycopg.Error as exc:
+            if exc.sqlstate == sql.BUDGET_SET:
+                self._store.budgets_set(collected)
+                raise NeedsConnection from exc
+            self.discard()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._conn.close()
+        except psycopg.Error:
+            self.discard()
+
+    def discard(self) -> None:
+        """Close the connection now, without waiting (libpq's ``PQfinish``: the server ends the
+        session, rolling back what it had under way)."""
+        self._conn.pgconn.finish()

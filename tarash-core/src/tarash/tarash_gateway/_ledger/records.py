@@ -16,7 +16,7 @@ from .._plain import to_json_text
 from ..plugin import JobRef, Modality
 
 if TYPE_CHECKING:
-    pass
+    import asyncio
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -32,6 +32,9 @@ __all__ = [
     "JobEvent",
     "JobRecord",
     "JobStore",
+    "LoopConnection",
+    "LoopStore",
+    "NeedsConnection",
     "SpendStore",
     "dumps",
     "record_from_row",
@@ -213,6 +216,47 @@ class BatchStore(Protocol):
         together when it exits, or none of them is stored and it raises (a write that raised, a
         statement that failed inside a write that swallowed the error, or the commit). Another
         thread's calls wait for it to end."""
+
+
+class NeedsConnection(Exception):
+    """Raised by a write made while a :class:`LoopStore` collects when it needs the database at
+    once (a read, a lock, a connection not yet set up): nothing of it was collected, and it is
+    made by the ledger's writer thread instead."""
+
+
+@runtime_checkable
+class LoopStore(Protocol):
+    """What a store adds to make an event loop's writes on that loop, with an asynchronous
+    driver (PostgreSQL: psycopg's ``AsyncConnection``), instead of on the ledger's writer thread:
+    no second thread then shares the interpreter with the busy loop. The writes found queued on a
+    loop are run while the store collects (:meth:`collecting`), and what they collected is made
+    by one call of the loop's connection (:meth:`connect_loop`)."""
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether the store can make writes on ``loop`` (else its writes go to the thread)."""
+
+    def collecting(self) -> AbstractContextManager[list[Any]]:
+        """Within it, this thread's writes are collected in the list it gives, in order, and not
+        made; one that needs the database at once raises :class:`NeedsConnection`. It raises
+        :class:`NeedsConnection` on entry when the store is not yet ready (first use, a fork)."""
+
+    async def connect_loop(self) -> LoopConnection:
+        """A connection of the running loop's own, to make collected writes on."""
+
+
+class LoopConnection(Protocol):
+    """An event loop's connection to a :class:`LoopStore`."""
+
+    async def apply(self, collected: list[Any]) -> None:
+        """Make ``collected`` writes in one transaction. Raises :class:`NeedsConnection` when
+        they must be made another way (nothing of them is stored), another exception when the
+        connection failed (then it is closed, and they may or may not be stored)."""
+
+    async def aclose(self) -> None:
+        """Close the connection."""
+
+    def discard(self) -> None:
+        """Close the connection at once, without waiting (its loop may be ending)."""
 
 
 class BudgetCheck(Protocol):

@@ -5,10 +5,14 @@ sync generation pays no thread hop; the writes a sync generation queues without 
 updates) are held back for it (see :mod:`.._runtime`), run by its own thread before it waits and
 by the writer's thread while it sends a request. Other writes queued without waiting, and writes
 an async caller waits for, are run by the writer's thread, started on demand and ended when idle,
-so the event loop never waits on the database. An event loop hears of the writes it waits for
-(:meth:`Writer.submit_from_loop`) in one wake-up per batch, not one each: every cross-thread
-wake-up hands the interpreter lock to the busy loop and makes the writer's thread wait to get it
-back. Writes still queued when the interpreter exits are run before it does.
+so the event loop never waits on the database; on a store that can make them on the loop itself
+(a :class:`~.records.LoopStore`: PostgreSQL), an event loop's writes go to that loop's
+:class:`~.loop_queue.LoopQueue` instead, which hands the thread only those that need it (a sync
+call on the loop's thread first takes that loop's writes not yet sent, see :meth:`Writer.flush`).
+An event loop hears of the thread's writes it waits for (:meth:`Writer.submit_from_loop`) in one
+wake-up per batch, not one each: every cross-thread wake-up hands the interpreter lock to the busy
+loop and makes the writer's thread wait to get it back. Writes still queued when the interpreter
+exits are run before it does.
 
 Given a store's ``batch`` (a :class:`~.records.BatchStore`), the writes found queued together,
 up to :data:`BATCH_LIMIT`, are stored in one transaction: one commit instead of one each, and
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 import weakref
 from collections import deque
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     import asyncio
 
     from .._runtime import Settlement
+    from .loop_queue import LoopQueue
+    from .records import LoopStore
 
 __all__ = ["BATCH_LIMIT", "IDLE_SECONDS", "Writer"]
 
@@ -59,8 +66,17 @@ _LIVE: weakref.WeakSet[Writer] = weakref.WeakSet()
 class Writer:
     """One queue of store calls, run in order (see the module's docstring)."""
 
-    def __init__(self, batch: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        batch: Callable[[], AbstractContextManager[Any]] | None = None,
+        loop_store: LoopStore | None = None,
+    ) -> None:
         self._batch = batch
+        #: The store, when it makes an event loop's writes on that loop (see :mod:`.loop_queue`).
+        self._loop_store = loop_store
+        #: id(loop) -> its queue, while the loop holds it (through its task): a loop that is
+        #: freed takes its queue with it.
+        self._loops: weakref.WeakValueDictionary[int, LoopQueue] = weakref.WeakValueDictionary()
         self._pid = os.getpid()  # a forked child makes writers of its own
         self._running = threading.Lock()  # held while writes run, by a caller or the thread
         self._changed = threading.Condition()
@@ -71,6 +87,7 @@ class Writer:
     def run(self, write: Callable[[], T]) -> T:
         """Run ``write`` on this thread once the writes queued before it have run: in the same
         transaction as the last of them, on a store that batches (one commit, not two)."""
+        self._adopt_stalled()
         with self._running:
             stored, value = self._drain(write)
         if not stored:
@@ -78,12 +95,17 @@ class Writer:
         return value  # type: ignore[no-any-return]
 
     def submit_from_loop(self, write: Callable[[], T]) -> asyncio.Future[T]:
-        """Queue ``write`` for the writer's thread; the running loop's future gets its outcome."""
+        """Queue ``write`` for the running loop's own connection (on a store that has one) or
+        the writer's thread; the running loop's future gets its outcome."""
         import asyncio  # lazy: only an event loop calls this, so asyncio is loaded already
 
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._put(write, (loop, future))
+        on_loop = self._loop_queue(loop)
+        if on_loop is not None:
+            on_loop.put(write, future)
+        else:
+            self._put(write, (loop, future))
         return future
 
     def queue(self, write: Callable[[], Any]) -> None:
@@ -92,16 +114,64 @@ class Writer:
         otherwise the writer's thread runs it."""
         held = deferral()
         if held is None:
-            self._put(write, None)
+            on_loop = self._loop_queue(_running_loop()) if self._loop_store is not None else None
+            if on_loop is not None:
+                on_loop.put(write, None)
+            else:
+                self._put(write, None)
             return
         with self._changed:
             self._queue.append((write, None))
         held.hold(self)
 
     def flush(self) -> None:
-        """Run every queued write now."""
+        """Run every queued write now (an event loop's too, when it runs on this thread or has
+        stopped; the batch it is sending is its own to finish)."""
+        self._adopt_stalled()
         with self._running:
             self._drain()
+
+    def adopt(
+        self,
+        items: list[tuple[Callable[[], Any], asyncio.Future[Any] | None]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Queue an event loop's writes for the writer's thread, which hands their futures (of
+        ``loop``) the outcomes."""
+        with self._changed:
+            self._queue.extend(_waiting(items, loop))
+            if items:
+                self._serve_queue()
+
+    def _loop_queue(self, loop: asyncio.AbstractEventLoop | None) -> LoopQueue | None:
+        """The queue of ``loop``'s writes, on a store that makes them on the loop (None: the
+        thread makes them)."""
+        store = self._loop_store
+        if store is None or loop is None or not store.runs_on(loop):
+            return None
+        with self._changed:
+            queue = self._loops.get(id(loop))
+            if queue is None or queue.loop is not loop:
+                from .loop_queue import LoopQueue  # lazy: it imports asyncio, which the sync API never needs
+
+                queue = LoopQueue(self, store, loop, limit=BATCH_LIMIT, idle_seconds=IDLE_SECONDS)
+                self._loops[id(loop)] = queue
+            return queue
+
+    def _adopt_stalled(self) -> None:
+        """Take into the thread's queue the writes of the loops that will not send them soon: this
+        thread's own running loop (it is busy with the caller) and the loops that have stopped."""
+        if self._loop_store is None:
+            return
+        here = _running_loop()
+        with self._changed:
+            queues = list(self._loops.values())
+        for queue in queues:
+            if queue.loop is here or not queue.loop.is_running():
+                items = queue.take()
+                if items:
+                    with self._changed:
+                        self._queue.extend(_waiting(items, queue.loop))
 
     def wake(self) -> None:
         """Have the writer's thread run the queued writes (ones held back for a sync flow)."""
@@ -179,6 +249,25 @@ class Writer:
                         self._thread = None
                         return
             self.flush()
+
+
+def _waiting(
+    items: list[tuple[Callable[[], Any], asyncio.Future[Any] | None]], loop: asyncio.AbstractEventLoop
+) -> list[_Item]:
+    """An event loop's writes as the thread's queue holds them."""
+    return [(write, None if future is None else (loop, future)) for write, future in items]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any (without importing asyncio when no loop can
+    be running: the sync API never loads it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()  # type: ignore[no-any-return]
+    except RuntimeError:
+        return None
 
 
 def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:

@@ -1,0 +1,215 @@
+"""An event loop's ledger writes, made on that loop through a :class:`~.records.LoopStore`.
+
+Handing writes to the ledger's writer thread costs a busy event loop more than the writes do: each
+time that thread takes the interpreter lock back, the loop waits for it, and on a machine whose
+idle CPUs sleep (most virtual machines) every hand-over wakes one. A store with an asynchronous
+driver makes a loop's writes on the loop instead: the writes found queued on it are run while the
+store collects (no I/O: each adds what it changes to a list), and the list is made by one call of
+the loop's own connection, awaited like any other I/O. The loop never waits on the database.
+
+Order and the thread: a loop's writes are collected and made in the order they were queued, one
+batch after another. A write that needs the database at once (a budget that is set, a liveness
+check due, a store not yet opened) raises :class:`~.records.NeedsConnection`: the batch's writes
+before it are made first, then it and the rest go to the writer's thread, and the loop waits for
+them before its next batch. So does a batch whose call fails. A sync call on the loop's thread
+(:meth:`~.writer.Writer.run`, :meth:`~.writer.Writer.flush`) first takes the loop's writes not yet
+sent, and so does the writer's exit flush for a loop that has stopped; a loop that is cancelled
+(the end of ``asyncio.run``) hands its writes to the thread. The loop's connection is closed once
+it has been idle :data:`~.writer.IDLE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._redact import get_logger
+from .records import LoopConnection, LoopStore, NeedsConnection
+
+if TYPE_CHECKING:
+    from .writer import Writer
+
+__all__ = ["LoopQueue"]
+
+log = get_logger("tarash.ledger")
+
+#: A write and the future of the caller waiting for it (None: nobody waits).
+_Item = tuple[Callable[[], Any], "asyncio.Future[Any] | None"]
+_Outcome = tuple[bool, Any]  # (True, what the write returned) or (False, what it raised)
+
+
+class LoopQueue:
+    """The writes one event loop queued for a writer whose store is a :class:`LoopStore`; all of
+    it but :meth:`take` runs on that loop."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        store: LoopStore,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        limit: int,
+        idle_seconds: float,
+    ) -> None:
+        self._writer = writer
+        self._store = store
+        self.loop = loop
+        self._limit = limit
+        self._idle_seconds = idle_seconds
+        self._items: deque[_Item] = deque()
+        #: The batch being made: its writes neither settled nor handed to the thread yet.
+        self._unsettled: list[_Item] = []
+        self._task: asyncio.Task[None] | None = None
+        self._connection: LoopConnection | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._wake: asyncio.Future[None] | None = None  # set while the task waits for writes
+        self._failing = False  # the connection failed last time (logged once)
+
+    def put(self, write: Callable[[], Any], future: asyncio.Future[Any] | None) -> None:
+        """Queue ``write`` (``future`` gets its outcome); the batches start on the loop's next turn."""
+        self._items.append((write, future))
+        if self._task is None:
+            self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
+            self._task.add_done_callback(self._served)
+        elif self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def take(self) -> list[_Item]:
+        """The writes not yet sent, taken out (by a sync call on the loop's thread, or at exit
+        once the loop has stopped)."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    async def _serve(self) -> None:
+        """Make the queued writes, batch after batch; then wait for more while the loop's
+        connection is open, and close it once idle for ``idle_seconds``. (Waiting in a task, not
+        a timer, lets ``asyncio.run`` end it: it cancels every task before it closes its loop.)"""
+        while True:
+            while self._items:
+                self._unsettled = [self._items.popleft() for _ in range(min(len(self._items), self._limit))]
+                await self._make_batch()
+            if self._connection is None:
+                return
+            self._wake = self.loop.create_future()
+            try:
+                await asyncio.wait_for(self._wake, self._idle_seconds)
+            except asyncio.TimeoutError:
+                await self._forget_connection().aclose()
+                return
+            finally:
+                self._wake = None
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        """When the loop ends (``asyncio.run`` cancels every task, maybe before this one has
+        begun), or the task failed, the thread makes the writes left (the batch being sent too:
+        it may be made twice, as after a failed connection), and the connection is closed at
+        once."""
+        self._task = None
+        if task.cancelled() or task.exception() is not None:
+            self._writer.adopt(self._unsettled + self.take(), self.loop)
+            self._unsettled = []
+            self._drop_connection()
+        elif self._items:  # queued after the task's last look
+            self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
+            self._task.add_done_callback(self._served)
+
+    async def _make_batch(self) -> None:
+        """Make the batch: collected and sent on the loop up to a write that needs the database,
+        the rest by the writer's thread, which hands their callers the outcomes itself."""
+        batch = self._unsettled
+        outcomes: list[_Outcome] = []
+        collected: list[Any] = []
+        try:
+            with self._store.collecting() as collected:
+                for write, _ in batch:
+                    mark = len(collected)
+                    try:
+                        outcomes.append((True, write()))
+                    except NeedsConnection:
+                        del collected[mark:]
+                        break
+                    except Exception as exc:  # the write's own failure (it collected nothing)
+                        del collected[mark:]
+                        outcomes.append((False, exc))
+        except NeedsConnection:
+            outcomes, collected = [], []
+        if collected and not await self._apply(collected):
+            outcomes = []
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=False):
+            _settle(future, ok, value)
+        self._unsettled = rest = batch[len(outcomes) :]
+        if rest:
+            await self._by_thread(rest)
+        self._unsettled = []
+
+    async def _apply(self, collected: list[Any]) -> bool:
+        """Make ``collected`` on the loop's connection; False when the thread must make them."""
+        try:
+            connection = await self._connect()
+            await connection.apply(collected)
+        except NeedsConnection:
+            return False
+        except Exception as exc:
+            if not self._failing:  # once until it works again (the database may be down a while)
+                log.warning(
+                    "The ledger's connection on the event loop failed (%s: %s); its writes go to "
+                    "the writer's thread",
+                    type(exc).__name__,
+                    exc,
+                )
+            self._failing = True
+            self._drop_connection()
+            return False
+        self._failing = False
+        return True
+
+    async def _by_thread(self, items: list[_Item]) -> None:
+        """Hand ``items`` to the writer's thread (it settles their futures) and wait until it has
+        made them, so that the loop's next batch comes after them."""
+        done: asyncio.Future[Any] = self.loop.create_future()
+        self._writer.adopt([*items, (_nothing, done)], self.loop)
+        self._unsettled = []
+        await asyncio.wait([done])
+
+    async def _connect(self) -> LoopConnection:
+        """The loop's connection (made on first use); closed at once if the loop is freed while
+        it is open (a loop closed without ``asyncio.run``'s ending)."""
+        if self._connection is None:
+            self._connection = connection = await self._store.connect_loop()
+            self._finalizer = weakref.finalize(self.loop, connection.discard)
+        return self._connection
+
+    def _drop_connection(self) -> None:
+        """Close the loop's connection at once, without waiting (it failed, or the loop ends)."""
+        if self._connection is not None:
+            self._forget_connection().discard()
+
+    def _forget_connection(self) -> LoopConnection:
+        assert self._connection is not None
+        connection, self._connection = self._connection, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        return connection
+
+
+def _nothing() -> None:
+    """A write that makes nothing: its outcome says that the writes before it are made."""
+
+
+def _settle(future: asyncio.Future[Any] | None, ok: bool, value: Any) -> None:
+    """Hand ``future`` its write's outcome; a queued write's failure (nobody waits) is logged."""
+    if future is None:
+        if not ok:
+            log.error("A queued ledger write failed", exc_info=value)
+        return
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

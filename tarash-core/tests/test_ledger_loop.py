@@ -1,0 +1,269 @@
+"""On PostgreSQL, an event loop's ledger writes are made on that loop, through a psycopg
+``AsyncConnection`` of its own (``_ledger/loop_queue.py``): collected while the store collects,
+then sent as one call of ``tarash_apply_ops``. A write that needs the database at once goes to the
+writer's thread, in order; so do the writes a loop leaves when it ends, and those of a batch whose
+connection failed. Against the session's real PostgreSQL cluster (tests/pg.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from jobapi import JobServer, running
+from test_budget_race import CALLERS, FITS, close, priced_gateway, video_config
+from test_gateway import EchoPlugin, echo_config, mock_gateway
+from test_job_store import LEASE, history
+
+from tarash.tarash_gateway import VideoGenerationRequest
+from tarash.tarash_gateway._ledger import LedgerAdapter, process_owner
+from tarash.tarash_gateway._ledger import postgres as postgres_module
+from tarash.tarash_gateway._ledger.postgres import PgLoopConnection, PostgresJobStore
+from tarash.tarash_gateway.exceptions import BudgetExceededError
+
+#: (op, thread name, collected for a loop?) for each write the store makes or collects.
+Made = list[tuple[str, str, bool]]
+
+
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> Made:
+    """Where each of the store's job writes is made: on which thread, collected or not."""
+    log: Made = []
+    apply = PostgresJobStore._apply
+
+    def spy(self: PostgresJobStore, op: dict[str, Any]) -> int:
+        collecting = getattr(self._batch, "conn", None) is postgres_module._COLLECTING
+        log.append((op["op"], threading.current_thread().name, collecting))
+        return apply(self, op)
+
+    monkeypatch.setattr(PostgresJobStore, "_apply", spy)
+    return log
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ops of each call a loop's connection made (its outcome appended: ok or the error)."""
+    calls: list[list[str]] = []
+    apply = PgLoopConnection.apply
+
+    async def spy(self: PgLoopConnection, collected: list[dict[str, Any]]) -> None:
+        calls.append([op["op"] for op in collected])
+        try:
+            await apply(self, collected)
+        except Exception as exc:
+            calls[-1].append(type(exc).__name__)
+            raise
+        calls[-1].append("ok")
+
+    monkeypatch.setattr(PgLoopConnection, "apply", spy)
+    return calls
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[PostgresJobStore]:
+    store = PostgresJobStore(pg_url).open()
+    yield store
+    store.close()
+
+
+def backends(url: str) -> int:
+    """Client sessions open on the database (the counting one excluded)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def settle_backends(url: str, expected: int) -> int:
+    """The number of sessions once it is ``expected`` (a closed session ends shortly after)."""
+    deadline = time.monotonic() + 5
+    while (found := backends(url)) != expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+def echo_gateway(store: PostgresJobStore) -> tuple[Any, list[httpx.Request]]:
+    log: list[httpx.Request] = []
+    gateway = mock_gateway(log, ledger=store)
+    gateway.register_plugin(EchoPlugin(), "echo")
+    return gateway, log
+
+
+async def generate_all(gateway: Any, jobs: int) -> None:
+    await asyncio.gather(
+        *(
+            gateway.generate_video_async(echo_config(api_key="k"), VideoGenerationRequest(prompt=f"p{i}"))
+            for i in range(jobs)
+        )
+    )
+
+
+def test_an_event_loops_writes_are_made_on_its_own_connection(
+    pg_store: PostgresJobStore, pg_url: str, made: Made, sent: list[list[str]]
+) -> None:
+    gateway, log = echo_gateway(pg_store)
+    gateway.generate_video(echo_config(api_key="k"), VideoGenerationRequest("warm-up"))  # holds the owner
+    before = backends(pg_url)
+    made.clear()
+    jobs = 40
+    asyncio.run(generate_all(gateway, jobs))
+    assert len(log) == jobs + 1
+    # every write made on the loop's thread, collected, and sent in fewer calls than there are jobs
+    assert Counter(made) == {("intent", "MainThread", True): jobs, ("finished", "MainThread", True): jobs}
+    assert all(call[-1] == "ok" for call in sent) and 1 < len(sent) < jobs
+    assert sorted(op for call in sent for op in call[:-1]) == ["finished"] * jobs + ["intent"] * jobs
+    records = [r for r in pg_store.records() if r.request and r.request["prompt"] != "warm-up"]
+    assert len(records) == jobs and {(r.state, r.finished) for r in records} == {("completed", True)}
+    for record in records:
+        assert history(pg_store, record.key) == [("intent", "submitting"), ("finished", "completed")]
+    # the loop's connection was closed when asyncio.run ended its loop
+    assert settle_backends(pg_url, before) == before
+    gateway.close()
+
+
+def test_a_loops_writes_that_need_the_database_go_to_the_thread_in_order(
+    pg_url: str, made: Made, sent: list[list[str]]
+) -> None:
+    """A store not yet opened in this process cannot collect: the first batch (the intents) is
+    made by the writer's thread, which opens it; the loop makes the ends."""
+    store = PostgresJobStore(pg_url)
+    gateway, log = echo_gateway(store)
+    jobs = 10
+    asyncio.run(generate_all(gateway, jobs))
+    assert len(log) == jobs
+    assert Counter(made) == {("intent", "tarash-ledger", False): jobs, ("finished", "MainThread", True): jobs}
+    assert [call[-1] for call in sent] == ["ok"] * len(sent)
+    for record in store.records():
+        assert history(store, record.key) == [("intent", "submitting"), ("finished", "completed")]
+    gateway.close()
+    store.close()
+
+
+@pytest.fixture
+def server() -> Iterator[JobServer]:
+    with running(queue_polls=0, processing_polls=0) as started:
+        yield started
+
+
+def test_async_callers_on_one_loop_never_overspend_a_budget(
+    server: JobServer, pg_url: str, sent: list[list[str]], made: Made
+) -> None:
+    """A loop's batch does not read whether a budget is set: ``tarash_apply_ops`` refuses its
+    intents when one is, and the writer's thread then checks each against the budget, in turn."""
+    gateway = priced_gateway(pg_url)
+    gateway.generate_video(video_config(server.url), VideoGenerationRequest("warm-up"))  # holds the owner
+    gateway.set_budget(str(FITS + 1), period="day")  # the warm-up's 1.00 is spent already
+    submits = server.counts["submit"]
+    made.clear()
+
+    async def caller(i: int) -> str:
+        try:
+            await gateway.generate_video_async(video_config(server.url), VideoGenerationRequest(f"a{i}"))
+        except BudgetExceededError as exc:
+            return type(exc).__name__
+        return "generated"
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(caller(i) for i in range(CALLERS))))
+
+    results = asyncio.run(main())
+    assert Counter(results) == {"generated": FITS, "BudgetExceededError": CALLERS - FITS}
+    assert server.counts["submit"] - submits == FITS
+    assert sent[0] == ["intent"] * CALLERS + ["NeedsConnection"]  # refused: nothing stored
+    assert made.count(("intent", "MainThread", True)) == CALLERS  # collected once, then by the thread
+    assert gateway.budget() == {"amount": str(FITS + 1), "currency": "USD", "period": "day", "spent": "4.00"}
+    close(gateway)
+
+
+def adapter_with_job(store: PostgresJobStore, key: str) -> LedgerAdapter:
+    """An adapter on ``store`` with the intent of ``key`` made (which holds this process's owner)."""
+    adapter = LedgerAdapter(store)
+    adapter.writer.run(
+        lambda: store.record_intent(
+            key,
+            provider="mock",
+            model="m",
+            modality="video",
+            config={"model": "m"},
+            request={"prompt": "a cat"},
+            owner=process_owner(),
+            lease_seconds=LEASE,
+        )
+    )
+    return adapter
+
+
+def test_writes_left_when_the_loop_ends_are_made_by_the_thread(
+    pg_store: PostgresJobStore, made: Made
+) -> None:
+    adapter = adapter_with_job(pg_store, "left")
+
+    async def main() -> None:
+        adapter.status("left", "processing", {"progress": 10})  # queued; main returns at once
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 5
+    while (record := pg_store.get("left")) is not None and record.state != "processing":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert record is not None and record.detail == {"progress": 10}
+    assert history(pg_store, "left") == [("intent", "submitting"), ("status", "processing")]
+    assert made[-1] == ("status", "tarash-ledger", False)
+
+
+def test_a_sync_flush_on_the_loops_thread_makes_the_loops_queued_writes(pg_store: PostgresJobStore) -> None:
+    adapter = adapter_with_job(pg_store, "flushed")
+
+    async def main() -> str | None:
+        adapter.status("flushed", "processing", {})
+        adapter.flush()  # sync, on the loop's thread: the loop's queue cannot run meanwhile
+        record = pg_store.get("flushed")
+        return None if record is None else record.state
+
+    assert asyncio.run(main()) == "processing"
+
+
+def test_a_failed_loop_connection_hands_its_writes_to_the_thread(
+    pg_store: PostgresJobStore, pg_url: str, made: Made, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = adapter_with_job(pg_store, "lost")
+    writer = adapter.writer
+    owner = process_owner()
+
+    def status(state: str) -> Any:
+        return writer.submit_from_loop(
+            lambda: pg_store.record_status("lost", state=state, detail={}, owner=owner, lease_seconds=LEASE)
+        )
+
+    async def main() -> None:
+        await status("queued")
+        (queue,) = writer._loops.values()
+        pid = queue._connection._conn.info.backend_pid  # type: ignore[union-attr]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await status("processing")
+
+    made.clear()
+    with caplog.at_level(logging.WARNING, logger="tarash.ledger"):
+        asyncio.run(main())
+    assert "The ledger's connection on the event loop failed" in caplog.text
+    assert made == [
+        ("status", "MainThread", True),
+        ("status", "MainThread", True),
+        ("status", "tarash-ledger", False),
+    ]
+    assert history(pg_store, "lost") == [
+        ("intent", "submitting"),
+        ("status", "queued"),
+        ("status", "processing"),
+    ]
