@@ -352,7 +352,7 @@ class PostgresJobStore:
         )
         return PgLoopConnection(self, conn)
 
-    def budgets_set(self, ops: list[dict[str, Any]]) -> None:
+    def _note_budgets_set(self, ops: list[dict[str, Any]]) -> None:
         """Note that a budget named by an intent of ``ops`` is set: an event loop's writes naming
         it go to the writer's thread for BUDGET_SET_SECONDS."""
         now = time.monotonic()
@@ -622,7 +622,7 @@ class PgLoopConnection:
             await self._conn.execute(sql.APPLY, (to_json_text(collected),))
         except psycopg.Error as exc:
             if exc.sqlstate == sql.BUDGET_SET:
-                self._store.budgets_set(collected)
+                self._store._note_budgets_set(collected)
                 raise NeedsConnection from exc
             self.discard()
             raise
