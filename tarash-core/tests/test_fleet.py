@@ -8,6 +8,7 @@ provider (tests/jobapi.py's counting server on 127.0.0.1).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jobapi import make_plugin, running
 
 TESTS = Path(__file__).parent
@@ -46,10 +48,12 @@ def _await(path: str) -> None:
 
 
 def child_worker(raw: str) -> None:
-    """Child: once its go file appears, generate several videos at once until it is killed."""
+    """Child: once its go file appears, generate several videos at once until it is killed, on
+    threads (the sync API) or on one event loop (the async API, whose ledger writes are made on
+    the loop's own connection)."""
     args = json.loads(raw)
     _become(args["machine"])
-    from tarash.tarash_gateway import generate_video
+    from tarash.tarash_gateway import generate_video, generate_video_async
     from tarash.tarash_gateway.jobs import get_ledger
     from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
 
@@ -65,10 +69,15 @@ def child_worker(raw: str) -> None:
         poll_interval=POLL_INTERVAL,
         timeout=120,
     )
-    threads = [
-        threading.Thread(target=generate_video, args=(config, VideoGenerationRequest(f"{args['name']} {i}")))
-        for i in range(JOBS_PER_WORKER)
-    ]
+    requests = [VideoGenerationRequest(f"{args['name']} {i}") for i in range(JOBS_PER_WORKER)]
+    if args["api"] == "async":
+
+        async def main() -> None:
+            await asyncio.gather(*(generate_video_async(config, request) for request in requests))
+
+        asyncio.run(main())
+        return
+    threads = [threading.Thread(target=generate_video, args=(config, request)) for request in requests]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -112,7 +121,10 @@ def _spawn(function: str, args: dict[str, Any], env: dict[str, str]) -> subproce
     )
 
 
-def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(pg_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(
+    api: str, pg_url: str, tmp_path: Path
+) -> None:
     from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     stop = tmp_path / "stop"
@@ -136,7 +148,7 @@ def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(pg_url: st
         workers = [
             _spawn(
                 "child_worker",
-                {"machine": "machine-a", "name": f"round {i}", "go": str(tmp_path / f"go-{i}")},
+                {"machine": "machine-a", "name": f"round {i}", "go": str(tmp_path / f"go-{i}"), "api": api},
                 env("machine-a"),
             )
             for i in range(ROUNDS)
