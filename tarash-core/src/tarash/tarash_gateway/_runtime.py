@@ -49,6 +49,7 @@ __all__ = [
     "drive_async",
     "drive_sync",
     "is_async_fn",
+    "settle",
     "settle_from_thread",
 ]
 
@@ -363,13 +364,15 @@ def settle_from_thread(loop: asyncio.AbstractEventLoop, settlements: list[Settle
     future settled or cancelled meanwhile is left as it is); False when the loop has closed, so
     nobody can hear them any more."""
     try:
-        loop.call_soon_threadsafe(_settle, settlements)
+        loop.call_soon_threadsafe(settle, settlements)
     except RuntimeError:
         return False
     return True
 
 
-def _settle(settlements: list[Settlement]) -> None:
+def settle(settlements: list[Settlement]) -> None:
+    """Hand futures their outcomes, on their loop (a future settled or cancelled meanwhile is
+    left as it is)."""
     for future, ok, value in settlements:
         if future.done():
             continue

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._redact import get_logger
+from .._runtime import settle
 from .records import LoopConnection, LoopStore, NeedsConnection
 
 if TYPE_CHECKING:
@@ -139,8 +140,11 @@ class LoopQueue:
             outcomes, collected = [], []
         if collected and not await self._apply(collected):
             outcomes = []
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=False):
-            _settle(future, ok, value)
+        made = [(future, ok, value) for (_, future), (ok, value) in zip(batch, outcomes, strict=False)]
+        settle([(future, ok, value) for future, ok, value in made if future is not None])
+        for future, ok, value in made:
+            if future is None and not ok:  # nobody waits for it: here is the one place it is heard
+                log.error("A queued ledger write failed", exc_info=value)
         self._unsettled = rest = batch[len(outcomes) :]
         if rest:
             await self._by_thread(rest)
@@ -199,17 +203,3 @@ class LoopQueue:
 
 def _nothing() -> None:
     """A write that makes nothing: its outcome says that the writes before it are made."""
-
-
-def _settle(future: asyncio.Future[Any] | None, ok: bool, value: Any) -> None:
-    """Hand ``future`` its write's outcome; a queued write's failure (nobody waits) is logged."""
-    if future is None:
-        if not ok:
-            log.error("A queued ledger write failed", exc_info=value)
-        return
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
