@@ -27,6 +27,7 @@ from test_job_store import LEASE, history
 from tarash.tarash_gateway import Gateway, VideoGenerationRequest
 from tarash.tarash_gateway._ledger import LedgerAdapter, process_owner
 from tarash.tarash_gateway._ledger import postgres as postgres_module
+from tarash.tarash_gateway._ledger.loop_queue import LoopQueue
 from tarash.tarash_gateway._ledger.postgres import PgLoopConnection, PostgresJobStore
 from tarash.tarash_gateway._transport import Transport
 from tarash.tarash_gateway.exceptions import BudgetExceededError
@@ -304,3 +305,31 @@ def test_windows_proactor_loops_write_through_the_thread(
     finally:
         proactor.close()
         selector.close()
+
+
+def test_a_failure_of_the_loops_queue_hands_its_writes_to_the_thread(
+    pg_store: PostgresJobStore, made: Made, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = adapter_with_job(pg_store, "broken")
+    owner = process_owner()
+
+    async def broken(self: LoopQueue) -> None:
+        raise RuntimeError("a bug in the queue")
+
+    monkeypatch.setattr(LoopQueue, "_make_batch", broken)
+
+    async def main() -> None:
+        await adapter.writer.submit_from_loop(
+            lambda: pg_store.record_status(
+                "broken", state="processing", detail={}, owner=owner, lease_seconds=LEASE
+            )
+        )
+
+    made.clear()
+    with caplog.at_level(logging.ERROR, logger="tarash.ledger"):
+        asyncio.run(main())
+    assert (
+        "The ledger's queue on the event loop failed" in caplog.text and "a bug in the queue" in caplog.text
+    )
+    assert made == [("status", "tarash-ledger", False)]
+    assert history(pg_store, "broken") == [("intent", "submitting"), ("status", "processing")]

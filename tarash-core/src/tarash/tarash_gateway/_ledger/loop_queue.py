@@ -15,7 +15,8 @@ them before its next batch. So does a batch whose call fails. A sync call on the
 (:meth:`~.writer.Writer.run`, :meth:`~.writer.Writer.flush`) first takes the loop's writes not yet
 sent, and so does the writer's exit flush for a loop that has stopped; a loop that is cancelled
 (the end of ``asyncio.run``) hands its writes to the thread. The loop's connection is closed once
-it has been idle :data:`~.writer.IDLE_SECONDS`.
+it has been idle :data:`~.writer.IDLE_SECONDS`, when ``asyncio.run`` ends the loop, or else when
+the loop is freed.
 """
 
 from __future__ import annotations
@@ -110,7 +111,12 @@ class LoopQueue:
         it may be made twice, as after a failed connection), and the connection is closed at
         once."""
         self._task = None
-        if task.cancelled() or task.exception() is not None:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            log.error(
+                "The ledger's queue on the event loop failed; the thread makes its writes", exc_info=failure
+            )
+        if task.cancelled() or failure is not None:
             self._writer.adopt(self._unsettled + self.take(), self.loop)
             self._unsettled = []
             self._drop_connection()
