@@ -19,18 +19,18 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from jobapi import JobServer, running
+from jobapi import JobServer, make_plugin, running
 from test_budget_race import CALLERS, FITS, close, priced_gateway, video_config
 from test_gateway import EchoPlugin, echo_config, mock_gateway
 from test_job_store import LEASE, history
 
-from tarash.tarash_gateway import Gateway, VideoGenerationRequest
+from tarash.tarash_gateway import Gateway, VideoGenerationConfig, VideoGenerationRequest, _engine
 from tarash.tarash_gateway._ledger import LedgerAdapter, process_owner
 from tarash.tarash_gateway._ledger import postgres as postgres_module
 from tarash.tarash_gateway._ledger.loop_queue import LoopQueue
 from tarash.tarash_gateway._ledger.postgres import PgLoopConnection, PostgresJobStore
 from tarash.tarash_gateway._transport import Transport
-from tarash.tarash_gateway.exceptions import BudgetExceededError
+from tarash.tarash_gateway.exceptions import BudgetExceededError, ResultNotCollectedError
 
 #: (op, thread name, collected for a loop?) for each write the store makes or collects.
 Made = list[tuple[str, str, bool]]
@@ -333,3 +333,31 @@ def test_a_failure_of_the_loops_queue_hands_its_writes_to_the_thread(
     )
     assert made == [("status", "tarash-ledger", False)]
     assert history(pg_store, "broken") == [("intent", "submitting"), ("status", "processing")]
+
+
+def test_a_job_left_for_resume_is_released_off_the_event_loop(
+    pg_store: PostgresJobStore, made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A completed job whose result cannot be read stays in the ledger, released for resume():
+    on the async API that release is collected on the loop, never made on the loop's thread."""
+    monkeypatch.setattr(_engine.attempt, "BACKOFF_BASE", 0.005)
+    with running(queue_polls=0, processing_polls=0) as server:
+        server.inject("result", status=503, times=10_000)
+        gateway = Gateway(discover=False, ledger=pg_store)
+        gateway.register_plugin(make_plugin("jobs"), "jobs")
+        config = VideoGenerationConfig(
+            provider="jobs",
+            model="m1",
+            api_key="key-jobs-0001",
+            base_url=server.url,
+            poll_interval=0.01,
+            timeout=1,
+        )
+        with pytest.raises(ResultNotCollectedError) as raised:
+            asyncio.run(gateway.generate_video_async(config, VideoGenerationRequest("a cat")))
+        assert server.counts["submit"] == 1
+    record = pg_store.get(raised.value.ledger_key)
+    assert record is not None and (record.state, record.finished, record.owner) == ("completed", False, None)
+    releases = [(thread, collected) for op, thread, collected in made if op == "release"]
+    assert releases == [("MainThread", True)]
+    gateway.close()

@@ -235,7 +235,7 @@ def run_chain(
             meta = attempt.metadata("failed", exc.original)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc.original)
-            if not job_left_for_resume(attempt, exc.original):
+            if not (yield from job_left_for_resume(attempt, exc.original)):
                 yield from ledger_finish(attempt, "failed", error=exc.original)
             raise exc.original from None
         except (UnsupportedModalityError, MissingCredentialsError, CostLimitExceededError) as exc:
@@ -250,7 +250,7 @@ def run_chain(
             meta = attempt.metadata("failed", exc)
             records.append(meta)
             gateway.host.notify("attempt_finished", metadata=meta, error=exc)
-            if not job_left_for_resume(attempt, exc):
+            if not (yield from job_left_for_resume(attempt, exc)):
                 yield from ledger_finish(attempt, "failed", error=exc)
             log.info("Attempt %d (%s/%s) failed: %s", number, attempt.provider, attempt.model, exc)
             if exc.retryable and number < len(chain) and holds_the_fallback(attempt):
@@ -278,13 +278,13 @@ def run_chain(
     raise AssertionError("unreachable: the chain has at least one config")
 
 
-def job_left_for_resume(attempt: Attempt, error: BaseException) -> bool:
+def job_left_for_resume(attempt: Attempt, error: BaseException) -> rt.Flow[bool]:
     """A job that may still run or hold a paid result stays unfinished in the ledger, released
     for ``resume()`` (here or in another process): a completed job whose result was not read, or
     one whose cancel is unconfirmed."""
     left = isinstance(error, ResultNotCollectedError) or attempt.cancel_status == "failed"
     if left and attempt.ledger is not None:
-        attempt.ledger.release(attempt.ledger_key)
+        yield attempt.ledger.released(attempt.ledger_key)
     return left
 
 

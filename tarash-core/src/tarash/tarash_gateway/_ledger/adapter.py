@@ -292,10 +292,19 @@ class LedgerAdapter:
         return claimed
 
     def release(self, key: str) -> None:
-        """Give up this process's claim on ``key`` (after the job's queued writes)."""
+        """Give up this process's claim on ``key`` now, on this thread (after the job's queued
+        writes)."""
+        self.writer.run(self._release(key))
+
+    def released(self, key: str) -> Record:
+        """The write that gives up this process's claim on ``key`` (after the job's queued
+        writes), as an effect the drivers wait for (the async one off the event loop)."""
+        return self._record(self._release(key))
+
+    def _release(self, key: str) -> Callable[[], Any]:
         self.active.discard(key)
         owner = process_owner()
-        self.writer.run(lambda: self._guard("release", lambda: self.store.release(key, owner=owner)))
+        return lambda: self._guard("release", lambda: self.store.release(key, owner=owner))
 
 
 # ----------------------------------------------------------------------------------------------
