@@ -2,7 +2,8 @@
 ``AsyncConnection`` of its own (``_ledger/loop_queue.py``): collected while the store collects,
 then sent as one call of ``tarash_apply_ops``. A write that needs the database at once goes to the
 writer's thread, in order; so do the writes a loop leaves when it ends, and those of a batch whose
-connection failed. Against the session's real PostgreSQL cluster (tests/pg.py)."""
+connection failed. Against the session's real PostgreSQL cluster (tests/pg.py); psycopg is imported
+by the tests that use it, which conftest.py skips without it (and fails under CI)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import psycopg
 import pytest
 from jobapi import JobServer, make_plugin, running
 from test_budget_race import CALLERS, FITS, close, priced_gateway, video_config
@@ -26,34 +26,39 @@ from test_job_store import LEASE, history
 
 from tarash.tarash_gateway import Gateway, VideoGenerationConfig, VideoGenerationRequest, _engine
 from tarash.tarash_gateway._ledger import LedgerAdapter, process_owner
-from tarash.tarash_gateway._ledger import postgres as postgres_module
 from tarash.tarash_gateway._ledger.loop_queue import LoopQueue
-from tarash.tarash_gateway._ledger.postgres import PgLoopConnection, PostgresJobStore
 from tarash.tarash_gateway._transport import Transport
 from tarash.tarash_gateway.exceptions import BudgetExceededError, ResultNotCollectedError
+
+if TYPE_CHECKING:
+    from tarash.tarash_gateway._ledger.postgres import PgLoopConnection, PostgresJobStore
 
 #: (op, thread name, collected for a loop?) for each write the store makes or collects.
 Made = list[tuple[str, str, bool]]
 
 
 @pytest.fixture
-def made(monkeypatch: pytest.MonkeyPatch) -> Made:
+def made(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Made:
     """Where each of the store's job writes is made: on which thread, collected or not."""
+    from tarash.tarash_gateway._ledger import postgres
+
     log: Made = []
-    apply = PostgresJobStore._apply
+    apply = postgres.PostgresJobStore._apply
 
     def spy(self: PostgresJobStore, op: dict[str, Any]) -> int:
-        collecting = getattr(self._batch, "conn", None) is postgres_module._COLLECTING
+        collecting = getattr(self._batch, "conn", None) is postgres._COLLECTING
         log.append((op["op"], threading.current_thread().name, collecting))
         return apply(self, op)
 
-    monkeypatch.setattr(PostgresJobStore, "_apply", spy)
+    monkeypatch.setattr(postgres.PostgresJobStore, "_apply", spy)
     return log
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+def sent(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The ops of each call a loop's connection made (its outcome appended: ok or the error)."""
+    from tarash.tarash_gateway._ledger.postgres import PgLoopConnection
+
     calls: list[list[str]] = []
     apply = PgLoopConnection.apply
 
@@ -72,6 +77,8 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 @pytest.fixture
 def pg_store(pg_url: str) -> Iterator[PostgresJobStore]:
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+
     store = PostgresJobStore(pg_url).open()
     yield store
     store.close()
@@ -79,6 +86,8 @@ def pg_store(pg_url: str) -> Iterator[PostgresJobStore]:
 
 def backends(url: str) -> int:
     """Client sessions open on the database (the counting one excluded)."""
+    import psycopg
+
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -119,6 +128,8 @@ def test_an_event_loops_writes_are_made_on_its_own_connection(
 
     def answer(request: httpx.Request) -> httpx.Response:
         """The echo provider, which first looks for the call's intent in the database."""
+        import psycopg
+
         prompt = json.loads(request.content)["prompt"]
         with psycopg.connect(pg_url, autocommit=True) as conn:
             found = conn.execute(
@@ -155,6 +166,8 @@ def test_a_loops_writes_that_need_the_database_go_to_the_thread_in_order(
 ) -> None:
     """A store not yet opened in this process cannot collect: the first batch (the intents) is
     made by the writer's thread, which opens it; the loop makes the ends."""
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+
     store = PostgresJobStore(pg_url)
     gateway, log = echo_gateway(store)
     jobs = 10
@@ -268,6 +281,8 @@ def test_a_failed_loop_connection_hands_its_writes_to_the_thread(
         await status("queued")
         (queue,) = writer._loops.values()
         pid = queue._connection._conn.info.backend_pid  # type: ignore[union-attr]
+        import psycopg
+
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         await status("processing")
