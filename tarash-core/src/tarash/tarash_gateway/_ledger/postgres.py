@@ -240,17 +240,21 @@ class PostgresJobStore:
         if owner is None:
             return
         if getattr(self._batch, "conn", None) is _COLLECTING:
-            if owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS:
+            if self._held_lately(owner):
                 return
             raise NeedsConnection  # the liveness connection is due a check: the thread makes it
         with self._lock:
             self._connections()
-            if owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS:
+            if self._held_lately(owner):
                 return
             alive = self._liveness()
             if owner not in self._held:
                 alive.execute(sql.LOCK_OWNER, (owner,))
                 self._held.add(owner)
+
+    def _held_lately(self, owner: str) -> bool:
+        """``owner``'s lock is held, and the liveness connection was checked lately."""
+        return owner in self._held and time.monotonic() - self._checked <= LIVENESS_CHECK_SECONDS
 
     @contextmanager
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
@@ -433,15 +437,16 @@ class PostgresJobStore:
         if getattr(batch, "conn", None) is not None:
             # In a batch, whether the budget exists is read once; while it does not, the intent
             # goes with the batch's writes, and the batch checks at its end that it was made.
-            if check.name not in batch.budgeted and batch.conn is _COLLECTING:
-                # An event loop's batch does not read it: the call refuses the batch when it is.
-                seen = self._budgets_set.get(check.name)
-                if seen is not None and time.monotonic() - seen < BUDGET_SET_SECONDS:
-                    raise NeedsConnection
-                batch.budgeted[check.name] = False
             if check.name not in batch.budgeted:
-                found = batch.conn.execute("SELECT 1 FROM tarash_budgets WHERE name = %s", (check.name,))
-                batch.budgeted[check.name] = found.fetchone() is not None
+                if batch.conn is _COLLECTING:
+                    # An event loop's batch does not read it: the call refuses the batch when it is.
+                    seen = self._budgets_set.get(check.name)
+                    if seen is not None and time.monotonic() - seen < BUDGET_SET_SECONDS:
+                        raise NeedsConnection
+                    batch.budgeted[check.name] = False
+                else:
+                    found = batch.conn.execute("SELECT 1 FROM tarash_budgets WHERE name = %s", (check.name,))
+                    batch.budgeted[check.name] = found.fetchone() is not None
             if not batch.budgeted[check.name]:
                 self._apply(op)
                 return
