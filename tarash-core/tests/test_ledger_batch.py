@@ -314,8 +314,10 @@ def _writes(db: JobStore, prefix: str) -> None:
     db.record_finished(k2, state="completed", result={"video": "w.mp4"}, error=None)
     db.record_finished(k3, state="failed", result=None, error=None)
     db.record_finished(k3, state="failed", result=None, error={"type": "F", "message": "again"})
-    db.claim(k4, owner="host:2:b", lease_seconds=LEASE)  # in a PostgreSQL batch, only queued
+    assert db.claim(k4, owner="host:2:b", lease_seconds=LEASE)  # in a batch as alone: claimed
     db.record_submitted(k4, job_id="job-4", job=None, owner=OWNER, lease_seconds=LEASE)
+    found = db.get(k4)  # in a batch, it sees the batch's writes
+    assert found is not None and (found.job_id, found.owner) == ("job-4", "host:2:b")
     db.record_cost(k1, cost={"amount": "0.5", "currency": "USD"})
     db.record_cost(k5, cost={"amount": "9", "currency": "USD"})
     db.release(k4, owner="host:2:b")

@@ -258,8 +258,8 @@ class PostgresJobStore:
 
     @contextmanager
     def _writing(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection to write on: this thread's batch's (its pending writes sent first, so
-        what comes next sees them), else one of the pool's."""
+        """A connection to write on, or to read what this thread's batch wrote: the batch's (its
+        pending writes sent first, so what comes next sees them), else one of the pool's."""
         pinned: psycopg.Connection[Any] | None = getattr(self._batch, "conn", None)
         if pinned is _COLLECTING:
             raise NeedsConnection
@@ -369,11 +369,12 @@ class PostgresJobStore:
         return conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext()
 
     def _execute(self, statement: str, params: Mapping[str, Any], *, answer: bool = False) -> bool:
-        """Run one write statement; with ``answer``, True when it returned a row (else False, and
-        in a batch the statement is only queued)."""
+        """Run one write statement; with ``answer`` (a statement returning what it changed), True
+        when it changed a row. In a batch, a statement without ``answer`` is only queued; one with
+        it waits for the batch's statements sent so far and its own."""
         with self._writing() as conn:
             cursor = conn.execute(statement, params)
-            return answer and cursor.description is not None and cursor.fetchone() is not None
+            return answer and cursor.fetchone() is not None
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -581,7 +582,7 @@ class PostgresJobStore:
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, key: str) -> JobRecord | None:
-        with self._connections().connection() as conn:
+        with self._writing() as conn:  # in a batch, it sees the batch's writes
             row = conn.execute(
                 f"SELECT {sql.COLUMNS} FROM tarash_jobs WHERE key = %s OR job_id = %s"
                 " ORDER BY created_at LIMIT 1",

@@ -455,14 +455,14 @@ class SQLiteJobStore:
 
     def get(self, key: str) -> JobRecord | None:
         with self._lock:
-            row = (
-                self._connection()
-                .execute(
-                    f"SELECT {COLUMNS} FROM jobs WHERE key = ? OR job_id = ? ORDER BY created_at LIMIT 1",
-                    (key, key),
-                )
-                .fetchone()
-            )
+            conn = self._connection()
+            if self._batching and self._ops:  # in a batch, it sees the batch's writes
+                self._begin(conn)
+                self._flush_ops(conn)
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE key = ? OR job_id = ? ORDER BY created_at LIMIT 1",
+                (key, key),
+            ).fetchone()
         return record_from_row(row) if row is not None else None
 
     def records(self, state: str | None = None) -> list[JobRecord]:
