@@ -9,7 +9,7 @@ May import the engine, the runtime, the ledger, models and exceptions; never the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
@@ -45,12 +45,15 @@ __all__ = [
     "ended_state",
     "reconcilable",
     "reconcile_flow",
+    "released_after",
     "result_flow",
     "status_flow",
     "wait_flow",
+    "waited",
 ]
 
 log = get_logger("tarash.jobs")
+T = TypeVar("T")
 OnProgress = Callable[[Any], Any]
 
 
@@ -132,29 +135,43 @@ def result_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[Any]:
     return (yield from collect(attempt, fetch()))
 
 
+def waited(attempt: Attempt) -> rt.Flow[Any]:
+    """Wait for the attempt's job and collect it; the caller's callback hears the response last."""
+    response = yield from collect(attempt, wait_phase(attempt))
+    yield from announce_completed(attempt, response)
+    return response
+
+
+def released_after(ledger: LedgerAdapter, key: str, flow: rt.Flow[T]) -> rt.Flow[T]:
+    """Run ``flow``, then give up this process's claim on ``key``, whatever ``flow`` raised. A flow
+    closed unfinished (its driver gone) cannot wait for the write: the claim's lease runs out."""
+    try:
+        result = yield from flow
+    except GeneratorExit:
+        raise
+    except BaseException:
+        yield ledger.released(key)
+        raise
+    yield ledger.released(key)
+    return result
+
+
 def wait_flow(
     handle: JobHandle, gateway: Gateway, on_progress: OnProgress | None, timeout: float | None
 ) -> rt.Flow[Any]:
     ledger = active_ledger()
     attempt = attempt_for(handle, gateway, on_progress, timeout, ledger)
-    claimed = False
-    if ledger is not None:
-        record = ledger.store.get(handle.key)
-        if record is not None and not record.finished:
-            claimed = ledger.claim(record)
-            if not claimed:
-                log.info(
-                    "Job %s is being collected by another process (%s); waiting too",
-                    handle.job_id,
-                    record.owner,
-                )
-    try:
-        response = yield from collect(attempt, wait_phase(attempt))
-        yield from announce_completed(attempt, response)
-        return response
-    finally:
-        if claimed and ledger is not None:
-            ledger.release(handle.key)
+    if ledger is None:
+        return (yield from waited(attempt))
+    record = yield ledger.fetched(handle.key)
+    if record is None or record.finished:
+        return (yield from waited(attempt))
+    if not (yield ledger.claimed(record)):
+        log.info(
+            "Job %s is being collected by another process (%s); waiting too", handle.job_id, record.owner
+        )
+        return (yield from waited(attempt))
+    return (yield from released_after(ledger, handle.key, waited(attempt)))
 
 
 def cancel_flow(handle: JobHandle, gateway: Gateway) -> rt.Flow[bool]:
@@ -244,5 +261,5 @@ def reconcile_flow(
             data=dict(answer.job.data),
             submitted_at=record.created_at,
         )
-        ledger.submitted(record.key, job).run()
+        yield ledger.submitted(record.key, job)
     return answer, None

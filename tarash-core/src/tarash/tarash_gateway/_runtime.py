@@ -147,11 +147,11 @@ def deferral() -> Deferral | None:
 
 @attrs.define
 class Record:
-    """A blocking write to the job ledger (a database round trip), through ``writer`` (the
-    ledger's queue for the job) and waited for: on the caller's thread by the sync driver, in the
-    writer's thread by the async one, so the event loop never waits on the database. Its outcome
-    is the write's (a fail-closed write raises into the orchestration); a cancellation is
-    delivered once the write has finished."""
+    """A blocking call to the job ledger (a database round trip: a write, or a read or claim that
+    must see the writes queued before it), through ``writer`` (the ledger's queue for the job) and
+    waited for: on the caller's thread by the sync driver, in the writer's thread by the async
+    one, so the event loop never waits on the database. Its outcome is the call's (a fail-closed
+    write raises into the orchestration); a cancellation is delivered once it has finished."""
 
     write: Callable[[], Any]
     writer: Writer

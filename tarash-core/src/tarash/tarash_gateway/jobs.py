@@ -137,7 +137,7 @@ def _submit_flow(config: Any, request: Any, modality: Modality) -> rt.Flow[JobHa
     attempt = yield from engine.submit_job(gateway, config, request, modality)
     assert attempt.job is not None
     if ledger is not None:
-        ledger.release(attempt.ledger_key)
+        yield ledger.released(attempt.ledger_key)
     return JobHandle(
         key=attempt.ledger_key,
         job=attempt.job,
@@ -228,8 +228,8 @@ def _reconcile(
     its job (claimed for collection), else the outcome to report (``unknown`` or ``not_found``)."""
     gateway = default_gateway()
 
-    def ended(state: OutcomeState, error: TarashException) -> JobOutcome:
-        ledger.finished(record.key, state, error=error).run()
+    def ended(state: OutcomeState, error: TarashException) -> rt.Flow[JobOutcome]:
+        yield ledger.finished(record.key, state, error=error)
         return JobOutcome(
             key=record.key,
             provider=record.provider,
@@ -241,23 +241,20 @@ def _reconcile(
         )
 
     if not flows.reconcilable(gateway, record.provider):
-        return ended(
-            "unknown",
-            UnknownSubmissionError(_unknown_message(record), provider=record.provider, model=record.model),
-        )
+        message = _unknown_message(record)
+        unknown = UnknownSubmissionError(message, provider=record.provider, model=record.model)
+        return (yield from ended("unknown", unknown))
     answer, failure = yield from flows.reconcile_flow(record, gateway, ledger, timeout)
     if answer.verdict == "not_found":
-        return ended(
-            "not_found",
-            TarashException(
-                f"The submit to {record.provider} whose answer was lost created no job: "
-                f"{answer.detail or 'the provider has no matching request'}. Nothing was billed; "
-                f"submitting again does not pay twice. Ledger key: {record.key}.",
-                provider=record.provider,
-                model=record.model,
-                phase="submit",
-            ),
+        not_found = TarashException(
+            f"The submit to {record.provider} whose answer was lost created no job: "
+            f"{answer.detail or 'the provider has no matching request'}. Nothing was billed; "
+            f"submitting again does not pay twice. Ledger key: {record.key}.",
+            provider=record.provider,
+            model=record.model,
+            phase="submit",
         )
+        return (yield from ended("not_found", not_found))
     if answer.verdict == "cannot_tell":
         message = (
             f"{_unknown_message(record)} {record.provider} could not tell whether it created a job "
@@ -265,19 +262,17 @@ def _reconcile(
         )
         error = UnknownSubmissionError(message, provider=record.provider, model=record.model)
         error.__cause__ = failure
-        return ended("unknown", error)
-    found = ledger.store.get(record.key)
+        return (yield from ended("unknown", error))
+    found: JobRecord | None = yield ledger.fetched(record.key)
     if found is None or found.job is None:
-        return ended(
-            "unknown",
-            LedgerError(
-                f"{record.provider} found job {answer.job.job_id if answer.job else '?'} for ledger key "
-                f"{record.key}, but the ledger could not record it",
-                provider=record.provider,
-                model=record.model,
-            ),
+        unrecorded = LedgerError(
+            f"{record.provider} found job {answer.job.job_id if answer.job else '?'} for ledger key "
+            f"{record.key}, but the ledger could not record it",
+            provider=record.provider,
+            model=record.model,
         )
-    if record.finished and not ledger.claim(found):
+        return (yield from ended("unknown", unrecorded))
+    if record.finished and not (yield ledger.claimed(found)):
         return JobOutcome(
             key=record.key,
             provider=record.provider,
@@ -305,11 +300,11 @@ def _resume_flow(
         )
 
     if not record.finished:
-        if not ledger.claim(record):
+        if not (yield ledger.claimed(record)):
             return outcome("claimed")
         # The record was listed before the claim, maybe long before (resume works through the
         # list a few jobs at a time): read it again, so a job id recorded since is used.
-        record = ledger.store.get(record.key) or record
+        record = (yield ledger.fetched(record.key)) or record
     if record.job_id is None:
         found = yield from _reconcile(ledger, record, timeout)
         if isinstance(found, JobOutcome):
@@ -331,7 +326,7 @@ def _resume_flow(
     try:
         handle = JobHandle.from_record(record)
     except TarashException as exc:
-        ledger.release(record.key)
+        yield ledger.released(record.key)
         return outcome("unfinished", error=exc)
     attempt = flows.attempt_for(handle, default_gateway(), on_progress, timeout, ledger)
     if (record.cancel or {}).get("outcome") == "failed":
@@ -342,7 +337,7 @@ def _resume_flow(
             yield from engine.ledger_finish(attempt, "cancelled")
             return outcome("cancelled")
         if attempt.cancel_status == "failed":
-            ledger.release(record.key)
+            yield ledger.released(record.key)
             error = TarashException(
                 f"Cancel of job {record.job_id} at {record.provider} still not confirmed: "
                 f"{attempt.cancel_error}",
@@ -353,13 +348,10 @@ def _resume_flow(
             )
             return outcome("unfinished", error=error)
     try:
-        response = yield from flows.collect(attempt, engine.wait_phase(attempt))
-        yield from engine.announce_completed(attempt, response)
+        response = yield from flows.released_after(ledger, record.key, flows.waited(attempt))
     except TarashException as exc:
         ended = flows.ended_state(attempt, exc)
         return outcome(ended if ended is not None else "unfinished", error=exc)
-    finally:
-        ledger.release(record.key)
     return outcome("completed", response=response)
 
 
@@ -431,7 +423,7 @@ async def resume_async(
     on_progress: OnProgress | None = None,
 ) -> list[JobOutcome]:
     """Async :func:`resume`."""
-    ledger, records = _to_resume(job_id)
+    ledger, records = await asyncio.to_thread(_to_resume, job_id)
     limit = asyncio.Semaphore(RESUME_CONCURRENCY)
 
     async def run(record: JobRecord) -> JobOutcome:

@@ -4,10 +4,12 @@ media bytes) into a :class:`JobStore`, and never lets a store failure break a ge
 Every write goes through the adapter's :class:`~.writer.Writer` queue, first come, first served:
 a job's writes reach the store in the order they were made, the writes found queued together are
 stored in one transaction, and a database round trip never holds up an event loop. The writes a
-caller must see done (the intent, before its submit; the job id; the end) are handed back as
-:class:`~tarash.tarash_gateway._runtime.Record` effects that both drivers wait for (the sync one
-on its own thread, the async one without blocking the loop); status updates and cancel outcomes
-are queued without waiting, and reach the store before the job's next waited-for write.
+caller must see done (the intent, before its submit; the job id; the end; a claim and its
+release) are handed back as :class:`~tarash.tarash_gateway._runtime.Record` effects that both
+drivers wait for (the sync one on its own thread, the async one without blocking the loop), as
+are the reads of a job's flow (:meth:`LedgerAdapter.fetched`), which come after its queued
+writes; status updates and cancel outcomes are queued without waiting, and reach the store
+before the job's next waited-for write.
 """
 
 from __future__ import annotations
@@ -271,8 +273,18 @@ class LedgerAdapter:
             raise LedgerError(f"The job ledger {self.store!r} keeps no costs or budgets")
         return self._spends
 
-    def claim(self, record: JobRecord) -> bool:
-        """Claim ``record`` for collection by this process (never one it is collecting already)."""
+    def fetched(self, key: str) -> Record:
+        """The read of ``key``'s record (its key or provider job id; None if absent), after the
+        writes queued before it, as an effect the drivers wait for (the async one off the event
+        loop)."""
+        return self._record(lambda: self.store.get(key))
+
+    def claimed(self, record: JobRecord) -> Record:
+        """The claim of ``record`` for collection by this process (never one it is collecting
+        already), as an effect the drivers wait for; its outcome says whether it holds the job."""
+        return self._record(lambda: self._claim(record))
+
+    def _claim(self, record: JobRecord) -> bool:
         if record.key in self.active:
             return False
         steal = record.owner if record.owner and owner_alive(record.owner) is False else None
@@ -291,20 +303,12 @@ class LedgerAdapter:
             self.active.add(record.key)
         return claimed
 
-    def release(self, key: str) -> None:
-        """Give up this process's claim on ``key`` now, on this thread (after the job's queued
-        writes)."""
-        self.writer.run(self._release(key))
-
     def released(self, key: str) -> Record:
         """The write that gives up this process's claim on ``key`` (after the job's queued
         writes), as an effect the drivers wait for (the async one off the event loop)."""
-        return self._record(self._release(key))
-
-    def _release(self, key: str) -> Callable[[], Any]:
         self.active.discard(key)
         owner = process_owner()
-        return lambda: self._guard("release", lambda: self.store.release(key, owner=owner))
+        return self._record(lambda: self._guard("release", lambda: self.store.release(key, owner=owner)))
 
 
 # ----------------------------------------------------------------------------------------------
