@@ -4,6 +4,7 @@ unlinks them once it has read the answer."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
@@ -60,3 +61,36 @@ async def test_an_async_exchange_is_freed_when_it_ends() -> None:
     assert (response.status_code, response.content) == (200, b'{"status":"IN_QUEUE"}')
     del prepared
     assert request() is None
+
+
+async def _send(transport: Transport) -> weakref.ref[asyncio.AbstractEventLoop]:
+    prepared, _ = _prepared()
+    response = await transport.send_async(prepared, 5)  # type: ignore[arg-type]
+    assert response.status_code == 200
+    return weakref.ref(asyncio.get_running_loop())
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+def test_the_loop_of_asyncio_run_is_freed_when_it_ends() -> None:
+    """The pools of a loop close when ``asyncio.run`` ends it, and nothing of core keeps the loop
+    (its closer, an async generator, refers to it: it was kept, and so was every loop)."""
+    transport = Transport(async_transport=httpx.MockTransport(answer))
+    loops = [asyncio.run(_send(transport)) for _ in range(3)]
+    assert [loop() for loop in loops] == [None, None, None]
+    assert len(transport._closers) == len(transport._async) == 0
+    transport.close()
+
+
+@pytest.mark.usefixtures("no_cyclic_gc")
+def test_a_loop_closed_by_hand_is_freed_once_another_loop_sends() -> None:
+    """A loop closed without closing its async generators keeps its closer until the next loop
+    makes its pool: then it is freed."""
+    transport = Transport(async_transport=httpx.MockTransport(answer))
+    loop = asyncio.new_event_loop()
+    by_hand = loop.run_until_complete(_send(transport))
+    loop.close()
+    del loop
+    assert by_hand() is not None
+    asyncio.run(_send(transport))
+    assert by_hand() is None
+    transport.close()

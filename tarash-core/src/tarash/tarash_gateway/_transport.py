@@ -351,6 +351,7 @@ class Transport:
             pool = self._async.get(loop)
             fresh = pool is None
             if pool is None:
+                self._forget_closed_loops()
                 pool = self._async[loop] = {}
             shards = pool.get(key)
             if shards is None or shards.closed():
@@ -370,17 +371,28 @@ class Transport:
     async def _close_at_loop_shutdown(
         self, loop: asyncio.AbstractEventLoop, pool: dict[PoolKey, Any]
     ) -> None:
-        """Park an async generator whose ``finally`` closes ``pool`` when the loop shuts down."""
+        """Park an async generator whose ``finally`` closes ``pool`` when the loop shuts down
+        (``asyncio.run`` closes a loop's async generators before the loop), and then forgets it:
+        the generator refers to its loop, so keeping it would keep the loop alive."""
+        closers = self._closers
 
         async def closer() -> AsyncIterator[None]:
             try:
                 yield
             finally:
+                closers.pop(loop, None)
                 await _aclose(pool)
 
         generator = closer()
         self._closers[loop] = generator
         await generator.__anext__()
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the closers of loops closed without closing their async generators (by hand, not
+        by ``asyncio.run``), which would keep those loops alive; their pools go with the loops
+        (``_lock`` is held)."""
+        for loop in [loop for loop in self._closers if loop.is_closed()]:
+            del self._closers[loop]
 
     def send(self, prepared: Prepared, timeout: float) -> Response:
         """Send with the pooled sync client; the whole exchange is bounded by ``timeout``."""
