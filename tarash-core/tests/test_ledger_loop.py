@@ -253,6 +253,52 @@ def test_writes_left_when_the_loop_ends_are_made_by_the_thread(
     assert made[-1] == ("status", "tarash-ledger", False)
 
 
+def test_an_idle_loops_connection_closes_while_the_loop_runs_on(
+    pg_store: PostgresJobStore, pg_url: str, sent: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once no write has come for IDLE_SECONDS the loop's connection closes, the loop still open;
+    the next write opens another."""
+    from tarash.tarash_gateway._ledger import writer
+
+    monkeypatch.setattr(writer, "IDLE_SECONDS", 0.2)
+    gateway, _ = echo_gateway(pg_store)
+    gateway.generate_video(echo_config(api_key="k"), VideoGenerationRequest("warm-up"))  # holds the owner
+    before = backends(pg_url)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(generate_all(gateway, 5))
+        assert backends(pg_url) == before + 1
+        loop.run_until_complete(asyncio.sleep(0.5))
+        assert backends(pg_url) == before
+        loop.run_until_complete(generate_all(gateway, 5))
+        assert backends(pg_url) == before + 1
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    assert [call[-1] for call in sent] == ["ok"] * len(sent) and len(sent) >= 4
+    gateway.close()
+
+
+def test_a_loop_closed_by_hand_logs_nothing_and_its_connection_closes(
+    pg_store: PostgresJobStore, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop closed without ``asyncio.run`` (its tasks not cancelled) has no pending task of the
+    ledger's to be logged as destroyed, and its connection closes once the loop is freed (after
+    the next loop's first request lets core's transport drop it)."""
+    gateway, _ = echo_gateway(pg_store)
+    gateway.generate_video(echo_config(api_key="k"), VideoGenerationRequest("warm-up"))  # holds the owner
+    before = backends(pg_url)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(generate_all(gateway, 5))
+    assert backends(pg_url) == before + 1
+    loop.close()
+    del loop
+    asyncio.run(generate_all(gateway, 1))
+    assert settle_backends(pg_url, before) == before
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    gateway.close()
+
+
 def test_a_sync_flush_on_the_loops_thread_makes_the_loops_queued_writes(pg_store: PostgresJobStore) -> None:
     adapter = adapter_with_job(pg_store, "flushed")
 

@@ -15,8 +15,8 @@ them before its next batch. So does a batch whose call fails. A sync call on the
 (:meth:`~.writer.Writer.run`, :meth:`~.writer.Writer.flush`) first takes the loop's writes not yet
 sent, and so does the writer's exit flush for a loop that has stopped; a loop that is cancelled
 (the end of ``asyncio.run``) hands its writes to the thread. The loop's connection is closed once
-it has been idle :data:`~.writer.IDLE_SECONDS`, when ``asyncio.run`` ends the loop, or else when
-the loop is freed.
+it has been idle :data:`~.writer.IDLE_SECONDS` (a timer, not a waiting task), when a batch is
+cancelled with its loop, or else when the loop is freed (at once after ``asyncio.run``).
 """
 
 from __future__ import annotations
@@ -67,17 +67,22 @@ class LoopQueue:
         self._task: asyncio.Task[None] | None = None
         self._connection: LoopConnection | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._wake: asyncio.Future[None] | None = None  # set while the task waits for writes
+        #: The timer that closes the connection when no write comes. Held weakly: the loop holds
+        #: it, and it holds the queue, until the loop closes; a strong reference back would keep
+        #: the queue and its loop alive after that, and the connection open, until a collection.
+        self._idle: weakref.ref[asyncio.TimerHandle] | None = None
         self._failing = False  # the connection failed last time (logged once)
 
     def put(self, write: Callable[[], Any], future: asyncio.Future[Any] | None) -> None:
         """Queue ``write`` (``future`` gets its outcome); the batches start on the loop's next turn."""
         self._items.append((write, future))
+        idle = self._idle() if self._idle is not None else None
+        if idle is not None:
+            idle.cancel()
+        self._idle = None
         if self._task is None:
             self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
             self._task.add_done_callback(self._served)
-        elif self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
 
     def take(self) -> list[_Item]:
         """The writes not yet sent, taken out (by a sync call on the loop's thread, or at exit
@@ -87,29 +92,18 @@ class LoopQueue:
         return items
 
     async def _serve(self) -> None:
-        """Make the queued writes, batch after batch; then wait for more while the loop's
-        connection is open, and close it once idle for ``idle_seconds``. (Waiting in a task, not
-        a timer, lets ``asyncio.run`` end it: it cancels every task before it closes its loop.)"""
-        while True:
-            while self._items:
-                self._unsettled = [self._items.popleft() for _ in range(min(len(self._items), self._limit))]
-                await self._make_batch()
-            if self._connection is None:
-                return
-            self._wake = self.loop.create_future()
-            try:
-                await asyncio.wait_for(self._wake, self._idle_seconds)
-            except asyncio.TimeoutError:
-                await self._forget_connection().aclose()
-                return
-            finally:
-                self._wake = None
+        """Make the queued writes, batch after batch."""
+        while self._items:
+            self._unsettled = [self._items.popleft() for _ in range(min(len(self._items), self._limit))]
+            await self._make_batch()
 
     def _served(self, task: asyncio.Task[None]) -> None:
         """When the loop ends (``asyncio.run`` cancels every task, maybe before this one has
         begun), or the task failed, the thread makes the writes left (the batch being sent too:
         it may be made twice, as after a failed connection), and the connection is closed at
-        once."""
+        once. Else, with no write left, the connection is closed unless one comes within
+        ``idle_seconds`` (a timer, not a task waiting: a loop closed without ``asyncio.run``,
+        its tasks not cancelled, would log each pending one as destroyed)."""
         self._task = None
         failure = None if task.cancelled() else task.exception()
         if failure is not None:
@@ -123,6 +117,13 @@ class LoopQueue:
         elif self._items:  # queued after the task's last look
             self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
             self._task.add_done_callback(self._served)
+        elif self._connection is not None:
+            self._idle = weakref.ref(self.loop.call_later(self._idle_seconds, self._close_idle))
+
+    def _close_idle(self) -> None:
+        """No write came for ``idle_seconds``: close the loop's connection."""
+        self._idle = None
+        self._drop_connection()
 
     async def _make_batch(self) -> None:
         """Make the batch: collected and sent on the loop up to a write that needs the database,
@@ -194,17 +195,14 @@ class LoopQueue:
         return self._connection
 
     def _drop_connection(self) -> None:
-        """Close the loop's connection at once, without waiting (it failed, or the loop ends)."""
-        if self._connection is not None:
-            self._forget_connection().discard()
-
-    def _forget_connection(self) -> LoopConnection:
-        assert self._connection is not None
+        """Close the loop's connection at once, without waiting (it failed, was idle, or the
+        loop ends)."""
         connection, self._connection = self._connection, None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        return connection
+        if connection is not None:
+            connection.discard()
 
 
 def _nothing() -> None:

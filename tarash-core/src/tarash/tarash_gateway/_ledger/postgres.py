@@ -633,12 +633,6 @@ class PgLoopConnection:
             self.discard()
             raise
 
-    async def aclose(self) -> None:
-        try:
-            await self._conn.close()
-        except psycopg.Error:
-            self.discard()
-
     def discard(self) -> None:
         """Close the connection now, without waiting (libpq's ``PQfinish``: the server ends the
         session, rolling back what it had under way)."""

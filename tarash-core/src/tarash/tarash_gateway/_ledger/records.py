@@ -252,11 +252,9 @@ class LoopConnection(Protocol):
         they must be made another way (nothing of them is stored), another exception when the
         connection failed (then it is closed, and they may or may not be stored)."""
 
-    async def aclose(self) -> None:
-        """Close the connection."""
-
     def discard(self) -> None:
-        """Close the connection at once, without waiting (its loop may be ending)."""
+        """Close the connection at once, without waiting (it was idle, failed, or its loop is
+        ending)."""
 
 
 class BudgetCheck(Protocol):
