@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +176,31 @@ def test_run_hook_runs_one_flow_alone() -> None:
     )
     assert job == SubmittedJob(job_id="e-1")
     assert [str(r.url) for r in log] == ["https://echo.invalid/api/jobs"]
+
+
+def test_a_closed_gateway_is_freed() -> None:
+    """Nothing global keeps a closed gateway or its transport (the exit hook that closes a
+    transport's pools kept every transport: a program making a gateway per request kept them all).
+    An open transport is kept while it has pools, for that hook."""
+    gateway = mock_gateway([], ledger="off")
+    gateway.register_plugin(EchoPlugin(), "echo-plugin")
+    gateway.generate_video(echo_config(api_key="k-000001"), VideoGenerationRequest("a"))
+    asyncio.run(gateway.generate_video_async(echo_config(api_key="k-000001"), VideoGenerationRequest("b")))
+    kept = weakref.ref(gateway), weakref.ref(gateway.transport)
+    del gateway
+    gc.collect()
+    transport = kept[1]()
+    assert kept[0]() is None and transport is not None
+    transport.close()
+    del transport
+    gc.collect()
+    assert kept[1]() is None
+
+    closed = mock_gateway([], ledger="off")
+    closed.register_plugin(EchoPlugin(), "echo-plugin")
+    closed.generate_video(echo_config(api_key="k-000001"), VideoGenerationRequest("c"))
+    closed.close()
+    freed = weakref.ref(closed), weakref.ref(closed.transport)
+    del closed
+    gc.collect()
+    assert [ref() for ref in freed] == [None, None]

@@ -321,7 +321,7 @@ class Transport:
         self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = (
             weakref.WeakKeyDictionary()
         )
-        atexit.register(self.close)
+        self._at_exit = False  # close is registered to run at exit (while it has pools)
 
     def _limits(self, connections: int) -> httpx.Limits:
         return httpx.Limits(
@@ -334,6 +334,7 @@ class Transport:
         with self._lock:
             found = self._sync.get(key)
             if found is None or found.is_closed:
+                self._close_at_exit()
                 found = self._sync[key] = httpx.Client(
                     limits=self._limits(self.max_connections),
                     verify=_tls(key.ca_bundle),
@@ -351,6 +352,7 @@ class Transport:
             pool = self._async.get(loop)
             fresh = pool is None
             if pool is None:
+                self._close_at_exit()
                 self._forget_closed_loops()
                 pool = self._async[loop] = {}
             shards = pool.get(key)
@@ -386,6 +388,13 @@ class Transport:
         generator = closer()
         self._closers[loop] = generator
         await generator.__anext__()
+
+    def _close_at_exit(self) -> None:
+        """Have the interpreter's exit close the pools (``_lock`` is held). Only while there are
+        pools: the registration keeps the transport alive, and :meth:`close` takes it back."""
+        if not self._at_exit:
+            atexit.register(self.close)
+            self._at_exit = True
 
     def _forget_closed_loops(self) -> None:
         """Drop the closers of loops closed without closing their async generators (by hand, not
@@ -461,8 +470,12 @@ class Transport:
             return len(self._sync) + sum(len(p) for p in self._async.values())
 
     def close(self) -> None:
-        """Close every pooled client (safe to call more than once; registered with ``atexit``)."""
+        """Close every pooled client (safe to call more than once; run at exit while there are
+        pools)."""
         with self._lock:
+            if self._at_exit:
+                atexit.unregister(self.close)
+                self._at_exit = False
             clients = list(self._sync.values())
             self._sync.clear()
             pools = list(self._async.items())
