@@ -21,6 +21,7 @@ from tarash.tarash_gateway import (
 )
 from tarash.tarash_gateway._ledger import SQLiteJobStore
 from tarash.tarash_gateway._transport import Transport
+from tarash.tarash_gateway.models import MockConfig, MockPollingConfig
 from tarash.tarash_gateway.plugin import Capabilities, ProviderSpec, Request, SubmittedJob, hookimpl
 
 
@@ -204,3 +205,21 @@ def test_a_closed_gateway_is_freed() -> None:
     del closed
     gc.collect()
     assert [ref() for ref in freed] == [None, None]
+
+
+def test_close_closes_the_background_loop() -> None:
+    """A sync generation's async callback runs on the gateway's background loop; closing the
+    gateway cancels what still runs there and closes the loop (it was stopped, never closed)."""
+    gateway = Gateway(discover=False, ledger="off")
+    polling = MockPollingConfig(status_sequence=("queued", "completed"), delay_between_updates=0.01)
+    left: list[asyncio.Task[None]] = []
+
+    async def callback(update: Any) -> None:
+        left.append(asyncio.get_running_loop().create_task(asyncio.sleep(60)))
+
+    config = VideoGenerationConfig(provider="mock", model="mock", mock=MockConfig(polling=polling))
+    gateway.generate_video(config, VideoGenerationRequest("a"), on_progress=callback)
+    assert left and not any(task.done() for task in left)
+    gateway.close()
+    assert all(task.cancelled() for task in left)
+    assert left[0].get_loop().is_closed()

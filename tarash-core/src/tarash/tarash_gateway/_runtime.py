@@ -180,8 +180,12 @@ Flow = Generator[Effect, Any, T]
 class BackgroundLoop:
     """A daemon thread running an event loop, for coroutines reached from sync code."""
 
+    #: How long :meth:`stop` waits for the loop's tasks to end and the loop to close.
+    STOP_SECONDS = 10.0
+
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def _ensure(self) -> asyncio.AbstractEventLoop:
@@ -190,17 +194,22 @@ class BackgroundLoop:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="tarash-loop", daemon=True)
+                thread = threading.Thread(target=_serve_loop, args=(loop,), name="tarash-loop", daemon=True)
                 thread.start()
-                self._loop = loop
+                self._loop, self._thread = loop, thread
             return self._loop
 
     def stop(self) -> None:
-        """Stop the loop's thread (a later call starts a new one)."""
+        """Stop the loop's thread, which cancels the loop's tasks and closes it, and wait for that
+        (unless called on that thread); a later call starts a new one."""
         with self._lock:
             loop, self._loop = self._loop, None
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
+            thread, self._thread = self._thread, None
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.STOP_SECONDS)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         import asyncio  # lazy: a sync generation needs no event loop
@@ -211,6 +220,25 @@ class BackgroundLoop:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise DeadlineExceeded() from None
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``loop`` until it is stopped, then close it as ``asyncio.run`` does: its tasks
+    cancelled and awaited, its async generators closed."""
+    import asyncio  # lazy: loaded by then (the loop was made with it)
+
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 def is_async_fn(fn: Callable[..., Any]) -> bool:
