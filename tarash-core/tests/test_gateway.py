@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,33 @@ def test_close_closes_the_background_loop() -> None:
     gateway.close()
     assert all(task.cancelled() for task in left)
     assert left[0].get_loop().is_closed()
+
+
+def test_closing_a_gateway_on_its_own_event_loop_does_not_block_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``close()`` called in async code, on the loop whose pools it closes, schedules their close
+    there (it waited on that loop for the close timeout, which the loop could not run meanwhile)."""
+    from tarash.tarash_gateway import _transport
+
+    monkeypatch.setattr(_transport, "CLOSE_TIMEOUT", 30.0)
+
+    async def main() -> tuple[float, list[bool], list[bool]]:
+        gateway = mock_gateway([], ledger="off")
+        gateway.register_plugin(EchoPlugin(), "echo-plugin")
+        await gateway.generate_video_async(echo_config(api_key="k-000001"), VideoGenerationRequest("a"))
+        clients = [
+            client
+            for pool in gateway.transport._async.values()
+            for shards in pool.values()
+            for client in shards.clients
+            if client is not None
+        ]
+        started = time.monotonic()
+        gateway.close()
+        waited = time.monotonic() - started
+        open_at_return = [not client.is_closed for client in clients]
+        await asyncio.sleep(0.05)
+        return waited, open_at_return, [client.is_closed for client in clients]
+
+    waited, open_at_return, closed = asyncio.run(main())
+    assert waited < _transport.CLOSE_TIMEOUT / 2
+    assert open_at_return and all(open_at_return) and all(closed)

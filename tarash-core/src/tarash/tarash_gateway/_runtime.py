@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -49,6 +50,7 @@ __all__ = [
     "drive_async",
     "drive_sync",
     "is_async_fn",
+    "running_loop",
     "settle",
     "settle_from_thread",
 ]
@@ -239,6 +241,18 @@ def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any (without importing asyncio when no loop can
+    be running: the sync API never loads it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()  # type: ignore[no-any-return]
+    except RuntimeError:
+        return None
 
 
 def is_async_fn(fn: Callable[..., Any]) -> bool:

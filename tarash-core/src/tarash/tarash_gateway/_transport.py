@@ -42,6 +42,7 @@ import httpx
 
 from ._errors import parse_retry_after
 from ._redact import redact_text
+from ._runtime import running_loop
 from ._wire import Request, Response
 from .exceptions import GenerationFailedError, HTTPConnectionError, HTTPError, ValidationError
 
@@ -322,6 +323,7 @@ class Transport:
             weakref.WeakKeyDictionary()
         )
         self._at_exit = False  # close is registered to run at exit (while it has pools)
+        self._closing: set[asyncio.Task[None]] = set()  # closes scheduled on the caller's own loop
 
     def _limits(self, connections: int) -> httpx.Limits:
         return httpx.Limits(
@@ -481,10 +483,17 @@ class Transport:
             pools = list(self._async.items())
         for each in clients:
             each.close()
+        here = running_loop()
         for loop, pool in pools:
             if not pool or loop.is_closed():
                 continue
-            if loop.is_running():
+            if loop is here:
+                # Called on the pool's own loop, which cannot run the close while this waits: it
+                # runs as soon as the caller awaits.
+                task = loop.create_task(_aclose(pool))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+            elif loop.is_running():
                 import asyncio  # lazy: loaded by then (this loop made the pool)
 
                 try:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 import threading
 import weakref
 from collections import deque
@@ -35,7 +34,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._redact import get_logger
-from .._runtime import deferral, settle_from_thread
+from .._runtime import deferral, running_loop, settle_from_thread
 
 if TYPE_CHECKING:
     import asyncio
@@ -114,7 +113,7 @@ class Writer:
         otherwise the writer's thread runs it."""
         held = deferral()
         if held is None:
-            on_loop = self._loop_queue(_running_loop()) if self._loop_store is not None else None
+            on_loop = self._loop_queue(running_loop()) if self._loop_store is not None else None
             if on_loop is not None:
                 on_loop.put(write, None)
             else:
@@ -163,7 +162,7 @@ class Writer:
         thread's own running loop (it is busy with the caller) and the loops that have stopped."""
         if self._loop_store is None:
             return
-        here = _running_loop()
+        here = running_loop()
         with self._changed:
             queues = list(self._loops.values())
         for queue in queues:
@@ -256,18 +255,6 @@ def _waiting(
 ) -> list[_Item]:
     """An event loop's writes as the thread's queue holds them."""
     return [(write, None if future is None else (loop, future)) for write, future in items]
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop running in this thread, if any (without importing asyncio when no loop can
-    be running: the sync API never loads it)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return None
-    try:
-        return asyncio.get_running_loop()  # type: ignore[no-any-return]
-    except RuntimeError:
-        return None
 
 
 def _deliver(items: list[_Item], outcomes: list[_Outcome]) -> None:
