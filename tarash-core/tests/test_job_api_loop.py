@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from jobapi import JobServer, installed
+from jobapi import JobServer, installed, running
 from test_reconcile import KEY, config, keyed_lookup, lose_the_submit
 
 from tarash.tarash_gateway import (
@@ -89,3 +89,33 @@ def test_the_async_job_api_reads_and_claims_off_the_loops_thread(
         lost: ("completed", True, None),
         left.key: ("completed", True, None),
     }
+
+
+def test_a_cancelled_async_wait_releases_its_claim_and_leaves_the_job_running(
+    database_threads: list[int],
+) -> None:
+    """Cancelling the task of a handle's ``wait_async`` releases the job's claim (an effect waited
+    for off the loop, though the task was cancelled) and neither cancels nor finishes the job: it
+    can be waited for again, here or by another process."""
+    with running(queue_polls=10_000) as server, installed(keyed_lookup(), "jobs-plugin"):
+        handle = submit_video(config(server), VideoGenerationRequest("cancelled wait"))
+        database_threads.clear()
+
+        async def main() -> int:
+            waiting = asyncio.create_task(handle.wait_async())
+            for _ in range(500):  # until it has polled a few times (5 s at most)
+                if server.counts["status"] >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            claimed = await asyncio.to_thread(get_job, handle.key)
+            assert claimed is not None and claimed.owner is not None
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            return threading.get_ident()
+
+        loop_thread = asyncio.run(main())
+        assert loop_thread not in database_threads
+        record = get_job(handle.key)
+        assert record is not None and (record.state, record.finished, record.owner) == ("queued", False, None)
+        assert server.cancelled == [] and server.counts["submit"] == 1
