@@ -237,13 +237,7 @@ def test_closing_a_gateway_on_its_own_event_loop_does_not_block_it(monkeypatch: 
         gateway = mock_gateway([], ledger="off")
         gateway.register_plugin(EchoPlugin(), "echo-plugin")
         await gateway.generate_video_async(echo_config(api_key="k-000001"), VideoGenerationRequest("a"))
-        clients = [
-            client
-            for pool in gateway.transport._async.values()
-            for shards in pool.values()
-            for client in shards.clients
-            if client is not None
-        ]
+        clients = _async_clients(gateway)
         started = time.monotonic()
         gateway.close()
         waited = time.monotonic() - started
@@ -254,3 +248,31 @@ def test_closing_a_gateway_on_its_own_event_loop_does_not_block_it(monkeypatch: 
     waited, open_at_return, closed = asyncio.run(main())
     assert waited < _transport.CLOSE_TIMEOUT / 2
     assert open_at_return and all(open_at_return) and all(closed)
+
+
+def _async_clients(gateway: Gateway) -> list[httpx.AsyncClient]:
+    return [
+        client
+        for pool in gateway.transport._async.values()
+        for shards in pool.values()
+        for client in shards.clients
+        if client is not None
+    ]
+
+
+def test_a_gateway_closes_as_a_context_manager_sync_and_async() -> None:
+    with mock_gateway([], ledger="off") as gateway:
+        gateway.register_plugin(EchoPlugin(), "echo-plugin")
+        gateway.generate_video(echo_config(api_key="k-000001"), VideoGenerationRequest("a"))
+        clients = list(gateway.transport._sync.values())
+    assert clients and all(client.is_closed for client in clients)
+
+    async def main() -> list[bool]:
+        async with mock_gateway([], ledger="off") as gateway:
+            gateway.register_plugin(EchoPlugin(), "echo-plugin")
+            await gateway.generate_video_async(echo_config(api_key="k-000001"), VideoGenerationRequest("b"))
+            clients = _async_clients(gateway)
+        return [client.is_closed for client in clients]  # closed by aclose, on this loop
+
+    closed = asyncio.run(main())
+    assert closed and all(closed)

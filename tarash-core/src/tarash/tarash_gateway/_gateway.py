@@ -56,11 +56,14 @@ class Gateway(GatewayResources):
             beyond a cap wait their turn, first come first served); None (the default) reads
             ``TARASH_CONCURRENCY`` (``"fal=3,fal/fal-ai/veo3=1"``). See :meth:`set_concurrency`.
 
+    A gateway is a context manager (``with``, or ``async with`` in async code), which closes it
+    at the end; :meth:`close` (:meth:`aclose` from async code) does the same by hand.
+
     Example::
 
-        gateway = Gateway(ledger="off")
-        gateway.register_provider("mine", MyHandler())
-        response = gateway.generate_video(config, request)
+        with Gateway(ledger="off") as gateway:
+            gateway.register_provider("mine", MyHandler())
+            response = gateway.generate_video(config, request)
     """
 
     # -- generating ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ._plugins import PluginHost
 from ._redact import register_secret
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["GatewayResources"]
 
 _FROM_ENVIRONMENT = "environment"
+
+R = TypeVar("R", bound="GatewayResources")
 
 
 class GatewayResources:
@@ -116,10 +118,31 @@ class GatewayResources:
             self.secrets.add(value)
             register_secret(value)
 
+    def __enter__(self: R) -> R:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self: R) -> R:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """:meth:`close` from async code, without blocking the event loop: it runs in a worker
+        thread, and the pools of the caller's loop are closed on it meanwhile."""
+        import asyncio  # lazy: a loop is running, so asyncio is loaded already
+
+        await asyncio.to_thread(self.close)
+
     def close(self) -> None:
         """Close the connection pools, stop the background loop, and write the ledger's queued
         status updates; a ledger this gateway opened from a path or URL is closed too (a store
-        object passed in stays open: its owner closes it)."""
+        object passed in stays open: its owner closes it). The gateway stays usable: what it
+        needs again is made again. Also ``with Gateway() as gateway:`` (``async with`` closes
+        through :meth:`aclose`)."""
         if self._transport is not None:
             self._transport.close()
         if self._background is not None:
