@@ -253,6 +253,43 @@ def test_writes_left_when_the_loop_ends_are_made_by_the_thread(
     assert made[-1] == ("status", "tarash-ledger", False)
 
 
+def test_a_batch_committed_but_unanswered_is_made_again_without_refusing_its_intents(
+    pg_store: PostgresJobStore, made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's connection fails after PostgreSQL committed a batch of intents, so the writer's
+    thread makes the batch again: each intent is then a duplicate of one this process recorded,
+    which is the intent recorded (its generation goes on, submitted once), not a failure (which
+    failed the generation closed, saying nothing was recorded, and left its record behind)."""
+    import psycopg
+
+    from tarash.tarash_gateway._ledger.postgres import PgLoopConnection
+
+    apply = PgLoopConnection.apply
+    lost: list[list[str]] = []
+
+    async def committed_then_lost(self: PgLoopConnection, collected: list[dict[str, Any]]) -> None:
+        await apply(self, collected)
+        if not lost and any(op["op"] == "intent" for op in collected):
+            lost.append([op["op"] for op in collected])
+            raise psycopg.OperationalError("the connection was lost after the commit")
+
+    monkeypatch.setattr(PgLoopConnection, "apply", committed_then_lost)
+    gateway, log = echo_gateway(pg_store)
+    gateway.generate_video(echo_config(api_key="k"), VideoGenerationRequest("warm-up"))  # holds the owner
+    made.clear()
+    jobs = 5
+    asyncio.run(generate_all(gateway, jobs))
+    assert lost == [["intent"] * jobs]
+    assert len(log) == 1 + jobs  # each generation's request, sent once
+    # collected on the loop; then by the thread, in one batch (refused whole), then each alone
+    assert [op for op, _, _ in made].count("intent") == 3 * jobs
+    records = [r for r in pg_store.records() if r.request and r.request["prompt"] != "warm-up"]
+    assert len(records) == jobs and {(r.state, r.finished) for r in records} == {("completed", True)}
+    for record in records:
+        assert history(pg_store, record.key) == [("intent", "submitting"), ("finished", "completed")]
+    gateway.close()
+
+
 def test_an_idle_loops_connection_closes_while_the_loop_runs_on(
     pg_store: PostgresJobStore, pg_url: str, sent: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

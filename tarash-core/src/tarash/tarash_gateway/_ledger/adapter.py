@@ -180,6 +180,9 @@ class LedgerAdapter:
             except (CostLimitExceededError, LedgerError, NeedsConnection):
                 raise
             except Exception as exc:
+                if self._recorded_by_us(key, fields["owner"]):
+                    self.active.add(key)
+                    return
                 raise LedgerError(
                     f"The job ledger {store!r} could not record the submit intent "
                     f"({type(exc).__name__}: {exc}), so nothing was submitted. Switch the ledger off "
@@ -191,6 +194,21 @@ class LedgerAdapter:
             self.active.add(key)
 
         return self._record(write)
+
+    def _recorded_by_us(self, key: str, owner: str) -> bool:
+        """Whether the intent ``key`` (a fresh uuid: no other write makes it) is already stored,
+        by this process and not submitted since: a write made again after its answer was lost (a
+        connection that failed once the database had committed it) is refused as a duplicate of
+        itself, and that refusal means it is recorded."""
+        try:
+            record = self.store.get(key)
+        except Exception:
+            return False
+        return (
+            record is not None
+            and record.key == key
+            and (record.state, record.owner, record.job_id) == ("submitting", owner, None)
+        )
 
     def submitted(self, key: str, job: JobRef) -> Record:
         """The write of the provider's job for ``key``."""
