@@ -81,8 +81,7 @@ class LoopQueue:
             idle.cancel()
         self._idle = None
         if self._task is None:
-            self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
-            self._task.add_done_callback(self._served)
+            self._start()
 
     def take(self) -> list[_Item]:
         """The writes not yet sent, taken out (by a sync call on the loop's thread, or at exit
@@ -90,6 +89,11 @@ class LoopQueue:
         items = list(self._items)
         self._items.clear()
         return items
+
+    def _start(self) -> None:
+        """Start the task that makes the queued writes (it hands over to :meth:`_served`)."""
+        self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
+        self._task.add_done_callback(self._served)
 
     async def _serve(self) -> None:
         """Make the queued writes, batch after batch."""
@@ -115,8 +119,7 @@ class LoopQueue:
             self._unsettled = []
             self._drop_connection()
         elif self._items:  # queued after the task's last look
-            self._task = self.loop.create_task(self._serve(), name="tarash-ledger")
-            self._task.add_done_callback(self._served)
+            self._start()
         elif self._connection is not None:
             self._idle = weakref.ref(self.loop.call_later(self._idle_seconds, self._close_idle))
 
