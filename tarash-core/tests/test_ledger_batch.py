@@ -150,11 +150,51 @@ def test_a_write_whose_loop_has_closed_is_still_stored(caplog: pytest.LogCapture
     assert [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"] == []
 
 
+async def test_a_loop_wakes_the_thread_once_for_the_writes_its_ready_callbacks_put() -> None:
+    """A thread woken at a loop's first write would store it alone while the loop puts the
+    others: it is woken once the loop has run its ready callbacks, and stores their writes
+    together."""
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    assert await outcome(writer.submit_from_loop(write(log, "up"))) == "UP"  # the thread is up
+    log.clear()
+    futures = [writer.submit_from_loop(write(log, "a"))]
+    # The loop's thread lets the interpreter go (a blocking call): a thread woken now runs "a" alone.
+    time.sleep(0.2)  # noqa: ASYNC251
+    futures.append(writer.submit_from_loop(write(log, "b")))
+    assert [await outcome(future) for future in futures] == ["A", "B"]
+    assert log == ["begin", "a", "b", "commit"]
+
+
+def test_a_write_put_as_its_loop_closes_is_stored_when_the_threads_wait_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop closed before the callback that wakes the thread ran: the thread, up and waiting
+    for work, finds the write when its idle wait ends."""
+    monkeypatch.setattr(writer_module, "IDLE_SECONDS", 0.5)
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    up = threading.Event()
+    writer.queue(up.set)  # from no loop: the thread starts and runs it at once
+    assert up.wait(5)
+
+    async def put() -> None:
+        writer.queue(write(log, "a"))
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(put())
+    loop.close()  # drops the wake-up it had scheduled
+    deadline = time.monotonic() + 5
+    while log != ["a"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log == ["a"]
+
+
 class NoThread(Writer):
     """A writer whose thread has not come for the queued writes (it never does), so a sync
     caller finds them queued."""
 
-    def _put(self, write: Callable[[], Any], future: Any) -> None:
+    def _put(self, write: Callable[[], Any], future: Any, loop: Any = None) -> None:
         self._queue.append((write, future))
 
 

@@ -10,9 +10,10 @@ so the event loop never waits on the database; on a store that can make them on 
 :class:`~.loop_queue.LoopQueue` instead, which hands the thread only those that need it (a sync
 call on the loop's thread first takes that loop's writes not yet sent, see :meth:`Writer.flush`).
 An event loop hears of the thread's writes it waits for (:meth:`Writer.submit_from_loop`) in one
-wake-up per batch, not one each: every cross-thread wake-up hands the interpreter lock to the busy
-loop and makes the writer's thread wait to get it back. Writes still queued when the interpreter
-exits are run before it does.
+wake-up per batch, not one each, and wakes the thread once for the writes its ready callbacks put,
+not at each: every cross-thread wake-up hands the interpreter lock between the thread and the busy
+loop, and a thread woken at a loop's first write would store it alone while the loop puts more.
+Writes still queued when the interpreter exits are run before it does.
 
 Given a store's ``batch`` (a :class:`~.records.BatchStore`), the writes found queued together,
 up to :data:`BATCH_LIMIT`, are stored in one transaction: one commit instead of one each, and
@@ -81,6 +82,8 @@ class Writer:
         self._changed = threading.Condition()
         self._queue: deque[_Item] = deque()
         self._thread: threading.Thread | None = None
+        #: The loops that will wake the thread for writes they put (see :meth:`_put`).
+        self._wakes: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         _LIVE.add(self)
 
     def run(self, write: Callable[[], T]) -> T:
@@ -104,7 +107,7 @@ class Writer:
         if on_loop is not None:
             on_loop.put(write, future)
         else:
-            self._put(write, (loop, future))
+            self._put(write, (loop, future), loop)
         return future
 
     def queue(self, write: Callable[[], Any]) -> None:
@@ -113,11 +116,12 @@ class Writer:
         otherwise the writer's thread runs it."""
         held = deferral()
         if held is None:
-            on_loop = self._loop_queue(running_loop()) if self._loop_store is not None else None
+            loop = running_loop()
+            on_loop = self._loop_queue(loop) if self._loop_store is not None else None
             if on_loop is not None:
                 on_loop.put(write, None)
             else:
-                self._put(write, None)
+                self._put(write, None, loop)
             return
         with self._changed:
             self._queue.append((write, None))
@@ -178,10 +182,31 @@ class Writer:
             if self._queue:
                 self._serve_queue()
 
-    def _put(self, write: Callable[[], Any], future: _Waiter) -> None:
+    def _put(
+        self, write: Callable[[], Any], future: _Waiter, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """Queue ``write`` for the writer's thread. Put by an event loop (``loop``, running on this
+        thread) while the thread is up, the thread is woken once the loop has run the callbacks
+        that were ready, so the writes they put are stored together; should the loop stop first,
+        the thread finds them when its idle wait ends."""
         with self._changed:
             self._queue.append((write, future))
-            self._serve_queue()
+            if loop is None or self._thread is None:
+                self._serve_queue()
+            elif loop not in self._wakes:
+                try:
+                    loop.call_soon(self._wake, loop)
+                except RuntimeError:  # the loop has closed
+                    self._serve_queue()
+                else:
+                    self._wakes.add(loop)
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the writer's thread for the writes ``loop`` has put (see :meth:`_put`)."""
+        with self._changed:
+            self._wakes.discard(loop)
+            if self._queue:
+                self._serve_queue()
 
     def _serve_queue(self) -> None:
         """Start the writer's thread, or wake it (``_changed`` is held)."""
