@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from tarash.tarash_gateway import (
+    Gateway,
     GenerationFailedError,
     HTTPConnectionError,
     HTTPError,
@@ -42,6 +43,7 @@ from tarash.tarash_gateway import (
     unregister_provider,
 )
 from tarash.tarash_gateway._redact import REDACTED, get_logger
+from tarash.tarash_gateway._transport import Transport
 from tarash.tarash_gateway.models import (
     AttemptMetadata,
     ImageGenerationConfig,
@@ -55,6 +57,7 @@ from tarash.tarash_gateway.models import (
     VideoGenerationResponse,
     VideoGenerationUpdate,
 )
+from tarash.tarash_gateway.plugin import Capabilities, ProviderSpec, Request, hookimpl
 
 KEY = "sk-DISTINCTIVE-1234567890"
 KEY_B = "sk-FALLBACK-B-0987654321"
@@ -639,3 +642,64 @@ def test_records_built_by_plugins_are_scrubbed_on_construction() -> None:
     assert_no_secret(records)
     evolved = attrs.evolve(records[3], raw_response={"again": KEY})
     assert evolved.raw_response == {"again": REDACTED}
+
+
+class TranslatingPlugin:
+    """A flow provider that translates the provider's error answer into its own typed error, as
+    tarash-openai and tarash-google do: chained to the HTTPError core threw in (``from exc``), or
+    with the chain hidden (``from None``, which still keeps it as ``__context__``)."""
+
+    def __init__(self, chained: str) -> None:
+        self.chained = chained
+
+    @hookimpl
+    def register_providers(self) -> list[ProviderSpec]:
+        return [
+            ProviderSpec(
+                name="translating",
+                modalities={"video"},
+                capabilities=Capabilities(resume=False),
+                api_key_env="TRANSLATING_KEY",
+                base_url="https://translating.invalid",
+            )
+        ]
+
+    @hookimpl
+    def generate_video(self, config: Any, request: Any, context: Any) -> Any:
+        try:
+            answer = yield Request(method="POST", url="/generate", json={"prompt": request.prompt})
+        except HTTPError as exc:
+            refused = ValidationError("the provider refused the prompt", field="prompt")
+            if self.chained == "cause":
+                raise refused from exc
+            raise refused from None
+        return VideoGenerationResponse(request_id="t-1", video=answer.json()["url"])
+
+
+@pytest.mark.parametrize("chained", ["cause", "context"])
+def test_a_translated_http_error_keeps_no_answer_on_its_chain(chained: str) -> None:
+    """The provider's whole answer (body, headers, URL) rides on the HTTPError core throws into
+    the flow; once the plugin has translated it, the chained HTTPError must not carry it out."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            422,
+            json={"detail": f"prompt refused for key {KEY}"},
+            headers={"x-echo-key": KEY},
+        )
+
+    transport = Transport(transport=httpx.MockTransport(answer))
+    with Gateway(discover=False, ledger="off", transport=transport) as gateway:
+        gateway.register_plugin(TranslatingPlugin(chained), "translating")
+        config = VideoGenerationConfig(provider="translating", model="m", api_key=KEY)
+        with pytest.raises(ValidationError) as info:
+            gateway.generate_video(config, VideoGenerationRequest("a cat"))
+    error = info.value
+    thrown = error.__cause__ if chained == "cause" else error.__context__
+    assert isinstance(thrown, HTTPError)
+    assert (thrown.status_code, thrown.response) == (422, None)
+    assert thrown.raw_response == {"detail": f"prompt refused for key {REDACTED}"}
+    assert [request.headers["authorization"] for request in seen] == [f"Bearer {KEY}"]
+    assert_no_secret(error)

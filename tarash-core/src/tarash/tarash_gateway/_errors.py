@@ -120,7 +120,9 @@ def normalize(
 
 
 def scrub_chain(exc: BaseException) -> None:
-    """Scrub secrets from the string arguments of ``exc`` and its ``__cause__``/``__context__``."""
+    """Scrub secrets from the string arguments of ``exc`` and its ``__cause__``/``__context__``,
+    and drop the provider's whole answer from every ``HTTPError`` among them (a plugin that
+    translates one chains it: its ``response`` holds the body, headers and URL unredacted)."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -129,4 +131,6 @@ def scrub_chain(exc: BaseException) -> None:
             continue
         seen.add(id(current))
         current.args = tuple(redact_text(a) if isinstance(a, str) else a for a in current.args)
+        if isinstance(current, HTTPError):
+            current.response = None
         pending.extend((current.__cause__, current.__context__))

@@ -10,13 +10,12 @@ import attrs
 
 from .. import _runtime as rt
 from .. import _transport as transport
-from .._errors import normalize
+from .._errors import normalize, scrub_chain
 from .._handlers import Direct
 from .._wire import Request
 from ..exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
-    HTTPError,
     Phase,
     TarashException,
     TimeoutError,
@@ -96,8 +95,6 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
     except (CallerError, GeneratorExit):
         raise
     except TarashException as exc:
-        if isinstance(exc, HTTPError):
-            exc.response = None
         # Re-raised as it is: a plugin's own TarashException keeps the cause the plugin gave it.
         raise _located(attempt, exc, phase)  # noqa: B904
     except Exception as exc:
@@ -187,6 +184,9 @@ def standalone_flow(
                 error = transport.http_error(response, label)
             else:
                 reply = response
+    except Exception as exc:
+        scrub_chain(exc)
+        raise
     finally:
         flow.close()
 
