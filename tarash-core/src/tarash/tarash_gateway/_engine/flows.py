@@ -16,9 +16,11 @@ from .._wire import Request
 from ..exceptions import (
     GenerationFailedError,
     HTTPConnectionError,
+    HTTPError,
     Phase,
     TarashException,
     TimeoutError,
+    UnknownSubmissionError,
 )
 from ..plugin import CallContext, JobRef, Modality
 
@@ -31,10 +33,18 @@ __all__ = ["PHASES", "hook_flow", "run_flow", "standalone_flow"]
 
 def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flow[Any]:
     """Run the provider's ``hook`` flow: send each request it yields through core's transport,
-    throw each error answer into it, and map whatever it raises to a typed TarashException."""
+    throw each error answer into it, and map whatever it raises to a typed TarashException.
+
+    In the submit phase, once a billing request (not ``idempotent``) was accepted (a 2xx or 3xx
+    answer) or its answer was lost, a job may exist: an error the flow raises after that, which
+    would have core send the submit again or start a fallback (a retryable one), or which says
+    only that the answer could not be used (a plain ``GenerationFailedError``), becomes
+    ``UnknownSubmissionError``, whichever request of the flow it came from.
+    """
     attempt.phase = phase
     context = kwargs["context"]
-    sent = False
+    sent = False  # a billing request may have reached the provider
+    accepted = False  # and was accepted, or its answer was lost: a job may exist
     flow = None
     try:
         flow = attempt.gateway.host.flow(attempt.provider, hook, **kwargs)
@@ -65,6 +75,7 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
                 if limit >= budget:
                     raise _deadline(attempt, phase, sent or not step.idempotent) from None
                 sent = sent or not step.idempotent
+                accepted = accepted or not step.idempotent
                 error = HTTPConnectionError(
                     f"no answer within the request's {limit:g}s", request_sent=not step.idempotent
                 )
@@ -74,6 +85,7 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
                     raise attempt.unknown_submission(exc.message) from None
                 raise
             except HTTPConnectionError as exc:
+                accepted = accepted or (exc.request_sent and not step.idempotent)
                 if step.idempotent and exc.request_sent:
                     exc = HTTPConnectionError(
                         f"{exc.message} (a request that creates nothing: safe to send again)",
@@ -88,6 +100,7 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
                 sent = sent or not step.idempotent  # failed mid-exchange; the transport did not map it
                 raise
             sent = sent or not step.idempotent
+            accepted = accepted or (not step.idempotent and response.status_code < 400)
             if response.status_code >= 400:
                 error = transport.http_error(response, attempt.provider)
             else:
@@ -95,6 +108,11 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
     except (CallerError, GeneratorExit):
         raise
     except TarashException as exc:
+        if phase == "submit" and accepted and _may_hide_a_job(attempt, exc):
+            scrub_chain(exc)
+            raise attempt.unknown_submission(
+                f"it was accepted, then {type(exc).__name__}: {exc.message}", exc.raw_response
+            ) from exc
         # Re-raised as it is: a plugin's own TarashException keeps the cause the plugin gave it.
         raise _located(attempt, exc, phase)  # noqa: B904
     except Exception as exc:
@@ -189,6 +207,19 @@ def standalone_flow(
         raise
     finally:
         flow.close()
+
+
+def _may_hide_a_job(attempt: Attempt, error: TarashException) -> bool:
+    """Whether ``error``, raised by a submit flow after a billing request was accepted or its
+    answer lost, must not be taken as the submit's failure: a retryable error (core would send the
+    submit again or start a fallback) or a plain ``GenerationFailedError`` (the answer could not
+    be used). A provider that honours idempotency keys may have its submit sent again after a
+    connection error or an HTTP error answer: the key makes it the same job."""
+    if isinstance(error, UnknownSubmissionError):
+        return False
+    if attempt.spec.capabilities.idempotency_key and isinstance(error, (HTTPConnectionError, HTTPError)):
+        return False
+    return error.retryable or type(error) is GenerationFailedError
 
 
 def _located(attempt: Attempt, exc: BaseException, phase: Phase) -> TarashException:

@@ -146,7 +146,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             break
         except HTTPConnectionError as exc:
             failures += 1
-            if exc.request_sent and not idempotent:
+            if exc.request_sent and (not idempotent or failures >= MAX_SUBMIT_TRIES):
                 raise attempt.unknown_submission(exc.message, exc.raw_response) from exc
             if failures >= MAX_SUBMIT_TRIES:
                 raise
