@@ -26,7 +26,7 @@ __all__ = ["PROVIDER", "VERTEX_PROVIDER", "clear_token_cache"]
 
 
 def clear_token_cache() -> None:
-    """Forget the cached Vertex AI access tokens (after rotating a service-account key)."""
+    """Forget the cached Vertex AI access tokens (a rotated key or another user's file is cached apart)."""
     from ._auth import clear_tokens
 
     clear_tokens()

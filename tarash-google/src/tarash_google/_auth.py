@@ -5,7 +5,8 @@ The file is Application Default Credentials JSON: a service account (``"type":
 RFC 7523) or a ``gcloud auth application-default login`` user (``"authorized_user"``: its refresh
 token exchanged at its ``token_uri``). The exchange is a Request the flow yields (``auth=False``),
 so core's transport and deadline apply and a test can point the file's ``token_uri`` at a local
-endpoint. Tokens are cached per credentials until a minute before they expire.
+endpoint. Tokens are cached per credential (a hash of its key or refresh token, never the secret
+itself) until a minute before they expire.
 
 Signing uses google-auth's ``RSASigner`` (the optional ``vertex`` extra): the signer Google's own
 clients use, which reads every key format Google issues; it is pure computation, no I/O.
@@ -13,6 +14,7 @@ clients use, which reads every key format Google issues; it is pure computation,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -32,6 +34,11 @@ ASSERTION_LIFETIME = 3600
 #: Refresh this many seconds before the token's stated expiry.
 EXPIRY_MARGIN = 60.0
 FIELD = "provider_config.credentials_file"
+#: Per file type, the fields whose values decide which access token the exchange returns.
+EXCHANGED_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "service_account": ("client_email", "private_key_id", "private_key"),
+    "authorized_user": ("client_id", "client_secret", "refresh_token"),
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -84,11 +91,20 @@ def load(path: str) -> Credentials:
 
 
 _lock = threading.Lock()
-_tokens: dict[tuple[str, str, str], tuple[str, float]] = {}
+_tokens: dict[str, tuple[str, float]] = {}
 
 
-def _key(credentials: Credentials) -> tuple[str, str, str]:
-    return (credentials.kind, credentials.identity, credentials.token_uri)
+def _key(credentials: Credentials) -> str:
+    """The cache key: a SHA-256 of everything the token exchange sends, so one entry per credential.
+
+    The names in a file are shared: every gcloud application-default login file carries gcloud's
+    ``client_id``, and a service account keeps its ``client_email`` when its key is rotated. Keyed by
+    those, one user would be sent another's token, and a replaced key would run on the old key's
+    token. Hashing keeps the refresh token and private key themselves out of the cache.
+    """
+    material = [credentials.kind, credentials.token_uri]
+    material += [str(credentials.info.get(name) or "") for name in EXCHANGED_FIELDS[credentials.kind]]
+    return hashlib.sha256(json.dumps(material).encode("utf-8")).hexdigest()
 
 
 def cached_token(credentials: Credentials, now: float | None = None) -> str | None:
@@ -101,7 +117,7 @@ def cached_token(credentials: Credentials, now: float | None = None) -> str | No
 
 
 def clear_tokens() -> None:
-    """Forget every cached token (tests, rotated credentials)."""
+    """Forget every cached token (tests; a rotated credentials file gets its own entry without this)."""
     with _lock:
         _tokens.clear()
 
