@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._redact import get_logger
+from ._redact import get_logger, is_secret_key, redact, register_secret
 from .exceptions import (
     GenerationFailedError,
     HTTPError,
@@ -76,6 +76,12 @@ def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return dict(value or {})
 
 
+def _redacted_repr(value: Mapping[str, Any]) -> str:
+    """Options hold signing secrets (replicate's ``secret``): a context a plugin logs or puts in an
+    error message shows them redacted."""
+    return repr(redact(value))
+
+
 @attrs.frozen(kw_only=True)
 class WebhookEvent:
     """A verified delivery: what happened to which job.
@@ -110,13 +116,14 @@ class WebhookContext:
         now: the receiver's clock (unix seconds) when the delivery arrived: check timestamps
             against it.
         timeout: seconds the verification may spend on requests (a key set fetch).
-        options: the receiver's settings for this provider (e.g. ``{"jwks_url": ...}``).
+        options: the receiver's settings for this provider (e.g. ``{"jwks_url": ...}``);
+            values under secret-named keys (``secret``, ``*_token``...) are redacted in the repr.
     """
 
     provider: str
     now: float
     timeout: float = DEFAULT_TIMEOUT
-    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping)
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, repr=_redacted_repr)
 
 
 @attrs.frozen
@@ -215,7 +222,9 @@ class WebhookReceiver:
             transport sends it (the default gateway's pools, within ``timeout``). A fetch that
             fails is answered 503, so the provider retries the delivery.
         options: per-provider settings handed to the hook as ``context.options``,
-            e.g. ``{"fal": {"jwks_url": "..."}}``.
+            e.g. ``{"fal": {"jwks_url": "..."}}``. String values under secret-named keys
+            (``{"replicate": {"secret": "whsec_..."}}``) are registered as secrets, like API keys:
+            scrubbed from every log line and error message.
         timeout: seconds a verification may spend on its requests.
         ca_bundle: a CA file the default ``send`` trusts instead of the system's (a proxy, a
             local server).
@@ -244,6 +253,10 @@ class WebhookReceiver:
         self.apply = apply
         self.send = send
         self.options = {name: dict(value) for name, value in (options or {}).items()}
+        for settings in self.options.values():
+            for key, value in settings.items():
+                if is_secret_key(key):
+                    register_secret(value)
         self.timeout = timeout
         self.ca_bundle = ca_bundle
         self.max_body = max_body
