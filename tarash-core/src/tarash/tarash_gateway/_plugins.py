@@ -26,6 +26,7 @@ from . import hookspecs
 from ._handlers import Direct, direct, done, handler_adapter
 from ._redact import get_logger, register_secret
 from .exceptions import (
+    GenerationFailedError,
     PluginLoadError,
     ProviderConflictError,
     ProviderNotFoundError,
@@ -123,6 +124,8 @@ class PluginHost:
         #: read on every generation, kept until a registration changes (:meth:`_forget`).
         self._merged: dict[str, dict[str, Mapping[str, FieldMapper]] | None] = {}
         self._resolved: dict[tuple[str, str], tuple[str | None, Mapping[str, FieldMapper] | None]] = {}
+        #: Providers whose raising ``async_lifecycle`` hook was already reported (once per registration).
+        self._broken_hatches: set[str] = set()
         #: Where entry points are looked for; None means ``sys.path`` (tests narrow it).
         self.search_path: list[str] | None = None
 
@@ -325,6 +328,7 @@ class PluginHost:
         self._callers.clear()
         self._merged.clear()
         self._resolved.clear()
+        self._broken_hatches.clear()
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -380,14 +384,63 @@ class PluginHost:
         return self._callers[key]
 
     def _escape_hatch(self, provider: str) -> Any:
-        caller = self._caller(self._entry(provider).plugin, "async_lifecycle")
-        return caller(provider=provider) if caller is not None else None
+        """The provider's ``async_lifecycle`` object (None without one).
+
+        A hook that raises gives a :class:`_BrokenHatch` instead of raising: listing providers and
+        every other provider keep working, and a job through this one fails with a typed error
+        its fallback handles (or :class:`PluginLoadError` with ``TARASH_STRICT_PLUGINS``).
+        """
+        entry = self._entry(provider)
+        caller = self._caller(entry.plugin, "async_lifecycle")
+        if caller is None:
+            return None
+        try:
+            return caller(provider=provider)
+        except Exception as exc:
+            return self._broken_hatch(provider, entry.info, exc)
+
+    def _broken_hatch(self, provider: str, info: PluginInfo, exc: Exception) -> _BrokenHatch:
+        """Report a raising ``async_lifecycle`` hook the way a plugin failing to load is reported
+        (a warning once, the traceback at debug level, ``PluginLoadError`` in strict mode)."""
+        message = f"async_lifecycle failed: {type(exc).__name__}: {exc}"
+        if provider not in self._broken_hatches:
+            self._broken_hatches.add(provider)
+            log.warning(
+                "Tarash plugin %r (%s %s) is broken for provider %r: %s",
+                info.name,
+                info.distribution or "?",
+                info.version or "?",
+                provider,
+                message,
+            )
+            log.debug("Traceback of plugin %r:\n%s", info.name, "".join(traceback.format_exception(exc)))
+        if _strict():
+            raise PluginLoadError(
+                f"Tarash plugin {info.name!r} failed to load: {message}",
+                plugin=info.name,
+                distribution=info.distribution,
+                version=info.version,
+            ) from exc
+        error = GenerationFailedError(
+            f"The async_lifecycle hook of provider {provider!r} raised {type(exc).__name__}: {exc}; "
+            "nothing was sent to the provider",
+            provider=provider,
+            retryable=True,
+        )
+        error.__cause__ = exc
+        return _BrokenHatch(error)
 
     def implements(self, provider: str, hook: str) -> bool:
-        """Whether the plugin owning ``provider`` implements ``hook`` (or it through the escape hatch)."""
+        """Whether the plugin owning ``provider`` implements ``hook`` (or it through the escape hatch).
+
+        A broken escape hatch counts as implementing the lifecycle hooks, so a job through it
+        reaches :meth:`flow` and fails there with the hatch's typed error.
+        """
         if self._caller(self._entry(provider).plugin, hook) is not None:
             return True
         hatch = hook in LIFECYCLE and self._escape_hatch(provider)
+        if isinstance(hatch, _BrokenHatch):
+            return True
         return bool(hatch) and callable(getattr(hatch, hook, None))
 
     def call(self, name: str, hook: str, **kwargs: Any) -> Any:
@@ -406,6 +459,8 @@ class PluginHost:
             returned = caller(**kwargs)
             return returned if inspect.isgenerator(returned) else done(returned)
         hatch = self._escape_hatch(name) if hook in LIFECYCLE else None
+        if isinstance(hatch, _BrokenHatch):
+            return _failing(hatch.error)
         method = getattr(hatch, hook, None)
         if method is None:
             raise UnsupportedModalityError(name, kwargs["context"].modality, f"no {hook} hook")
@@ -488,6 +543,22 @@ class PluginHost:
 
 
 LIFECYCLE = frozenset({"submit", "status", "result", "cancel"})
+
+
+class _BrokenHatch:
+    """What an ``async_lifecycle`` hook that raised leaves: the typed error its lifecycle hooks
+    fail with (retryable, since the provider was never called, so the next fallback runs)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: GenerationFailedError) -> None:
+        self.error = error
+
+
+def _failing(error: BaseException) -> Generator[Any, Any, Any]:
+    """A flow that raises ``error`` before sending anything."""
+    raise error
+    yield  # a generator, so the engine runs it as a flow
 
 
 def _label(info: PluginInfo) -> str:
