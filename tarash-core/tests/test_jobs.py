@@ -989,8 +989,10 @@ def test_an_unwritable_data_dir_turns_the_ledger_off(
         assert get_ledger() is None
     messages = [r.getMessage() for r in caplog.records if r.name == "tarash.ledger"]
     assert len(messages) == 1
-    assert messages[0].startswith(f"Tarash job ledger is off: {home / 'jobs.db'} cannot be written (")
-    assert messages[0].endswith("Set TARASH_LEDGER to a writable file, or TARASH_LEDGER=off to silence this.")
+    assert messages[0].startswith(f"Tarash job ledger is off: {home / 'jobs.db'} cannot be used (")
+    assert messages[0].endswith(
+        "Set TARASH_LEDGER to a writable file on a local disk, or TARASH_LEDGER=off to silence this."
+    )
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "tarash.ledger")
 
 

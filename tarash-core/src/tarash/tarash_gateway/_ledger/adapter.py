@@ -199,7 +199,14 @@ class LedgerAdapter:
         """Whether the intent ``key`` (a fresh uuid: no other write makes it) is already stored,
         by this process and not submitted since: a write made again after its answer was lost (a
         connection that failed once the database had committed it) is refused as a duplicate of
-        itself, and that refusal means it is recorded."""
+        itself, and that refusal means it is recorded.
+
+        It vouches only for a committed row because the store's ``get`` reads committed rows once
+        a write has failed: both SQL stores end a failed write's transaction before it raises (the
+        SQLite one closes its connection if even the ROLLBACK fails), so the failed write's own
+        uncommitted row is never read back as stored. Inside a store's batch, ``get`` sees the
+        batch's uncommitted rows, but a batch in which a write raised never commits: the writer
+        makes each of its writes again alone, and this answer is not used."""
         try:
             record = self.store.get(key)
         except Exception:

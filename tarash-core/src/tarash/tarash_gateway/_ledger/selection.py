@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._redact import get_logger
-from ..exceptions import ValidationError
+from ..exceptions import LedgerError, ValidationError
 from .adapter import LedgerAdapter
 from .records import OFF_VALUES, JobStore
 from .sqlite import SQLiteJobStore
@@ -107,10 +107,11 @@ def set_ledger(target: JobStore | str | os.PathLike[str] | None) -> None:
     URL, ``"off"``, or None.
 
     None goes back to the environment's choice (``TARASH_LEDGER``, ``TARASH_HOME``...). A path is
-    opened at once, so a file that cannot be written raises here (OSError or sqlite3.Error), as does
-    a database that cannot be reached (psycopg.Error; ImportError without the ``postgres`` extra); the
-    store opened for it is closed when another ledger replaces it. A :class:`JobStore` passed in
-    stays open: closing it is the caller's business.
+    opened at once, so a file that cannot be written raises here (OSError or sqlite3.Error;
+    LedgerError on a file system that refuses SQLite's WAL journal), as does a database that cannot
+    be reached (psycopg.Error; ImportError without the ``postgres`` extra); the store opened for it
+    is closed when another ledger replaces it. A :class:`JobStore` passed in stays open: closing it
+    is the caller's business.
     """
     global _override, _override_owned
     chosen: tuple[JobStore | None] | None
@@ -164,11 +165,11 @@ def active_store() -> JobStore | None:
 
         try:
             store: SQLiteJobStore | None = SQLiteJobStore(path).open()
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, sqlite3.Error, LedgerError) as exc:  # LedgerError: no WAL there
             store = None
             log.info(
-                "Tarash job ledger is off: %s cannot be written (%s: %s). Set TARASH_LEDGER "
-                "to a writable file, or TARASH_LEDGER=off to silence this.",
+                "Tarash job ledger is off: %s cannot be used (%s: %s). Set TARASH_LEDGER "
+                "to a writable file on a local disk, or TARASH_LEDGER=off to silence this.",
                 path,
                 type(exc).__name__,
                 exc,

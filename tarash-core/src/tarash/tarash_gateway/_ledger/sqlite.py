@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._fleet import FileSlots, file_slots
+from .._redact import get_logger
 from ..exceptions import LedgerError
 from .records import (
     BUSY_TIMEOUT_MS,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLiteJobStore"]
 
+log = get_logger("tarash.ledger")
+
 
 # ----------------------------------------------------------------------------------------------
 
@@ -50,7 +53,8 @@ class SQLiteJobStore:
 
     Finished jobs older than ``retention_days`` (None: keep forever) are deleted, with their
     history, when a process first opens the file; unfinished jobs are never deleted. Keep the file
-    on a local disk: SQLite's WAL mode does not work over network file systems.
+    on a local disk: SQLite's WAL mode does not work over network file systems (one that refuses
+    it cannot be opened: LedgerError).
     """
 
     def __init__(self, path: str | os.PathLike[str], retention_days: float | None = RETENTION_DAYS) -> None:
@@ -73,7 +77,8 @@ class SQLiteJobStore:
         return file_slots(self.path)
 
     def open(self) -> SQLiteJobStore:
-        """Create the file and schema now (raises OSError or sqlite3.Error when it cannot)."""
+        """Create the file and schema now (raises OSError or sqlite3.Error when it cannot, and
+        LedgerError when its file system refuses SQLite's WAL journal)."""
         self._connection()
         return self
 
@@ -96,7 +101,12 @@ class SQLiteJobStore:
         """Connect, switch to WAL and create the schema.
 
         Switching the journal mode does not wait on the busy timeout, so when several processes
-        open a new file at once it is retried until that timeout has passed.
+        open a new file at once it is retried until that timeout has passed. A file system that
+        refuses WAL (SQLite then answers with the mode it keeps) raises LedgerError: the store is
+        not used in another journal mode. There a reader blocks every commit (an intent would fail
+        whenever one reads for longer than the busy timeout), and ``synchronous=NORMAL`` no longer
+        guarantees that a power loss leaves the file uncorrupted; falling back to it, or to another
+        ``synchronous``, would change what a recorded write is worth without anyone asking.
         """
         import sqlite3
 
@@ -110,8 +120,16 @@ class SQLiteJobStore:
             )
             try:
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    raise LedgerError(
+                        f"The job ledger {str(self.path)!r} cannot use SQLite's WAL journal here (the file "
+                        f"system refused it; the journal mode stays {mode!r}). Keep the ledger on a local "
+                        "disk (TARASH_LEDGER=/local/path/jobs.db), use a PostgreSQL ledger "
+                        "(TARASH_LEDGER=postgresql://...), or switch it off (TARASH_LEDGER=off)."
+                    )
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA temp_store=MEMORY")  # the ops view: no temp file is needed
                 conn.execute("BEGIN IMMEDIATE")
@@ -147,7 +165,12 @@ class SQLiteJobStore:
     @contextmanager
     def _write(self, flush: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction; inside :meth:`batch`, the batch's, after inserting its pending
-        ``ops`` rows (unless ``flush`` is False: a write that only adds rows of its own)."""
+        ``ops`` rows (unless ``flush`` is False: a write that only adds rows of its own).
+
+        A COMMIT that fails (SQLITE_BUSY while a reader holds the file in rollback-journal mode, a
+        full disk) leaves SQLite's transaction open, so it is undone like a write that raised:
+        left open, the next read here would see the uncommitted rows as stored, and the next
+        write could not begin."""
         with self._lock:
             conn = self._connection()
             if self._batching:
@@ -165,10 +188,10 @@ class SQLiteJobStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
-            conn.execute("COMMIT")
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -197,11 +220,28 @@ class SQLiteJobStore:
                     raise LedgerError("SQLite rolled back the batch's transaction")
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
             finally:
                 self._batching, self._begun, self._ops, self._budgeted = False, False, [], {}
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Undo the transaction a write or batch that failed left open (if SQLite has not ended it
+        already), so that every call outside a batch starts on a connection outside any
+        transaction and reads only committed rows. A ROLLBACK that fails too would leave the
+        transaction open: the connection is then closed instead (which rolls it back) and the next
+        call opens a new one. The write's own error is the one raised, not the ROLLBACK's."""
+        import sqlite3
+
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("Tarash job ledger %r: ROLLBACK failed; reconnecting", self, exc_info=True)
+        finally:
+            if conn.in_transaction:
+                conn.close()
+                self._conn = None
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         """Begin the batch's transaction, holding the file's write lock to its end (once)."""
