@@ -6,8 +6,9 @@ every plugin:
 
 * where a request goes (``Request.url`` joined to the API root) and the auth header, with the key
   core resolved; a request that carries the key anywhere else is refused before it is sent;
-* the deadline: the time left is applied to the connect, read, write and pool timeouts and to the
-  whole exchange, body included;
+* the deadline: the time left bounds the whole exchange, body included (sync: every socket
+  operation waits at most the time left, see :class:`_BoundedBackend`; async: the wait for a
+  connection and the exchange);
 * whether a failed request may have reached the provider (:func:`connection_error`), on which
   "never submit twice" rests;
 * the answer: read in full up to ``max_response_bytes``; a 4xx/5xx becomes an
@@ -24,6 +25,7 @@ and its idle count, for each request it assigns (quadratic in the pool's size), 
 from __future__ import annotations
 
 import atexit
+import contextvars
 import functools
 import hashlib
 import itertools
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
+import httpcore
 import httpx
 
 from ._errors import parse_retry_after
@@ -216,6 +219,13 @@ def connection_error(exc: httpx.TransportError, provider: str) -> HTTPConnection
     )
 
 
+def _tls_error(exc: ssl.SSLError, provider: str) -> HTTPConnectionError:
+    """A TLS failure httpcore left unmapped: its async (anyio) backend maps TLS errors only while
+    connecting, so a raw ``ssl.SSLError`` comes from a connection already in use, once the request
+    may be out. It is a read error after sending, as httpcore's sync backend reports it."""
+    return connection_error(httpx.ReadError(str(exc)), provider)
+
+
 def _detail(body: Any) -> str:
     """A short human reading of an error body (common shapes: message, detail, error)."""
     found: Any = body
@@ -277,6 +287,97 @@ def _pool_error(exc: Exception, key: PoolKey) -> GenerationFailedError:
 def _timeout(seconds: float) -> dict[str, float]:
     seconds = max(seconds, 0.001)
     return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT)).as_dict()  # type: ignore[return-value]
+
+
+#: The deadline (``time.monotonic()``) of the sync exchange this thread is running, read by the
+#: sockets of the sync pools; None outside :meth:`Transport.send`.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("tarash_deadline", default=None)
+
+
+def _left(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """A socket operation's timeout cut to the time left before the exchange's deadline; past the
+    deadline nothing more is read or written (``expired`` is raised, as httpcore raises a timeout,
+    so httpx maps it the same way)."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the deadline passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _BoundedStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most the time left (:func:`_left`)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _BoundedBackend(httpcore.NetworkBackend):
+    """The sockets of a sync pool, bounded by the deadline of the exchange using them.
+
+    httpx applies a timeout to each socket operation, not to the exchange: every read waits the
+    full read timeout again, so a provider trickling its status line and headers kept a sync call
+    alive for as long as it liked. Each operation here waits at most the time left, and none
+    starts after the deadline; an answer read in full by then is returned, even if the deadline
+    passes before core has taken it from httpcore's buffers. (Async runs the exchange under
+    ``asyncio.wait_for`` instead.)"""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _left(timeout, httpcore.ConnectTimeout)
+        return _BoundedStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _bound_by_deadline(client: httpx.Client) -> None:
+    """Put :class:`_BoundedBackend` under the connection pools of ``client``: its own and those of
+    the proxies httpx mounted from the environment. httpx has no public way to give a pool its
+    network backend, so every private name is looked up with a default: a transport without an
+    httpcore pool (a mounted test transport), or an httpx that names them otherwise, is left as it
+    is (``test_transport_limits`` then fails, rather than the generations)."""
+    mounts: Any = getattr(client, "_mounts", {})
+    for transport in (getattr(client, "_transport", None), *mounts.values()):
+        pool: Any = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _BoundedBackend):
+            pool._network_backend = _BoundedBackend(backend)
 
 
 #: What a closed response's stream is replaced with (nothing more is read from it).
@@ -343,6 +444,7 @@ class Transport:
                     transport=self._mounted,
                     follow_redirects=False,
                 )
+                _bound_by_deadline(found)
         return found
 
     async def _async_client(self, key: PoolKey) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
@@ -406,8 +508,8 @@ class Transport:
             del self._closers[loop]
 
     def send(self, prepared: Prepared, timeout: float) -> Response:
-        """Send with the pooled sync client; the whole exchange is bounded by ``timeout``."""
-        deadline = time.monotonic() + timeout
+        """Send with the pooled sync client; the whole exchange is bounded by ``timeout`` (each
+        socket operation waits at most the time left: :class:`_BoundedBackend`)."""
         request = prepared.request
         request.extensions["timeout"] = _timeout(timeout)
         provider = prepared.pool.provider
@@ -415,6 +517,7 @@ class Transport:
             client = self._client(prepared.pool)
         except (OSError, ValueError) as exc:
             raise _pool_error(exc, prepared.pool) from None
+        bounded = _DEADLINE.set(time.monotonic() + timeout)
         try:
             response = client.send(request, stream=True)
             try:
@@ -423,35 +526,56 @@ class Transport:
                     chunks += chunk
                     if len(chunks) > prepared.max_bytes:
                         raise _too_large(prepared.max_bytes)
-                    if time.monotonic() > deadline:
-                        raise httpx.ReadTimeout("the answer was still arriving at the deadline")
             finally:
                 response.close()
                 _release(response)
         except httpx.TransportError as exc:
             raise connection_error(exc, provider) from None
+        except ssl.SSLError as exc:
+            raise _tls_error(exc, provider) from None
+        finally:
+            _DEADLINE.reset(bounded)
         return _record(response, bytes(chunks))
 
     async def send_async(self, prepared: Prepared, timeout: float) -> Response:
-        """Async :meth:`send` on the running loop's pool."""
+        """Async :meth:`send` on the running loop's pool. The wait for a connection of the shard
+        (its semaphore) and the exchange after it share ``timeout``: a request that got no
+        connection in time was never sent (as httpx's ``PoolTimeout``), one that got it gets only
+        the time left."""
         import asyncio  # lazy: loaded by then (a loop runs this); a sync generation never imports it
 
+        deadline = time.monotonic() + timeout
         request = prepared.request
-        request.extensions["timeout"] = _timeout(timeout)
+        provider = prepared.pool.provider
         try:
             client, gate = await self._async_client(prepared.pool)
         except (OSError, ValueError) as exc:
             raise _pool_error(exc, prepared.pool) from None
+        if gate.locked():
+            try:
+                await asyncio.wait_for(gate.acquire(), max(deadline - time.monotonic(), 0.001))
+            except asyncio.TimeoutError:
+                raise connection_error(
+                    httpx.PoolTimeout("no connection free before the deadline"), provider
+                ) from None
+        else:
+            await gate.acquire()  # a free connection: taken at once
         try:
-            async with gate:
-                exchange = self._exchange(client, request, prepared.max_bytes)
-                return await asyncio.wait_for(exchange, max(timeout, 0.001))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise httpx.PoolTimeout("no connection free before the deadline")
+            request.extensions["timeout"] = _timeout(left)
+            return await asyncio.wait_for(self._exchange(client, request, prepared.max_bytes), left)
         except asyncio.TimeoutError:
             raise connection_error(
-                httpx.ReadTimeout("no complete answer before the deadline"), prepared.pool.provider
+                httpx.ReadTimeout("no complete answer before the deadline"), provider
             ) from None
         except httpx.TransportError as exc:
-            raise connection_error(exc, prepared.pool.provider) from None
+            raise connection_error(exc, provider) from None
+        except ssl.SSLError as exc:
+            raise _tls_error(exc, provider) from None
+        finally:
+            gate.release()
 
     async def _exchange(self, client: httpx.AsyncClient, request: httpx.Request, max_bytes: int) -> Response:
         response = await client.send(request, stream=True)
