@@ -149,12 +149,89 @@ def test_an_unconfirmed_cancel_holds_the_fallback(api: str, job_server: JobServe
     assert job_server.counts["cancel"] >= 2
     assert job_server.cancelled == []
     assert error.retryable is False
-    assert "the fallback was NOT started" in error.message
+    assert "The fallback was NOT started" in error.message
     assert type(error.__cause__).__name__ == "TimeoutError"
     assert [(a.provider, a.cancel_status) for a in error.attempts] == [("jobs", "failed")]
     record = get_job("job-1")
     assert record is not None and not record.finished
     assert record.cancel == {"reason": "TimeoutError in poll", "outcome": "failed"}
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("outcome", ["unsupported", "finished"])
+def test_a_job_abandoned_without_a_confirmed_cancel_holds_the_fallback_and_resume_collects_it(
+    api: str, outcome: str, job_server: JobServer
+) -> None:
+    """A job its provider cannot cancel runs on and is billed; one whose cancel answers that it
+    had already ended may have completed. Either may hold a paid result: the fallback is not
+    started, and the job stays in the ledger, where resume() collects it (nothing sent again)."""
+    job_server.inject("status", status=503, times=10_000)
+    if outcome == "finished":
+        job_server.inject("cancel", status=200, body={"cancelled": False})
+    plugin = make_plugin("jobs", cancel=outcome == "finished")
+    with (
+        installed(plugin, "jobs-plugin"),
+        installed(make_plugin("backup"), "backup-plugin"),
+        running() as backup,
+    ):
+        config = video_config(job_server, timeout=0.5, fallback_configs=[video_config(backup, "backup")])
+        with pytest.raises(CancelUnconfirmedError) as raised:
+            generate(api, config, VideoGenerationRequest("a cat"))
+        error = raised.value
+        assert backup.counts["submit"] == 0
+        assert job_server.counts["submit"] == 1
+        assert job_server.counts["cancel"] == (1 if outcome == "finished" else 0)
+        assert "The fallback was NOT started" in error.message
+        assert "resume() collects its result" in error.message
+        assert [(a.provider, a.cancel_status) for a in error.attempts] == [("jobs", outcome)]
+        record = get_job("job-1")
+        assert record is not None and not record.finished and record.owner is None
+        assert record.cancel == {"reason": "TimeoutError in poll", "outcome": outcome}
+        job_server.faults["status"].clear()
+        [collected] = resume()
+    assert (collected.state, collected.job_id) == ("completed", "job-1")
+    assert collected.response is not None and collected.response.video == f"{job_server.url}/media/job-1.mp4"
+    assert job_server.counts["submit"] == 1 and job_server.counts["result"] == 1
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_an_interrupted_generation_whose_cancel_is_unconfirmed_is_released_for_resume(
+    api: str, job_server: JobServer, providers: Any
+) -> None:
+    """Ctrl-C (sync) or a cancelled task (async) whose cancel is not confirmed leaves the job to
+    resume(), this process's own included: its claim is released, not held until the lease ends."""
+    job_server.queue_polls = 10_000
+    job_server.inject("cancel", status=500, times=10_000)
+    config, request = video_config(job_server), VideoGenerationRequest("a cat")
+
+    def interrupt(update: Any) -> None:
+        if job_server.counts["status"] >= 1:
+            raise KeyboardInterrupt
+
+    async def cancel_the_task() -> None:
+        submitted = asyncio.Event()
+
+        async def seen(update: Any) -> None:
+            submitted.set()
+
+        task = asyncio.create_task(generate_video_async(config, request, on_progress=seen))
+        await submitted.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    if api == "sync":
+        with pytest.raises(KeyboardInterrupt):
+            generate_video(config, request, on_progress=interrupt)
+    else:
+        asyncio.run(cancel_the_task())
+    record = get_job("job-1")
+    assert record is not None and not record.finished and record.owner is None
+    assert record.cancel == {"reason": "interrupted", "outcome": "failed"}
+    job_server.faults["cancel"].clear()
+    [outcome] = resume()
+    assert (outcome.state, outcome.job_id) == ("cancelled", "job-1")
+    assert job_server.cancelled == ["job-1"] and job_server.counts["submit"] == 1
 
 
 def test_resume_retries_an_unconfirmed_cancel(job_server: JobServer, providers: Any) -> None:

@@ -348,11 +348,13 @@ class ResultNotCollectedError(TarashException):
 
 
 class CancelUnconfirmedError(TarashException):
-    """An attempt failed after its job existed and the cancel sent to stop that job was not
-    confirmed (it failed after its retries). The fallback was not started, so two jobs are not
-    billed; the job stays in the ledger, and ``resume()`` retries the cancel or collects the
-    result if it completed meanwhile. ``__cause__`` is the attempt's own error;
-    ``fallback_on_unconfirmed_cancel=True`` on the config falls back anyway."""
+    """An attempt failed after its job existed, and that job may still run or hold a paid result:
+    the cancel sent to stop it was not confirmed (it failed after its retries), the provider has no
+    cancel, or it answered that the job had already ended (it may have completed). The fallback
+    was not started, so two jobs are not billed; the job stays in the ledger, and ``resume()``
+    retries an unconfirmed cancel or collects the result of a job that completed. ``__cause__`` is
+    the attempt's own error; ``fallback_on_unconfirmed_cancel=True`` on the config falls back
+    anyway."""
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs.setdefault("retryable", False)

@@ -92,10 +92,13 @@ def run_attempt(attempt: Attempt) -> rt.Flow[Any]:
     except GeneratorExit:
         raise
     except BaseException:
-        # KeyboardInterrupt or task cancellation: stop the paid job before leaving.
+        # KeyboardInterrupt or task cancellation: stop the paid job before leaving; one whose
+        # cancel is not confirmed is released for resume() (here or in another process).
         yield from cancel_job(attempt, "interrupted")
         if attempt.cancel_status == "cancelled":
             yield from ledger_finish(attempt, "cancelled")
+        elif attempt.ledger is not None and attempt.job is not None:
+            yield attempt.ledger.released(attempt.ledger_key)
         raise
 
 
@@ -278,29 +281,46 @@ def run_chain(
     raise AssertionError("unreachable: the chain has at least one config")
 
 
+#: The outcomes of a cancel after which the abandoned job may still run (``failed``: the cancel
+#: was not confirmed; ``unsupported``: the provider has none) or may hold a paid result
+#: (``finished``: it had ended, perhaps completed).
+_UNSETTLED = frozenset({"failed", "unsupported", "finished"})
+
+
 def job_left_for_resume(attempt: Attempt, error: BaseException) -> rt.Flow[bool]:
     """A job that may still run or hold a paid result stays unfinished in the ledger, released
     for ``resume()`` (here or in another process): a completed job whose result was not read, or
-    one whose cancel is unconfirmed."""
-    left = isinstance(error, ResultNotCollectedError) or attempt.cancel_status == "failed"
+    one abandoned without a confirmed cancel (``_UNSETTLED``)."""
+    left = isinstance(error, ResultNotCollectedError) or attempt.cancel_status in _UNSETTLED
     if left and attempt.ledger is not None:
         yield attempt.ledger.released(attempt.ledger_key)
     return left
 
 
 def holds_the_fallback(attempt: Attempt) -> bool:
-    """The attempt's job may still run (its cancel is unconfirmed) and the config does not allow
-    paying for a second job meanwhile."""
-    return attempt.cancel_status == "failed" and not attempt.config.fallback_on_unconfirmed_cancel
+    """The attempt's job may still run or hold a paid result (``_UNSETTLED``) and the config
+    does not allow paying for a second job meanwhile."""
+    return attempt.cancel_status in _UNSETTLED and not attempt.config.fallback_on_unconfirmed_cancel
+
+
+#: Why an abandoned job's cancel left it unsettled, by the cancel's outcome.
+_UNSETTLED_BECAUSE = {
+    "failed": "its cancel was not confirmed ({error}); resume() retries the cancel, or collects "
+    "the result if the job completed",
+    "unsupported": "the provider has no cancel, so it may run to completion and be billed; resume() "
+    "collects its result",
+    "finished": "the provider answered the cancel that the job had already ended: it may have "
+    "completed and be billed; resume() collects its result",
+}
 
 
 def cancel_unconfirmed(attempt: Attempt, cause: TarashException) -> CancelUnconfirmedError:
-    assert attempt.job is not None
+    assert attempt.job is not None and attempt.cancel_status in _UNSETTLED
+    because = _UNSETTLED_BECAUSE[attempt.cancel_status].format(error=attempt.cancel_error)
     return CancelUnconfirmedError(
         f"Job {attempt.job.job_id} at {attempt.provider} was abandoned ({type(cause).__name__}: "
-        f"{cause.message}) but its cancel was not confirmed ({attempt.cancel_error}), so the "
-        "fallback was NOT started: two jobs would be billed. resume() retries the cancel, or collects "
-        "the result if the job completed; fallback_on_unconfirmed_cancel=True falls back anyway. "
+        f"{cause.message}) but {because}. The fallback was NOT started: two jobs would be billed; "
+        "fallback_on_unconfirmed_cancel=True falls back anyway. "
         f"Ledger key: {attempt.ledger_key}.",
         provider=attempt.provider,
         model=attempt.model,

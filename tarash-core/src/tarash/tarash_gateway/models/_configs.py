@@ -91,9 +91,10 @@ class VideoGenerationConfig:
     ``timeout`` is one wall-clock deadline (seconds) for the whole generation: submit, waiting and
     fetching the result. On expiry core cancels the remote job and raises ``TimeoutError``.
     ``fallback_configs`` are tried depth-first when an attempt fails with a retryable error.
-    A job abandoned for a fallback is cancelled first; while that cancel is unconfirmed the fallback
-    is not started (``CancelUnconfirmedError``), unless ``fallback_on_unconfirmed_cancel`` is set
-    (then two jobs may be billed).
+    A job abandoned for a fallback is cancelled first; unless that cancel is confirmed (it failed,
+    the provider has none, or the job had already ended and may have completed) the fallback is not
+    started (``CancelUnconfirmedError``), unless ``fallback_on_unconfirmed_cancel`` is set (then two
+    jobs may be billed).
 
     ``webhook_url``: the provider delivers the job's completion there (providers whose
     ``Capabilities.webhooks`` is set); a :class:`~tarash.tarash_gateway.webhooks.WebhookReceiver`
