@@ -1,4 +1,5 @@
-"""A plugin whose ``async_lifecycle`` hook raises is a broken plugin, isolated like the others.
+"""A plugin whose ``async_lifecycle`` or ``resolve_api_key`` hook raises is a broken plugin,
+isolated like the others.
 
 Listing providers must keep working for every provider, a generation through the broken one must
 fail with a typed, retryable error (nothing was sent to it), so its fallback runs, and
@@ -11,10 +12,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from tarash.tarash_gateway import Gateway
-from tarash.tarash_gateway.exceptions import GenerationFailedError, PluginLoadError
+from tarash.tarash_gateway.exceptions import GenerationFailedError, MissingCredentialsError, PluginLoadError
 from tarash.tarash_gateway.models import MockConfig, VideoGenerationConfig, VideoGenerationRequest
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
@@ -115,3 +117,47 @@ def test_strict_mode_raises_plugin_load_error(gateway: Gateway, monkeypatch: pyt
         "Tarash plugin 'hatchboom' failed to load: async_lifecycle failed: RuntimeError: vendor SDK missing",
     )
     assert type(error.__cause__) is RuntimeError
+
+
+class BrokenKeyPlugin:
+    """A provider whose ``resolve_api_key`` hook raises (a credentials file it cannot parse)."""
+
+    @hookimpl
+    def register_providers(self) -> list[ProviderSpec]:
+        return [ProviderSpec(name="keyboom", modalities={"video"}, api_key_env="KEYBOOM_KEY")]
+
+    @hookimpl
+    def resolve_api_key(self, provider: str) -> str | None:
+        raise ValueError("credentials file is not JSON")
+
+    @hookimpl
+    def generate_video(self, config: Any, request: Any, context: Any) -> Any:
+        raise AssertionError("never called without a key")
+
+
+def test_a_raising_resolve_api_key_hook_is_a_missing_key_and_the_fallback_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hook found no key: the attempt is skipped as MissingCredentialsError (its cause the
+    hook's error, logged), and the next config of the chain runs, as for any missing key."""
+    monkeypatch.delenv("KEYBOOM_KEY", raising=False)
+    with Gateway(discover=False, ledger="off") as gateway:
+        gateway.register_plugin(BrokenKeyPlugin(), "keyboom")
+        config = VideoGenerationConfig(provider="keyboom", model="m")
+        with pytest.raises(MissingCredentialsError) as raised, caplog.at_level(logging.WARNING, "tarash"):
+            gateway.generate_video(config, VideoGenerationRequest(prompt="a cat"))
+        logged = [r.getMessage() for r in caplog.records]
+        fallback = attrs.evolve(config, fallback_configs=[VideoGenerationConfig(provider="mock", model="m")])
+        response = gateway.generate_video(fallback, VideoGenerationRequest(prompt="a cat"))
+    assert raised.value.provider == "keyboom"
+    assert type(raised.value.__cause__) is ValueError
+    assert logged == [
+        "The keyboom plugin's resolve_api_key hook raised ValueError: credentials file is not JSON; "
+        "no key found"
+    ]
+    assert response.provider == "mock"
+    assert response.execution_metadata is not None
+    assert [(a.provider, a.status, a.error_type) for a in response.execution_metadata.attempts] == [
+        ("keyboom", "skipped", "MissingCredentialsError"),
+        ("mock", "success", None),
+    ]

@@ -16,6 +16,7 @@ import attrs
 from .. import _runtime as rt
 from .. import _transport as transport
 from .._cost import Cost
+from .._errors import scrub_chain
 from .._redact import get_logger, redact
 from .._spend import attempt_cost
 from ..exceptions import (
@@ -266,7 +267,9 @@ class CallerError(Exception):
 def resolve_credentials(attempt: Attempt) -> None:
     """The key for the attempt's provider: the config's, else ``api_key_env``, else the
     ``resolve_api_key`` hook; registered as a secret. MissingCredentialsError when the provider
-    needs one and none is found (nothing is sent)."""
+    needs one and none is found (nothing is sent), the chain's cue to try its next config: a hook
+    that raises found none (logged, and chained to the error), so a broken plugin stops no
+    fallback."""
     if attempt.credentials_resolved:
         return
     attempt.ca_bundle, attempt.max_bytes = transport.options(attempt.config)
@@ -274,10 +277,21 @@ def resolve_credentials(attempt: Attempt) -> None:
     names = (spec.api_key_env, *spec.api_key_env_fallbacks) if spec.api_key_env else ()
     key = attempt.config.api_key or next((os.environ[n] for n in names if os.environ.get(n)), None)
     host = attempt.gateway.host
+    failure: Exception | None = None
     if not key and spec.api_key_env and host.implements(attempt.provider, "resolve_api_key"):
-        key = host.call(attempt.provider, "resolve_api_key", provider=attempt.provider)
+        try:
+            key = host.call(attempt.provider, "resolve_api_key", provider=attempt.provider)
+        except Exception as exc:
+            scrub_chain(exc)
+            log.warning(
+                "The %s plugin's resolve_api_key hook raised %s: %s; no key found",
+                attempt.provider,
+                type(exc).__name__,
+                exc,
+            )
+            failure = exc
     if not key and spec.api_key_env:
-        raise MissingCredentialsError(attempt.provider, spec.api_key_env)
+        raise MissingCredentialsError(attempt.provider, spec.api_key_env) from failure
     attempt.gateway.register_secret(key)
     attempt.api_key = key or None
     attempt.credentials_resolved = True
