@@ -16,6 +16,7 @@ from jobapi import JobServer, installed, make_plugin, running
 
 from tarash.tarash_gateway import (
     CancelUnconfirmedError,
+    Gateway,
     GenerationFailedError,
     ResultNotCollectedError,
     ValidationError,
@@ -364,3 +365,28 @@ def test_a_provider_without_its_key_is_skipped_and_the_chain_goes_on(
     )
     assert (used.provider, used.status) == ("mock", "success")
     assert dict(job_server.counts) == {}
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_gateways_uncollected_result_is_collected_through_that_gateway(
+    api: str, job_server: JobServer, tmp_path: Any
+) -> None:
+    """The handle on a gateway's ResultNotCollectedError uses that gateway: its provider (known
+    to no other gateway) and its ledger, whose record of the job the collection finishes."""
+    job_server.inject("result", status=503, times=10_000)
+    with Gateway(discover=False, ledger=tmp_path / "jobs.db") as gateway:
+        gateway.register_plugin(make_plugin("solo"), "solo-plugin")
+        config = video_config(job_server, "solo", timeout=1)
+        with pytest.raises(ResultNotCollectedError) as raised:
+            if api == "sync":
+                gateway.generate_video(config, VideoGenerationRequest("a cat"))
+            else:
+                asyncio.run(gateway.generate_video_async(config, VideoGenerationRequest("a cat")))
+        handle = raised.value.handle
+        job_server.faults["result"].clear()
+        collected = handle.result() if api == "sync" else asyncio.run(handle.result_async())
+        [record] = gateway.ledger().store.records()  # type: ignore[union-attr]
+    assert collected.video == f"{job_server.url}/media/job-1.mp4"
+    assert (record.key, record.state, record.finished) == (handle.key, "completed", True)
+    assert get_job(handle.key) is None  # the default ledger never saw it
+    assert job_server.counts["submit"] == 1

@@ -116,7 +116,7 @@ class Gateway(GatewayResources):
         try:
             return rt.drive_sync(run_chain(self, config, request, modality, on_progress), self.background)
         except ResultNotCollectedError as exc:
-            raise _with_handle(exc) from exc.__cause__
+            raise _with_handle(exc, self) from exc.__cause__
 
     async def _run_async(self, config: Any, request: Any, modality: Any, on_progress: Any) -> Any:
         # lazy: loaded at the first generation, not at discovery
@@ -126,7 +126,7 @@ class Gateway(GatewayResources):
         try:
             return await rt.drive_async(run_chain(self, config, request, modality, on_progress))
         except ResultNotCollectedError as exc:
-            raise _with_handle(exc) from exc.__cause__
+            raise _with_handle(exc, self) from exc.__cause__
 
     def run_hook(
         self,
@@ -276,9 +276,12 @@ class Gateway(GatewayResources):
         return self.host.get(name)
 
 
-def _with_handle(error: ResultNotCollectedError) -> ResultNotCollectedError:
-    """Give a completed-but-uncollected job's error the handle that collects it."""
-    error.handle = JobHandle(key=error.ledger_key, job=error.job, config=error.config)
+def _with_handle(error: ResultNotCollectedError, gateway: Gateway) -> ResultNotCollectedError:
+    """Give a completed-but-uncollected job's error the handle that collects it, through
+    ``gateway`` (its plugins and ledger)."""
+    handle = JobHandle(key=error.ledger_key, job=error.job, config=error.config)
+    object.__setattr__(handle, "_gateway", gateway)  # frozen, and never serialised
+    error.handle = handle
     return error
 
 
@@ -336,6 +339,10 @@ class JobHandle:
     config: VideoGenerationConfig | ImageGenerationConfig = attrs.field(
         metadata={"tarash.structure_as": lambda data: _config_class(data.get("job"))}
     )
+    #: The gateway whose plugins and ledger the handle's calls use: the one whose generation
+    #: raised ResultNotCollectedError with it; else (a handle submitted, resumed or loaded) the
+    #: default gateway. Not serialised, compared or shown.
+    _gateway: Gateway | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     def __repr__(self) -> str:
         return (
@@ -414,18 +421,19 @@ class JobHandle:
             config = from_dict(VideoGenerationConfig, record.config)
         return cls(key=record.key, job=record.job, config=_with_key(config, api_key))
 
-    # -- calls: flows of the engine layer (_job_flows) on the default gateway -------------------
+    # -- calls: flows of the engine layer (_job_flows) on the handle's gateway -----------------
 
     def _drive(self, flow: str, *args: Any) -> Any:
         from . import _job_flows, _runtime  # lazy: the engine loads at the first call, not at discovery
 
-        gateway = default_gateway()
+        gateway = self._gateway or default_gateway()
         return _runtime.drive_sync(getattr(_job_flows, flow)(self, gateway, *args), gateway.background)
 
     async def _drive_async(self, flow: str, *args: Any) -> Any:
         from . import _job_flows, _runtime  # lazy: the engine loads at the first call, not at discovery
 
-        return await _runtime.drive_async(getattr(_job_flows, flow)(self, default_gateway(), *args))
+        gateway = self._gateway or default_gateway()
+        return await _runtime.drive_async(getattr(_job_flows, flow)(self, gateway, *args))
 
     def status(self) -> JobStatus:
         """One status call (retried on transient errors); ``raw`` is redacted."""

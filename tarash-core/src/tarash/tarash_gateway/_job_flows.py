@@ -27,7 +27,7 @@ from ._engine import (
     run_flow,
     wait_phase,
 )
-from ._ledger import JobRecord, LedgerAdapter, active_ledger
+from ._ledger import JobRecord, LedgerAdapter
 from ._lost_submissions import Reconciliation, SubmissionIntent
 from ._records import JobRef
 from ._redact import get_logger, redact
@@ -104,7 +104,7 @@ def attempt_for(
         number=1,
         provider=handle.job.provider,
         on_progress=on_progress,
-        ledger=ledger if ledger is not None else active_ledger(),
+        ledger=ledger if ledger is not None else gateway.ledger(),
         ledger_key=handle.key,
         job=handle.job,
         intent_recorded=True,
@@ -159,7 +159,7 @@ def released_after(ledger: LedgerAdapter, key: str, flow: rt.Flow[T]) -> rt.Flow
 def wait_flow(
     handle: JobHandle, gateway: Gateway, on_progress: OnProgress | None, timeout: float | None
 ) -> rt.Flow[Any]:
-    ledger = active_ledger()
+    ledger = gateway.ledger()
     attempt = attempt_for(handle, gateway, on_progress, timeout, ledger)
     if ledger is None:
         return (yield from waited(attempt))
