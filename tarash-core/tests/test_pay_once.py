@@ -235,6 +235,29 @@ def test_an_interrupted_generation_whose_cancel_is_unconfirmed_is_released_for_r
     assert job_server.cancelled == ["job-1"] and job_server.counts["submit"] == 1
 
 
+@pytest.mark.parametrize("api", APIS)
+def test_ctrl_c_from_a_sync_progress_callback_cancels_the_job(
+    api: str, job_server: JobServer, providers: Any
+) -> None:
+    """The async API runs a sync callback in a worker thread: its KeyboardInterrupt, like the sync
+    API's, stops the paid job before it leaves."""
+    job_server.queue_polls = 10_000
+    config, request = video_config(job_server), VideoGenerationRequest("a cat")
+
+    def interrupt(update: Any) -> None:
+        if job_server.counts["status"] >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        if api == "sync":
+            generate_video(config, request, on_progress=interrupt)
+        else:
+            asyncio.run(generate_video_async(config, request, on_progress=interrupt))
+    assert job_server.cancelled == ["job-1"] and job_server.counts["submit"] == 1
+    record = get_job("job-1")
+    assert record is not None and (record.state, record.finished) == ("cancelled", True)
+
+
 def test_resume_retries_an_unconfirmed_cancel(job_server: JobServer, providers: Any) -> None:
     job_server.queue_polls = 10_000
     job_server.inject("cancel", status=503, times=10_000)

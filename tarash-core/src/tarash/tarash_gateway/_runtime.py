@@ -368,7 +368,9 @@ async def drive_async(flow: Flow[T]) -> T:
     """Run an orchestration generator on the running event loop.
 
     Whatever an effect raises is thrown back into the orchestration, task cancellation included
-    (during a call, a sleep or a callback), so it can cancel the remote job before leaving.
+    (during a call, a sleep or a callback), so it can cancel the remote job before leaving; and a
+    KeyboardInterrupt, as :func:`drive_sync` does (a sync progress callback, run in a worker
+    thread, that raises it).
     """
     import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
 
@@ -382,7 +384,7 @@ async def drive_async(flow: Flow[T]) -> T:
         send, throw = None, None
         try:
             send = await _step_async(effect)
-        except (Exception, asyncio.CancelledError) as exc:
+        except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
             throw = exc
 
 
