@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from test_gateway import EchoPlugin
 
 from tarash.tarash_gateway import (
     Gateway,
@@ -58,6 +59,7 @@ from tarash.tarash_gateway.models import (
     VideoGenerationUpdate,
 )
 from tarash.tarash_gateway.plugin import Capabilities, ProviderSpec, Request, hookimpl
+from tarash.tarash_gateway.serialization import to_json
 
 KEY = "sk-DISTINCTIVE-1234567890"
 KEY_B = "sk-FALLBACK-B-0987654321"
@@ -703,3 +705,55 @@ def test_a_translated_http_error_keeps_no_answer_on_its_chain(chained: str) -> N
     assert thrown.raw_response == {"detail": f"prompt refused for key {REDACTED}"}
     assert [request.headers["authorization"] for request in seen] == [f"Bearer {KEY}"]
     assert_no_secret(error)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_credentials_in_a_configs_urls_and_options_are_in_no_ledger_row_or_json(
+    api: str, tmp_path: Any
+) -> None:
+    """What a config's repr hides, its ledger record and JSON hide too: a proxy's password in
+    ``base_url``, a webhook's ``?token=``, secret-named ``provider_config`` entries (none of them
+    a registered secret). The request itself still carries what the provider needs."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"id": "e-1", "url": "https://cdn.invalid/1.mp4"})
+
+    mock = httpx.MockTransport(answer)
+    config = VideoGenerationConfig(
+        provider="echo",
+        model="e1",
+        api_key=KEY,
+        base_url=f"http://proxyuser:{UNREGISTERED[2]}@echo.invalid/api",
+        webhook_url=f"https://hook.invalid/cb?token={UNREGISTERED[1]}&job=1",
+        provider_config={"region": "eu", "hooks": {"webhook_secret": UNREGISTERED[0], "mode": "hmac"}},
+    )
+    path = tmp_path / "jobs.db"
+    with Gateway(
+        discover=False, ledger=path, transport=Transport(transport=mock, async_transport=mock)
+    ) as gateway:
+        gateway.register_plugin(EchoPlugin(), "echo")
+        if api == "sync":
+            gateway.generate_video(config, VideoGenerationRequest("a cat"))
+        else:
+            asyncio.run(gateway.generate_video_async(config, VideoGenerationRequest("a cat")))
+        [record] = gateway.ledger().store.records()  # type: ignore[union-attr]
+    assert [str(request.url) for request in seen] == [  # the request still carries them
+        f"http://proxyuser:{UNREGISTERED[2]}@echo.invalid/api/generate"
+    ]
+    assert record.config is not None
+    assert (record.config["base_url"], record.config["webhook_url"]) == (
+        f"http://{REDACTED}@echo.invalid/api",
+        f"https://hook.invalid/cb?token={REDACTED}&job=1",
+    )
+    assert record.config["provider_config"] == {
+        "region": "eu",
+        "hooks": {"webhook_secret": REDACTED, "mode": "hmac"},
+    }
+    written = to_json(config)
+    stored = path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("jobs.db-*"))
+    for secret in (*KEYS, *UNREGISTERED):
+        assert secret not in written
+        assert secret.encode() not in stored
+    assert "https://hook.invalid/cb?token=" in written

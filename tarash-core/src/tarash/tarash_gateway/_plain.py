@@ -11,6 +11,9 @@ secrets scrubbed. Anything else is refused with its path
 Reading data back (strict, with an error path for each problem) is the cattrs converter's job
 (``_converters``, through ``_codec``). Writing needs no declared types, so it needs no cattrs: the
 first ledger write of a fresh process loads none of it, resolves no annotations and builds no hooks.
+
+A config is written without what its repr hides: its ``api_key``, credentials in its
+``base_url`` and ``webhook_url``, and secret-named entries of its ``provider_config``.
 """
 
 from __future__ import annotations
@@ -107,7 +110,37 @@ def _write(value: Any, scrub: _Scrub, limit: int | None, path: str | None) -> An
         fields = _fields(type(value))
     if fields is None:
         raise _not_plain(type(value).__name__, path)
-    return _write({name: getattr(value, name) for name in fields}, scrub, limit, path)
+    data = {name: getattr(value, name) for name in fields}
+    if isinstance(value, _CONFIGS):
+        data = _config_as_written(data)
+    return _write(data, scrub, limit, path)
+
+
+def _config_as_written(data: dict[str, Any]) -> dict[str, Any]:
+    """A config's fields with what its repr hides hidden too: credentials in its URLs (a proxy's
+    ``user:password@``, a webhook's ``?token=``) and the values of secret-named keys in its
+    ``provider_config``. They are not registered secrets, so the scrub of known keys misses them;
+    a job resumed from the ledger reaches such a URL without them."""
+    for name in ("base_url", "webhook_url"):
+        if isinstance(data.get(name), str):
+            data[name] = _redact.redact_text(data[name])
+    data["provider_config"] = _secret_values_hidden(data["provider_config"])
+    return data
+
+
+def _secret_values_hidden(value: Any) -> Any:
+    """``value`` with every value under a secret-named key (``password``, ``*_token``...) replaced
+    by the redaction marker; the rest left as it is, to be written (or refused) as usual."""
+    if isinstance(value, Mapping):
+        return {
+            key: _redact.REDACTED
+            if _redact.is_secret_key(key) and item not in (None, "")
+            else _secret_values_hidden(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_secret_values_hidden(item) for item in value]
+    return value
 
 
 def _fields(cls: type[Any]) -> tuple[str, ...] | None:
