@@ -504,10 +504,15 @@ async def test_a_provider_that_never_answers_times_out_without_leaking(
 
 
 def test_timeouts_echoing_the_key_are_scrubbed(leaky: LeakyHandler, caplog: pytest.LogCaptureFixture) -> None:
-    with pytest.raises(TimeoutError) as info:
+    """The handler's own request timed out (it may have reached the provider): an unknown
+    submission, its cause the handler's timeout, scrubbed."""
+    with pytest.raises(UnknownSubmissionError) as info:
         generate_video(leaky_config("timeout"), VideoGenerationRequest("a cat"))
     error = info.value
-    assert error.message == f"{PROVIDER} timed out in submit"
+    assert error.message.startswith(
+        f"The submit to {PROVIDER} may have reached it but its answer was lost (its answer could not "
+        f"be read: TimeoutError: read timed out for {REDACTED}). It was NOT resubmitted"
+    )
     assert isinstance(error.__cause__, builtins.TimeoutError)
     assert error.__cause__.args == (f"read timed out for {REDACTED}",)
     assert_no_secret(error)
@@ -581,11 +586,15 @@ def test_a_failing_fallback_chain_reports_every_attempt_without_keys(
     leaky: LeakyHandler,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with pytest.raises(TimeoutError) as info:
+    with pytest.raises(UnknownSubmissionError) as info:
         generate_video(_chain("timeout"), VideoGenerationRequest("a cat"))
     error = info.value
     assert [type(a).__name__ for a in error.attempts] == ["AttemptMetadata"] * 3
-    assert [a.error_type for a in error.attempts] == ["HTTPError", "HTTPConnectionError", "TimeoutError"]
+    assert [a.error_type for a in error.attempts] == [
+        "HTTPError",
+        "HTTPConnectionError",
+        "UnknownSubmissionError",
+    ]
     assert leaky.seen_keys == [KEY, KEY_B, KEY_C]
     assert isinstance(error.attempts[1], AttemptMetadata)
     assert_no_secret(error)

@@ -260,3 +260,36 @@ def test_a_submit_sent_again_with_its_key_whose_answers_are_all_lost_starts_no_f
         with pytest.raises(UnknownSubmissionError):
             generate(api, gateway, CONFIG)
     assert dict(counts) == {"primary.invalid POST /jobs": _engine.phases.MAX_SUBMIT_TRIES}
+
+
+class TimingOutHandler:
+    """A seed-page handler (its own I/O) whose request timed out waiting for the answer."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate_video(self, config: Any, request: Any, on_progress: Any = None) -> Any:
+        self.calls += 1
+        raise TimeoutError("The read operation timed out")
+
+    async def generate_video_async(self, config: Any, request: Any, on_progress: Any = None) -> Any:
+        self.calls += 1
+        raise TimeoutError("The read operation timed out")
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_timeout_in_a_handlers_own_submit_is_an_unknown_submission(api: str) -> None:
+    """The handler's request may have reached the provider before its socket timed out: no
+    fallback pays for a second job."""
+    handler = TimingOutHandler()
+    with Gateway(discover=False, ledger="off") as gateway:
+        gateway.register_provider("seedy", handler)
+        config = VideoGenerationConfig(
+            provider="seedy", model="m", fallback_configs=[VideoGenerationConfig(provider="mock", model="m")]
+        )
+        with pytest.raises(UnknownSubmissionError) as info:
+            generate(api, gateway, config)
+    assert handler.calls == 1
+    assert info.value.provider == "seedy"
+    assert type(info.value.__cause__) is TimeoutError
+    assert [attempt.provider for attempt in info.value.attempts] == ["seedy"]

@@ -3,6 +3,7 @@ into it and maps what escapes it to the error tree, with the phase and the deadl
 
 from __future__ import annotations
 
+import builtins
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +117,10 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
         # Re-raised as it is: a plugin's own TarashException keeps the cause the plugin gave it.
         raise _located(attempt, exc, phase)  # noqa: B904
     except Exception as exc:
-        if phase == "submit" and sent:
+        # A timeout raised by code doing its own I/O (a seed handler, the escape hatch) came after
+        # a request that may have been sent, as a read timeout does.
+        if phase == "submit" and (sent or isinstance(exc, builtins.TimeoutError)):
+            scrub_chain(exc)
             raise attempt.unknown_submission(
                 f"its answer could not be read: {type(exc).__name__}: {exc}"
             ) from exc
