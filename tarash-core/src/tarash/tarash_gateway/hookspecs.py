@@ -154,7 +154,10 @@ def submit(config: AnyConfig, request: AnyRequest, context: CallContext) -> Flow
     Called once per attempt, after core validated the config and request. Validate every value
     against the model's allowed values *before* the first ``yield``, so an impossible request is
     never sent. Several requests may be yielded (an upload, then the submit); core records which
-    may have reached the provider.
+    may have reached the provider, and once a billing request (not ``idempotent``) was accepted or
+    its answer lost, a retryable error or a plain ``GenerationFailedError`` the flow raises is
+    ``UnknownSubmissionError``: the job may exist, so it is neither sent again nor replaced by a
+    fallback.
 
     :param config: the attempt's config.
     :param request: a ``VideoGenerationRequest`` or ``ImageGenerationRequest``
