@@ -58,7 +58,7 @@ from tarash.tarash_gateway.models import (
     VideoGenerationResponse,
     VideoGenerationUpdate,
 )
-from tarash.tarash_gateway.plugin import Capabilities, ProviderSpec, Request, hookimpl
+from tarash.tarash_gateway.plugin import Request, hookimpl
 from tarash.tarash_gateway.serialization import to_json
 
 KEY = "sk-DISTINCTIVE-1234567890"
@@ -655,25 +655,13 @@ def test_records_built_by_plugins_are_scrubbed_on_construction() -> None:
     assert evolved.raw_response == {"again": REDACTED}
 
 
-class TranslatingPlugin:
-    """A flow provider that translates the provider's error answer into its own typed error, as
+class TranslatingPlugin(EchoPlugin):
+    """The echo provider, translating the provider's error answer into its own typed error, as
     tarash-openai and tarash-google do: chained to the HTTPError core threw in (``from exc``), or
     with the chain hidden (``from None``, which still keeps it as ``__context__``)."""
 
     def __init__(self, chained: str) -> None:
         self.chained = chained
-
-    @hookimpl
-    def register_providers(self) -> list[ProviderSpec]:
-        return [
-            ProviderSpec(
-                name="translating",
-                modalities={"video"},
-                capabilities=Capabilities(resume=False),
-                api_key_env="TRANSLATING_KEY",
-                base_url="https://translating.invalid",
-            )
-        ]
 
     @hookimpl
     def generate_video(self, config: Any, request: Any, context: Any) -> Any:
@@ -704,7 +692,7 @@ def test_a_translated_http_error_keeps_no_answer_on_its_chain(chained: str) -> N
     transport = Transport(transport=httpx.MockTransport(answer))
     with Gateway(discover=False, ledger="off", transport=transport) as gateway:
         gateway.register_plugin(TranslatingPlugin(chained), "translating")
-        config = VideoGenerationConfig(provider="translating", model="m", api_key=KEY)
+        config = VideoGenerationConfig(provider="echo", model="m", api_key=KEY)
         with pytest.raises(ValidationError) as info:
             gateway.generate_video(config, VideoGenerationRequest("a cat"))
     error = info.value
