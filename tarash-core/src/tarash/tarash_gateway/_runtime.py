@@ -319,9 +319,11 @@ async def _step_async(effect: Effect) -> Any:
     started = time.monotonic()
     try:
         return await asyncio.wait_for(awaitable, limit)
-    except asyncio.TimeoutError:
-        if time.monotonic() - started < limit:
-            raise  # the call's own timeout (its I/O), not the deadline's
+    except asyncio.TimeoutError as exc:
+        # wait_for's own timeout is raised from the cancellation it made (3.10 to 3.13); one the
+        # call raised itself (its I/O timed out) comes before the limit and goes to the flow.
+        if not isinstance(exc.__cause__, asyncio.CancelledError) and time.monotonic() - started < limit:
+            raise
         raise DeadlineExceeded() from None
 
 
