@@ -35,7 +35,10 @@ class Handler:
 
 
 class EchoPlugin:
-    """A one-request blocking provider (no submit): POST /generate answers the video URL."""
+    """A one-request blocking provider (no submit): POST /generate answers the video URL; the key
+    goes in ``auth_header``."""
+
+    auth_header = "Authorization"
 
     @hookimpl
     def register_providers(self) -> list[ProviderSpec]:
@@ -46,6 +49,7 @@ class EchoPlugin:
                 capabilities=Capabilities(resume=False),
                 api_key_env="ECHO_KEY",
                 base_url="https://echo.invalid/api",
+                auth_header=self.auth_header,
             )
         ]
 

@@ -704,6 +704,13 @@ def test_a_translated_http_error_keeps_no_answer_on_its_chain(chained: str) -> N
     assert_no_secret(error)
 
 
+class HeaderKeyEcho(EchoPlugin):
+    """The echo provider taking its key in ``x-api-key``: a base_url's credentials (an API
+    gateway's basic auth) go in ``Authorization`` beside it."""
+
+    auth_header = "x-api-key"
+
+
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_credentials_in_a_configs_urls_and_options_are_in_no_ledger_row_or_json(
     api: str, tmp_path: Any
@@ -730,7 +737,7 @@ def test_credentials_in_a_configs_urls_and_options_are_in_no_ledger_row_or_json(
     with Gateway(
         discover=False, ledger=path, transport=Transport(transport=mock, async_transport=mock)
     ) as gateway:
-        gateway.register_plugin(EchoPlugin(), "echo")
+        gateway.register_plugin(HeaderKeyEcho(), "echo")
         if api == "sync":
             gateway.generate_video(config, VideoGenerationRequest("a cat"))
         else:
@@ -754,3 +761,25 @@ def test_credentials_in_a_configs_urls_and_options_are_in_no_ledger_row_or_json(
         assert secret not in written
         assert secret.encode() not in stored
     assert "https://hook.invalid/cb?token=" in written
+
+
+def test_credentials_in_base_url_that_would_replace_the_key_header_send_nothing() -> None:
+    """httpx turns a URL's user-info into ``Authorization: Basic``: for a provider taking its key
+    in ``Authorization`` that would send the credentials instead of the key."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500)
+
+    config = VideoGenerationConfig(
+        provider="echo", model="e1", api_key=KEY, base_url=f"http://proxyuser:{UNREGISTERED[2]}@echo.invalid"
+    )
+    transport = Transport(transport=httpx.MockTransport(answer))
+    with Gateway(discover=False, ledger="off", transport=transport) as gateway:
+        gateway.register_plugin(EchoPlugin(), "echo")
+        with pytest.raises(ValidationError) as info:
+            gateway.generate_video(config, VideoGenerationRequest("a cat"))
+    assert (info.value.field, seen) == ("base_url", [])
+    assert info.value.message.startswith("The echo API root (base_url) carries credentials (user:password@)")
+    assert_no_secret(info.value, expect_redacted=False)

@@ -199,6 +199,14 @@ def prepare(
             f"The {provider} plugin described an invalid request: {redact_text(str(exc))}",
             retryable=False,
         ) from None
+    if request.auth and api_key and auth_header.lower() == "authorization" and built.url.userinfo:
+        raise ValidationError(
+            f"The {provider} API root (base_url) carries credentials (user:password@), which httpx "
+            f"would send as the Authorization header in place of the {provider} API key. Nothing "
+            "was sent; give a proxy its credentials through HTTPS_PROXY instead.",
+            field="base_url",
+            value=None,
+        )
     pool = PoolKey(provider, base_url, fingerprint(api_key), ca_bundle)
     return Prepared(pool=pool, request=built, max_bytes=max_bytes)
 
