@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import logging
+import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import attrs
@@ -783,3 +786,45 @@ def test_credentials_in_base_url_that_would_replace_the_key_header_send_nothing(
     assert (info.value.field, seen) == ("base_url", [])
     assert info.value.message.startswith("The echo API root (base_url) carries credentials (user:password@)")
     assert_no_secret(info.value, expect_redacted=False)
+
+
+def test_the_http_stacks_own_debug_logs_show_no_key_or_url_credentials(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """httpx logs each request's URL (INFO) and httpcore each answer's headers (DEBUG): turned on
+    to debug, they show neither a key the provider echoed in a header nor a URL's credentials."""
+
+    class Echoing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"id": "e-1", "url": "https://cdn.invalid/1.mp4"}).encode()
+            self.send_response(200)
+            self.send_header("X-Echo", f"your key: {self.headers['x-api-key']}")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echoing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    config = VideoGenerationConfig(
+        provider="echo",
+        model="e1",
+        api_key=KEY,
+        base_url=f"http://proxyuser:{UNREGISTERED[2]}@127.0.0.1:{port}",
+    )
+    try:
+        with Gateway(discover=False, ledger="off") as gateway, caplog.at_level(logging.DEBUG):
+            gateway.register_plugin(HeaderKeyEcho(), "echo")
+            gateway.generate_video(config, VideoGenerationRequest("a cat"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    http_stack = [r for r in caplog.records if r.name.split(".")[0] in ("httpx", "httpcore")]
+    assert any(r.name == "httpx" and r.getMessage().startswith("HTTP Request: POST") for r in http_stack)
+    headers = [r.getMessage() for r in http_stack if "receive_response_headers.complete" in r.getMessage()]
+    assert len(headers) == 1 and "your key: " in headers[0]
+    assert_no_secret([r.getMessage() for r in http_stack])

@@ -224,7 +224,8 @@ def _redact_arg(value: Any) -> Any:
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A logger under ``tarash`` whose records are redacted before any handler sees them."""
+    """A logger (core's, under ``tarash``, or one of the HTTP stack core sends through) whose
+    records are redacted before any handler sees them."""
     logger = logging.getLogger(name)
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())

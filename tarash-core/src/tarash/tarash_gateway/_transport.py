@@ -44,7 +44,7 @@ import httpcore
 import httpx
 
 from ._errors import parse_retry_after
-from ._redact import redact_text
+from ._redact import get_logger, redact_text
 from ._runtime import running_loop
 from ._wire import Request, Response
 from .exceptions import GenerationFailedError, HTTPConnectionError, HTTPError, ValidationError
@@ -386,6 +386,22 @@ def _bound_by_deadline(client: httpx.Client) -> None:
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _BoundedBackend):
             pool._network_backend = _BoundedBackend(backend)
+
+
+#: The loggers of the HTTP stack core sends through: httpx logs each request's URL (INFO), httpcore
+#: each answer's headers (DEBUG). Their records are redacted like core's own, so a user who turns
+#: them on to debug sees no key a provider echoed and no credentials in a URL.
+_HTTP_LOGGERS = [
+    get_logger(name)
+    for name in (
+        "httpx",
+        "httpcore.connection",
+        "httpcore.http11",
+        "httpcore.http2",
+        "httpcore.proxy",
+        "httpcore.socks",
+    )
+]
 
 
 #: What a closed response's stream is replaced with (nothing more is read from it).
