@@ -21,7 +21,7 @@ from test_gateway import EchoPlugin, echo_config, mock_gateway
 from test_job_store import LEASE, history, intent, ledger_spec, new_store, store  # noqa: F401
 
 from tarash.tarash_gateway import VideoGenerationRequest
-from tarash.tarash_gateway._ledger import JobStore, SQLiteJobStore
+from tarash.tarash_gateway._ledger import JobStore, LedgerAdapter, SQLiteJobStore, process_owner
 from tarash.tarash_gateway._ledger import writer as writer_module
 from tarash.tarash_gateway._ledger.writer import Writer
 from tarash.tarash_gateway.exceptions import LedgerError
@@ -636,3 +636,23 @@ def test_a_forked_child_exits_although_a_write_was_running_at_the_fork() -> None
     assert _child_exit_code(pid) == 0
     writer.flush()
     assert ran == ["parent's"]
+
+
+async def test_a_claim_whose_batch_did_not_commit_is_made_again_alone(tmp_path: Path) -> None:
+    """A claim queued with a write that fails is undone with its batch and made again alone: it
+    holds the job then (the process remembered it as held from the batch and refused itself)."""
+    with SQLiteJobStore(tmp_path / "jobs.db") as sqlite_store:
+        intent(sqlite_store, "job-1", owner=None)
+        adapter = LedgerAdapter(sqlite_store)
+        gate = blocked(adapter.writer)
+        claim = adapter.writer.submit_from_loop(adapter.claimed(sqlite_store.get("job-1")).write)  # type: ignore[arg-type]
+        broken = adapter.writer.submit_from_loop(lambda: 1 / 0)
+        gate.set()
+        assert [await outcome(claim), await outcome(broken)] == [
+            True,
+            "ZeroDivisionError('division by zero')",
+        ]
+        record = sqlite_store.get("job-1")
+        assert record is not None and record.owner == process_owner()
+        again = adapter.writer.submit_from_loop(adapter.claimed(record).write)
+        assert await outcome(again) is False  # this process is collecting it

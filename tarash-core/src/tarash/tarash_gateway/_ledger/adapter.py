@@ -310,7 +310,7 @@ class LedgerAdapter:
         return self._record(lambda: self._claim(record))
 
     def _claim(self, record: JobRecord) -> bool:
-        if record.key in self.active:
+        if record.key in self.active and self._holding(record.key):
             return False
         steal = record.owner if record.owner and owner_alive(record.owner) is False else None
         claimed = bool(
@@ -327,6 +327,15 @@ class LedgerAdapter:
         if claimed:
             self.active.add(record.key)
         return claimed
+
+    def _holding(self, key: str) -> bool:
+        """Whether the store says this process holds ``key``: a key in :attr:`active` whose claim
+        was in a batch that did not commit (the writer makes it again alone) is not held."""
+        current = self.store.get(key)
+        if current is None or current.owner != process_owner():
+            self.active.discard(key)
+            return False
+        return True
 
     def released(self, key: str) -> Record:
         """The write that gives up this process's claim on ``key`` (after the job's queued
