@@ -4,6 +4,7 @@ budget spent across two processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -16,13 +17,15 @@ from typing import Any
 
 import pytest
 
-from tarash.tarash_gateway import Gateway
+from tarash.tarash_gateway import Gateway, get_job
 from tarash.tarash_gateway._codec import structure
+from tarash.tarash_gateway._gateway import default_gateway
 from tarash.tarash_gateway._ledger import SQLiteJobStore
 from tarash.tarash_gateway._plain import unstructure
 from tarash.tarash_gateway.cli import main
 from tarash.tarash_gateway.costs import Cost, estimate_cost
 from tarash.tarash_gateway.exceptions import BudgetExceededError, CostLimitExceededError, ValidationError
+from tarash.tarash_gateway.jobs import submit_video
 from tarash.tarash_gateway.models import (
     ExecutionMetadata,
     ImageGenerationConfig,
@@ -502,3 +505,22 @@ def test_a_price_set_or_written_applies_to_the_next_generation_exactly(
     assert cost() == Cost(amount="0.15", unit="second", quantity=5, unit_price="0.03", source="user-override")
     records = sorted(gateway.ledger().store.records(), key=lambda r: r.created_at)  # type: ignore[union-attr]
     assert [r.cost["amount"] for r in records] == ["0.25", "0.50", "1.00", "0.25", "0.15"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_job_cancelled_through_its_handle_while_processing_keeps_its_cost(api: str) -> None:
+    """The provider started the job (it may bill it): cancelling it through a handle must not free
+    its money from the budget (the handle's attempt never priced it or saw it processing)."""
+    gateway = default_gateway()
+    gateway.set_budget("1.00", period="day")
+    polling = {"delay_between_updates": 0.01, "status_sequence": ["queued", "processing", "processing"]}
+    config = VideoGenerationConfig(
+        provider="mock", model="mock", mock=MockConfig(price="0.10", polling=polling)
+    )
+    handle = submit_video(config, VideoGenerationRequest(prompt="a ship", duration_seconds=8))
+    assert gateway.budget()["spent"] == "0.80"  # type: ignore[index]
+    assert [handle.status().state for _ in range(2)] == ["queued", "processing"]
+    assert (handle.cancel() if api == "sync" else asyncio.run(handle.cancel_async())) is True
+    record = get_job(handle.key)
+    assert record is not None and record.state == "cancelled"
+    assert gateway.budget()["spent"] == "0.80"  # type: ignore[index]

@@ -94,6 +94,10 @@ def attempt_cost(attempt: Attempt, status: str, error: BaseException | None, unk
     may have created a job whose id was lost."""
     if status == "success":
         return attempt.billed or attempt.estimate
+    if attempt.estimate is None and attempt.job is not None and attempt.state is None:
+        # A job handle's or resume()'s attempt: it did not price the job or see how far it got,
+        # so the cost recorded with the intent stands (a job cancelled while processing is billed).
+        return None
     started = _started(attempt, error, unknown)
     if attempt.estimate is None:
         return None if started else _nothing(attempt)
