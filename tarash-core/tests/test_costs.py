@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from tarash.tarash_gateway import Gateway, get_job
@@ -24,13 +25,19 @@ from tarash.tarash_gateway._ledger import SQLiteJobStore
 from tarash.tarash_gateway._plain import unstructure
 from tarash.tarash_gateway.cli import main
 from tarash.tarash_gateway.costs import Cost, estimate_cost
-from tarash.tarash_gateway.exceptions import BudgetExceededError, CostLimitExceededError, ValidationError
+from tarash.tarash_gateway.exceptions import (
+    BudgetExceededError,
+    CostLimitExceededError,
+    HTTPError,
+    ValidationError,
+)
 from tarash.tarash_gateway.jobs import submit_video
 from tarash.tarash_gateway.models import (
     ExecutionMetadata,
     ImageGenerationConfig,
     ImageGenerationRequest,
     MockConfig,
+    MockResponse,
     VideoGenerationConfig,
     VideoGenerationRequest,
 )
@@ -119,6 +126,24 @@ def test_max_cost_refuses_before_anything_is_recorded(gateway: Gateway) -> None:
     assert caught.value.estimate.amount == Decimal(4)
     assert caught.value.attempts[0].cost.amount == 0  # type: ignore[union-attr]
     assert gateway.ledger().store.records() == []  # type: ignore[union-attr]
+
+
+def test_a_fallback_configs_own_max_cost_caps_its_attempt(gateway: Gateway) -> None:
+    """A cap on an expensive fallback holds when the fallback runs for a failed primary: the
+    stricter of the call's max_cost and the fallback config's own."""
+    outage = MockResponse(error=HTTPError("busy", status_code=503))
+    failing = attrs.evolve(
+        mock_video("0.10"), mock=MockConfig(price="0.10", polling=FAST, responses=[outage])
+    )
+    config = attrs.evolve(failing, fallback_configs=[mock_video("1", max_cost="0.50")])
+    with pytest.raises(CostLimitExceededError) as caught:
+        gateway.generate_video(config, VideoGenerationRequest(prompt="x"))
+    assert (caught.value.limit, caught.value.estimate.amount) == (Decimal("0.50"), Decimal(4))
+    assert [(a.provider, a.status) for a in caught.value.attempts] == [
+        ("mock", "failed"),
+        ("mock", "skipped"),
+    ]
+    assert caught.value.attempts[1].cost.amount == 0  # type: ignore[union-attr]
 
 
 # -- prices ------------------------------------------------------------------------------------

@@ -145,7 +145,8 @@ def plan_attempts(
     modality: Modality,
     on_progress: Callable[[Any], Any] | None,
 ) -> tuple[list[Any], Iterator[Attempt]]:
-    """The fallback chain and a lazy iterator of its attempts (each starts its clock when made)."""
+    """The fallback chain and a lazy iterator of its attempts (each starts its clock when made).
+    Each attempt's cost limit is the stricter of the call's ``max_cost`` and its own config's."""
     check_pair(config, request, modality)
     chain = list(iter_fallback_chain(config))
     ledger = gateway.ledger()
@@ -159,7 +160,7 @@ def plan_attempts(
             provider=provider_for(cfg),
             on_progress=on_progress,
             ledger=ledger,
-            limit=config.max_cost,
+            limit=min((cap for cap in (config.max_cost, cfg.max_cost) if cap is not None), default=None),
         )
         for number, cfg in enumerate(chain, start=1)
     )
