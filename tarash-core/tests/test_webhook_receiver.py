@@ -182,6 +182,31 @@ def test_a_verifier_returning_something_else_is_a_500() -> None:
     assert client.post("/toy", content=b"{}").status_code == 500
 
 
+def test_a_verifier_that_raises_refuses_the_delivery_and_the_receiver_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plugin's verifier failing on input it did not expect (here an overflow) is a refused
+    delivery (400, counted), not a crash of the receiver; the next delivery is verified as usual."""
+    events: list[WebhookEvent] = []
+
+    def fragile(provider: str, headers: Mapping[str, str], body: bytes, context: WebhookContext) -> Any:
+        if headers.get("x-huge"):
+            raise OverflowError("int too large to convert to float")
+        return (yield from _verify(provider, headers, body, context))
+
+    client = TestClient(_receiver(events, verifier=lambda provider: fragile))
+    refused = client.post("/toy", content=_body(), headers={"x-sig": "ok", "x-huge": "1"})
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"error": "the delivery could not be verified", "reason": "verifier_error"},
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "tarash.webhooks"] == [
+        "verify_webhook of toy raised OverflowError: int too large to convert to float"
+    ]
+    assert client.post("/toy", content=_body(), headers={"x-sig": "ok"}).status_code == 200
+    assert [event.job_id for event in events] == ["j1"]
+
+
 def test_mounted_in_starlette_with_lifespan() -> None:
     events: list[WebhookEvent] = []
     app = Starlette(routes=[Mount("/webhooks", app=_receiver(events))])

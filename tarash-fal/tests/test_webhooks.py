@@ -124,9 +124,11 @@ def test_malformed_values_and_bodies_are_refused() -> None:
     headers = _headers(key)
     headers["X-Fal-Webhook-Signature"] = "zz"
     assert _reason(headers=headers, body=BODY, jwks=jwks, now=NOW) == "malformed"
-    headers = _headers(key)
-    headers["X-Fal-Webhook-Timestamp"] = "yesterday"
-    assert _reason(headers=headers, body=BODY, jwks=jwks, now=NOW) == "malformed"
+    fullwidth = "".join(chr(0xFF10 + int(digit)) for digit in "1700000000")  # digits, not ASCII
+    for timestamp in ("yesterday", "9" * 400, fullwidth, "-1"):  # "9" * 400 overflowed the check
+        headers = _headers(key)
+        headers["X-Fal-Webhook-Timestamp"] = timestamp
+        assert _reason(headers=headers, body=BODY, jwks=jwks, now=NOW) == "malformed"
     for body in (b"not json", b'{"request_id": "r"}', b'{"status": "OK"}', b"[1]"):
         assert _reason(headers=_headers(key, body), body=body, jwks=jwks, now=NOW) == "malformed"
 

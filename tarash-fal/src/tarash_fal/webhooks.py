@@ -71,6 +71,9 @@ HEADER_USER_ID = "x-fal-webhook-user-id"
 HEADER_TIMESTAMP = "x-fal-webhook-timestamp"
 HEADER_SIGNATURE = "x-fal-webhook-signature"
 _HEADERS = (HEADER_REQUEST_ID, HEADER_USER_ID, HEADER_TIMESTAMP, HEADER_SIGNATURE)
+#: Unix seconds fit in 12 digits for 30,000 years: a longer timestamp is refused as malformed
+#: before any arithmetic (400 digits overflowed the tolerance check).
+_TIMESTAMP_DIGITS = 12
 
 
 class JWKSCache:
@@ -130,6 +133,8 @@ def _signed_headers(headers: Mapping[str, str], now: float) -> tuple[str, str, s
         )
     request_id, user_id, timestamp, signature = (str(values[name]) for name in _HEADERS)
     try:
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _TIMESTAMP_DIGITS):
+            raise ValueError(timestamp)
         sent_at = int(timestamp)
         raw_signature = bytes.fromhex(signature)
     except ValueError:

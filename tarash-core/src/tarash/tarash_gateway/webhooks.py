@@ -305,6 +305,12 @@ class WebhookReceiver:
             self._count("failed")
             log.warning("Webhook for %s not verified: %s: %s", provider, type(exc).__name__, exc)
             return 503, {"error": "verification could not complete; retry later"}
+        except Exception as exc:
+            # The plugin's verifier failed on this delivery (a bug, or input it did not expect):
+            # refused, like any delivery it cannot verify, and the receiver goes on.
+            self._count("rejected")
+            log.error("verify_webhook of %s raised %s: %s", provider, type(exc).__name__, exc)
+            return 400, {"error": "the delivery could not be verified", "reason": "verifier_error"}
         if not isinstance(event, WebhookEvent) or event.provider != provider:
             self._count("failed")
             log.error(
