@@ -179,3 +179,37 @@ def test_a_fleet_slot_that_cannot_be_taken_refuses_with_nothing_sent(tmp_path: P
     assert log == [] and gate is not None and gate.held == 0
     assert SQLiteJobStore(tmp_path / "jobs.db").records() == []
     gateway.close()
+
+
+@posix_only
+def test_a_task_cancelled_while_its_fleet_slot_is_taken_gives_the_slot_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking a fleet slot runs in a worker thread, which a cancelled task cannot stop: the slot it
+    took is given back, so the cap of 1 still admits the next generation (it timed out waiting)."""
+    taking, take = threading.Event(), FileSlots.take
+
+    def slow_take(self: FileSlots, scope: str, limit: int) -> Any:
+        taking.set()
+        time.sleep(0.3)  # as a PostgreSQL take opening a connection
+        return take(self, scope, limit)
+
+    monkeypatch.setattr(FileSlots, "take", slow_take)
+    log: list[httpx.Request] = []
+    gateway = mock_gateway(log, ledger=str(tmp_path / "jobs.db"), concurrency={"echo": 1})
+    gateway.register_plugin(EchoPlugin(), "echo")
+    config, request = echo_config(api_key="k", timeout=3), VideoGenerationRequest(prompt="p")
+
+    async def cancel_then_generate() -> Any:
+        task = asyncio.create_task(gateway.generate_video_async(config, request))
+        await asyncio.to_thread(taking.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await gateway.generate_video_async(config, request)
+
+    response = asyncio.run(cancel_then_generate())
+    assert response.request_id == "e-1" and len(log) == 1
+    slots = FileSlots(tmp_path / "jobs.db.slots")
+    assert slots.take("echo", 1) is not None  # nobody holds it any more
+    gateway.close()

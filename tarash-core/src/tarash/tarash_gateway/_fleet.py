@@ -63,7 +63,7 @@ def take_slot(attempt: Attempt, slots: Slots, scope: str, limit: int) -> rt.Flow
     pause = POLL_FIRST
     while True:
         try:
-            slot = yield rt.Call(slots.take, None, {"scope": scope, "limit": limit})
+            slot = yield rt.Call(slots.take, None, {"scope": scope, "limit": limit}, undo=slots.give)
         except Exception as exc:
             raise LedgerError(
                 f"The job ledger could not take a fleet-wide slot of the concurrency cap {scope!r} "

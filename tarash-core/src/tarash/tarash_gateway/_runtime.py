@@ -72,14 +72,18 @@ class Call:
     """Call a function with keyword arguments: ``sync`` from the sync driver, ``async_`` from the
     async one; either may be missing, and the driver bridges to the other.
 
-    Only core's adapters use this (``register_provider`` handlers, the ``async_lifecycle`` escape
-    hatch). ``timeout`` bounds the wait where the driver can enforce it (coroutines, threads).
+    Only core uses this (``register_provider`` handlers, the ``async_lifecycle`` escape hatch,
+    concurrency slots). ``timeout`` bounds the wait where the driver can enforce it (coroutines,
+    threads). ``undo`` gives back what ``sync`` returned when its caller has gone: the async driver
+    runs ``sync`` in a worker thread, which a cancelled task cannot stop, so it waits for the
+    thread and hands a result (not None) to ``undo`` before the cancellation goes on.
     """
 
     sync: Callable[..., Any] | None
     async_: Callable[..., Any] | None
     kwargs: dict[str, Any]
     timeout: float | None = None
+    undo: Callable[[Any], Any] | None = None
 
 
 @attrs.define
@@ -313,6 +317,8 @@ async def _step_async(effect: Effect) -> Any:
     else:
         assert effect.sync is not None
         awaitable = asyncio.to_thread(effect.sync, **effect.kwargs)
+        if effect.undo is not None:
+            awaitable = _undone_if_left(awaitable, effect.undo)
     if effect.timeout is None:
         return await awaitable
     limit = max(effect.timeout, 0.001)
@@ -392,6 +398,22 @@ async def drive_async(flow: Flow[T]) -> T:
             send = await _step_async(effect)
         except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
             throw = exc
+
+
+async def _undone_if_left(awaitable: Awaitable[T], undo: Callable[[T], Any]) -> T:
+    """``awaitable`` (a call in a worker thread); when the task is cancelled meanwhile, the thread's
+    result (not None) is given back with ``undo`` (in a thread too) before the cancellation goes
+    on."""
+    import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
+
+    call = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        await asyncio.wait([call])
+        if not call.cancelled() and call.exception() is None and call.result() is not None:
+            await asyncio.to_thread(undo, call.result())
+        raise
 
 
 async def _off_the_loop(future: asyncio.Future[T]) -> T:
