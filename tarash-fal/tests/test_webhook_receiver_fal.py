@@ -149,3 +149,14 @@ def test_tampered_foreign_and_stale_deliveries_are_refused(wiring: Wiring) -> No
     assert wiring.events == []
     assert wiring.receiver.stats == {"accepted": 0, "duplicates": 0, "rejected": 4, "failed": 0}
     assert wiring.fake.platform_counts["jwks"] == 1
+
+
+def test_a_receiver_pinned_to_another_fal_account_refuses_the_delivery(wiring: Wiring) -> None:
+    """``options["fal"]["user_id"]`` pins the account: a delivery fal signed for another account
+    (here the fake's) is refused (401) and never applied."""
+    wiring.receiver.options["fal"]["user_id"] = "someone-else"
+    request_id = wiring.submit()
+    attempts = wiring.fake.complete(request_id)
+    assert {a["status"] for a in attempts} == {401}
+    assert wiring.events == []
+    assert wiring.receiver.stats["accepted"] == 0 and wiring.receiver.stats["rejected"] == len(attempts)

@@ -255,3 +255,15 @@ def test_the_hook_flow_reads_the_key_set_url_from_the_options(monkeypatch: pytes
     )
     assert event.job_id == "req-1"
     assert [r.url for r in sent] == ["https://k.example/j"]
+
+
+def test_a_delivery_signed_for_another_fal_account_is_refused_when_the_account_is_pinned() -> None:
+    """fal signs every account's deliveries with the same keys: with ``user_id`` set, only those
+    signed for that account pass (the user id is part of the signed message)."""
+    key = _key()
+    jwks = {"keys": [_jwk(key)]}
+    assert verify(_headers(key), BODY, jwks=jwks, now=NOW, user_id="user-9").job_id == "req-1"
+    assert (
+        _reason(headers=_headers(key), body=BODY, jwks=jwks, now=NOW, user_id="user-1") == "foreign_account"
+    )
+    assert verify(_headers(key), BODY, jwks=jwks, now=NOW).job_id == "req-1"  # not pinned: any account

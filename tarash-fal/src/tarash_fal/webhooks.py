@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import threading
 import time
@@ -234,6 +235,14 @@ def _check(jwks: Mapping[str, Any], signed: tuple[str, str, str, bytes], body: b
     )
 
 
+def _check_account(signed: tuple[str, str, str, bytes], user_id: str | None) -> None:
+    """Refuse a verified delivery signed for another fal account than ``user_id`` (None: any)."""
+    if user_id is not None and not hmac.compare_digest(signed[1], user_id):
+        raise WebhookVerificationError(
+            "fal webhook was signed for another fal account", reason="foreign_account", provider="fal"
+        )
+
+
 def _rejected(reason: str) -> WebhookVerificationError:
     if reason == "unknown_key":
         return WebhookVerificationError("fal's key set holds no ED25519 key", reason=reason, provider="fal")
@@ -260,6 +269,7 @@ def verify_flow(
     jwks_url: str = DEFAULT_JWKS_URL,
     now: float | None = None,
     cache: JWKSCache | None = None,
+    user_id: str | None = None,
 ) -> Flow[WebhookEvent]:
     """Verify a delivery, fetching the key set when ``cache`` has none fresh (a flow).
 
@@ -285,6 +295,7 @@ def verify_flow(
         reason = _check(jwks, signed, body)
     if reason is not None:
         raise _rejected(reason)
+    _check_account(signed, user_id)
     event = parse_event(body)
     _log.debug("fal webhook for %s verified (header request id %s)", event.job_id, signed[0])
     return event
@@ -297,6 +308,7 @@ def verify(
     jwks: Mapping[str, Any] | None = None,
     jwks_url: str = DEFAULT_JWKS_URL,
     now: float | None = None,
+    user_id: str | None = None,
 ) -> WebhookEvent:
     """Verify a fal delivery and return its event; nothing is applied or remembered.
 
@@ -305,8 +317,11 @@ def verify(
     :param jwks: fal's key set (``{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ...}]}``);
         default: the one :data:`JWKS_CACHE` holds for ``jwks_url``.
     :param now: unix seconds to check the timestamp against (default: the clock).
+    :param user_id: your fal account's user id: a delivery signed for another account (fal signs
+        every account's deliveries with the same keys) is refused.
     :raises WebhookVerificationError: ``reason`` ``missing_header``, ``stale_timestamp``,
-        ``malformed``, ``bad_signature`` (no key verifies it) or ``unknown_key`` (no ED25519 key,
+        ``malformed``, ``bad_signature`` (no key verifies it), ``foreign_account`` (signed for
+        another ``user_id``) or ``unknown_key`` (no ED25519 key,
         or no key set given and none cached for ``jwks_url``: verify through Tarash's webhook
         receiver, or fetch the key set yourself and pass ``jwks``).
     """
@@ -320,12 +335,23 @@ def verify(
     reason = _check(keys, signed, body)
     if reason is not None:
         raise _rejected(reason)
+    _check_account(signed, user_id)
     return parse_event(body)
 
 
 def verify_webhook(
     provider: str, headers: Mapping[str, str], body: bytes, context: WebhookContext
 ) -> Flow[WebhookEvent]:
-    """The ``verify_webhook`` hook's flow for fal: ``context.options`` may set ``jwks_url``."""
+    """The ``verify_webhook`` hook's flow for fal: ``context.options`` may set ``jwks_url`` and
+    ``user_id`` (your fal account's: deliveries signed for another account are refused)."""
     jwks_url = str(context.options.get("jwks_url", DEFAULT_JWKS_URL))
-    return (yield from verify_flow(headers, body, jwks_url=jwks_url, now=context.now))
+    user_id = context.options.get("user_id")
+    return (
+        yield from verify_flow(
+            headers,
+            body,
+            jwks_url=jwks_url,
+            now=context.now,
+            user_id=None if user_id is None else str(user_id),
+        )
+    )
