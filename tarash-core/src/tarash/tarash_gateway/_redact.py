@@ -29,6 +29,7 @@ __all__ = [
     "is_secret_key",
     "redact",
     "redact_text",
+    "redacted_repr",
     "register_secret",
 ]
 
@@ -139,6 +140,12 @@ def redact(value: Any, *, _depth: int = 0) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return redact_text(_safe_repr(value))
+
+
+def redacted_repr(value: Any) -> str:
+    """``repr`` with secrets scrubbed: credential-named keys, known keys, URL tokens (the repr of
+    a record's fields that may hold them)."""
+    return redact_text(repr(redact(value) if isinstance(value, Mapping) else value))
 
 
 def _safe_repr(value: Any) -> str:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._redact import get_logger, is_secret_key, redact, register_secret
+from ._redact import get_logger, is_secret_key, redacted_repr, register_secret
 from .exceptions import (
     GenerationFailedError,
     HTTPError,
@@ -74,12 +74,6 @@ DEFAULT_DEDUPE_CAPACITY = 100_000
 
 def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return dict(value or {})
-
-
-def _redacted_repr(value: Mapping[str, Any]) -> str:
-    """Options hold signing secrets (replicate's ``secret``): a context a plugin logs or puts in an
-    error message shows them redacted."""
-    return repr(redact(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -123,7 +117,7 @@ class WebhookContext:
     provider: str
     now: float
     timeout: float = DEFAULT_TIMEOUT
-    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, repr=_redacted_repr)
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, repr=redacted_repr)
 
 
 @attrs.frozen

@@ -3,7 +3,7 @@ their fallback chains."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -11,7 +11,7 @@ import attrs
 
 from .. import _validators as v
 from .._cost import to_decimal
-from .._redact import redact, redact_text, register_secret
+from .._redact import redacted_repr, register_secret
 from ._media import AnyDict, _to_dict
 from ._mock import MockConfig
 
@@ -55,11 +55,6 @@ def _fallbacks_validator(kind: str) -> v.Validator:
             )
 
     return check
-
-
-def _safe_repr(value: Any) -> str:
-    """``repr`` with secrets scrubbed: credential-named keys, known keys, URL tokens."""
-    return redact_text(repr(redact(value) if isinstance(value, Mapping) else value))
 
 
 def _mock_validator(inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
@@ -108,14 +103,14 @@ class VideoGenerationConfig:
     api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
     base_url: str | None = attrs.field(
         default=None,
-        repr=_safe_repr,
+        repr=redacted_repr,
         validator=v.string(optional=True, max_len=2000),
     )
     api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     timeout: float = _VIDEO_DEFAULTS["timeout"]
     max_poll_attempts: int = _VIDEO_DEFAULTS["max_poll_attempts"]
     poll_interval: float = _VIDEO_DEFAULTS["poll_interval"]
-    mock: MockConfig | None = attrs.field(default=None, repr=_safe_repr, validator=_mock_validator)
+    mock: MockConfig | None = attrs.field(default=None, repr=redacted_repr, validator=_mock_validator)
     fallback_configs: tuple[VideoGenerationConfig, ...] | None = attrs.field(
         default=None,
         converter=_to_fallbacks,
@@ -124,12 +119,12 @@ class VideoGenerationConfig:
     provider_config: AnyDict = attrs.field(
         factory=dict,
         converter=_to_dict,
-        repr=_safe_repr,
+        repr=redacted_repr,
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
     webhook_url: str | None = attrs.field(
-        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000)
+        default=None, repr=redacted_repr, validator=v.string(optional=True, max_len=2000)
     )
     output_lifetime: float | None = attrs.field(
         default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)
@@ -149,14 +144,14 @@ class ImageGenerationConfig:
     api_key: str | None = attrs.field(default=None, repr=False, validator=_register_key)
     base_url: str | None = attrs.field(
         default=None,
-        repr=_safe_repr,
+        repr=redacted_repr,
         validator=v.string(optional=True, max_len=2000),
     )
     api_version: str | None = attrs.field(default=None, validator=v.string(optional=True, max_len=100))
     timeout: float = _IMAGE_DEFAULTS["timeout"]
     max_poll_attempts: int = _IMAGE_DEFAULTS["max_poll_attempts"]
     poll_interval: float = _IMAGE_DEFAULTS["poll_interval"]
-    mock: MockConfig | None = attrs.field(default=None, repr=_safe_repr, validator=_mock_validator)
+    mock: MockConfig | None = attrs.field(default=None, repr=redacted_repr, validator=_mock_validator)
     fallback_configs: tuple[ImageGenerationConfig, ...] | None = attrs.field(
         default=None,
         converter=_to_fallbacks,
@@ -165,12 +160,12 @@ class ImageGenerationConfig:
     provider_config: AnyDict = attrs.field(
         factory=dict,
         converter=_to_dict,
-        repr=_safe_repr,
+        repr=redacted_repr,
         validator=v.mapping,
     )
     fallback_on_unconfirmed_cancel: bool = attrs.field(default=False, validator=v.boolean(optional=False))
     webhook_url: str | None = attrs.field(
-        default=None, repr=_safe_repr, validator=v.string(optional=True, max_len=2000)
+        default=None, repr=redacted_repr, validator=v.string(optional=True, max_len=2000)
     )
     output_lifetime: float | None = attrs.field(
         default=None, validator=v.number(optional=True, positive=True, maximum=10 * 365 * 86400)

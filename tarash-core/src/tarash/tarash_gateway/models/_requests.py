@@ -8,8 +8,8 @@ from typing import Any
 import attrs
 
 from .. import _validators as v
+from .._redact import redacted_repr
 from ..exceptions import ValidationError
-from ._configs import _safe_repr
 from ._media import (
     AnyDict,
     AspectRatio,
@@ -84,7 +84,7 @@ class VideoGenerationRequest:
     extra_params: AnyDict = attrs.field(
         factory=dict,
         converter=_to_dict,
-        repr=_safe_repr,
+        repr=redacted_repr,
         validator=v.mapping,
     )
 
@@ -125,7 +125,7 @@ class ImageGenerationRequest:
     extra_params: AnyDict = attrs.field(
         factory=dict,
         converter=_to_dict,
-        repr=_safe_repr,
+        repr=redacted_repr,
         validator=v.mapping,
     )
 
