@@ -318,7 +318,7 @@ async def _step_async(effect: Effect) -> Any:
         assert effect.sync is not None
         awaitable = asyncio.to_thread(effect.sync, **effect.kwargs)
         if effect.undo is not None:
-            awaitable = _undone_if_left(awaitable, effect.undo)
+            awaitable = _off_the_loop(asyncio.ensure_future(awaitable), effect.undo)
     if effect.timeout is None:
         return await awaitable
     limit = max(effect.timeout, 0.001)
@@ -400,30 +400,19 @@ async def drive_async(flow: Flow[T]) -> T:
             throw = exc
 
 
-async def _undone_if_left(awaitable: Awaitable[T], undo: Callable[[T], Any]) -> T:
-    """``awaitable`` (a call in a worker thread); when the task is cancelled meanwhile, the thread's
-    result (not None) is given back with ``undo`` (in a thread too) before the cancellation goes
-    on."""
-    import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
-
-    call = asyncio.ensure_future(awaitable)
-    try:
-        return await asyncio.shield(call)
-    except asyncio.CancelledError:
-        await asyncio.wait([call])
-        if not call.cancelled() and call.exception() is None and call.result() is not None:
-            await asyncio.to_thread(undo, call.result())
-        raise
-
-
-async def _off_the_loop(future: asyncio.Future[T]) -> T:
-    """Await a write running in another thread; a cancellation waits for it to finish."""
+async def _off_the_loop(future: asyncio.Future[T], undo: Callable[[T], Any] | None = None) -> T:
+    """Await work running in another thread (a write, a call); a cancellation waits for it to
+    finish and, with ``undo``, gives back what it returned (not None; in a thread too) before the
+    cancellation goes on."""
     import asyncio  # lazy: loaded by then (a loop runs this); the sync API never imports it
 
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         await asyncio.wait([future])
+        given = None if future.cancelled() or future.exception() is not None else future.result()
+        if undo is not None and given is not None:
+            await asyncio.to_thread(undo, given)
         raise
 
 
