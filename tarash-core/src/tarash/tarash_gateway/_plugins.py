@@ -195,21 +195,8 @@ class PluginHost:
         message = f"{stage} failed: {type(exc).__name__}: {exc}"
         info = PluginInfo(name=name, distribution=dist, version=version, status="failed", error=message)
         self._plugins.append(info)
-        log.warning(
-            "Tarash plugin %r (%s %s) is broken and was skipped: %s",
-            name,
-            dist or "?",
-            version or "?",
-            message,
-        )
-        log.debug("Traceback of plugin %r:\n%s", name, "".join(traceback.format_exception(exc)))
-        if _strict():
-            raise PluginLoadError(
-                f"Tarash plugin {name!r} failed to load: {message}",
-                plugin=name,
-                distribution=dist,
-                version=version,
-            ) from exc
+        _log_broken(info, "and was skipped", message, exc)
+        _raise_if_strict(info, message, exc)
 
     def _register_plugin(
         self,
@@ -405,22 +392,8 @@ class PluginHost:
         message = f"async_lifecycle failed: {type(exc).__name__}: {exc}"
         if provider not in self._broken_hatches:
             self._broken_hatches.add(provider)
-            log.warning(
-                "Tarash plugin %r (%s %s) is broken for provider %r: %s",
-                info.name,
-                info.distribution or "?",
-                info.version or "?",
-                provider,
-                message,
-            )
-            log.debug("Traceback of plugin %r:\n%s", info.name, "".join(traceback.format_exception(exc)))
-        if _strict():
-            raise PluginLoadError(
-                f"Tarash plugin {info.name!r} failed to load: {message}",
-                plugin=info.name,
-                distribution=info.distribution,
-                version=info.version,
-            ) from exc
+            _log_broken(info, f"for provider {provider!r}", message, exc)
+        _raise_if_strict(info, message, exc)
         error = GenerationFailedError(
             f"The async_lifecycle hook of provider {provider!r} raised {type(exc).__name__}: {exc}; "
             "nothing was sent to the provider",
@@ -543,6 +516,30 @@ class PluginHost:
 
 
 LIFECYCLE = frozenset({"submit", "status", "result", "cancel"})
+
+
+def _log_broken(info: PluginInfo, how: str, message: str, exc: BaseException) -> None:
+    """Report a broken plugin: a warning, and its traceback at debug level."""
+    log.warning(
+        "Tarash plugin %r (%s %s) is broken %s: %s",
+        info.name,
+        info.distribution or "?",
+        info.version or "?",
+        how,
+        message,
+    )
+    log.debug("Traceback of plugin %r:\n%s", info.name, "".join(traceback.format_exception(exc)))
+
+
+def _raise_if_strict(info: PluginInfo, message: str, exc: BaseException) -> None:
+    """With ``TARASH_STRICT_PLUGINS``, a broken plugin is an error: PluginLoadError."""
+    if _strict():
+        raise PluginLoadError(
+            f"Tarash plugin {info.name!r} failed to load: {message}",
+            plugin=info.name,
+            distribution=info.distribution,
+            version=info.version,
+        ) from exc
 
 
 class _BrokenHatch:
