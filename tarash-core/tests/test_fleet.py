@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobapi import make_plugin, running
+from jobapi import installed, make_plugin, running
 
 TESTS = Path(__file__).parent
 ROUNDS = 10
@@ -202,3 +202,78 @@ def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(
                 None,
             )
             assert [e.kind for e in ledger.events(key)].count("finished") == 1
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_live_worker_whose_hold_lapsed_leaves_the_job_to_the_worker_that_took_it(
+    api: str, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's liveness connection drops while it polls (an idle-session timeout, a proxy
+    recycling it): its lock is free, so another machine's resumer may take the job while the
+    lease still runs. The first worker then fetches no result and writes no end: one worker
+    collects each job."""
+    import psycopg
+
+    from tarash.tarash_gateway import generate_video, generate_video_async, set_ledger
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+    from tarash.tarash_gateway.exceptions import JobTakenOverError
+    from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
+
+    monkeypatch.delenv("TARASH_LEDGER", raising=False)
+    set_ledger(pg_url)
+    other = "machine-b:1:resumer"
+    try:
+        with running(queue_polls=60) as server, installed(make_plugin("jobapi"), "jobapi"):
+            config = VideoGenerationConfig(
+                model="j1",
+                provider="jobapi",
+                base_url=server.url,
+                api_key="fleet-key-0001",
+                poll_interval=0.05,
+                timeout=60,
+            )
+            request = VideoGenerationRequest("taken over")
+            raised: list[BaseException] = []
+
+            def work() -> None:
+                try:
+                    if api == "async":
+                        asyncio.run(generate_video_async(config, request))
+                    else:
+                        generate_video(config, request)
+                except BaseException as exc:
+                    raised.append(exc)
+
+            worker = threading.Thread(target=work)
+            worker.start()
+            with PostgresJobStore(pg_url) as ledger, psycopg.connect(pg_url, autocommit=True) as admin:
+                deadline = time.monotonic() + 30
+                while not (polling := [r for r in ledger.records() if r.state == "queued"]):
+                    assert time.monotonic() < deadline, "the worker never started polling"
+                    time.sleep(0.01)
+                (job,) = polling
+                mine = job.owner
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                )
+                while not ledger.claim(job.key, owner=other, lease_seconds=600):
+                    assert time.monotonic() < deadline, "the lapsed worker's job never became free"
+                    time.sleep(0.01)
+                worker.join(timeout=60)
+                record = ledger.get(job.key)
+                events = [e.kind for e in ledger.events(job.key)]
+            assert not worker.is_alive()
+            assert [type(e) for e in raised] == [JobTakenOverError], "it collected a job taken over"
+            error = raised[0]
+            assert isinstance(error, JobTakenOverError)
+            assert error.ledger_key == job.key and error.request_id == job.job_id
+            assert server.counts["submit"] == 1
+            assert server.counts["result"] == 0, "the worker that lost the job fetched its result"
+            assert server.counts["cancel"] == 0
+            assert record is not None
+            assert (record.owner, record.finished, record.state) == (other, False, "completed")
+            assert "finished" not in events and events.count("claim") == 1
+            assert mine is not None and mine != other
+    finally:
+        set_ledger(None)

@@ -410,6 +410,54 @@ def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
         assert not first.claim("k1", owner="a", lease_seconds=LEASE), "b is alive now"
 
 
+def test_a_claim_is_held_until_another_takes_it_or_the_job_ends(pg_url: str) -> None:
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+
+    with PostgresJobStore(pg_url) as first, PostgresJobStore(pg_url) as second:
+        intent(first, "k1", owner="a")
+        first.record_submitted("k1", job_id="j1", job=None, owner="a", lease_seconds=5)
+        assert first.holds("k1", owner="a", lease_seconds=LEASE)
+        record = first.get("k1")
+        assert record is not None and close_to_now(record.lease_until, LEASE + 5), "not renewed"
+        assert not second.holds("k1", owner="b", lease_seconds=LEASE)
+        first.close()
+        deadline = time.monotonic() + 10
+        while not second.claim("k1", owner="b", lease_seconds=LEASE):
+            assert time.monotonic() < deadline, "closing the store did not free its claim"
+            time.sleep(0.01)
+        first.open()
+        assert not first.holds("k1", owner="a", lease_seconds=LEASE)
+        assert second.holds("k1", owner="b", lease_seconds=LEASE)
+        second.record_finished("k1", state="completed", result={}, error=None)
+        assert not second.holds("k1", owner="b", lease_seconds=LEASE)
+        assert [e.kind for e in first.events("k1")].count("claim") == 1
+
+
+def test_holding_a_claim_takes_back_a_lock_its_dropped_connection_lost(pg_url: str) -> None:
+    """The liveness connection is checked at once, not at its next periodic check: once
+    ``holds`` answers yes, another worker can no longer take the job."""
+    import psycopg
+
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+
+    with (
+        PostgresJobStore(pg_url) as first,
+        PostgresJobStore(pg_url) as second,
+        psycopg.connect(pg_url, autocommit=True) as admin,
+    ):
+        intent(first, "k1", owner="a")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+        )
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone() != (0,):
+            assert time.monotonic() < deadline, "the lock was never dropped"
+            time.sleep(0.01)
+        assert first.holds("k1", owner="a", lease_seconds=LEASE)
+        assert not second.claim("k1", owner="b", lease_seconds=LEASE), "the lock was not taken back"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_uses_its_own_connections(pg_url: str) -> None:

@@ -31,7 +31,7 @@ from ._ledger import JobRecord, LedgerAdapter
 from ._lost_submissions import Reconciliation, SubmissionIntent
 from ._records import JobRef
 from ._redact import get_logger, redact
-from .exceptions import JobCancelledError, JobNotFinishedError, TarashException
+from .exceptions import JobCancelledError, JobNotFinishedError, ResultNotCollectedError, TarashException
 from .models import ImageGenerationConfig, VideoGenerationConfig
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ OnProgress = Callable[[Any], Any]
 
 def ended_state(attempt: Attempt, error: TarashException) -> Literal["failed", "cancelled"] | None:
     """How ``error`` ends the job for good (failed, cancelled); None if a later try may work."""
+    if isinstance(error, ResultNotCollectedError):
+        return None
     if isinstance(error, JobCancelledError) or attempt.state == "cancelled":
         return "cancelled"
     if attempt.state == "failed":

@@ -16,6 +16,7 @@ The hierarchy::
         ├── UnknownSubmissionError      the submit may have reached the provider; nothing was resubmitted
         ├── UnsupportedModalityError    also a NotImplementedError, so seed-style code still catches it
         ├── ResultNotCollectedError     the job completed (it is billed) but its result was not read
+        │   └── JobTakenOverError       ... here: another worker took over its collection
         ├── CancelUnconfirmedError      an abandoned job's cancel failed: no fallback was started
         ├── CostLimitExceededError      the expected cost exceeds max_cost: nothing was sent
         │   └── BudgetExceededError     ... or what is left of the gateway's budget for the period
@@ -54,6 +55,7 @@ __all__ = [
     "InputUploadError",
     "JobCancelledError",
     "JobNotFinishedError",
+    "JobTakenOverError",
     "LedgerError",
     "MissingCredentialsError",
     "OutputExpiredError",
@@ -345,6 +347,13 @@ class ResultNotCollectedError(TarashException):
         self.job = job
         self.config = config
         self.handle: Any = None
+
+
+class JobTakenOverError(ResultNotCollectedError):
+    """The job completed, but this process's hold on it in a fleet's job ledger had lapsed (its
+    connection to the ledger dropped, or its lease ran out) and another worker took over its
+    collection: that worker collects it, so it was not fetched here (one worker collects each
+    job). Nothing was resubmitted and no fallback ran; ``handle.result()`` reads the result."""
 
 
 class CancelUnconfirmedError(TarashException):

@@ -41,6 +41,7 @@ from ._ledger import (
 from ._redact import get_logger
 from .exceptions import (
     JobNotFinishedError,
+    JobTakenOverError,
     LedgerError,
     TarashException,
     UnknownSubmissionError,
@@ -349,6 +350,8 @@ def _resume_flow(
             return outcome("unfinished", error=error)
     try:
         response = yield from flows.released_after(ledger, record.key, flows.waited(attempt))
+    except JobTakenOverError:
+        return outcome("claimed")
     except TarashException as exc:
         ended = flows.ended_state(attempt, exc)
         return outcome(ended if ended is not None else "unfinished", error=exc)

@@ -17,6 +17,7 @@ from ..exceptions import (
     HTTPConnectionError,
     HTTPError,
     JobCancelledError,
+    JobTakenOverError,
     Phase,
     UnsupportedModalityError,
 )
@@ -257,6 +258,32 @@ def fetch_result(attempt: Attempt) -> rt.Flow[Any]:
     return check_response(attempt, response)
 
 
+def still_ours(attempt: Attempt) -> rt.Flow[None]:
+    """Before a completed job's result is collected: the check that this process still holds
+    the job in a ledger where a live process can lose it (a worker whose hold lapsed looks dead
+    to the fleet, and another may have taken the job over). One it lost is left to the worker
+    that took it, which collects it: JobTakenOverError, nothing fetched here."""
+    if attempt.ledger is None:
+        return
+    check = attempt.ledger.kept(attempt.ledger_key)
+    if check is None or (yield check):
+        return
+    assert attempt.job is not None
+    raise JobTakenOverError(
+        f"Job {attempt.job.job_id} at {attempt.provider} completed, but another worker took over "
+        "its collection while this process's hold on it in the job ledger had lapsed, so its "
+        "result was not fetched here: one worker collects each job. It was NOT resubmitted and "
+        "no fallback ran: error.handle.result() reads the result. "
+        f"Ledger key: {attempt.ledger_key}.",
+        ledger_key=attempt.ledger_key,
+        job=attempt.job,
+        config=attrs.evolve(attempt.config, fallback_configs=None),
+        provider=attempt.provider,
+        model=attempt.model,
+        request_id=attempt.job.job_id,
+    )
+
+
 def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[Any]:
     """Poll the attempt's job to a terminal state and fetch its result."""
     assert attempt.job is not None
@@ -291,6 +318,7 @@ def wait_phase(attempt: Attempt, sleep_first: float | None = None) -> rt.Flow[An
         if status.state == "completed":
             break
         wait = status.poll_after if status.poll_after is not None else attempt.config.poll_interval
+    yield from still_ours(attempt)
     return (yield from fetch_result(attempt))
 
 
@@ -304,6 +332,7 @@ def webhook_outcome(attempt: Attempt, event: WebhookEvent) -> rt.Flow[Any]:
     if event.state in ("failed", "cancelled"):
         error = GenerationFailedError(event.error or f"{attempt.provider} reported the job failed")
         raise_for_state(attempt, JobStatus(state=event.state, error=error, raw=dict(event.raw)))
+    yield from still_ours(attempt)
     response = local_response(attempt.gateway.host, attempt.config, attempt.job, event)
     if response is None:
         return (yield from fetch_result(attempt))

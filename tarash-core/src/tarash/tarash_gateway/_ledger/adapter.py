@@ -40,6 +40,7 @@ from .records import (
     STATUS_REFRESH_SECONDS,
     BatchStore,
     BudgetCheck,
+    FencedStore,
     JobRecord,
     JobStore,
     LoopStore,
@@ -66,6 +67,8 @@ class LedgerAdapter:
         self.store = store
         #: The store when it keeps costs and budgets (a protocol check is slow: made once).
         self._spends: SpendStore | None = store if isinstance(store, SpendStore) else None
+        #: The store when a live process can lose its claims there (a protocol check: made once).
+        self._fenced: FencedStore | None = store if isinstance(store, FencedStore) else None
         self.active: set[str] = set()
         self._warned: set[str] = set()
         #: key -> (state, when) of the last status written: a poll that changes nothing is written
@@ -327,6 +330,24 @@ class LedgerAdapter:
         if claimed:
             self.active.add(record.key)
         return claimed
+
+    def kept(self, key: str) -> Record | None:
+        """Before this process collects ``key``'s result: the check, as an effect the drivers
+        wait for, that the job is still its own (its outcome: whether it is; a job this process
+        lost is no longer :attr:`active`). None when there is nothing to check: the store cannot
+        take a live process's claim (``FencedStore``), or this process does not hold ``key``."""
+        fenced = self._fenced
+        if fenced is None or key not in self.active:
+            return None
+        owner = process_owner()
+
+        def check() -> bool:
+            held = self._guard("claim", lambda: fenced.holds(key, owner=owner, lease_seconds=LEASE_SECONDS))
+            if held is False:
+                self.active.discard(key)
+            return held is not False
+
+        return self._record(check)
 
     def _holding(self, key: str) -> bool:
         """Whether the store says this process holds ``key``: a key in :attr:`active` whose claim

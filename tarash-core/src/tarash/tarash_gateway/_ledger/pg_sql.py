@@ -26,6 +26,7 @@ __all__ = [
     "COST",
     "EVENT",
     "FINISHED",
+    "HOLD",
     "INTENT",
     "KEEPALIVES",
     "LEASE",
@@ -282,6 +283,10 @@ job AS (
         ELSE pg_try_advisory_xact_lock(hashtextextended(j.owner, 0)) END
     RETURNING j.key)
 {EVENT} SELECT key, {NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
+
+#: Renews a claim while ``%(owner)s`` holds it (a row when it does).
+HOLD = f"""UPDATE tarash_jobs SET lease_until = {LEASE}
+WHERE key = %(key)s AND owner = %(owner)s AND finished_at IS NULL RETURNING key"""
 
 RELEASE = f"""WITH {ASYNC_COMMIT}
 UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async

@@ -22,7 +22,10 @@ It keeps SQLite's guarantees across machines:
   alive. An owner is alive while its process holds a session advisory lock named after it, on a
   connection of its own: when a worker dies (SIGKILL, OOM, lost machine), the server drops its
   connection, the lock goes, and any worker on any machine may take its jobs at once. Times are
-  the database server's clock, so the workers' clocks do not matter.
+  the database server's clock, so the workers' clocks do not matter;
+- a live worker whose liveness connection dropped looks dead until it reconnects, so before it
+  collects a result it checks that the job is still its own (``holds``, a ``FencedStore``), taking
+  its lock back first: a job another worker took meanwhile is left to that worker.
 
 The schema is created and migrated by the store itself (``tarash_schema`` holds the applied
 versions; migrations run under an advisory lock, so many workers starting at once apply them
@@ -122,14 +125,15 @@ class PostgresJobStore:
 
     # -- connections -------------------------------------------------------------------------
 
-    def _liveness(self) -> psycopg.Connection[Any]:
+    def _liveness(self, *, check: bool = False) -> psycopg.Connection[Any]:
         """This process's own connection, holding its owners' locks; reconnected (and the locks
-        taken again) when the database dropped it."""
+        taken again) when the database dropped it, which is checked every LIVENESS_CHECK_SECONDS
+        (or now, with ``check``)."""
         alive = self._alive
         if (
             alive is not None
             and not alive.closed
-            and time.monotonic() - self._checked > LIVENESS_CHECK_SECONDS
+            and (check or time.monotonic() - self._checked > LIVENESS_CHECK_SECONDS)
         ):
             try:
                 alive.execute("SELECT 1")
@@ -235,19 +239,20 @@ class PostgresJobStore:
         with self._raw_pool().connection() as conn:
             return sql.apply_migrations(conn)
 
-    def _hold(self, owner: str | None) -> None:
-        """Make ``owner`` (a process of this one) look alive to other workers until we exit."""
+    def _hold(self, owner: str | None, *, check: bool = False) -> None:
+        """Make ``owner`` (a process of this one) look alive to other workers until we exit;
+        with ``check``, after checking now that the liveness connection is up."""
         if owner is None:
             return
         if getattr(self._batch, "conn", None) is _COLLECTING:
-            if self._held_lately(owner):
+            if self._held_lately(owner) and not check:
                 return
             raise NeedsConnection  # the liveness connection is due a check: the thread makes it
         with self._lock:
             self._connections()
-            if self._held_lately(owner):
+            if self._held_lately(owner) and not check:
                 return
-            alive = self._liveness()
+            alive = self._liveness(check=check)
             if owner not in self._held:
                 alive.execute(sql.LOCK_OWNER, (owner,))
                 self._held.add(owner)
@@ -538,6 +543,13 @@ class PostgresJobStore:
             },
             answer=True,
         )
+
+    def holds(self, key: str, *, owner: str, lease_seconds: float) -> bool:
+        """(See :class:`~.records.FencedStore`.) The owner's lock is checked and, if its
+        connection had dropped, taken again before the claim is read, so that a claimer that
+        found the lock free has taken the job by then, or cannot take it any more."""
+        self._hold(owner, check=True)
+        return self._execute(sql.HOLD, {"key": key, "owner": owner, "lease": lease_seconds}, answer=True)
 
     def release(self, key: str, *, owner: str) -> None:
         self._apply({"op": "release", "key": key, "owner": owner})

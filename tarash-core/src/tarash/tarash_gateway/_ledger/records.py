@@ -29,6 +29,7 @@ __all__ = [
     "STATUS_REFRESH_SECONDS",
     "BatchStore",
     "BudgetCheck",
+    "FencedStore",
     "JobEvent",
     "JobRecord",
     "JobStore",
@@ -216,6 +217,18 @@ class BatchStore(Protocol):
         together when it exits, or none of them is stored and it raises (a write that raised, a
         statement that failed inside a write that swallowed the error, or the commit). Another
         thread's calls wait for it to end."""
+
+
+@runtime_checkable
+class FencedStore(Protocol):
+    """What a store adds when a live process can lose its claim on a job to another (PostgreSQL:
+    a worker whose liveness connection dropped looks dead to the fleet for a moment): the process
+    then asks, before it collects a job's result, whether the job is still its own."""
+
+    def holds(self, key: str, *, owner: str, lease_seconds: float) -> bool:
+        """Whether ``owner`` still holds its claim on ``key``; if so, the claim is renewed for
+        ``lease_seconds`` and, from this call on, another process cannot take it while ``owner``
+        lives (its liveness is checked, and restored if it had lapsed, first)."""
 
 
 class NeedsConnection(Exception):
