@@ -293,3 +293,67 @@ def test_a_timeout_in_a_handlers_own_submit_is_an_unknown_submission(api: str) -
     assert info.value.provider == "seedy"
     assert type(info.value.__cause__) is TimeoutError
     assert [attempt.provider for attempt in info.value.attempts] == ["seedy"]
+
+
+def answered(status: int) -> Answer:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text=f"<html>{status}</html>")
+
+    return answer
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+@pytest.mark.parametrize("status", [502, 504, 520, 524])
+def test_a_gateways_answer_to_the_submit_may_hide_a_job(api: str, status: int, tmp_path: Path) -> None:
+    """A proxy in front of the provider answered in its place (502, 504; Cloudflare's 520, 524):
+    the provider may have received the submit and made the job, so no fallback pays for another."""
+    transport, counts = served(answered(status))
+    with Gateway(discover=False, ledger=tmp_path / "jobs.db", transport=transport) as gateway:
+        gateway.register_plugin(JobsPlugin(unreadable_answer(True)), "jobs")
+        with pytest.raises(UnknownSubmissionError) as info:
+            generate(api, gateway, CONFIG)
+        [record] = gateway.ledger().store.records()  # type: ignore[union-attr]
+    assert dict(counts) == {"primary.invalid POST /jobs": 1}
+    assert f"primary answered HTTP {status}" in info.value.message
+    assert type(info.value.__cause__) is HTTPError
+    assert [attempt.provider for attempt in info.value.attempts] == ["primary"]
+    assert (record.provider, record.state) == ("primary", "unknown")
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+@pytest.mark.parametrize("status", [500, 503])
+def test_the_providers_own_error_answer_to_the_submit_falls_back(api: str, status: int) -> None:
+    """The provider itself answered that it failed: no job was made, the backup makes the one."""
+    transport, counts = served(answered(status))
+    with Gateway(discover=False, ledger="off", transport=transport) as gateway:
+        gateway.register_plugin(JobsPlugin(unreadable_answer(True)), "jobs")
+        response = generate(api, gateway, CONFIG)
+    assert response.provider == "backup"
+    assert dict(counts) == {
+        "primary.invalid POST /jobs": 1,
+        "backup.invalid POST /jobs": 1,
+        "backup.invalid GET /jobs/b-1": 1,
+        "backup.invalid GET /jobs/b-1/result": 1,
+    }
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_submit_sent_again_with_its_key_after_a_gateways_answer_starts_no_fallback(api: str) -> None:
+    """A provider honouring idempotency keys is sent the submit again after a 504 (the key makes
+    it the same job); when the next tries are refused until they are used up, the job the first
+    may have made is unknown: no fallback."""
+    answers = iter([504])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return answered(next(answers, 429))(request)
+
+    transport, counts = served(answer)
+    with Gateway(discover=False, ledger="off", transport=transport) as gateway:
+        gateway.register_plugin(JobsPlugin(unreadable_answer(True), idempotency_key=True), "jobs")
+        with pytest.raises(UnknownSubmissionError) as info:
+            generate(api, gateway, CONFIG)
+    assert dict(counts) == {"primary.invalid POST /jobs": _engine.phases.MAX_CONSECUTIVE_POLL_ERRORS}
+    assert (
+        "primary answered HTTP 504: <html>504</html>; sent again with its key, then primary answered "
+        "HTTP 429: <html>429</html>)"
+    ) in info.value.message

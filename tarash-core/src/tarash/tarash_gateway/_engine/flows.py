@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from .._gateway import Gateway
 from .attempt import Attempt, CallerError, provider_for
 
-__all__ = ["PHASES", "hook_flow", "run_flow", "standalone_flow"]
+__all__ = ["GATEWAY_ANSWERS", "PHASES", "hook_flow", "run_flow", "standalone_flow"]
+
+#: The answers a gateway in front of a provider gives in place of the provider's own (502 Bad
+#: Gateway, 504 Gateway Timeout; Cloudflare's 520, the origin's answer unreadable, and 524, the
+#: origin's answer late): the request may have reached the provider, which may have created the
+#: job, and its answer was lost.
+GATEWAY_ANSWERS = frozenset({502, 504, 520, 524})
 
 
 def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flow[Any]:
@@ -101,7 +107,8 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
                 sent = sent or not step.idempotent  # failed mid-exchange; the transport did not map it
                 raise
             sent = sent or not step.idempotent
-            accepted = accepted or (not step.idempotent and response.status_code < 400)
+            lost = response.status_code < 400 or response.status_code in GATEWAY_ANSWERS
+            accepted = accepted or (not step.idempotent and lost)
             if response.status_code >= 400:
                 error = transport.http_error(response, attempt.provider)
             else:
@@ -223,7 +230,8 @@ def _may_hide_a_job(attempt: Attempt, error: TarashException) -> bool:
         return False
     if attempt.spec.capabilities.idempotency_key and isinstance(error, (HTTPConnectionError, HTTPError)):
         return False
-    return error.retryable or type(error) is GenerationFailedError
+    gateways = isinstance(error, HTTPError) and error.status_code in GATEWAY_ANSWERS
+    return gateways or error.retryable or type(error) is GenerationFailedError
 
 
 def _located(attempt: Attempt, exc: BaseException, phase: Phase) -> TarashException:

@@ -4,7 +4,7 @@ cancel (retried within its own grace), and blocking generation."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
@@ -19,6 +19,7 @@ from ..exceptions import (
     JobCancelledError,
     JobTakenOverError,
     Phase,
+    TarashException,
     UnsupportedModalityError,
 )
 from ..models import (
@@ -41,7 +42,7 @@ from .attempt import (
     resolve_credentials,
 )
 from .checks import check_request, record_intent
-from .flows import run_flow
+from .flows import GATEWAY_ANSWERS, run_flow
 
 __all__ = [
     "CANCEL_GRACE_SECONDS",
@@ -132,9 +133,12 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     yield from record_intent(attempt)
     idempotent = attempt.spec.capabilities.idempotency_key
     failures = 0
+    # Why an earlier try may have created the job (a provider honouring idempotency keys is sent
+    # the submit again, with the same key): however the submit then ends, its job is unknown.
+    lost = ""
     while True:
         if attempt.remaining() <= 0:
-            raise attempt.timeout_error("deadline passed before submit")
+            _raise_unknown_if(attempt, lost, attempt.timeout_error("deadline passed before submit"))
         try:
             submitted = yield from run_flow(
                 attempt,
@@ -149,19 +153,23 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             failures += 1
             if exc.request_sent and (not idempotent or failures >= MAX_SUBMIT_TRIES):
                 raise attempt.unknown_submission(exc.message, exc.raw_response) from exc
+            lost = lost or (exc.message if exc.request_sent else "")
             if failures >= MAX_SUBMIT_TRIES:
-                raise
+                _raise_unknown_if(attempt, lost, exc)
             yield rt.Sleep(min(backoff(failures), max(attempt.remaining(), 0)))
         except HTTPError as exc:
             failures += 1
             refused = exc.status_code == 429
+            lost = lost or (exc.message if exc.status_code in GATEWAY_ANSWERS else "")
             if not (refused or (idempotent and exc.retryable)):
-                raise
+                _raise_unknown_if(attempt, lost, exc)
             delay = backoff(failures, exc.retry_after)
             if failures >= MAX_CONSECUTIVE_POLL_ERRORS or delay >= attempt.remaining():
-                raise
+                _raise_unknown_if(attempt, lost, exc)
             log.info("Submit to %s refused (%s); retrying in %.2fs", attempt.provider, exc.message, delay)
             yield rt.Sleep(delay)
+        except TarashException as exc:
+            _raise_unknown_if(attempt, lost, exc)
     submitted = expect_type(attempt, submitted, SubmittedJob, "submit", "submit ")
     attempt.job = JobRef(
         provider=attempt.provider,
@@ -173,6 +181,14 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     if attempt.ledger is not None:
         yield attempt.ledger.submitted(key, attempt.job)
     return attempt.job
+
+
+def _raise_unknown_if(attempt: Attempt, lost: str, error: TarashException) -> NoReturn:
+    """Raise ``error``, the submit's end; UnknownSubmissionError instead when an earlier try may
+    have created the job (``lost`` says why)."""
+    if lost:
+        raise attempt.unknown_submission(f"{lost}; sent again with its key, then {error.message}") from error
+    raise error
 
 
 def retrying(attempt: Attempt, hook: str, phase: Phase) -> rt.Flow[Any]:
