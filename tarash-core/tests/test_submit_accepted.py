@@ -357,3 +357,37 @@ def test_a_submit_sent_again_with_its_key_after_a_gateways_answer_starts_no_fall
         "primary answered HTTP 504: <html>504</html>; sent again with its key, then primary answered "
         "HTTP 429: <html>429</html>)"
     ) in info.value.message
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_the_intents_claim_is_renewed_while_its_submit_waits_to_be_sent_again(
+    api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Throttled submits wait longer in all than the claim's lease: renewed before each wait, the
+    intent cannot be taken meanwhile by ``resume()`` elsewhere (which would settle it as a lost
+    submit while its one job is still to be made)."""
+    from tarash.tarash_gateway._ledger import SQLiteJobStore, adapter
+
+    monkeypatch.setattr(adapter, "LEASE_SECONDS", 1.0)
+    monkeypatch.setattr(adapter, "STATUS_REFRESH_SECONDS", 0.1)
+    path = tmp_path / "jobs.db"
+    taken: list[bool] = []
+    throttles = iter(range(4))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        with SQLiteJobStore(path) as other:
+            [record] = other.records()
+            taken.append(other.claim(record.key, owner="machine-b:1:resumer", lease_seconds=600))
+        if request.method == "POST" and next(throttles, None) is not None:
+            return httpx.Response(429, headers={"Retry-After": "0.4"}, json={"error": "slow down"})
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "p-1"})
+        return httpx.Response(200, json={})
+
+    transport, counts = served(answer)
+    with Gateway(discover=False, ledger=path, transport=transport) as gateway:
+        gateway.register_plugin(JobsPlugin(unreadable_answer(True)), "jobs")
+        response = generate(api, gateway, CONFIG)
+    assert (response.provider, response.request_id) == ("primary", "p-1")
+    assert counts["primary.invalid POST /jobs"] == 5
+    assert taken == [False] * len(taken) and len(taken) == 7

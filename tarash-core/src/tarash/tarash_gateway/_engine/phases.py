@@ -156,7 +156,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             lost = lost or (exc.message if exc.request_sent else "")
             if failures >= MAX_SUBMIT_TRIES:
                 _raise_unknown_if(attempt, lost, exc)
-            yield rt.Sleep(min(backoff(failures), max(attempt.remaining(), 0)))
+            yield from _wait_to_submit(attempt, min(backoff(failures), max(attempt.remaining(), 0)))
         except HTTPError as exc:
             failures += 1
             refused = exc.status_code == 429
@@ -167,7 +167,7 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
             if failures >= MAX_CONSECUTIVE_POLL_ERRORS or delay >= attempt.remaining():
                 _raise_unknown_if(attempt, lost, exc)
             log.info("Submit to %s refused (%s); retrying in %.2fs", attempt.provider, exc.message, delay)
-            yield rt.Sleep(delay)
+            yield from _wait_to_submit(attempt, delay)
         except TarashException as exc:
             _raise_unknown_if(attempt, lost, exc)
     submitted = expect_type(attempt, submitted, SubmittedJob, "submit", "submit ")
@@ -181,6 +181,15 @@ def submit_phase(attempt: Attempt) -> rt.Flow[JobRef]:
     if attempt.ledger is not None:
         yield attempt.ledger.submitted(key, attempt.job)
     return attempt.job
+
+
+def _wait_to_submit(attempt: Attempt, delay: float) -> rt.Flow[None]:
+    """Wait ``delay`` seconds before the submit's next try, the claim on its intent renewed first
+    (a status write): a wait longer than what is left of its lease would let ``resume()`` in
+    another process take the intent for a lost submit and settle it while it is still to come."""
+    if attempt.ledger is not None:
+        attempt.ledger.status(attempt.ledger_key, "submitting", {"retry_in": round(delay, 3)})
+    yield rt.Sleep(delay)
 
 
 def _raise_unknown_if(attempt: Attempt, lost: str, error: TarashException) -> NoReturn:
