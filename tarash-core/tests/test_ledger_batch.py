@@ -166,6 +166,43 @@ async def test_a_loop_wakes_the_thread_once_for_the_writes_its_ready_callbacks_p
     assert log == ["begin", "a", "b", "commit"]
 
 
+async def test_after_a_large_batch_the_thread_lets_the_next_writes_gather(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load (a batch of GATHER_FROM writes or more) the thread sleeps before its next batch,
+    so writes put meanwhile, each by a loop turn of its own, are stored together: each batch costs
+    the busy loop the same hand-overs of the interpreter lock, whatever its size."""
+    monkeypatch.setattr(writer_module, "GATHER_SECONDS", 1.0)
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    gate = blocked(writer)
+    names = [f"a{n}" for n in range(writer_module.GATHER_FROM)]
+    first = [writer.submit_from_loop(write(log, name)) for name in names]
+    gate.set()
+    assert [await outcome(future) for future in first] == [name.upper() for name in names]
+    later = []
+    for name in ("b", "c"):
+        later.append(writer.submit_from_loop(write(log, name)))
+        await asyncio.sleep(0.05)  # the loop lets the thread run: a thread not gathering stores b alone
+    assert [await outcome(future) for future in later] == ["B", "C"]
+    assert log == ["begin", *names, "commit", "begin", "b", "c", "commit"]
+
+
+async def test_after_a_small_batch_the_thread_stores_the_next_write_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lone job's writes come one by one: none waits for others to gather."""
+    monkeypatch.setattr(writer_module, "GATHER_SECONDS", 60.0)
+    log: list[str] = []
+    writer = Writer(FakeBatch(log))
+    gate = blocked(writer)
+    first = [writer.submit_from_loop(write(log, name)) for name in ("a", "b")]
+    gate.set()
+    assert [await outcome(future) for future in first] == ["A", "B"]
+    assert await outcome(writer.submit_from_loop(write(log, "c"))) == "C"  # within 5 s
+    assert log == ["begin", "a", "b", "commit", "c"]
+
+
 def test_a_write_put_as_its_loop_closes_is_stored_when_the_threads_wait_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -506,6 +543,43 @@ def test_a_sqlite_batch_makes_a_jobs_writes_in_one_statement(
             ("cancel", None),
             ("finished", "completed"),
         ]
+
+
+def test_a_sqlite_write_of_one_row_outside_a_batch_is_one_statement(
+    new_store: Callable[[], Any],  # noqa: F811
+) -> None:
+    """A job's writes made alone (a sync caller's, or the only one the writer's thread found) are
+    each one statement, its own transaction: no BEGIN IMMEDIATE and COMMIT around it, two more
+    statements for the writer's thread to hand the interpreter lock over."""
+    db = new_store()
+    if not isinstance(db, SQLiteJobStore):
+        pytest.skip("the statement count is SQLite's")
+    statements: list[str] = []
+    db._connection().set_trace_callback(statements.append)
+    intent(db, "k")
+    db.record_submitted("k", job_id="job-k", job=None, owner="host:1:a", lease_seconds=LEASE)
+    db.record_status("k", state="running", detail={"p": 1}, owner="host:1:a", lease_seconds=LEASE)
+    db.record_cost("k", cost={"amount": "0.5", "currency": "USD"})
+    db.record_cancel("k", detail={"reason": "deadline"})
+    db.record_finished("k", state="completed", result={"video": "v.mp4"}, error=None)
+    # SQLite reports a statement again for each step of the triggers it runs: the same text.
+    made = list(dict.fromkeys(statements))
+    assert len(made) == 6 and all(statement.startswith("INSERT INTO ops VALUES ") for statement in made)
+    record = db.get("k")
+    assert record is not None
+    assert (record.state, record.job_id, record.result, record.cost) == (
+        "completed",
+        "job-k",
+        {"video": "v.mp4"},
+        {"amount": "0.5", "currency": "USD"},
+    )
+    assert history(db, "k") == [
+        ("intent", "submitting"),
+        ("submitted", "submitted"),
+        ("status", "running"),
+        ("cancel", None),
+        ("finished", "completed"),
+    ]
 
 
 def test_a_postgres_batch_whose_budget_was_set_meanwhile_stores_nothing(

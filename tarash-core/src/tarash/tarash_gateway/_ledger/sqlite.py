@@ -194,6 +194,27 @@ class SQLiteJobStore:
                 raise
 
     @contextmanager
+    def _one_row(self) -> Iterator[sqlite3.Connection]:
+        """A write that is one ``ops`` row and nothing else: inside :meth:`batch`, the batch's
+        (as ``_write(flush=False)``); outside one, that row's INSERT is its own transaction. SQLite
+        makes a statement atomic, its triggers' changes included, and takes the write lock as it
+        starts (as :meth:`batch` relies on too): a BEGIN IMMEDIATE and a COMMIT around it would be
+        two statements more, each one more hand-over of the interpreter lock between the writer's
+        thread and a busy event loop. A statement that fails is undone by SQLite; a transaction it
+        leaves open all the same is rolled back, as :meth:`_write` does."""
+        with self._lock:
+            if self._batching:
+                with self._write(flush=False) as conn:
+                    yield conn
+                return
+            conn = self._connection()
+            try:
+                yield conn
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    @contextmanager
     def batch(self) -> Iterator[None]:
         """One transaction around this thread's writes inside it (see
         :class:`~.records.BatchStore`); other threads' calls wait for it. Its writes' rows for the
@@ -300,7 +321,7 @@ class SQLiteJobStore:
         owner: str | None,
         lease_seconds: float,
     ) -> None:
-        with self._write(flush=False) as conn:
+        with self._one_row() as conn:
             self._intent(conn, key, provider, model, modality, config, request, owner, lease_seconds, None)
 
     def record_budgeted_intent(
@@ -372,7 +393,7 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         now = time.time()
-        with self._write(flush=False) as conn:
+        with self._one_row() as conn:
             self._op(
                 conn,
                 "submitted",
@@ -395,7 +416,7 @@ class SQLiteJobStore:
         lease_seconds: float,
     ) -> None:
         now = time.time()
-        with self._write(flush=False) as conn:
+        with self._one_row() as conn:
             self._op(
                 conn,
                 "status",
@@ -408,7 +429,7 @@ class SQLiteJobStore:
             )
 
     def record_cancel(self, key: str, *, detail: Mapping[str, Any]) -> None:
-        with self._write(flush=False) as conn:
+        with self._one_row() as conn:
             self._op(conn, "cancel", key, dumps(detail), at=time.time())
 
     def record_event(self, key: str, *, kind: str, detail: Mapping[str, Any]) -> None:
@@ -425,11 +446,11 @@ class SQLiteJobStore:
         result: Mapping[str, Any] | None,
         error: Mapping[str, Any] | None,
     ) -> None:
-        with self._write(flush=False) as conn:
+        with self._one_row() as conn:
             self._op(conn, "finished", key, dumps(result), dumps(error), state=state, at=time.time())
 
     def record_cost(self, key: str, *, cost: Mapping[str, Any]) -> None:
-        with self._write(flush=False) as conn:
+        with self._one_row() as conn:
             self._op(conn, "cost", key, dumps(cost))
 
     def record_billed(self, key: str, *, billed: Mapping[str, Any]) -> bool:
