@@ -217,6 +217,44 @@ def test_async_callers_on_one_loop_never_overspend_a_budget(
     close(gateway)
 
 
+def test_a_loop_asks_whether_its_jobs_are_still_its_own_on_its_own_connection(
+    server: JobServer, pg_url: str, sent: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before each result is fetched the job's claim is checked (``holds``): on a loop, asked
+    with the loop's other writes on its connection, one statement for a batch's questions, and
+    none by the writer's thread (which would take the interpreter lock from the busy loop)."""
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+
+    by_thread: list[str] = []
+    writing = PostgresJobStore._writing
+
+    def spy(self: PostgresJobStore) -> Any:
+        by_thread.append(threading.current_thread().name)
+        return writing(self)
+
+    gateway = priced_gateway(pg_url)
+    gateway.generate_video(video_config(server.url), VideoGenerationRequest("warm-up"))  # holds the owner
+    monkeypatch.setattr(PostgresJobStore, "_writing", spy)
+    jobs = CALLERS
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(
+                gateway.generate_video_async(video_config(server.url), VideoGenerationRequest(f"a{i}"))
+                for i in range(jobs)
+            )
+        )
+
+    asyncio.run(main())
+    asked = [op for call in sent for op in call if op == "hold"]
+    assert len(asked) == jobs and all(call[-1] == "ok" for call in sent)
+    assert by_thread == []
+    assert server.counts["result"] == jobs + 1
+    records = gateway.ledger().store.records()  # type: ignore[union-attr]
+    assert {(r.state, r.finished) for r in records} == {("completed", True)} and len(records) == jobs + 1
+    close(gateway)
+
+
 def adapter_with_job(store: PostgresJobStore, key: str) -> LedgerAdapter:
     """An adapter on ``store`` with the intent of ``key`` made (which holds this process's owner)."""
     adapter = LedgerAdapter(store)

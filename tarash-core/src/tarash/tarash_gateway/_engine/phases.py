@@ -291,7 +291,7 @@ def still_ours(attempt: Attempt) -> rt.Flow[None]:
     if attempt.ledger is None:
         return
     check = attempt.ledger.kept(attempt.ledger_key)
-    if check is None or (yield check):
+    if check is None or (yield check) is not False:
         return
     assert attempt.job is not None
     raise JobTakenOverError(

@@ -333,21 +333,17 @@ class LedgerAdapter:
 
     def kept(self, key: str) -> Record | None:
         """Before this process collects ``key``'s result: the check, as an effect the drivers
-        wait for, that the job is still its own (its outcome: whether it is; a job this process
-        lost is no longer :attr:`active`). None when there is nothing to check: the store cannot
-        take a live process's claim (``FencedStore``), or this process does not hold ``key``."""
+        wait for, that the job is still its own (its outcome: False when another process took it;
+        None when the store failed, and the job is collected as if it were). None when there is
+        nothing to check: the store cannot take a live process's claim (``FencedStore``), or this
+        process does not hold ``key``."""
         fenced = self._fenced
         if fenced is None or key not in self.active:
             return None
         owner = process_owner()
-
-        def check() -> bool:
-            held = self._guard("claim", lambda: fenced.holds(key, owner=owner, lease_seconds=LEASE_SECONDS))
-            if held is False:
-                self.active.discard(key)
-            return held is not False
-
-        return self._record(check)
+        return self._record(
+            lambda: self._guard("claim", lambda: fenced.holds(key, owner=owner, lease_seconds=LEASE_SECONDS))
+        )
 
     def _holding(self, key: str) -> bool:
         """Whether the store says this process holds ``key``: a key in :attr:`active` whose claim

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._redact import get_logger
 from .._runtime import settle
-from .records import LoopConnection, LoopStore, NeedsConnection
+from .records import Answer, LoopConnection, LoopStore, NeedsConnection
 
 if TYPE_CHECKING:
     from .writer import Writer
@@ -150,6 +150,7 @@ class LoopQueue:
             outcomes, collected = [], []
         if collected and not await self._apply(collected):
             outcomes = []
+        outcomes = [(ok, value.value if isinstance(value, Answer) else value) for ok, value in outcomes]
         made = [(future, ok, value) for (_, future), (ok, value) in zip(batch, outcomes, strict=False)]
         settle([(future, ok, value) for future, ok, value in made if future is not None])
         for future, ok, value in made:

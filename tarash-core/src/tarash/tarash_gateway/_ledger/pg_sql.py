@@ -284,9 +284,11 @@ job AS (
     RETURNING j.key)
 {EVENT} SELECT key, {NOW}, 'claim', NULL, %(event)s::json FROM job RETURNING key"""
 
-#: Renews a claim while ``%(owner)s`` holds it (a row when it does).
-HOLD = f"""UPDATE tarash_jobs SET lease_until = {LEASE}
-WHERE key = %(key)s AND owner = %(owner)s AND finished_at IS NULL RETURNING key"""
+#: Renews the claims of a JSON array of ``{"key", "owner", "lease"}`` their owners hold (a row, the
+#: key, for each one held).
+HOLD = f"""UPDATE tarash_jobs j SET lease_until = {NOW} + h.lease * interval '1 second'
+FROM jsonb_to_recordset(%s::jsonb) AS h(key text, owner text, lease float8)
+WHERE j.key = h.key AND j.owner = h.owner AND j.finished_at IS NULL RETURNING j.key"""
 
 RELEASE = f"""WITH {ASYNC_COMMIT}
 UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 import threading
 import time
@@ -56,6 +57,7 @@ from .pg_sql import SCHEMA_VERSION
 from .records import (
     BUSY_TIMEOUT_MS,
     RETENTION_DAYS,
+    Answer,
     BudgetCheck,
     JobEvent,
     JobRecord,
@@ -240,22 +242,39 @@ class PostgresJobStore:
             return sql.apply_migrations(conn)
 
     def _hold(self, owner: str | None, *, check: bool = False) -> None:
-        """Make ``owner`` (a process of this one) look alive to other workers until we exit;
-        with ``check``, after checking now that the liveness connection is up."""
+        """Make ``owner`` (a process of this one) look alive to other workers until we exit. The
+        liveness connection is checked by a round trip every LIVENESS_CHECK_SECONDS; with
+        ``check``, also now, without one (:meth:`_quiet`), and by the round trip if that fails."""
         if owner is None:
             return
+        if self._held_lately(owner) and (not check or self._quiet()):
+            return
         if getattr(self._batch, "conn", None) is _COLLECTING:
-            if self._held_lately(owner) and not check:
-                return
             raise NeedsConnection  # the liveness connection is due a check: the thread makes it
         with self._lock:
             self._connections()
-            if self._held_lately(owner) and not check:
+            if self._held_lately(owner) and (not check or self._quiet()):
                 return
             alive = self._liveness(check=check)
             if owner not in self._held:
                 alive.execute(sql.LOCK_OWNER, (owner,))
                 self._held.add(owner)
+
+    def _quiet(self) -> bool:
+        """Whether nothing came on the liveness connection, which waits idle between its checks:
+        a session the server ended (terminated, timed out, restarted; a proxy recycling it) sends
+        its last message and closes, and its socket can then be read. No round trip: an event
+        loop's batch asks it (a check that runs beside the thread's round trip reads its answer,
+        and sends the caller to the thread, which checks again)."""
+        alive = self._alive
+        try:
+            return (
+                alive is not None
+                and not alive.closed
+                and not select.select([alive.pgconn.socket], [], [], 0)[0]
+            )
+        except (OSError, ValueError, psycopg.Error):
+            return False
 
     def _held_lately(self, owner: str) -> bool:
         """``owner``'s lock is held, and the liveness connection was checked lately."""
@@ -544,12 +563,20 @@ class PostgresJobStore:
             answer=True,
         )
 
-    def holds(self, key: str, *, owner: str, lease_seconds: float) -> bool:
+    def holds(self, key: str, *, owner: str, lease_seconds: float) -> bool | Answer:
         """(See :class:`~.records.FencedStore`.) The owner's lock is checked and, if its
         connection had dropped, taken again before the claim is read, so that a claimer that
-        found the lock free has taken the job by then, or cannot take it any more."""
+        found the lock free has taken the job by then, or cannot take it any more. An event
+        loop's batch asks it on the loop's connection (:class:`PgLoopConnection`)."""
         self._hold(owner, check=True)
-        return self._execute(sql.HOLD, {"key": key, "owner": owner, "lease": lease_seconds}, answer=True)
+        asked = {"key": key, "owner": owner, "lease": lease_seconds}
+        batch = self._batch
+        if getattr(batch, "conn", None) is _COLLECTING:
+            answer = Answer()
+            batch.ops.append({"op": "hold", **asked, "answer": answer})
+            return answer
+        with self._writing() as conn:
+            return conn.execute(sql.HOLD, (to_json_text([asked]),)).fetchone() is not None
 
     def release(self, key: str, *, owner: str) -> None:
         self._apply({"op": "release", "key": key, "owner": owner})
@@ -635,9 +662,19 @@ class PgLoopConnection:
         self._conn = conn
 
     async def apply(self, collected: list[dict[str, Any]]) -> None:
-        """Make ``collected`` by one call of ``tarash_apply_ops`` (its own transaction)."""
+        """Make ``collected`` by one call of ``tarash_apply_ops`` (its own transaction), then
+        ask its ``holds`` questions in one statement and set their answers."""
+        ops = [op for op in collected if op["op"] != "hold"]
+        asked = [op for op in collected if op["op"] == "hold"]
         try:
-            await self._conn.execute(sql.APPLY, (to_json_text(collected),))
+            if ops:
+                await self._conn.execute(sql.APPLY, (to_json_text(ops),))
+            if asked:
+                questions = [{"key": op["key"], "owner": op["owner"], "lease": op["lease"]} for op in asked]
+                cursor = await self._conn.execute(sql.HOLD, (to_json_text(questions),))
+                held = {row[0] for row in await cursor.fetchall()}
+                for op in asked:
+                    op["answer"].value = op["key"] in held
         except psycopg.Error as exc:
             if exc.sqlstate == sql.BUDGET_SET:
                 self._store._note_budgets_set(collected)

@@ -27,6 +27,7 @@ __all__ = [
     "RETENTION_DAYS",
     "SCHEMA_VERSION",
     "STATUS_REFRESH_SECONDS",
+    "Answer",
     "BatchStore",
     "BudgetCheck",
     "FencedStore",
@@ -225,10 +226,22 @@ class FencedStore(Protocol):
     a worker whose liveness connection dropped looks dead to the fleet for a moment): the process
     then asks, before it collects a job's result, whether the job is still its own."""
 
-    def holds(self, key: str, *, owner: str, lease_seconds: float) -> bool:
+    def holds(self, key: str, *, owner: str, lease_seconds: float) -> bool | Answer:
         """Whether ``owner`` still holds its claim on ``key``; if so, the claim is renewed for
         ``lease_seconds`` and, from this call on, another process cannot take it while ``owner``
-        lives (its liveness is checked, and restored if it had lapsed, first)."""
+        lives (its liveness is checked, and restored if it had lapsed, first). While a
+        :class:`LoopStore` collects: an :class:`Answer`, set once the collected writes are made."""
+
+
+class Answer:
+    """What a write collected by a :class:`LoopStore` returns when it asks the database a
+    question (``FencedStore.holds``): its :attr:`value` is set when the loop's connection makes
+    the collected writes, and the write's caller is given the value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Any = None
 
 
 class NeedsConnection(Exception):
@@ -261,7 +274,8 @@ class LoopConnection(Protocol):
     """An event loop's connection to a :class:`LoopStore`."""
 
     async def apply(self, collected: list[Any]) -> None:
-        """Make ``collected`` writes in one transaction. Raises :class:`NeedsConnection` when
+        """Make ``collected`` writes, in one transaction (the :class:`Answer` of a question among
+        them set after it). Raises :class:`NeedsConnection` when
         they must be made another way (nothing of them is stored), another exception when the
         connection failed (then it is closed, and they may or may not be stored)."""
 
