@@ -40,6 +40,20 @@ def _become(machine: str) -> None:
     HOST.register_plugin_object(make_plugin("jobapi"), "jobapi")
 
 
+def fleet_config(url: str) -> Any:
+    """A worker's config: the jobapi provider at ``url``."""
+    from tarash.tarash_gateway.models import VideoGenerationConfig
+
+    return VideoGenerationConfig(
+        model="j1",
+        provider="jobapi",
+        base_url=url,
+        api_key="fleet-key-0001",
+        poll_interval=POLL_INTERVAL,
+        timeout=120,
+    )
+
+
 def _await(path: str) -> None:
     deadline = time.monotonic() + 60
     while not os.path.exists(path):
@@ -55,20 +69,13 @@ def child_worker(raw: str) -> None:
     _become(args["machine"])
     from tarash.tarash_gateway import generate_video, generate_video_async
     from tarash.tarash_gateway.jobs import get_ledger
-    from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
+    from tarash.tarash_gateway.models import VideoGenerationRequest
 
     assert get_ledger() is not None
     print("ready", flush=True)
     _await(args["go"])
 
-    config = VideoGenerationConfig(
-        model="j1",
-        provider="jobapi",
-        base_url=os.environ["JOBAPI_URL"],
-        api_key="fleet-key-0001",
-        poll_interval=POLL_INTERVAL,
-        timeout=120,
-    )
+    config = fleet_config(os.environ["JOBAPI_URL"])
     requests = [VideoGenerationRequest(f"{args['name']} {i}") for i in range(JOBS_PER_WORKER)]
     if args["api"] == "async":
 
@@ -217,21 +224,14 @@ def test_a_live_worker_whose_hold_lapsed_leaves_the_job_to_the_worker_that_took_
     from tarash.tarash_gateway import generate_video, generate_video_async, set_ledger
     from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
     from tarash.tarash_gateway.exceptions import JobTakenOverError
-    from tarash.tarash_gateway.models import VideoGenerationConfig, VideoGenerationRequest
+    from tarash.tarash_gateway.models import VideoGenerationRequest
 
     monkeypatch.delenv("TARASH_LEDGER", raising=False)
     set_ledger(pg_url)
     other = "machine-b:1:resumer"
     try:
         with running(queue_polls=60) as server, installed(make_plugin("jobapi"), "jobapi"):
-            config = VideoGenerationConfig(
-                model="j1",
-                provider="jobapi",
-                base_url=server.url,
-                api_key="fleet-key-0001",
-                poll_interval=0.05,
-                timeout=60,
-            )
+            config = fleet_config(server.url)
             request = VideoGenerationRequest("taken over")
             raised: list[BaseException] = []
 

@@ -394,6 +394,15 @@ def test_a_killed_workers_jobs_are_free_at_once_on_any_machine(pg_url: str) -> N
         assert record.lease_until is not None and close_to_now(record.lease_until, LEASE + 5)
 
 
+def taken_once_closed(store: JobStore, key: str, *, owner: str) -> None:
+    """``owner`` claims ``key`` through ``store`` once the server has ended the session of the
+    store that held it, which it closed (the locks go a moment after)."""
+    deadline = time.monotonic() + 10
+    while not store.claim(key, owner=owner, lease_seconds=LEASE):
+        assert time.monotonic() < deadline, "closing the store did not free its claim"
+        time.sleep(0.01)
+
+
 def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
     """(The server ends the closed session, and drops its locks, a moment later.)"""
     from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
@@ -402,10 +411,7 @@ def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
         intent(first, "k1", owner="a")
         assert not second.claim("k1", owner="b", lease_seconds=LEASE)
         first.close()
-        deadline = time.monotonic() + 10
-        while not second.claim("k1", owner="b", lease_seconds=LEASE):
-            assert time.monotonic() < deadline, "closing the store did not free its claim"
-            time.sleep(0.01)
+        taken_once_closed(second, "k1", owner="b")
         first.open()
         assert not first.claim("k1", owner="a", lease_seconds=LEASE), "b is alive now"
 
@@ -421,10 +427,7 @@ def test_a_claim_is_held_until_another_takes_it_or_the_job_ends(pg_url: str) -> 
         assert record is not None and close_to_now(record.lease_until, LEASE + 5), "not renewed"
         assert not second.holds("k1", owner="b", lease_seconds=LEASE)
         first.close()
-        deadline = time.monotonic() + 10
-        while not second.claim("k1", owner="b", lease_seconds=LEASE):
-            assert time.monotonic() < deadline, "closing the store did not free its claim"
-            time.sleep(0.01)
+        taken_once_closed(second, "k1", owner="b")
         first.open()
         assert not first.holds("k1", owner="a", lease_seconds=LEASE)
         assert second.holds("k1", owner="b", lease_seconds=LEASE)

@@ -23,6 +23,7 @@ from ..exceptions import (
     HTTPConnectionError,
     MissingCredentialsError,
     Phase,
+    ResultNotCollectedError,
     TarashException,
     TimeoutError,
     UnknownSubmissionError,
@@ -234,6 +235,22 @@ class Attempt:
             model=self.model,
             request_id=self.job.job_id if self.job else None,
             phase=self.phase,
+        )
+
+    def not_collected(
+        self, message: str, kind: type[ResultNotCollectedError] = ResultNotCollectedError
+    ) -> ResultNotCollectedError:
+        """The error for the attempt's completed job whose result was not read here (``kind``
+        says why), carrying what ``JobHandle.result()`` needs to read it later."""
+        assert self.job is not None
+        return kind(
+            f"{message} Ledger key: {self.ledger_key}.",
+            ledger_key=self.ledger_key,
+            job=self.job,
+            config=attrs.evolve(self.config, fallback_configs=None),
+            provider=self.provider,
+            model=self.model,
+            request_id=self.job.job_id,
         )
 
     def metadata(self, status: str, error: BaseException | None) -> AttemptMetadata:

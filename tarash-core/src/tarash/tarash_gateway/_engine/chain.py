@@ -125,16 +125,10 @@ def result_not_collected(attempt: Attempt, cause: TarashException) -> ResultNotC
     assert attempt.job is not None
     if attempt.ledger is not None:
         attempt.ledger.status(attempt.ledger_key, "completed", {"result": "not collected"})
-    return ResultNotCollectedError(
+    return attempt.not_collected(
         f"Job {attempt.job.job_id} at {attempt.provider} completed (it is billed) but its result "
         f"could not be read ({cause.message}). It was NOT resubmitted and no fallback ran: collect "
-        f"it with error.handle.result() or resume(). Ledger key: {attempt.ledger_key}.",
-        ledger_key=attempt.ledger_key,
-        job=attempt.job,
-        config=attrs.evolve(attempt.config, fallback_configs=None),
-        provider=attempt.provider,
-        model=attempt.model,
-        request_id=attempt.job.job_id,
+        "it with error.handle.result() or resume()."
     )
 
 

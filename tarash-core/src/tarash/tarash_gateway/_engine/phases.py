@@ -294,18 +294,12 @@ def still_ours(attempt: Attempt) -> rt.Flow[None]:
     if check is None or (yield check) is not False:
         return
     assert attempt.job is not None
-    raise JobTakenOverError(
+    raise attempt.not_collected(
         f"Job {attempt.job.job_id} at {attempt.provider} completed, but another worker took over "
         "its collection while this process's hold on it in the job ledger had lapsed, so its "
         "result was not fetched here: one worker collects each job. It was NOT resubmitted and "
-        "no fallback ran: error.handle.result() reads the result. "
-        f"Ledger key: {attempt.ledger_key}.",
-        ledger_key=attempt.ledger_key,
-        job=attempt.job,
-        config=attrs.evolve(attempt.config, fallback_configs=None),
-        provider=attempt.provider,
-        model=attempt.model,
-        request_id=attempt.job.job_id,
+        "no fallback ran: error.handle.result() reads the result.",
+        JobTakenOverError,
     )
 
 
