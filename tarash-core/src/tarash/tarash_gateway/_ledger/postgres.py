@@ -573,7 +573,7 @@ class PostgresJobStore:
         batch = self._batch
         if getattr(batch, "conn", None) is _COLLECTING:
             answer = Answer()
-            batch.ops.append({"op": "hold", **asked, "answer": answer})
+            batch.ops.append({"op": "hold", "question": asked, "answer": answer})
             return answer
         with self._writing() as conn:
             return conn.execute(sql.HOLD, (to_json_text([asked]),)).fetchone() is not None
@@ -670,11 +670,11 @@ class PgLoopConnection:
             if ops:
                 await self._conn.execute(sql.APPLY, (to_json_text(ops),))
             if asked:
-                questions = [{"key": op["key"], "owner": op["owner"], "lease": op["lease"]} for op in asked]
+                questions = [op["question"] for op in asked]
                 cursor = await self._conn.execute(sql.HOLD, (to_json_text(questions),))
                 held = {row[0] for row in await cursor.fetchall()}
                 for op in asked:
-                    op["answer"].value = op["key"] in held
+                    op["answer"].value = op["question"]["key"] in held
         except psycopg.Error as exc:
             if exc.sqlstate == sql.BUDGET_SET:
                 self._store._note_budgets_set(collected)
