@@ -10,8 +10,10 @@ Prints, for each client:
   generation, timed from spawn to exit (medians of ``--cold`` runs, raw and Tarash alternating),
   and split into the client's import, its first generation (which loads what it needs on first
   use: the plugins, the engine, httpx's connection pool, the ledger) and the rest (interpreter
-  start and exit); beside them, two floors: the same requests sent by bare httpx, and by bare
-  httpx after importing attrs and pluggy (what tarash-core requires besides httpx).
+  start and exit); beside them, three floors: the same requests sent by bare httpx; by bare
+  httpx after importing attrs and pluggy (what tarash-core requires besides httpx); and by bare
+  httpx after also defining as many attrs records as a Tarash generation's process does and
+  committing a SQLite intent row before the submit (what its records and ledger cost at least).
 
 The fake server (``tarash_fal.testing.FakeFalServer``) runs in its own process, and each scenario
 in a fresh client process, so RSS and connection counts belong to that client alone. Raw
@@ -219,7 +221,16 @@ config = VideoGenerationConfig(
 request = VideoGenerationRequest(prompt="a cat")
 imported = time.perf_counter()
 generate_video(config, request)
-print(f'{{{{"import": {{imported - started}}, "generation": {{time.perf_counter() - imported}}}}}}')
+ended = time.perf_counter()
+import attrs  # after the clock: the records this process defined, for the "records" floor
+records = [
+    kind for module in list(sys.modules.values()) if module.__name__.startswith("tarash")
+    for kind in vars(module).values()
+    if isinstance(kind, type) and attrs.has(kind) and kind.__module__ == module.__name__
+]
+fields = sum(len(attrs.fields(kind)) for kind in records)
+print(f'{{{{"import": {{imported - started}}, "generation": {{ended - imported}}, '
+      f'"records": {{len(records)}}, "fields": {{fields}}}}}}')
 """,
     "raw-cold": f"""
 import sys, time
@@ -233,26 +244,48 @@ print(f'{{{{"import": {{imported - started}}, "generation": {{time.perf_counter(
 }
 
 #: Floors for the cold start: the same requests (submit, status until completed, result) sent by
-#: bare httpx, and by bare httpx after importing the libraries tarash-core requires besides httpx
-#: (attrs, pluggy; cattrs loads only at a first (de)serialisation). No SDK on httpx starts below the first;
-#: tarash-core, built on those libraries, cannot start below the second.
+#: bare httpx; by bare httpx after importing the libraries tarash-core requires besides httpx
+#: (attrs, pluggy; cattrs loads only at a first (de)serialisation); and, "records", after also
+#: defining as many frozen attrs classes, with as many fields in all, as a Tarash generation's
+#: process defines (``BENCH_RECORDS``: classes and fields, counted in a Tarash run), with an
+#: intent row committed to a SQLite file in WAL mode before the submit and marked finished after
+#: the result (invariant 3's least). No SDK on httpx starts below the first; tarash-core, built
+#: on those libraries, cannot start below the second; and with its records and its ledger as
+#: they are, nor below the third, whatever the rest of its code costs.
 FLOOR = """
 import sys, time
 started = time.perf_counter()
 import ssl
-import httpx{extra}
+import httpx{imports}
 base_url, ca, key, interval = sys.argv[1:]
 imported = time.perf_counter()
 tls = ssl.create_default_context(cafile=ca)
-with httpx.Client(verify=tls, headers={{"Authorization": f"Key {{key}}"}}) as client:
+with httpx.Client(verify=tls, headers={{"Authorization": f"Key {{key}}"}}) as client:{intent}
     job = client.post(f"{{base_url}}/{model}", json={{"prompt": "a cat"}}).json()
     while client.get(job["status_url"]).json()["status"] != "COMPLETED":
         time.sleep(float(interval))
-    client.get(job["response_url"]).json()
+    client.get(job["response_url"]).json(){finished}
 print(f'{{{{"import": {{imported - started}}, "generation": {{time.perf_counter() - imported}}}}}}')
 """
-COLD["httpx-cold"] = FLOOR.format(extra="", model=MODEL)
-COLD["stack-cold"] = FLOOR.format(extra="\nimport attrs, pluggy", model=MODEL)
+RECORDS = """
+import attrs, json, os, pluggy, sqlite3
+classes, fields = map(int, os.environ["BENCH_RECORDS"].split(","))
+for index in range(classes):
+    count = fields // classes + (index < fields % classes)
+    annotations = {f"f{n}": "object" for n in range(count)}
+    attrs.frozen(type(f"Record{index}", (), {"__annotations__": annotations}))"""
+LEDGER = """
+    ledger = sqlite3.connect(os.path.join(os.environ["TARASH_HOME"], "floor.db"), isolation_level=None)
+    ledger.execute("PRAGMA journal_mode=WAL")
+    ledger.execute("PRAGMA synchronous=NORMAL")
+    ledger.execute("CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, state TEXT, data TEXT)")
+    key = os.urandom(8).hex()
+    ledger.execute("INSERT INTO jobs VALUES (?, 'intent', ?)", (key, json.dumps({"prompt": "a cat"})))"""
+FINISHED = """
+    ledger.execute("UPDATE jobs SET state = 'finished' WHERE key = ?", (key,))"""
+COLD["httpx-cold"] = FLOOR.format(imports="", intent="", finished="", model=MODEL)
+COLD["stack-cold"] = FLOOR.format(imports="\nimport attrs, pluggy", intent="", finished="", model=MODEL)
+COLD["records-cold"] = FLOOR.format(imports=RECORDS, intent=LEDGER, finished=FINISHED, model=MODEL)
 
 CLIENTS = {
     "paired": client_paired,
@@ -393,9 +426,16 @@ def main() -> None:
             print(f"  {label}/raw over {len(values)} rounds: median {statistics.median(values):.3f}")
 
         print(f"\n== cold start: spawn, import, one generation, exit ({args.cold} runs each, alternating)")
+        counted = run_client(server, "tarash-cold", 1, args.interval)  # also writes the ledger file
+        os.environ["BENCH_RECORDS"] = f"{counted['records']},{counted['fields']}"
+        print(
+            f"  a Tarash generation's process defines {counted['records']} attrs records, "
+            f"{counted['fields']} fields"
+        )
         clients = {
             "httpx": ("httpx-cold", None),
             "stack": ("stack-cold", None),
+            "records": ("records-cold", None),
             "raw": ("raw-cold", None),
         } | {label: ("tarash-cold", source) for label, source in sources.items()}
         cold: dict[str, list[float]] = {label: [] for label in clients}
@@ -424,9 +464,10 @@ def main() -> None:
             )
         print(
             "  floors: httpx = the same requests by bare httpx; stack = the same after importing "
-            "attrs and pluggy, which tarash-core requires"
+            "attrs and pluggy, which tarash-core requires; records = the same after also defining "
+            "as many attrs records and writing a SQLite intent row before the submit"
         )
-        for label in ["stack", *sources]:
+        for label in ["stack", "records", *sources]:
             print(
                 f"  cold-start ratio {label}/raw (medians): "
                 f"{statistics.median(cold[label]) / statistics.median(cold['raw']):.3f}"
