@@ -17,6 +17,7 @@ import attrs
 import httpx
 import pytest
 
+import tarash_example_provider
 from tarash.tarash_gateway import (
     generate_image,
     generate_image_async,
@@ -98,6 +99,15 @@ def test_registering_imports_no_httpx_and_nothing_outside_core() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_template_is_at_most_200_lines() -> None:
+    """The plugin code (everything under ``src/`` but the reference server) stays a short read."""
+    package = Path(tarash_example_provider.__file__).parent
+    lines = {path.name: len(path.read_text().splitlines()) for path in package.glob("*.py")}
+    del lines["server.py"]
+    assert sorted(lines) == ["__init__.py", "_fields.py", "_plugin.py"]
+    assert sum(lines.values()) <= 200, lines
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])

@@ -1,7 +1,5 @@
 """What the Example API accepts: the ProviderSpec, and unified request fields -> API input fields."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,11 +57,9 @@ IMAGE_FIELDS: dict[str, fm.FieldMapper] = {
 def mappers(model: str, modality: str) -> Mapping[str, fm.FieldMapper]:
     table = get_provider_field_mapping(PROVIDER) or SPEC.field_mappings
     prefix = fm.match_model_prefix(model, table)
-    known = tuple(m.prefix for m in SPEC.models if m.modality == modality)
-    if prefix is None or (prefix in (VIDEO_MODEL, IMAGE_MODEL) and prefix not in known):
-        raise ValidationError(
-            f"Unknown {modality} model {model!r}", field="model", value=model, allowed=known
-        )
+    ours = tuple(m.prefix for m in SPEC.models if m.modality == modality)
+    if prefix is None or (prefix in (VIDEO_MODEL, IMAGE_MODEL) and prefix not in ours):
+        raise ValidationError(f"Unknown {modality} model {model!r}", field="model", value=model, allowed=ours)
     return table[prefix]
 
 

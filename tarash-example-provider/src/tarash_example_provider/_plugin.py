@@ -4,7 +4,7 @@ receives ``Response``s; core sends them and throws an ``HTTPError`` in for a 4xx
 # --8<-- [start:imports]
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tarash.tarash_gateway as tarash  # models and records (t.Request...) load on first use,
 from tarash.tarash_gateway import plugin as t  # not at discovery
@@ -13,9 +13,6 @@ from tarash.tarash_gateway.field_mappers import apply_field_mappers
 from tarash.tarash_gateway.plugin import ProviderSpec, hookimpl
 
 from ._fields import SPEC, mappers
-
-if TYPE_CHECKING:  # only named in annotations
-    from tarash.tarash_gateway.plugin import CallContext, Flow, JobRef, JobStatus, SubmittedJob
 
 
 @hookimpl
@@ -26,30 +23,28 @@ def register_providers() -> list[ProviderSpec]:
 # --8<-- [end:imports]
 # --8<-- [start:submit]
 @hookimpl
-def submit(config: Any, request: Any, context: CallContext) -> Flow[SubmittedJob]:
+def submit(config: Any, request: Any, context: t.CallContext) -> t.Flow[t.SubmittedJob]:
     fields = mappers(config.model, context.modality)  # refuses bad values before anything is sent
     body = {"model": config.model, "input": {**apply_field_mappers(fields, request), **request.extra_params}}
     try:
-        answer = yield t.Request(method="POST", url="/v1/jobs", json=body)
+        data = (yield t.Request(method="POST", url="/v1/jobs", json=body)).json()
     except HTTPError as exc:  # a 422 names API fields ("input.duration"): name the caller's field
         raw = exc.raw_response
-        detail = (
-            (raw["error"].get("details") or [None])[0] if isinstance(raw, dict) and raw.get("error") else None
-        )
+        error = raw.get("error") if isinstance(raw, dict) else None
+        detail = (error.get("details") or [None])[0] if isinstance(error, dict) else None
         if exc.status_code != 422 or not isinstance(detail, dict):
             raise
         api_field, value = str(detail.get("field")), detail.get("value")
         field = {f"input.{api}": m.source_field for api, m in fields.items()}.get(api_field, api_field[6:])
         message = f"Example API refused {api_field}: {detail.get('message')}"
         raise ValidationError(message, field=field, value=value, phase="submit", raw_response=raw) from None
-    data = answer.json()
     return t.SubmittedJob(job_id=str(data["id"]), data={"links": dict(data["links"])})
 
 
 # --8<-- [end:submit]
 # --8<-- [start:poll]
 @hookimpl
-def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
+def status(config: Any, job: t.JobRef, context: t.CallContext) -> t.Flow[t.JobStatus]:
     answer = (yield t.Request(method="GET", url=job.data["links"]["status"])).json()
     state, reason = answer.get("status"), (answer.get("error") or {}).get("message", "no reason given")
     if state not in ("queued", "processing", "completed", "failed", "cancelled"):
@@ -66,7 +61,7 @@ def status(config: Any, job: JobRef, context: CallContext) -> Flow[JobStatus]:
 
 
 @hookimpl
-def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
+def result(config: Any, job: t.JobRef, context: t.CallContext) -> t.Flow[Any]:
     answer = (yield t.Request(method="GET", url=job.data["links"]["result"])).json()
     output = answer.get("output") or {}
     video, images = output.get("video") or {}, [image["url"] for image in output.get("images") or ()]
@@ -86,7 +81,7 @@ def result(config: Any, job: JobRef, context: CallContext) -> Flow[Any]:
 
 
 @hookimpl
-def cancel(config: Any, job: JobRef, context: CallContext) -> Flow[bool]:
+def cancel(config: Any, job: t.JobRef, context: t.CallContext) -> t.Flow[bool]:
     try:
         yield t.Request(method="POST", url=job.data["links"]["cancel"])
     except HTTPError as exc:
@@ -115,10 +110,7 @@ def _serve(args: Any) -> int:
 # --8<-- [start:pricing]
 @hookimpl
 def pricing_rules(provider: str) -> tuple[Any, ...]:
-    """The example server bills video per second (4 s when unset) and images each."""
-    from tarash.tarash_gateway.plugin import PricingRule
-
-    return PricingRule.per_family(SPEC.models, default_seconds=4)
+    return t.PricingRule.per_family(SPEC.models, default_seconds=4)  # bills video per second, images each
 
 
 # --8<-- [end:pricing]
