@@ -277,3 +277,54 @@ def test_a_live_worker_whose_hold_lapsed_leaves_the_job_to_the_worker_that_took_
             assert mine is not None and mine != other
     finally:
         set_ledger(None)
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_worker_still_polling_collects_a_job_a_delivery_ended_on_another_worker(
+    api: str, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a load balancer a provider's webhook lands on any worker, whose receiver records the
+    job's end in the shared ledger (no claim: the job is not taken from its worker). The worker
+    still polling the job goes on and collects it: its result, not JobTakenOverError."""
+    from tarash.tarash_gateway import generate_video, generate_video_async, set_ledger
+    from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
+    from tarash.tarash_gateway.models import VideoGenerationRequest, VideoGenerationResponse
+
+    monkeypatch.delenv("TARASH_LEDGER", raising=False)
+    set_ledger(pg_url)
+    try:
+        with running(queue_polls=20) as server, installed(make_plugin("jobapi"), "jobapi"):
+            config = fleet_config(server.url)
+            request = VideoGenerationRequest("ended by a delivery")
+            outcomes: list[Any] = []
+
+            def work() -> None:
+                try:
+                    if api == "async":
+                        outcomes.append(asyncio.run(generate_video_async(config, request)))
+                    else:
+                        outcomes.append(generate_video(config, request))
+                except BaseException as exc:
+                    outcomes.append(exc)
+
+            worker = threading.Thread(target=work)
+            worker.start()
+            with PostgresJobStore(pg_url) as receiver:
+                deadline = time.monotonic() + 30
+                while not (polling := [r for r in receiver.records() if r.state == "queued"]):
+                    assert time.monotonic() < deadline, "the worker never started polling"
+                    time.sleep(0.01)
+                (job,) = polling
+                delivered = {"request_id": job.job_id, "video": "https://cdn.invalid/delivered.mp4"}
+                receiver.record_finished(job.key, state="completed", result=delivered, error=None)
+                worker.join(timeout=60)
+                record = receiver.get(job.key)
+                events = [e.kind for e in receiver.events(job.key)]
+            assert not worker.is_alive()
+            assert [type(outcome) for outcome in outcomes] == [VideoGenerationResponse], outcomes
+            assert outcomes[0].request_id == job.job_id
+            assert server.counts["submit"] == 1 and server.counts["result"] == 1
+            assert record is not None and (record.finished, record.state) == (True, "completed")
+            assert events.count("finished") == 2 and "claim" not in events
+    finally:
+        set_ledger(None)

@@ -416,7 +416,12 @@ def test_closing_a_store_frees_its_claims(pg_url: str) -> None:
         assert not first.claim("k1", owner="a", lease_seconds=LEASE), "b is alive now"
 
 
-def test_a_claim_is_held_until_another_takes_it_or_the_job_ends(pg_url: str) -> None:
+def test_a_claim_is_held_until_another_takes_it_and_a_job_that_ended_by_its_last_claimant(
+    pg_url: str,
+) -> None:
+    """Whether a worker may collect a job: one another worker claimed is not its own any more,
+    even once ended; one whose end was recorded without a claim (a webhook receiver on another
+    worker) still is."""
     from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
 
     with PostgresJobStore(pg_url) as first, PostgresJobStore(pg_url) as second:
@@ -432,8 +437,14 @@ def test_a_claim_is_held_until_another_takes_it_or_the_job_ends(pg_url: str) -> 
         assert not first.holds("k1", owner="a", lease_seconds=LEASE)
         assert second.holds("k1", owner="b", lease_seconds=LEASE)
         second.record_finished("k1", state="completed", result={}, error=None)
-        assert not second.holds("k1", owner="b", lease_seconds=LEASE)
+        assert second.holds("k1", owner="b", lease_seconds=LEASE)
+        assert not first.holds("k1", owner="a", lease_seconds=LEASE)
         assert [e.kind for e in first.events("k1")].count("claim") == 1
+
+        intent(first, "k2", owner="a")
+        second.record_finished("k2", state="completed", result={}, error=None)
+        assert first.holds("k2", owner="a", lease_seconds=LEASE)
+        assert not second.claim("k2", owner="b", lease_seconds=LEASE), "an ended job is claimed"
 
 
 def test_holding_a_claim_takes_back_a_lock_its_dropped_connection_lost(pg_url: str) -> None:
