@@ -61,7 +61,7 @@ def tests_fal(session: nox.Session) -> None:
 @nox.session
 def tests_example(session: nox.Session) -> None:
     """tarash-example-provider's tests and the conformance kit, against its reference server."""
-    session.install(f"{CORE}[testing]", EXAMPLE, *_group("test"))
+    session.install(f"{CORE}[testing,postgres]", EXAMPLE, *_group("test"))
     _pytest(session, "tarash-example-provider/tests")
 
 

@@ -41,9 +41,10 @@ def _pg_module() -> Any:
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     pg = _pg_module()
-    if pg.bin_dir() is None and not os.environ.get("CI"):
-        pytest.skip("PostgreSQL is not installed")
-    pytest.importorskip("psycopg")
+    if not os.environ.get("CI"):  # in CI, the PostgreSQL tests must run (nox installs psycopg)
+        if pg.bin_dir() is None:
+            pytest.skip("PostgreSQL is not installed")
+        pytest.importorskip("psycopg")
     with pg.throwaway_cluster(pg.FAST) as cluster:
         yield cluster.create_database()
 
