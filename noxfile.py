@@ -54,7 +54,7 @@ def tests_core(session: nox.Session) -> None:
 @nox.session
 def tests_fal(session: nox.Session) -> None:
     """tarash-fal against its fake fal queue server, through the real fal-client."""
-    session.install(f"{CORE}[testing]", FAL, *_group("test"))
+    session.install(f"{CORE}[testing,postgres]", FAL, *_group("test"))
     _pytest(session, "tarash-fal/tests")
 
 

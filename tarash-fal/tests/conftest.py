@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -37,3 +40,21 @@ def _no_ambient_fal_key(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests decide explicitly whether a key comes from the environment."""
     for name in ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A database in a throwaway PostgreSQL cluster (tarash-core/tests/pg.py), for the tests of a
+    fleet's shared ledger. Skipped without PostgreSQL or psycopg, except under CI, where nox
+    installs them and the tests must run."""
+    path = Path(__file__).resolve().parents[2] / "tarash-core" / "tests" / "pg.py"
+    spec = importlib.util.spec_from_file_location("tarash_core_pg", path)
+    assert spec is not None and spec.loader is not None
+    pg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pg)
+    if not os.environ.get("CI"):
+        if pg.bin_dir() is None:
+            pytest.skip("PostgreSQL is not installed")
+        pytest.importorskip("psycopg")
+    with pg.throwaway_cluster(pg.FAST) as cluster:
+        yield cluster.create_database()

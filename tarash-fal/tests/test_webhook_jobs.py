@@ -32,11 +32,15 @@ from tarash_fal.webhooks import JWKSCache
 WEBHOOK_URL = "https://app.example/webhooks/fal"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+@pytest.fixture(autouse=True, params=["sqlite", "postgres"])
+def _fresh_state(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[None]:
+    """Each test on a SQLite ledger and on a PostgreSQL one (a fleet's: the delivery's end is
+    recorded in the ledger the waiting worker checks its hold on before collecting)."""
     monkeypatch.setattr(webhooks, "JWKS_CACHE", JWKSCache())
     INBOX.clear()
-    set_ledger(tmp_path / "jobs.db")
+    set_ledger(request.getfixturevalue("pg_url") if request.param == "postgres" else tmp_path / "jobs.db")
     yield
     set_ledger(None)
     INBOX.clear()
