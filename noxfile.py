@@ -68,7 +68,7 @@ def tests_example(session: nox.Session) -> None:
 @nox.session
 def tests_replicate(session: nox.Session) -> None:
     """tarash-replicate against its fake Replicate API, and the conformance kit."""
-    session.install(f"{CORE}[testing]", REPLICATE, *_group("test"))
+    session.install(f"{CORE}[testing,webhooks]", REPLICATE, *_group("test"))
     _pytest(session, "tarash-replicate/tests")
 
 

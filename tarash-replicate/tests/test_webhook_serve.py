@@ -20,7 +20,8 @@ from tarash.tarash_gateway.jobs import get_ledger
 from tarash.tarash_gateway.models import VideoGenerationRequest
 from tarash_replicate.testing import FakeReplicateServer
 
-pytest.importorskip("uvicorn")
+if not os.environ.get("CI"):  # in CI the test must run: nox installs tarash-core[webhooks]
+    pytest.importorskip("uvicorn")
 
 
 def _free_port() -> int:
