@@ -211,6 +211,27 @@ def test_workers_killed_mid_poll_are_resumed_once_across_two_machines(
             assert [e.kind for e in ledger.events(key)].count("finished") == 1
 
 
+def _generating(api: str, config: Any, request: Any) -> tuple[threading.Thread, list[Any]]:
+    """A started thread generating one video with the sync or the async API, and the list its
+    outcome (the response, or what was raised) is appended to."""
+    from tarash.tarash_gateway import generate_video, generate_video_async
+
+    outcomes: list[Any] = []
+
+    def work() -> None:
+        try:
+            if api == "async":
+                outcomes.append(asyncio.run(generate_video_async(config, request)))
+            else:
+                outcomes.append(generate_video(config, request))
+        except BaseException as exc:
+            outcomes.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread, outcomes
+
+
 @pytest.mark.parametrize("api", ["sync", "async"])
 def test_a_live_worker_whose_hold_lapsed_leaves_the_job_to_the_worker_that_took_it(
     api: str, pg_url: str, monkeypatch: pytest.MonkeyPatch
@@ -221,7 +242,7 @@ def test_a_live_worker_whose_hold_lapsed_leaves_the_job_to_the_worker_that_took_
     collects each job."""
     import psycopg
 
-    from tarash.tarash_gateway import generate_video, generate_video_async, set_ledger
+    from tarash.tarash_gateway import set_ledger
     from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
     from tarash.tarash_gateway.exceptions import JobTakenOverError
     from tarash.tarash_gateway.models import VideoGenerationRequest
@@ -231,21 +252,7 @@ def test_a_live_worker_whose_hold_lapsed_leaves_the_job_to_the_worker_that_took_
     other = "machine-b:1:resumer"
     try:
         with running(queue_polls=60) as server, installed(make_plugin("jobapi"), "jobapi"):
-            config = fleet_config(server.url)
-            request = VideoGenerationRequest("taken over")
-            raised: list[BaseException] = []
-
-            def work() -> None:
-                try:
-                    if api == "async":
-                        asyncio.run(generate_video_async(config, request))
-                    else:
-                        generate_video(config, request)
-                except BaseException as exc:
-                    raised.append(exc)
-
-            worker = threading.Thread(target=work)
-            worker.start()
+            worker, raised = _generating(api, fleet_config(server.url), VideoGenerationRequest("taken over"))
             with PostgresJobStore(pg_url) as ledger, psycopg.connect(pg_url, autocommit=True) as admin:
                 deadline = time.monotonic() + 30
                 while not (polling := [r for r in ledger.records() if r.state == "queued"]):
@@ -286,7 +293,7 @@ def test_a_worker_still_polling_collects_a_job_a_delivery_ended_on_another_worke
     """Behind a load balancer a provider's webhook lands on any worker, whose receiver records the
     job's end in the shared ledger (no claim: the job is not taken from its worker). The worker
     still polling the job goes on and collects it: its result, not JobTakenOverError."""
-    from tarash.tarash_gateway import generate_video, generate_video_async, set_ledger
+    from tarash.tarash_gateway import set_ledger
     from tarash.tarash_gateway._ledger.postgres import PostgresJobStore
     from tarash.tarash_gateway.models import VideoGenerationRequest, VideoGenerationResponse
 
@@ -294,21 +301,8 @@ def test_a_worker_still_polling_collects_a_job_a_delivery_ended_on_another_worke
     set_ledger(pg_url)
     try:
         with running(queue_polls=20) as server, installed(make_plugin("jobapi"), "jobapi"):
-            config = fleet_config(server.url)
             request = VideoGenerationRequest("ended by a delivery")
-            outcomes: list[Any] = []
-
-            def work() -> None:
-                try:
-                    if api == "async":
-                        outcomes.append(asyncio.run(generate_video_async(config, request)))
-                    else:
-                        outcomes.append(generate_video(config, request))
-                except BaseException as exc:
-                    outcomes.append(exc)
-
-            worker = threading.Thread(target=work)
-            worker.start()
+            worker, outcomes = _generating(api, fleet_config(server.url), request)
             with PostgresJobStore(pg_url) as receiver:
                 deadline = time.monotonic() + 30
                 while not (polling := [r for r in receiver.records() if r.state == "queued"]):
