@@ -446,6 +446,17 @@ def test_a_claim_is_held_until_another_takes_it_and_a_job_that_ended_by_its_last
         assert first.holds("k2", owner="a", lease_seconds=LEASE)
         assert not second.claim("k2", owner="b", lease_seconds=LEASE), "an ended job is claimed"
 
+        intent(first, "k3", owner="a")  # taken by b, then back by a, then ended by a delivery
+        first.close()
+        taken_once_closed(second, "k3", owner="b")
+        second.close()
+        first.open()
+        taken_once_closed(first, "k3", owner="a")
+        second.open()
+        second.record_finished("k3", state="completed", result={}, error=None)
+        assert first.holds("k3", owner="a", lease_seconds=LEASE)
+        assert not second.holds("k3", owner="b", lease_seconds=LEASE)
+
 
 def test_holding_a_claim_takes_back_a_lock_its_dropped_connection_lost(pg_url: str) -> None:
     """The liveness connection is checked at once, not at its next periodic check: once

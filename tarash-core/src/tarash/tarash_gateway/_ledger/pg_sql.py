@@ -286,9 +286,9 @@ job AS (
 
 #: Renews the claims of a JSON array of ``{"key", "owner", "lease"}`` their owners hold (a row, the
 #: key, for each one held). A job that has ended is still held by its owner unless another owner
-#: claimed it: a webhook receiver on any worker records a job's end without claiming it, and the
-#: worker polling the job collects it all the same; a worker that took the job over collects it
-#: alone.
+#: claimed it last: a webhook receiver on any worker records a job's end without claiming it, and
+#: the worker polling the job collects it all the same; a worker that took the job over collects
+#: it alone.
 HOLD = f"""WITH asked AS (
     SELECT * FROM jsonb_to_recordset(%s::jsonb) AS h(key text, owner text, lease float8)),
 held AS (
@@ -297,9 +297,9 @@ held AS (
 SELECT key FROM held
 UNION ALL
 SELECT a.key FROM asked a JOIN tarash_jobs j ON j.key = a.key
-WHERE j.finished_at IS NOT NULL AND NOT EXISTS (
-    SELECT FROM tarash_job_events e
-    WHERE e.key = a.key AND e.kind = 'claim' AND e.detail ->> 'owner' IS DISTINCT FROM a.owner)"""
+WHERE j.finished_at IS NOT NULL AND a.owner = COALESCE((
+    SELECT e.detail ->> 'owner' FROM tarash_job_events e
+    WHERE e.key = a.key AND e.kind = 'claim' ORDER BY e.id DESC LIMIT 1), a.owner)"""
 
 RELEASE = f"""WITH {ASYNC_COMMIT}
 UPDATE tarash_jobs SET owner = NULL, lease_until = NULL FROM _async

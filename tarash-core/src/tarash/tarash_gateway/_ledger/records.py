@@ -230,8 +230,8 @@ class FencedStore(Protocol):
         """Whether ``owner`` still holds its claim on ``key``; if so, the claim is renewed for
         ``lease_seconds`` and, from this call on, another process cannot take it while ``owner``
         lives (its liveness is checked, and restored if it had lapsed, first). A job that has
-        ended is still held by its owner unless another process claimed it (its end may have been
-        recorded by a webhook receiver on any worker, which claims nothing). While a
+        ended is still held by its owner unless another process claimed it last (its end may have
+        been recorded by a webhook receiver on any worker, which claims nothing). While a
         :class:`LoopStore` collects: an :class:`Answer`, set once the collected writes are made."""
 
 
