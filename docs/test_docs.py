@@ -325,6 +325,36 @@ def test_snippet_includes_exist(page: Path) -> None:
     assert not missing, "snippet includes name missing files:\n" + "\n".join(missing)
 
 
+#: A test a page names as its evidence: ``module::test_name`` (``module`` without ``test_``) or a
+#: bare ``test_name`` in backticks.
+_NAMED_TEST = re.compile(r"`(?:(?:test_)?([a-z_]+)(?:\.py)?::)?(test_[a-z0-9_]+)`")
+
+
+def _test_functions() -> dict[str, set[str]]:
+    """Test module (without ``test_``) -> its test functions, in every distribution's tests and
+    the conformance kit."""
+    found: dict[str, set[str]] = {}
+    sources = [*ROOT.glob("tarash-*/tests/test_*.py"), *ROOT.glob("tests/test_*.py")]
+    sources += ROOT.glob("tarash-core/src/tarash/tarash_gateway/testing/*.py")
+    for source in sources:
+        names = set(re.findall(r"def (test_[a-z0-9_]+)", source.read_text()))
+        found.setdefault(source.stem.removeprefix("test_"), set()).update(names)
+    return found
+
+
+@pytest.mark.parametrize("page", ALL_PAGES, ids=_page_id)
+def test_the_tests_a_page_names_exist(page: Path) -> None:
+    """An outcome's evidence in the docs is a test that runs: a renamed or removed one is caught."""
+    tests = _test_functions()
+    every = set().union(*tests.values())
+    missing = [
+        f"{module + '::' if module else ''}{name}"
+        for module, name in _NAMED_TEST.findall(page.read_text())
+        if name not in (tests.get(module, set()) if module else every)
+    ]
+    assert not missing, f"{page.relative_to(ROOT)} names tests that do not exist: {missing}"
+
+
 #: The project's distributions, as a ``pip install`` from the package index names them.
 _INDEX_INSTALL = re.compile(r"(?<![\w./-])(tarash-(?:core|fal|example-provider))\b")
 #: A distribution installed from a checkout: ``./tarash-fal`` or ``/path/to/tarash/tarash-core``.
