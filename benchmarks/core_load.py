@@ -291,18 +291,21 @@ def run_child(kind: str, source: str | None, arguments: argparse.Namespace) -> R
 def table(title: str, runs: dict[str, list[Row]], repeat: int) -> None:
     fastest = {kind: min(rows) for kind, rows in runs.items()}
     medians = {kind: statistics.median(row[0] for row in rows) for kind, rows in runs.items()}
+    loops = {kind: statistics.median(row[2] for row in rows) for kind, rows in runs.items()}
     print(
-        f"\n{title}: fastest of {repeat} run(s) each; median wall in brackets\n"
+        f"\n{title}: fastest of {repeat} run(s) each; median wall in brackets; the loop's CPU "
+        "against off: medians (steadier than the wall, which the slowest jobs' backoffs decide)\n"
         f"{'ledger':<10} {'wall (s)':>9} {'(median)':>9} {'vs off':>8} {'(median)':>9} {'CPU (s)':>8} "
-        f"{'loop CPU':>9} {'switches':>9} {'store calls':>12} {'in store (s)':>13}"
+        f"{'loop CPU':>9} {'vs off':>7} {'switches':>9} {'store calls':>12} {'in store (s)':>13}"
     )
     for kind, (wall, cpu, loop_cpu, switches, calls, seconds) in fastest.items():
         versus = f"{(wall / fastest['off'][0] - 1):+.0%}" if "off" in fastest else "-"
         versus_median = f"({(medians[kind] / medians['off'] - 1):+.0%})" if "off" in medians else ""
+        loop_versus = f"{(loops[kind] / loops['off'] - 1):+.0%}" if "off" in loops else "-"
         median_text = f"({medians[kind]:.2f})"
         print(
             f"{kind:<10} {wall:>9.2f} {median_text:>9} {versus:>8} {versus_median:>9} {cpu:>8.2f} "
-            f"{loop_cpu:>9.2f} {switches:>9} {calls:>12} {seconds:>13.2f}"
+            f"{loop_cpu:>9.2f} {loop_versus:>7} {switches:>9} {calls:>12} {seconds:>13.2f}"
         )
 
 
