@@ -36,8 +36,9 @@ WEBHOOK_URL = "https://app.example/webhooks/fal"
 def _fresh_state(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[None]:
-    """Each test on a SQLite ledger and on a PostgreSQL one (a fleet's: the delivery's end is
-    recorded in the ledger the waiting worker checks its hold on before collecting)."""
+    """Each test on a SQLite ledger and on a PostgreSQL one (a fleet's, where deliveries behind a
+    load balancer are the documented setup; the case of a delivery reaching another worker is
+    tarash-core's ``test_fleet.py``)."""
     monkeypatch.setattr(webhooks, "JWKS_CACHE", JWKSCache())
     INBOX.clear()
     set_ledger(request.getfixturevalue("pg_url") if request.param == "postgres" else tmp_path / "jobs.db")
