@@ -107,8 +107,8 @@ def run_flow(attempt: Attempt, hook: str, phase: Phase, **kwargs: Any) -> rt.Flo
                 sent = sent or not step.idempotent  # failed mid-exchange; the transport did not map it
                 raise
             sent = sent or not step.idempotent
-            lost = response.status_code < 400 or response.status_code in GATEWAY_ANSWERS
-            accepted = accepted or (not step.idempotent and lost)
+            made = response.status_code < 400 or response.status_code in GATEWAY_ANSWERS
+            accepted = accepted or (not step.idempotent and made)  # the job may exist now
             if response.status_code >= 400:
                 error = transport.http_error(response, attempt.provider)
             else:
