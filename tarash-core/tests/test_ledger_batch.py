@@ -718,7 +718,7 @@ async def test_a_claim_whose_batch_did_not_commit_is_made_again_alone(tmp_path: 
     with SQLiteJobStore(tmp_path / "jobs.db") as sqlite_store:
         intent(sqlite_store, "job-1", owner=None)
         adapter = LedgerAdapter(sqlite_store)
-        gate = blocked(adapter.writer)
+        gate = await asyncio.to_thread(blocked, adapter.writer)  # off the loop: the thread's queue
         claim = adapter.writer.submit_from_loop(adapter.claimed(sqlite_store.get("job-1")).write)  # type: ignore[arg-type]
         broken = adapter.writer.submit_from_loop(lambda: 1 / 0)
         gate.set()

@@ -1,11 +1,14 @@
-"""An event loop's ledger writes, made on that loop through a :class:`~.records.LoopStore`.
+"""An event loop's ledger writes, made from that loop through a :class:`~.records.LoopStore`.
 
 Handing writes to the ledger's writer thread costs a busy event loop more than the writes do: each
 time that thread takes the interpreter lock back, the loop waits for it, and on a machine whose
-idle CPUs sleep (most virtual machines) every hand-over wakes one. A store with an asynchronous
-driver makes a loop's writes on the loop instead: the writes found queued on it are run while the
-store collects (no I/O: each adds what it changes to a list), and the list is made by one call of
-the loop's own connection, awaited like any other I/O. The loop never waits on the database.
+idle CPUs sleep (most virtual machines) every hand-over wakes one. A store that can be written
+from the loop without a thread of this process (PostgreSQL, through psycopg's asynchronous driver;
+SQLite, through a helper process) takes a loop's writes there instead: the writes found queued on
+it are run while the store collects (no I/O: each adds what it changes to a list), and the list is
+made by one call of the loop's own connection, awaited like any other I/O. The loop never waits on
+the database. A store says how big a batch must be to open that connection
+(``loop_batch_from``): until one is open, smaller batches go to the writer's thread.
 
 Order and the thread: a loop's writes are collected and made in the order they were queued, one
 batch after another. A write that needs the database at once (a budget that is set, a liveness
@@ -130,26 +133,29 @@ class LoopQueue:
 
     async def _make_batch(self) -> None:
         """Make the batch: collected and sent on the loop up to a write that needs the database,
-        the rest by the writer's thread, which hands their callers the outcomes itself."""
+        the rest by the writer's thread, which hands their callers the outcomes itself. With no
+        connection open, a batch too small to open one (``loop_batch_from``) all goes to the
+        thread."""
         batch = self._unsettled
         outcomes: list[_Outcome] = []
         collected: list[Any] = []
-        try:
-            with self._store.collecting() as collected:
-                for write, _ in batch:
-                    mark = len(collected)
-                    try:
-                        outcomes.append((True, write()))
-                    except NeedsConnection:
-                        del collected[mark:]
-                        break
-                    except Exception as exc:  # the write's own failure (it collected nothing)
-                        del collected[mark:]
-                        outcomes.append((False, exc))
-        except NeedsConnection:
-            outcomes, collected = [], []
-        if collected and not await self._apply(collected):
-            outcomes = []
+        if await self._connected(len(batch)):
+            try:
+                with self._store.collecting() as collected:
+                    for write, _ in batch:
+                        mark = len(collected)
+                        try:
+                            outcomes.append((True, write()))
+                        except NeedsConnection:
+                            del collected[mark:]
+                            break
+                        except Exception as exc:  # the write's own failure (it collected nothing)
+                            del collected[mark:]
+                            outcomes.append((False, exc))
+            except NeedsConnection:
+                outcomes, collected = [], []
+            if collected and not await self._apply(collected):
+                outcomes = []
         outcomes = [(ok, value.value if isinstance(value, Answer) else value) for ok, value in outcomes]
         made = [(future, ok, value) for (_, future), (ok, value) in zip(batch, outcomes, strict=False)]
         settle([(future, ok, value) for future, ok, value in made if future is not None])
@@ -161,26 +167,47 @@ class LoopQueue:
             await self._by_thread(rest)
         self._unsettled = []
 
+    async def _connected(self, size: int) -> bool:
+        """Whether the loop's connection is open, opening it for a batch of ``size`` writes when
+        that is enough; False when the thread must make the batch."""
+        if self._connection is None:
+            if size < self._store.loop_batch_from:
+                return False
+            try:
+                self._connection = connection = await self._store.connect_loop()
+            except NeedsConnection:
+                return False
+            except Exception as exc:
+                self._failed(exc)
+                return False
+            self._finalizer = weakref.finalize(self.loop, connection.discard)
+        return True
+
     async def _apply(self, collected: list[Any]) -> bool:
         """Make ``collected`` on the loop's connection; False when the thread must make them."""
+        assert self._connection is not None
         try:
-            connection = await self._connect()
-            await connection.apply(collected)
+            await self._connection.apply(collected)
         except NeedsConnection:
             return False
         except Exception as exc:
-            if not self._failing:  # once until it works again (the database may be down a while)
-                log.warning(
-                    "The ledger's connection on the event loop failed (%s: %s); its writes go to "
-                    "the writer's thread",
-                    type(exc).__name__,
-                    exc,
-                )
-            self._failing = True
-            self._drop_connection()
+            self._failed(exc)
             return False
         self._failing = False
         return True
+
+    def _failed(self, exc: Exception) -> None:
+        """The loop's connection failed (or could not open): logged once until it works again
+        (the database may be down a while), and closed."""
+        if not self._failing:
+            log.warning(
+                "The ledger's connection on the event loop failed (%s: %s); its writes go to "
+                "the writer's thread",
+                type(exc).__name__,
+                exc,
+            )
+        self._failing = True
+        self._drop_connection()
 
     async def _by_thread(self, items: list[_Item]) -> None:
         """Hand ``items`` to the writer's thread (it settles their futures) and wait until it has
@@ -189,14 +216,6 @@ class LoopQueue:
         self._writer.adopt([*items, (_nothing, done)], self.loop)
         self._unsettled = []
         await asyncio.wait([done])
-
-    async def _connect(self) -> LoopConnection:
-        """The loop's connection (made on first use); closed at once if the loop is freed while
-        it is open (a loop closed without ``asyncio.run``'s ending)."""
-        if self._connection is None:
-            self._connection = connection = await self._store.connect_loop()
-            self._finalizer = weakref.finalize(self.loop, connection.discard)
-        return self._connection
 
     def _drop_connection(self) -> None:
         """Close the loop's connection at once, without waiting (it failed, was idle, or the

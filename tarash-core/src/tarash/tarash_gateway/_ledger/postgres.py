@@ -55,6 +55,7 @@ from . import pg_sql as sql
 from .pg_slots import PgSlots
 from .pg_sql import SCHEMA_VERSION
 from .records import (
+    BUDGET_SET_SECONDS,
     BUSY_TIMEOUT_MS,
     RETENTION_DAYS,
     Answer,
@@ -75,9 +76,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresJobStore"]
 #: Seconds between checks that the liveness connection still holds its locks (a database restart
 #: drops them: they are then taken again).
 LIVENESS_CHECK_SECONDS = 5.0
-#: Seconds an event loop's writes go to the writer's thread for a budget found set (a loop's
-#: batch does not read whether one is: ``tarash_apply_ops`` refuses it when one is).
-BUDGET_SET_SECONDS = 5.0
 _CONNECT_TIMEOUT = BUSY_TIMEOUT_MS // 1000
 #: The ``conn`` of a thread's batch while an event loop's writes are collected (nothing is sent).
 _COLLECTING: Any = object()
@@ -352,6 +350,9 @@ class PostgresJobStore:
             batch.ops = []
 
     # -- an event loop's writes (see LoopStore) ------------------------------------------------
+
+    #: A loop's first batch opens its connection (a socket to the server, as any other client's).
+    loop_batch_from = 1
 
     def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
         """psycopg's async connections run on any event loop but Windows' default (proactor) one."""

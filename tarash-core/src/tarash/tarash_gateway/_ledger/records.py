@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
+    "BUDGET_SET_SECONDS",
     "BUSY_TIMEOUT_MS",
     "COLUMNS",
     "LEASE_SECONDS",
@@ -49,6 +50,10 @@ STATUS_REFRESH_SECONDS = 60.0
 #: Days a finished job is kept; older ones are pruned when a process opens the file.
 RETENTION_DAYS = 30.0
 BUSY_TIMEOUT_MS = 10_000
+#: Seconds an event loop's writes naming a budget go to the writer's thread once a loop's batch
+#: found it set (a loop's batch does not read whether one is: the store refuses the batch when one
+#: is, and the thread makes its writes, checking the budget).
+BUDGET_SET_SECONDS = 5.0
 OFF_VALUES = frozenset({"off", "0", "false", "no", "none", "disabled"})
 MEDIA_TEXT_LIMIT = 1024
 SCHEMA_VERSION = 2
@@ -254,11 +259,16 @@ class NeedsConnection(Exception):
 
 @runtime_checkable
 class LoopStore(Protocol):
-    """What a store adds to make an event loop's writes on that loop, with an asynchronous
-    driver (PostgreSQL: psycopg's ``AsyncConnection``), instead of on the ledger's writer thread:
-    no second thread then shares the interpreter with the busy loop. The writes found queued on a
-    loop are run while the store collects (:meth:`collecting`), and what they collected is made
-    by one call of the loop's connection (:meth:`connect_loop`)."""
+    """What a store adds to make an event loop's writes from that loop, awaited like any other
+    I/O (PostgreSQL: psycopg's ``AsyncConnection``; SQLite: a helper process, see
+    :mod:`.sqlite_process`), instead of on the ledger's writer thread: no second thread then
+    shares the interpreter with the busy loop. The writes found queued on a loop are run while the
+    store collects (:meth:`collecting`), and what they collected is made by one call of the loop's
+    connection (:meth:`connect_loop`)."""
+
+    #: The fewest writes a loop's batch must hold to open the loop's connection; smaller ones go
+    #: to the writer's thread while it is not open (1: the first batch opens it).
+    loop_batch_from: int
 
     def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether the store can make writes on ``loop`` (else its writes go to the thread)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +16,7 @@ from .._fleet import FileSlots, file_slots
 from .._redact import get_logger
 from ..exceptions import LedgerError
 from .records import (
+    BUDGET_SET_SECONDS,
     BUSY_TIMEOUT_MS,
     COLUMNS,
     RETENTION_DAYS,
@@ -22,13 +24,16 @@ from .records import (
     BudgetCheck,
     JobEvent,
     JobRecord,
+    NeedsConnection,
     dumps,
     record_from_row,
     utc,
 )
-from .sqlite_sql import ADDED_COLUMNS, OPS, OPS_INSERT, OPS_PER_INSERT, SCHEMA
+from .sqlite_process import SQLiteLoopConnection, insert_rows
+from .sqlite_sql import ADDED_COLUMNS, BUDGET_SET, OPS, OPS_INSERT, OPS_PER_INSERT, PRAGMAS, SCHEMA
 
 if TYPE_CHECKING:
+    import asyncio
     import sqlite3
 
 
@@ -68,9 +73,29 @@ class SQLiteJobStore:
         self._batch_failed = False  # a write inside that batch raised
         self._ops: list[tuple[Any, ...]] = []  # that batch's rows for the ops view, not yet inserted
         self._budgeted: dict[str, bool] = {}  # that batch's reads: whether each budget is set
+        #: ``rows``: the ``ops`` rows an event loop's thread collects (see :meth:`collecting`).
+        self._collected = threading.local()
+        #: Budget name -> when an event loop's batch found it set (see BUDGET_SET_SECONDS).
+        self._budgets_set: dict[str, float] = {}
+        self._helper_failed = False  # an event loop's helper process could not start
 
     def __repr__(self) -> str:
         return f"SQLiteJobStore({str(self.path)!r})"
+
+    def _rows(self) -> list[tuple[Any, ...]] | None:
+        """The rows this thread collects for an event loop (see :meth:`collecting`), if it does."""
+        rows: list[tuple[Any, ...]] | None = getattr(self._collected, "rows", None)
+        return rows
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's lock, for a call that uses the connection; a call made while this thread
+        collects an event loop's writes raises NeedsConnection instead (the loop must not wait for
+        the lock: the writer's thread may hold it for a whole batch)."""
+        if self._rows() is not None:
+            raise NeedsConnection
+        with self._lock:
+            yield
 
     def fleet_slots(self) -> FileSlots | None:
         """Fleet-wide concurrency slots of the processes sharing this file (``_fleet``)."""
@@ -130,8 +155,8 @@ class SQLiteJobStore:
                         "disk (TARASH_LEDGER=/local/path/jobs.db), use a PostgreSQL ledger "
                         "(TARASH_LEDGER=postgresql://...), or switch it off (TARASH_LEDGER=off)."
                     )
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA temp_store=MEMORY")  # the ops view: no temp file is needed
+                for statement in PRAGMAS:
+                    conn.execute(statement)
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA:
                     conn.execute(statement)
@@ -171,7 +196,7 @@ class SQLiteJobStore:
         full disk) leaves SQLite's transaction open, so it is undone like a write that raised:
         left open, the next read here would see the uncommitted rows as stored, and the next
         write could not begin."""
-        with self._lock:
+        with self._locked():
             conn = self._connection()
             if self._batching:
                 try:
@@ -194,14 +219,18 @@ class SQLiteJobStore:
                 raise
 
     @contextmanager
-    def _one_row(self) -> Iterator[sqlite3.Connection]:
-        """A write that is one ``ops`` row and nothing else: inside :meth:`batch`, the batch's
-        (as ``_write(flush=False)``); outside one, that row's INSERT is its own transaction. SQLite
-        makes a statement atomic, its triggers' changes included, and takes the write lock as it
-        starts (as :meth:`batch` relies on too): a BEGIN IMMEDIATE and a COMMIT around it would be
-        two statements more, each one more hand-over of the interpreter lock between the writer's
-        thread and a busy event loop. A statement that fails is undone by SQLite; a transaction it
-        leaves open all the same is rolled back, as :meth:`_write` does."""
+    def _one_row(self) -> Iterator[sqlite3.Connection | None]:
+        """A write that is one ``ops`` row and nothing else: while this thread collects an event
+        loop's writes, the row is collected (no connection: None); inside :meth:`batch`, the
+        batch's (as ``_write(flush=False)``); outside one, that row's INSERT is its own
+        transaction. SQLite makes a statement atomic, its triggers' changes included, and takes
+        the write lock as it starts (as :meth:`batch` relies on too): a BEGIN IMMEDIATE and a
+        COMMIT around it would be two statements more, each one more hand-over of the interpreter
+        lock between the writer's thread and a busy event loop. A statement that fails is undone by
+        SQLite; a transaction it leaves open all the same is rolled back, as :meth:`_write` does."""
+        if self._rows() is not None:
+            yield None
+            return
         with self._lock:
             if self._batching:
                 with self._write(flush=False) as conn:
@@ -222,7 +251,7 @@ class SQLiteJobStore:
         that reads or changes the file another way comes (which begins the transaction, ``BEGIN
         IMMEDIATE``) or the batch ends. A batch of rows alone that fit in one statement is that
         statement, its own transaction: SQLite takes the write lock as it starts."""
-        with self._lock:
+        with self._locked():
             conn = self._connection()
             self._batching, self._batch_failed, self._ops, self._budgeted = True, False, [], {}
             self._begun = False
@@ -272,7 +301,7 @@ class SQLiteJobStore:
 
     def _op(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | None,
         kind: str,
         key: str,
         *text: str | None,
@@ -282,20 +311,22 @@ class SQLiteJobStore:
         lease: float | None = None,
     ) -> None:
         """Make a change through the ``ops`` view (:data:`.sqlite_sql.OPS` says what ``text``
-        holds for each ``kind``); inside a batch, with the batch's others."""
+        holds for each ``kind``); inside a batch, with the batch's others; while this thread
+        collects an event loop's writes, collected (``conn`` is None)."""
         row = (kind, key, state, *text, *(None,) * (6 - len(text)), owner, at, lease)
-        if self._batching:
+        collected = self._rows()
+        if collected is not None:
+            collected.append(row)
+        elif self._batching:
             self._ops.append(row)
-            return
-        conn.execute(OPS_INSERT + _ROW, row)
+        else:
+            assert conn is not None
+            conn.execute(OPS_INSERT + _ROW, row)
 
     def _flush_ops(self, conn: sqlite3.Connection) -> None:
         """Insert the batch's pending ``ops`` rows, :data:`OPS_PER_INSERT` a statement, in order."""
         rows, self._ops = self._ops, []
-        for start in range(0, len(rows), OPS_PER_INSERT):
-            chunk = rows[start : start + OPS_PER_INSERT]
-            values = [value for row in chunk for value in row]
-            conn.execute(OPS_INSERT + ", ".join([_ROW] * len(chunk)), values)
+        insert_rows(conn, rows, OPS_INSERT, OPS_PER_INSERT)
 
     def _event(
         self,
@@ -338,6 +369,15 @@ class SQLiteJobStore:
         owner: str | None,
         lease_seconds: float,
     ) -> None:
+        if self._rows() is not None:
+            # An event loop's batch does not read the budget: its row names it, and the statement
+            # that makes the batch is refused when it is set (the thread then makes the batch).
+            seen = self._budgets_set.get(check.name)
+            if seen is not None and time.monotonic() - seen < BUDGET_SET_SECONDS:
+                raise NeedsConnection
+            fields = (provider, model, modality, config, request, owner, lease_seconds, cost)
+            self._intent(None, key, *fields, budget=check.name)
+            return
         # One BEGIN IMMEDIATE transaction: it holds the file's write lock from the budget read to
         # the commit, so every writer (thread or process) checks a spend that counts the others. A
         # batch takes that lock before its first read and holds it to its end: it reads whether a
@@ -356,7 +396,7 @@ class SQLiteJobStore:
 
     def _intent(
         self,
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | None,
         key: str,
         provider: str,
         model: str,
@@ -366,7 +406,9 @@ class SQLiteJobStore:
         owner: str | None,
         lease_seconds: float,
         cost: Mapping[str, Any] | None,
+        budget: str | None = None,
     ) -> None:
+        """The intent's row; ``budget`` names the budget not checked yet (a collected intent)."""
         now = time.time()
         self._op(
             conn,
@@ -378,6 +420,7 @@ class SQLiteJobStore:
             dumps(config),
             dumps(request),
             dumps(cost),
+            state=budget,
             owner=owner,
             at=now,
             lease=now + lease_seconds if owner else None,
@@ -464,7 +507,7 @@ class SQLiteJobStore:
             return True
 
     def costs_since(self, since: float) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._locked():
             return self._costs(self._connection(), since)
 
     @staticmethod
@@ -487,7 +530,7 @@ class SQLiteJobStore:
             )
 
     def get_budget(self, name: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self._locked():
             row = self._connection().execute("SELECT budget FROM budgets WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row is not None else None
 
@@ -515,7 +558,7 @@ class SQLiteJobStore:
             )
 
     def get(self, key: str) -> JobRecord | None:
-        with self._lock:
+        with self._locked():
             conn = self._connection()
             if self._batching and self._ops:  # in a batch, it sees the batch's writes
                 self._begin(conn)
@@ -534,12 +577,12 @@ class SQLiteJobStore:
         elif state is not None:
             query += " WHERE state = ?"
             params = (state,)
-        with self._lock:
+        with self._locked():
             rows = self._connection().execute(query + " ORDER BY created_at, key", params).fetchall()
         return [record_from_row(row) for row in rows]
 
     def events(self, key: str) -> list[JobEvent]:
-        with self._lock:
+        with self._locked():
             rows = (
                 self._connection()
                 .execute(
@@ -558,6 +601,59 @@ class SQLiteJobStore:
             )
             for r in rows
         ]
+
+    # -- an event loop's writes (see LoopStore) ------------------------------------------------
+
+    #: The writes a loop's batch must hold to start its helper process: a loop that writes a job
+    #: or two at a time leaves them to the writer's thread (a process costs more than they do).
+    loop_batch_from = 8
+
+    def runs_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Any event loop but on Windows: a loop's connection is a helper process whose standard
+        input and output are a socket, which Windows does not allow (there, the thread)."""
+        return sys.platform != "win32"
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[tuple[Any, ...]]]:
+        """This thread's writes inside are collected (rows of the ``ops`` view), not made; one
+        that needs the file now raises NeedsConnection. The store must be open in this process
+        (by the writer's thread, at the first write)."""
+        if self._conn is None or self._pid != os.getpid() or self._rows() is not None:
+            raise NeedsConnection
+        rows: list[tuple[Any, ...]] = []
+        self._collected.rows = rows
+        try:
+            yield rows
+        finally:
+            self._collected.rows = None
+
+    async def connect_loop(self) -> SQLiteLoopConnection:
+        """A connection of the running event loop's own: a helper process that makes its batches
+        (see :mod:`.sqlite_process`). A helper that cannot start is not tried again: the loop's
+        writes go to the writer's thread."""
+        if self._helper_failed:
+            raise NeedsConnection
+        setup = {
+            "path": str(self.path),
+            "busy_seconds": BUSY_TIMEOUT_MS / 1000,
+            "statements": [*PRAGMAS, *OPS],
+            "insert": OPS_INSERT,
+            "per": OPS_PER_INSERT,
+            "budget_set": BUDGET_SET,
+        }
+        try:
+            return await SQLiteLoopConnection.start(setup, self._note_budgets_set)
+        except Exception:
+            self._helper_failed = True
+            raise
+
+    def _note_budgets_set(self, rows: list[tuple[Any, ...]]) -> None:
+        """Note that a budget named by an intent of ``rows`` is set: an event loop's writes naming
+        it go to the writer's thread for BUDGET_SET_SECONDS."""
+        now = time.monotonic()
+        for kind, _, budget, *_ in rows:
+            if kind == "intent" and budget is not None:
+                self._budgets_set[budget] = now
 
     def close(self) -> None:
         """Close this process's connection (it reopens on next use)."""

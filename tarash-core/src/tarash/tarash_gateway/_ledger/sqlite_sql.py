@@ -4,7 +4,13 @@ runs them."""
 
 from __future__ import annotations
 
-__all__ = ["ADDED_COLUMNS", "OPS", "OPS_INSERT", "OPS_PER_INSERT", "SCHEMA"]
+__all__ = ["ADDED_COLUMNS", "BUDGET_SET", "OPS", "OPS_INSERT", "OPS_PER_INSERT", "PRAGMAS", "SCHEMA"]
+
+#: What every connection to the file sets (WAL is the file's own, set when it is created).
+PRAGMAS = (
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA temp_store=MEMORY",  # the ops view: no temp file is needed
+)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS jobs (
@@ -54,21 +60,26 @@ SCHEMA = (
 #: writer thread a busy event loop pays for the hand-over; rows of one statement cost none. A
 #: row: (kind, key, state, s1, s2, s3, s4, s5, s6, owner, at, lease), the text columns meaning:
 #:
-#: - intent: provider, model, modality, config, request, cost
+#: - intent: provider, model, modality, config, request, cost; its ``state`` names the budget an
+#:   event loop's intent was collected without checking (the row is refused when it is set)
 #: - submitted: job_id, job, the history row's detail
 #: - status: detail (the history row's, unless empty)
 #: - finished: result, error (the history row's detail, unless empty)
 #: - cancel: cancel (the history row's detail, unless empty)
 #: - cost: cost
 #: - event: the history row's kind and detail
+#: The error of an intent row refused because the budget it names is set.
+BUDGET_SET = "tarash: the budget the intent names is set"
 OPS = (
     "CREATE TEMP VIEW IF NOT EXISTS ops (kind, key, state, s1, s2, s3, s4, s5, s6, owner, at, lease)"
     " AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
-    """CREATE TEMP TRIGGER IF NOT EXISTS ops_intent INSTEAD OF INSERT ON ops WHEN NEW.kind = 'intent'
+    f"""CREATE TEMP TRIGGER IF NOT EXISTS ops_intent INSTEAD OF INSERT ON ops WHEN NEW.kind = 'intent'
     BEGIN
+        SELECT RAISE(ABORT, '{BUDGET_SET}')
+        WHERE NEW.state IS NOT NULL AND EXISTS (SELECT 1 FROM budgets WHERE name = NEW.state);
         INSERT INTO jobs (key, provider, model, modality, state, config, request, detail,
                           created_at, updated_at, owner, lease_until, cost)
-        VALUES (NEW.key, NEW.s1, NEW.s2, NEW.s3, 'submitting', NEW.s4, NEW.s5, '{}',
+        VALUES (NEW.key, NEW.s1, NEW.s2, NEW.s3, 'submitting', NEW.s4, NEW.s5, '{{}}',
                 NEW.at, NEW.at, NEW.owner, NEW.lease, NEW.s6);
         INSERT INTO events (key, at, kind, state) VALUES (NEW.key, NEW.at, 'intent', 'submitting');
     END""",

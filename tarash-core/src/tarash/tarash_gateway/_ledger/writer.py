@@ -5,8 +5,9 @@ sync generation pays no thread hop; the writes a sync generation queues without 
 updates) are held back for it (see :mod:`.._runtime`), run by its own thread before it waits and
 by the writer's thread while it sends a request. Other writes queued without waiting, and writes
 an async caller waits for, are run by the writer's thread, started on demand and ended when idle,
-so the event loop never waits on the database; on a store that can make them on the loop itself
-(a :class:`~.records.LoopStore`: PostgreSQL), an event loop's writes go to that loop's
+so the event loop never waits on the database; on a store that can make them from the loop itself
+(a :class:`~.records.LoopStore`: PostgreSQL, and SQLite through a helper process), an event loop's
+writes go to that loop's
 :class:`~.loop_queue.LoopQueue` instead, which hands the thread only those that need it (a sync
 call on the loop's thread first takes that loop's writes not yet sent, see :meth:`Writer.flush`).
 An event loop hears of the thread's writes it waits for (:meth:`Writer.submit_from_loop`) in one
