@@ -11,8 +11,9 @@ cluster started like the tests' one, with PostgreSQL's default durability settin
 server binaries and the postgres extra), then the wall times are compared, with the CPU time of
 the process, the CPU time of the event loop's thread and the times that thread had to wait for
 the interpreter lock or a lock held by another thread (its voluntary context switches; Linux), and
-the time spent inside the ledger's store calls (made in the ledger's writer threads: the event
-loop does not wait for them, but each job waits for its own writes). The loop's CPU and switches
+the time spent inside the ledger's store calls (made in the ledger's writer thread, or on the
+loop while it collects a batch for its connection: a helper process's or PostgreSQL's time making
+the batch is not in it; each job waits for its own writes). The loop's CPU and switches
 are steadier than wall time on a shared machine, and they show where the ledger's cost lands: a
 second thread that works beside a busy loop costs the loop a hand-over each time it takes the lock
 back, whatever it does with it.
