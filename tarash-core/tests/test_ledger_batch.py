@@ -730,3 +730,22 @@ async def test_a_claim_whose_batch_did_not_commit_is_made_again_alone(tmp_path: 
         assert record is not None and record.owner == process_owner()
         again = adapter.writer.submit_from_loop(adapter.claimed(record).write)
         assert await outcome(again) is False  # this process is collecting it
+
+
+@needs_fork
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_has_an_owner_of_its_own() -> None:
+    """The owner id is kept, not rebuilt per write: a fork forgets it, and the child makes its own
+    (else the child would hold, and collect, the jobs its parent claimed)."""
+    parent = process_owner()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, process_owner().encode())
+        os._exit(0)
+    assert _child_exit_code(pid) == 0
+    child = os.read(read, 1000).decode()
+    os.close(read)
+    os.close(write)
+    assert child.split(":")[1] == str(pid) and child != parent
+    assert process_owner() == parent

@@ -16,16 +16,32 @@ __all__ = ["owner_alive", "process_owner"]
 # ----------------------------------------------------------------------------------------------
 
 _owner_lock = threading.Lock()
-_owner: tuple[int, str] | None = None
+_owner: str | None = None
 
 
 def process_owner() -> str:
-    """This process's owner id: ``host:pid:random`` (new after a fork)."""
+    """This process's owner id: ``host:pid:random`` (new after a fork). Every ledger write asks
+    for it, so it is kept, not rebuilt: a fork forgets it (``os.register_at_fork``), instead of
+    each call comparing the process id (a system call) with the one it was made in."""
+    owner = _owner
+    return owner if owner is not None else _new_owner()
+
+
+def _new_owner() -> str:
     global _owner
     with _owner_lock:
-        if _owner is None or _owner[0] != os.getpid():
-            _owner = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}")
-        return _owner[1]
+        if _owner is None:
+            _owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        return _owner
+
+
+def _forget_owner() -> None:
+    global _owner
+    _owner = None
+
+
+if hasattr(os, "register_at_fork"):  # POSIX: the only systems that fork
+    os.register_at_fork(after_in_child=_forget_owner)
 
 
 def owner_alive(owner: str) -> bool | None:
