@@ -68,8 +68,9 @@ from tarash.tarash_gateway.plugin import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from budget_intent import TimedStore, opened
 
-#: wall, CPU, the loop thread's CPU and voluntary context switches, store calls, seconds in them
-Row = tuple[float, float, float, int, int, float]
+#: wall, CPU, the loop thread's CPU and voluntary context switches, the median job's time, store
+#: calls, seconds in them
+Row = tuple[float, float, float, int, float, int, float]
 
 
 class Server:
@@ -209,7 +210,7 @@ def _loop_thread() -> tuple[float, int]:
     return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw
 
 
-async def main(jobs: int, fault_rate: float) -> tuple[float, float, float, int]:
+async def main(jobs: int, fault_rate: float) -> tuple[float, float, float, int, float]:
     server = Server(fault_rate, polls_to_finish=3)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=2048)
     port = listener.sockets[0].getsockname()[1]
@@ -219,11 +220,13 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float, float, int]:
         provider="loadtest", model="m", base_url=f"http://127.0.0.1:{port}", poll_interval=0.05, timeout=120
     )
     started, cpu, (loop_cpu, switches) = time.perf_counter(), time.process_time(), _loop_thread()
+
+    async def job(i: int) -> float:
+        await generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}"))
+        return time.perf_counter() - started
+
     try:
-        results = await asyncio.gather(
-            *(generate_video_async(config, VideoGenerationRequest(prompt=f"p{i}")) for i in range(jobs)),
-            return_exceptions=True,
-        )
+        results = await asyncio.gather(*(job(i) for i in range(jobs)), return_exceptions=True)
     finally:
         HOST.unregister_plugin_object(plugin)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -233,6 +236,8 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float, float, int]:
     await server.close_connections()
     await listener.wait_closed()
     failures = [r for r in results if isinstance(r, BaseException)]
+    times = [r for r in results if isinstance(r, float)]
+    median_job = statistics.median(times) if times else 0.0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"concurrent generations: {jobs}, fault rate on polls: {fault_rate:.0%}")
     print(
@@ -246,7 +251,8 @@ async def main(jobs: int, fault_rate: float) -> tuple[float, float, float, int]:
         f"wall time: {wall:.2f} s, CPU time: {cpu:.2f} s (the loop's thread {loop_cpu:.2f} s, "
         f"{switches} voluntary switches), peak RSS (client + server process): {peak_mib:.1f} MiB"
     )
-    return wall, cpu, loop_cpu, switches
+    print(f"median job's time to its result: {median_job:.2f} s")
+    return wall, cpu, loop_cpu, switches, median_job
 
 
 @contextmanager
@@ -268,9 +274,9 @@ def run_here(kinds: list[str], repeat: int, jobs: int, fault_rate: float) -> dic
     for _ in range(repeat):
         for kind in kinds:
             with ledger(kind) as timed:
-                wall, cpu, loop_cpu, switches = asyncio.run(main(jobs, fault_rate))
+                wall, cpu, loop_cpu, switches, median_job = asyncio.run(main(jobs, fault_rate))
                 calls, seconds = (timed.calls, timed.seconds) if timed is not None else (0, 0.0)
-            runs[kind].append((wall, cpu, loop_cpu, switches, calls, seconds))
+            runs[kind].append((wall, cpu, loop_cpu, switches, median_job, calls, seconds))
     return runs
 
 
@@ -285,28 +291,34 @@ def run_child(kind: str, source: str | None, arguments: argparse.Namespace) -> R
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{kind} run with {source or 'this checkout'} failed:\n{out.stderr}")
-    wall, cpu, loop_cpu, switches, calls, seconds = json.loads(out.stdout.strip().splitlines()[-1])
-    return wall, cpu, loop_cpu, switches, calls, seconds
+    last = out.stdout.strip().splitlines()[-1]
+    wall, cpu, loop_cpu, switches, median_job, calls, seconds = json.loads(last)
+    return wall, cpu, loop_cpu, switches, median_job, calls, seconds
 
 
 def table(title: str, runs: dict[str, list[Row]], repeat: int) -> None:
     fastest = {kind: min(rows) for kind, rows in runs.items()}
     medians = {kind: statistics.median(row[0] for row in rows) for kind, rows in runs.items()}
     loops = {kind: statistics.median(row[2] for row in rows) for kind, rows in runs.items()}
+    jobs = {kind: statistics.median(row[4] for row in rows) for kind, rows in runs.items()}
     print(
-        f"\n{title}: fastest of {repeat} run(s) each; median wall in brackets; the loop's CPU "
-        "against off: medians (steadier than the wall, which the slowest jobs' backoffs decide)\n"
+        f"\n{title}: fastest of {repeat} run(s) each; median wall in brackets; the loop's CPU and the "
+        "median job's time against off: medians over the runs (steadier than the wall, which the "
+        "slowest jobs' backoffs decide)\n"
         f"{'ledger':<10} {'wall (s)':>9} {'(median)':>9} {'vs off':>8} {'(median)':>9} {'CPU (s)':>8} "
-        f"{'loop CPU':>9} {'vs off':>7} {'switches':>9} {'store calls':>12} {'in store (s)':>13}"
+        f"{'loop CPU':>9} {'vs off':>7} {'job (s)':>8} {'vs off':>7} {'switches':>9} {'store calls':>12} "
+        f"{'in store (s)':>13}"
     )
-    for kind, (wall, cpu, loop_cpu, switches, calls, seconds) in fastest.items():
+    for kind, (wall, cpu, _, switches, _, calls, seconds) in fastest.items():
         versus = f"{(wall / fastest['off'][0] - 1):+.0%}" if "off" in fastest else "-"
         versus_median = f"({(medians[kind] / medians['off'] - 1):+.0%})" if "off" in medians else ""
         loop_versus = f"{(loops[kind] / loops['off'] - 1):+.0%}" if "off" in loops else "-"
+        job_versus = f"{(jobs[kind] / jobs['off'] - 1):+.0%}" if "off" in jobs else "-"
         median_text = f"({medians[kind]:.2f})"
         print(
             f"{kind:<10} {wall:>9.2f} {median_text:>9} {versus:>8} {versus_median:>9} {cpu:>8.2f} "
-            f"{loop_cpu:>9.2f} {loop_versus:>7} {switches:>9} {calls:>12} {seconds:>13.2f}"
+            f"{loops[kind]:>9.2f} {loop_versus:>7} {jobs[kind]:>8.2f} {job_versus:>7} {switches:>9} "
+            f"{calls:>12} {seconds:>13.2f}"
         )
 
 
