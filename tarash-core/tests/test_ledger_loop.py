@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -54,16 +54,16 @@ def made(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Made:
     return log
 
 
-@pytest.fixture
-def sent(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The ops of each call a loop's connection made (its outcome appended: ok or the error)."""
-    from tarash.tarash_gateway._ledger.postgres import PgLoopConnection
-
+def spy_batches(
+    monkeypatch: pytest.MonkeyPatch, connection: type[Any], kind: Callable[[Any], str]
+) -> list[list[str]]:
+    """The kind of each write in each batch a loop's ``connection`` (its class) was given, its
+    outcome appended: ok, or the error's name."""
     calls: list[list[str]] = []
-    apply = PgLoopConnection.apply
+    apply = connection.apply
 
-    async def spy(self: PgLoopConnection, collected: list[dict[str, Any]]) -> None:
-        calls.append([op["op"] for op in collected])
+    async def spy(self: Any, collected: list[Any]) -> None:
+        calls.append([kind(write) for write in collected])
         try:
             await apply(self, collected)
         except Exception as exc:
@@ -71,8 +71,16 @@ def sent(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
             raise
         calls[-1].append("ok")
 
-    monkeypatch.setattr(PgLoopConnection, "apply", spy)
+    monkeypatch.setattr(connection, "apply", spy)
     return calls
+
+
+@pytest.fixture
+def sent(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ops of each call a loop's connection made (its outcome appended: ok or the error)."""
+    from tarash.tarash_gateway._ledger.postgres import PgLoopConnection
+
+    return spy_batches(monkeypatch, PgLoopConnection, lambda op: str(op["op"]))
 
 
 @pytest.fixture
@@ -187,6 +195,23 @@ def server() -> Iterator[JobServer]:
         yield started
 
 
+async def budgeted_callers(gateway: Gateway, url: str, *waves: list[str]) -> list[str]:
+    """Each wave's callers at once on this loop (a wave after the one before): ``generated``, or
+    the name of the budget's refusal, for each prompt."""
+    results: list[str] = []
+
+    async def caller(prompt: str) -> str:
+        try:
+            await gateway.generate_video_async(video_config(url), VideoGenerationRequest(prompt))
+        except BudgetExceededError as exc:
+            return type(exc).__name__
+        return "generated"
+
+    for wave in waves:
+        results += await asyncio.gather(*(caller(prompt) for prompt in wave))
+    return results
+
+
 def test_async_callers_on_one_loop_never_overspend_a_budget(
     server: JobServer, pg_url: str, sent: list[list[str]], made: Made
 ) -> None:
@@ -198,17 +223,7 @@ def test_async_callers_on_one_loop_never_overspend_a_budget(
     submits = server.counts["submit"]
     made.clear()
 
-    async def caller(i: int) -> str:
-        try:
-            await gateway.generate_video_async(video_config(server.url), VideoGenerationRequest(f"a{i}"))
-        except BudgetExceededError as exc:
-            return type(exc).__name__
-        return "generated"
-
-    async def main() -> list[str]:
-        return list(await asyncio.gather(*(caller(i) for i in range(CALLERS))))
-
-    results = asyncio.run(main())
+    results = asyncio.run(budgeted_callers(gateway, server.url, [f"a{i}" for i in range(CALLERS)]))
     assert Counter(results) == {"generated": FITS, "BudgetExceededError": CALLERS - FITS}
     assert server.counts["submit"] - submits == FITS
     assert sent[0] == ["intent"] * CALLERS + ["NeedsConnection"]  # refused: nothing stored

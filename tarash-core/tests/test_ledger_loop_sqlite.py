@@ -24,11 +24,11 @@ from jobapi import JobServer, make_plugin, running
 from test_budget_race import close, priced_gateway, video_config
 from test_gateway import EchoPlugin, echo_config
 from test_job_store import history
+from test_ledger_loop import budgeted_callers, spy_batches
 
 from tarash.tarash_gateway import Gateway, VideoGenerationRequest
 from tarash.tarash_gateway._ledger import SQLiteJobStore, sqlite_process, writer
 from tarash.tarash_gateway._transport import Transport
-from tarash.tarash_gateway.exceptions import BudgetExceededError
 
 #: (kind, thread name, collected for a loop?) for each job write the store makes or collects.
 Made = list[tuple[str, str, bool]]
@@ -50,20 +50,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> Made:
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The kinds of rows in each batch sent to a helper, its outcome appended (ok or the error)."""
-    calls: list[list[str]] = []
-    apply = sqlite_process.SQLiteLoopConnection.apply
-
-    async def spy(self: sqlite_process.SQLiteLoopConnection, collected: list[tuple[Any, ...]]) -> None:
-        calls.append([row[0] for row in collected])
-        try:
-            await apply(self, collected)
-        except Exception as exc:
-            calls[-1].append(type(exc).__name__)
-            raise
-        calls[-1].append("ok")
-
-    monkeypatch.setattr(sqlite_process.SQLiteLoopConnection, "apply", spy)
-    return calls
+    return spy_batches(monkeypatch, sqlite_process.SQLiteLoopConnection, lambda row: str(row[0]))
 
 
 @pytest.fixture
@@ -182,19 +169,8 @@ def test_async_callers_on_one_loop_never_overspend_a_budget(
     gateway.generate_video(video_config(server.url), VideoGenerationRequest("warm-up"))
     gateway.set_budget(str(fits + 1), period="day")  # the warm-up's 1.00 is spent already
     made.clear()
-
-    async def caller(prompt: str) -> str:
-        try:
-            await gateway.generate_video_async(video_config(server.url), VideoGenerationRequest(prompt))
-        except BudgetExceededError as exc:
-            return type(exc).__name__
-        return "generated"
-
-    async def main() -> list[str]:
-        first = await asyncio.gather(*(caller(f"a{i}") for i in range(callers)))
-        return [*first, *await asyncio.gather(*(caller(f"b{i}") for i in range(callers)))]
-
-    results = asyncio.run(main())
+    first, second = ([f"{wave}{i}" for i in range(callers)] for wave in "ab")
+    results = asyncio.run(budgeted_callers(gateway, server.url, first, second))
     assert Counter(results) == {"generated": fits, "BudgetExceededError": 2 * callers - fits}
     assert server.counts["submit"] == fits + 1
     assert sent[0] == ["intent"] * callers + ["NeedsConnection"]  # refused: nothing stored
