@@ -18,12 +18,14 @@ Windows). When that place cannot be written (read-only container), the ledger is
 at INFO, and generation works as before.
 
 Modules: :mod:`.records` (records, the ``JobStore`` protocol, the row codec), :mod:`.sqlite` (the
-default store; its schema in :mod:`.sqlite_sql`), :mod:`.postgres` (the shared store; its SQL in
+default store; its schema in :mod:`.sqlite_sql`, the helper process a busy event loop writes
+through in :mod:`.sqlite_process`), :mod:`.postgres` (the shared store; its SQL in
 :mod:`.pg_sql`, its fleet-wide slots in :mod:`.pg_slots`; needs the ``postgres`` extra, imported
 only when selected), :mod:`.owner` (which process collects a job), :mod:`.adapter` (what the
 engine writes through), :mod:`.writer` (the queue that writes in order, off the event loop,
 committing the writes it finds together at once), :mod:`.loop_queue` (an event loop's writes made
-on that loop, on a store with an asynchronous driver), :mod:`.selection` (which ledger is in effect).
+from that loop, through PostgreSQL's asynchronous driver or SQLite's helper process),
+:mod:`.selection` (which ledger is in effect).
 
 May import: ``exceptions``, ``plugin`` (job references), ``_redact``, ``_plain`` and ``_codec`` (JSON) and
 ``_runtime`` (the engine's writes are handed back as effects, run off the event loop for async
