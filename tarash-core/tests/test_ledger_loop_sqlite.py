@@ -152,6 +152,34 @@ def test_a_loop_writing_a_job_at_a_time_starts_no_helper(
     gateway.close()
 
 
+def test_a_store_not_yet_open_starts_no_helper_until_the_thread_has_opened_it(
+    tmp_path: Path, made: Made, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch cannot be collected (the file is not open in this process): the writer's
+    thread makes it, creating the file and its schema; a helper is only started after that, on the
+    file as the thread made it."""
+    store = SQLiteJobStore(tmp_path / "jobs.db")
+    opened_at_spawn: list[bool] = []
+    spawn = sqlite_process._spawn
+
+    def spy() -> Any:
+        opened_at_spawn.append(store._conn is not None and store.path.exists())
+        return spawn()
+
+    monkeypatch.setattr(sqlite_process, "_spawn", spy)
+    gateway = echo_gateway(store)
+    jobs = 20
+    asyncio.run(generate_all(gateway, jobs))
+    assert made[:jobs] == [("intent", "tarash-ledger", False)] * jobs
+    assert opened_at_spawn in ([], [True])
+    records = store.records()
+    assert len(records) == jobs and {(r.state, r.finished) for r in records} == {("completed", True)}
+    asyncio.run(generate_all(gateway, jobs, "b"))  # open now: the next loop's first batch starts one
+    assert opened_at_spawn[-1] is True and made[-1] == ("finished", "MainThread", True)
+    gateway.close()
+    store.close()
+
+
 @pytest.fixture
 def server() -> Iterator[JobServer]:
     with running(queue_polls=1, processing_polls=1) as started:

@@ -630,8 +630,9 @@ class SQLiteJobStore:
     async def connect_loop(self) -> SQLiteLoopConnection:
         """A connection of the running event loop's own: a helper process that makes its batches
         (see :mod:`.sqlite_process`). A helper that cannot start is not tried again: the loop's
-        writes go to the writer's thread."""
-        if self._helper_failed:
+        writes go to the writer's thread. Not before the store is open in this process: the helper
+        opens the file the writer's thread has created (its schema, WAL mode)."""
+        if self._helper_failed or self._conn is None or self._pid != os.getpid():
             raise NeedsConnection
         setup = {
             "path": str(self.path),

@@ -53,6 +53,8 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at)",
 )
+#: The error of an intent row refused because the budget it names is set.
+BUDGET_SET = "tarash: the budget the intent names is set"
 #: The writes that change a job, as rows inserted into a view that each connection makes for
 #: itself (TEMP): a trigger per kind of row makes the change (and adds the history row when it made
 #: one), so a batch of writes is one statement. Each time SQLite's Python module runs a statement it
@@ -68,8 +70,6 @@ SCHEMA = (
 #: - cancel: cancel (the history row's detail, unless empty)
 #: - cost: cost
 #: - event: the history row's kind and detail
-#: The error of an intent row refused because the budget it names is set.
-BUDGET_SET = "tarash: the budget the intent names is set"
 OPS = (
     "CREATE TEMP VIEW IF NOT EXISTS ops (kind, key, state, s1, s2, s3, s4, s5, s6, owner, at, lease)"
     " AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0",
