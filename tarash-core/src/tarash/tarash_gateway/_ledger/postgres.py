@@ -55,11 +55,11 @@ from . import pg_sql as sql
 from .pg_slots import PgSlots
 from .pg_sql import SCHEMA_VERSION
 from .records import (
-    BUDGET_SET_SECONDS,
     BUSY_TIMEOUT_MS,
     RETENTION_DAYS,
     Answer,
     BudgetCheck,
+    BudgetsFoundSet,
     JobEvent,
     JobRecord,
     NeedsConnection,
@@ -111,8 +111,7 @@ class PostgresJobStore:
         self._ready = False
         self._checked = 0.0
         self._slots: PgSlots | None = None
-        #: Budget name -> when an event loop's batch found it set (see BUDGET_SET_SECONDS).
-        self._budgets_set: dict[str, float] = {}
+        self._budgets_set = BudgetsFoundSet()
         #: This thread's open batch: .conn (None when none), .ops (its writes not yet sent),
         #: .stack (the ExitStack its transaction is begun on), .begun (whether it is), .budgeted
         #: (budget name -> whether it exists).
@@ -381,14 +380,6 @@ class PostgresJobStore:
         )
         return PgLoopConnection(self, conn)
 
-    def _note_budgets_set(self, ops: list[dict[str, Any]]) -> None:
-        """Note that a budget named by an intent of ``ops`` is set: an event loop's writes naming
-        it go to the writer's thread for BUDGET_SET_SECONDS."""
-        now = time.monotonic()
-        for op in ops:
-            if op.get("budget") is not None:
-                self._budgets_set[op["budget"]] = now
-
     @staticmethod
     def _pipeline(conn: psycopg.Connection[Any]) -> AbstractContextManager[Any]:
         return conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext()
@@ -466,8 +457,7 @@ class PostgresJobStore:
             if check.name not in batch.budgeted:
                 if batch.conn is _COLLECTING:
                     # An event loop's batch does not read it: the call refuses the batch when it is.
-                    seen = self._budgets_set.get(check.name)
-                    if seen is not None and time.monotonic() - seen < BUDGET_SET_SECONDS:
+                    if self._budgets_set.recent(check.name):
                         raise NeedsConnection
                     batch.budgeted[check.name] = False
                 else:
@@ -678,7 +668,7 @@ class PgLoopConnection:
                     op["answer"].value = op["question"]["key"] in held
         except psycopg.Error as exc:
             if exc.sqlstate == sql.BUDGET_SET:
-                self._store._note_budgets_set(collected)
+                self._store._budgets_set.note(op.get("budget") for op in collected)
                 raise NeedsConnection from exc
             self.discard()
             raise

@@ -5,7 +5,8 @@ store implements, the limits they share and the row codec of the SQL stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -31,6 +32,7 @@ __all__ = [
     "Answer",
     "BatchStore",
     "BudgetCheck",
+    "BudgetsFoundSet",
     "FencedStore",
     "JobEvent",
     "JobRecord",
@@ -249,6 +251,28 @@ class Answer:
 
     def __init__(self) -> None:
         self.value: Any = None
+
+
+class BudgetsFoundSet:
+    """The budgets an event loop's batch found set (its store refused the batch, storing nothing),
+    each remembered for :data:`BUDGET_SET_SECONDS`: meanwhile the loop's intents naming one raise
+    :class:`NeedsConnection` as they are collected, and the writer's thread checks them, instead of
+    their going into batches the store would refuse again."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, float] = {}
+
+    def note(self, names: Iterable[str | None]) -> None:
+        """Note that the budgets ``names`` (None: an intent naming none) are set."""
+        now = time.monotonic()
+        for name in names:
+            if name is not None:
+                self._found[name] = now
+
+    def recent(self, name: str) -> bool:
+        """Whether ``name`` was found set less than :data:`BUDGET_SET_SECONDS` ago."""
+        found = self._found.get(name)
+        return found is not None and time.monotonic() - found < BUDGET_SET_SECONDS
 
 
 class NeedsConnection(Exception):

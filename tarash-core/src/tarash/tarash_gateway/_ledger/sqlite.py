@@ -16,12 +16,12 @@ from .._fleet import FileSlots, file_slots
 from .._redact import get_logger
 from ..exceptions import LedgerError
 from .records import (
-    BUDGET_SET_SECONDS,
     BUSY_TIMEOUT_MS,
     COLUMNS,
     RETENTION_DAYS,
     SCHEMA_VERSION,
     BudgetCheck,
+    BudgetsFoundSet,
     JobEvent,
     JobRecord,
     NeedsConnection,
@@ -75,8 +75,7 @@ class SQLiteJobStore:
         self._budgeted: dict[str, bool] = {}  # that batch's reads: whether each budget is set
         #: ``rows``: the ``ops`` rows an event loop's thread collects (see :meth:`collecting`).
         self._collected = threading.local()
-        #: Budget name -> when an event loop's batch found it set (see BUDGET_SET_SECONDS).
-        self._budgets_set: dict[str, float] = {}
+        self._budgets_set = BudgetsFoundSet()
         self._helper_failed = False  # an event loop's helper process could not start
 
     def __repr__(self) -> str:
@@ -372,8 +371,7 @@ class SQLiteJobStore:
         if self._rows() is not None:
             # An event loop's batch does not read the budget: its row names it, and the statement
             # that makes the batch is refused when it is set (the thread then makes the batch).
-            seen = self._budgets_set.get(check.name)
-            if seen is not None and time.monotonic() - seen < BUDGET_SET_SECONDS:
+            if self._budgets_set.recent(check.name):
                 raise NeedsConnection
             fields = (provider, model, modality, config, request, owner, lease_seconds, cost)
             self._intent(None, key, *fields, budget=check.name)
@@ -613,12 +611,16 @@ class SQLiteJobStore:
         input and output are a socket, which Windows does not allow (there, the thread)."""
         return sys.platform != "win32"
 
+    def _open_here(self) -> bool:
+        """Whether the file is open in this process (its schema made, by the writer's thread)."""
+        return self._conn is not None and self._pid == os.getpid()
+
     @contextmanager
     def collecting(self) -> Iterator[list[tuple[Any, ...]]]:
         """This thread's writes inside are collected (rows of the ``ops`` view), not made; one
         that needs the file now raises NeedsConnection. The store must be open in this process
         (by the writer's thread, at the first write)."""
-        if self._conn is None or self._pid != os.getpid() or self._rows() is not None:
+        if not self._open_here() or self._rows() is not None:
             raise NeedsConnection
         rows: list[tuple[Any, ...]] = []
         self._collected.rows = rows
@@ -632,7 +634,7 @@ class SQLiteJobStore:
         (see :mod:`.sqlite_process`). A helper that cannot start is not tried again: the loop's
         writes go to the writer's thread. Not before the store is open in this process: the helper
         opens the file the writer's thread has created (its schema, WAL mode)."""
-        if self._helper_failed or self._conn is None or self._pid != os.getpid():
+        if self._helper_failed or not self._open_here():
             raise NeedsConnection
         setup = {
             "path": str(self.path),
@@ -643,18 +645,10 @@ class SQLiteJobStore:
             "budget_set": BUDGET_SET,
         }
         try:
-            return await SQLiteLoopConnection.start(setup, self._note_budgets_set)
+            return await SQLiteLoopConnection.start(setup, self._budgets_set)
         except Exception:
             self._helper_failed = True
             raise
-
-    def _note_budgets_set(self, rows: list[tuple[Any, ...]]) -> None:
-        """Note that a budget named by an intent of ``rows`` is set: an event loop's writes naming
-        it go to the writer's thread for BUDGET_SET_SECONDS."""
-        now = time.monotonic()
-        for kind, _, budget, *_ in rows:
-            if kind == "intent" and budget is not None:
-                self._budgets_set[budget] = now
 
     def close(self) -> None:
         """Close this process's connection (it reopens on next use)."""

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     import socket
     import sqlite3
     import subprocess
-    from collections.abc import Callable
+
+    from .records import BudgetsFoundSet
 
 __all__ = ["SQLiteLoopConnection", "insert_rows"]
 
@@ -53,18 +54,17 @@ class SQLiteLoopConnection:
     that is freed is not kept alive by it."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], sock: socket.socket, budgets_set: Callable[[list[Any]], None]
+        self, process: subprocess.Popen[bytes], sock: socket.socket, budgets: BudgetsFoundSet
     ) -> None:
         self._process = process
         self._socket = sock
-        self._budgets_set = budgets_set
+        self._budgets = budgets
 
     @classmethod
-    async def start(
-        cls, setup: dict[str, Any], budgets_set: Callable[[list[Any]], None]
-    ) -> SQLiteLoopConnection:
-        """Start a helper for the file ``setup`` names, and wait until it has opened it."""
-        connection = cls(*_spawn(), budgets_set)
+    async def start(cls, setup: dict[str, Any], budgets: BudgetsFoundSet) -> SQLiteLoopConnection:
+        """Start a helper for the file ``setup`` names, and wait until it has opened it; a batch
+        it refuses notes the budgets its intents name in ``budgets``."""
+        connection = cls(*_spawn(), budgets)
         try:
             await connection._call(setup)
         except BaseException:
@@ -80,7 +80,9 @@ class SQLiteLoopConnection:
 
         status, text = await self._call(collected)
         if status == BUDGET_SET:
-            self._budgets_set(collected)
+            self._budgets.note(
+                row[2] for row in collected if row[0] == "intent"
+            )  # an intent's state: its budget
             raise NeedsConnection
         if status != OK:
             raise LedgerError(f"The ledger's helper process did not store the batch: {text}")
