@@ -30,6 +30,9 @@ from tarash.tarash_gateway import Gateway, VideoGenerationRequest
 from tarash.tarash_gateway._ledger import SQLiteJobStore, sqlite_process, writer
 from tarash.tarash_gateway._transport import Transport
 
+#: The generations' API key, which no row the helper stores may hold.
+KEY = "sk-helper-secret-0001"
+
 #: (kind, thread name, collected for a loop?) for each job write the store makes or collects.
 Made = list[tuple[str, str, bool]]
 
@@ -93,7 +96,7 @@ async def generate_all(gateway: Gateway, jobs: int, prefix: str = "p") -> None:
     await asyncio.gather(
         *(
             gateway.generate_video_async(
-                echo_config(api_key="k"), VideoGenerationRequest(prompt=f"{prefix}{i}")
+                echo_config(api_key=KEY), VideoGenerationRequest(prompt=f"{prefix}{i}")
             )
             for i in range(jobs)
         )
@@ -137,6 +140,8 @@ def test_a_busy_loops_writes_are_made_by_a_helper_process(
         assert history(store, record.key) == [("intent", "submitting"), ("finished", "completed")]
     # the helper ended when asyncio.run ended its loop (which closed the helper's socket)
     assert len(helpers) == 1 and ended(helpers[0]) == 0
+    files = [path for path in store.path.parent.iterdir() if path.name.startswith("jobs.db")]
+    assert files and not any(KEY.encode() in path.read_bytes() for path in files)  # no secret stored
     gateway.close()
 
 
